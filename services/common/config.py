@@ -1,0 +1,91 @@
+"""Configuration, read once from the environment (prefix `JOBSTREAM_`; `REDIS_URL` accepted).
+
+Each concern has its own frozen settings class, built in `main()` and passed down. Nothing else reads
+`os.environ` (a test checks).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PREFIX = "JOBSTREAM_"
+
+
+def _config() -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=_PREFIX, frozen=True, extra="ignore")
+
+
+class RedisSettings(BaseSettings):
+    """Where state lives."""
+
+    model_config = _config()
+
+    url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("JOBSTREAM_REDIS_URL", "REDIS_URL"),
+        description="redis:// or rediss:// URL; with cluster=true any one node of the cluster.",
+    )
+    cluster: bool = Field(default=False, validation_alias="JOBSTREAM_REDIS_CLUSTER")
+    timeout: timedelta = Field(
+        default=timedelta(seconds=5),
+        validation_alias="JOBSTREAM_REDIS_TIMEOUT",
+        description="Socket and connect timeout: callers get UNAVAILABLE instead of hanging.",
+    )
+
+
+class LogSettings(BaseSettings):
+    model_config = _config()
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+
+
+class StoreSettings(BaseSettings):
+    """Limits and bounds of the job store."""
+
+    model_config = _config()
+
+    lease: timedelta = timedelta(seconds=30)
+    dispatch_window: int = Field(default=500, ge=1, le=100_000)
+    dispatch_timeout: timedelta = timedelta(minutes=2)
+    history_max_len: int = Field(default=1_000, ge=10)
+    events_max_len: int = Field(default=10_000, ge=100)
+    request_id_ttl: timedelta = timedelta(hours=24)
+    max_payload_bytes: int = Field(default=1 << 20, ge=1024)
+    default_max_attempts: int = Field(default=3, ge=1, le=100)
+    default_max_lost_attempts: int = Field(default=3, ge=1, le=100)
+    default_initial_backoff: timedelta = timedelta(seconds=1)
+    default_backoff_multiplier: float = 2.0
+    default_max_backoff: timedelta = timedelta(hours=1)
+    default_jitter: float = 0.2
+    retain_succeeded: int = 1_000
+    retain_failed: int = 5_000
+    retain_cancelled: int = 1_000
+    retain_succeeded_age: timedelta = timedelta(days=7)
+    retain_failed_age: timedelta = timedelta(days=30)
+    retain_cancelled_age: timedelta = timedelta(days=7)
+
+
+class SchedulerSettings(BaseSettings):
+    """The scheduler process: where it listens and how its loops run."""
+
+    model_config = _config()
+
+    host: str = Field(default="127.0.0.1", validation_alias="JOBSTREAM_SCHEDULER_HOST")
+    port: int = Field(default=50051, ge=0, le=65535, validation_alias="JOBSTREAM_SCHEDULER_PORT")
+    shutdown_grace: timedelta = timedelta(seconds=10)
+    promote_max_wait: timedelta = Field(
+        default=timedelta(seconds=1),
+        description="Longest the promoter sleeps; it wakes earlier for jobs this replica scheduled.",
+    )
+    reap_interval: timedelta = timedelta(seconds=1)
+    retention_interval: timedelta = timedelta(seconds=30)
+    disconnect_grace: timedelta = Field(
+        default=timedelta(seconds=5),
+        description="A worker whose stream drops keeps its leases this long, to reconnect.",
+    )
+    max_message_bytes: int = Field(default=4 << 20, ge=1 << 20)

@@ -1,0 +1,176 @@
+"""Domain errors: each has a gRPC code, a stable reason (AIP-193) and typed detail.
+
+`to_rpc_status` is the one mapping to `google.rpc.Status`; the gateway maps gRPC codes to HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+DOMAIN = "jobstream.dev"
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    """One bad field: its path (`job.payload`, `requests[3].job.type`) and what is wrong."""
+
+    field: str
+    description: str
+
+
+class JobstreamError(Exception):
+    """Base of every error a caller may see."""
+
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
+    reason: ClassVar[str] = "INTERNAL"
+
+    def __init__(self, message: str, *, metadata: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = dict(metadata or {})
+
+
+class InvalidArgument(JobstreamError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        super().__init__(f"invalid request: {summary}")
+        self.violations = list(violations)
+
+    @classmethod
+    def field(cls, field: str, description: str) -> InvalidArgument:
+        return cls([FieldViolation(field, description)])
+
+
+class TooLarge(InvalidArgument):
+    """A field over its size limit; still INVALID_ARGUMENT, nothing was written."""
+
+    reason = "TOO_LARGE"
+
+
+class InvalidFilter(JobstreamError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_FILTER"
+
+
+class InvalidPageToken(JobstreamError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_PAGE_TOKEN"
+
+
+class JobNotFound(JobstreamError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "JOB_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"job {name} not found", metadata={"job": name})
+
+
+class QueueNotFound(JobstreamError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "QUEUE_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"queue {name} not found", metadata={"queue": name})
+
+
+class InvalidState(JobstreamError):
+    """The action is not allowed from the job's current state (AIP-216)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "INVALID_STATE"
+
+    def __init__(self, name: str, *, action: str, state: str) -> None:
+        super().__init__(
+            f"cannot {action} job {name} in state {state}",
+            metadata={"job": name, "action": action, "state": state},
+        )
+
+
+class AttemptSuperseded(JobstreamError):
+    """A worker wrote for an attempt that is no longer the job's current one."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "ATTEMPT_SUPERSEDED"
+
+    def __init__(self, attempt: str) -> None:
+        super().__init__(f"attempt {attempt} is no longer current", metadata={"attempt": attempt})
+
+
+class QueuePaused(JobstreamError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "QUEUE_PAUSED"
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"queue {queue} is paused", metadata={"queue": queue})
+
+
+class RequestIdReused(JobstreamError):
+    """A request id came back with a different request."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "REQUEST_ID_REUSED"
+
+    def __init__(self, request_id: str, *, job: str) -> None:
+        super().__init__(
+            f"request_id {request_id!r} was used for a different request (job {job})",
+            metadata={"request_id": request_id, "job": job},
+        )
+
+
+class JobAlreadyExists(JobstreamError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "JOB_ALREADY_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"job {name} already exists", metadata={"job": name})
+
+
+class StoreUnavailable(JobstreamError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "STORE_UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("the job store is unavailable; retry with backoff")
+
+
+class Internal(JobstreamError):
+    """An unexpected failure; the message names only a correlation id for the logs."""
+
+    def __init__(self, correlation_id: str) -> None:
+        super().__init__(
+            f"internal error (correlation id {correlation_id})",
+            metadata={"correlation_id": correlation_id},
+        )
+
+
+def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def to_rpc_status(error: JobstreamError) -> status_pb2.Status:
+    """The `google.rpc.Status` for an error: ErrorInfo always, BadRequest for field violations."""
+    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN, metadata=error.metadata))]
+    if isinstance(error, InvalidArgument):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in error.violations
+            ]
+        )
+        details.append(_pack(bad_request))
+    code: int = error.code.value[0]
+    return status_pb2.Status(code=code, message=error.message, details=details)
+
+
+OK_STATUS = status_pb2.Status(code=code_pb2.OK)

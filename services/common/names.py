@@ -1,0 +1,113 @@
+"""Resource names and ids: every pattern, every parse and every format in one place.
+
+Everything here is checked before any Redis call, so no key or glob can be built from raw input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from services.common.errors import InvalidArgument
+
+QUEUE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+JOB_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+JOB_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
+REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+TAG = re.compile(r"[A-Za-z0-9_.:=-]{1,64}")
+METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+WORKER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+MAX_ATTEMPT_NUMBER = 1_000_000
+
+_QUEUE_NAME = re.compile(r"queues/(?P<queue>[^/]*)")
+_JOB_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)")
+_ATTEMPT_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)/attempts/(?P<n>[0-9]{1,7})")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
+    queue: str
+    job: str
+
+    @property
+    def name(self) -> str:
+        return job_name(self.queue, self.job)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRef:
+    queue: str
+    job: str
+    number: int
+
+    @property
+    def job_ref(self) -> JobRef:
+        return JobRef(self.queue, self.job)
+
+    @property
+    def name(self) -> str:
+        return attempt_name(self.queue, self.job, self.number)
+
+
+def queue_name(queue: str) -> str:
+    return f"queues/{queue}"
+
+
+def job_name(queue: str, job: str) -> str:
+    return f"queues/{queue}/jobs/{job}"
+
+
+def attempt_name(queue: str, job: str, number: int) -> str:
+    return f"queues/{queue}/jobs/{job}/attempts/{number}"
+
+
+def check(pattern: re.Pattern[str], value: str, field: str, what: str) -> str:
+    """Returns `value` if it fully matches `pattern`, else raises naming `field`."""
+    if not pattern.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:80] + "..."
+        raise InvalidArgument.field(field, f"{what} {shown!r} must match {pattern.pattern}")
+    return value
+
+
+def parse_queue_name(name: str, field: str = "name") -> str:
+    """`queues/{queue}` -> queue id."""
+    match = _QUEUE_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(field, "must have the form queues/{queue}")
+    return check(QUEUE_ID, match["queue"], field, "queue id")
+
+
+def parse_job_name(name: str, field: str = "name") -> JobRef:
+    """`queues/{queue}/jobs/{job}` -> JobRef."""
+    match = _JOB_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(field, "must have the form queues/{queue}/jobs/{job}")
+    check(QUEUE_ID, match["queue"], field, "queue id")
+    check(JOB_ID, match["job"], field, "job id")
+    return JobRef(match["queue"], match["job"])
+
+
+def parse_attempt_name(name: str, field: str = "attempt") -> AttemptRef:
+    """`queues/{queue}/jobs/{job}/attempts/{n}` -> AttemptRef."""
+    match = _ATTEMPT_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(
+            field, "must have the form queues/{queue}/jobs/{job}/attempts/{attempt}"
+        )
+    check(QUEUE_ID, match["queue"], field, "queue id")
+    check(JOB_ID, match["job"], field, "job id")
+    number = int(match["n"])
+    if not 1 <= number <= MAX_ATTEMPT_NUMBER:
+        raise InvalidArgument.field(field, f"attempt number must be 1 to {MAX_ATTEMPT_NUMBER}")
+    return AttemptRef(match["queue"], match["job"], number)
+
+
+def new_job_id() -> str:
+    """A UUIDv7 (RFC 9562): 48 bits of milliseconds, then 74 random bits; sorts by creation time."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76) | 0x7 << 76  # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62  # RFC 4122 variant
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

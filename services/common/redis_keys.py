@@ -1,0 +1,93 @@
+"""Every Redis key jobstream uses; nothing else builds a key.
+
+Shape: `jobstream:{<queue>}:<family>[:<id>[:<sub>]]`. The braces are a cluster hash tag, so every key
+one transition touches lives in the queue's slot. `store/scripts/lib.lua` derives per-job keys from
+`QueueKeys.prefix` with the same families (`job:`, `history:`, `idx:`), checked by a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.states import State
+
+ROOT = "jobstream"
+QUEUES = f"{ROOT}:queues"  # zset of every queue id (score 0, lexicographic); outside any slot
+CANCEL_CHANNEL = f"{ROOT}:cancel"  # pub/sub: "<worker> <attempt name>" when a cancel is requested
+BOOT_EPOCH = f"{ROOT}:boot"  # set once per keyspace; a change means Redis came back empty
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The keys of one queue."""
+
+    queue: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{ROOT}:{{{self.queue}}}:"
+
+    @property
+    def settings(self) -> str:
+        """Hash: paused, max_running, retention bounds, create/update times."""
+        return f"{self.prefix}queue"
+
+    @property
+    def all_jobs(self) -> str:
+        """Lex zset of `<create_ms:013>:<id>` over every job: listing order and cursor."""
+        return f"{self.prefix}idx:all"
+
+    def state_index(self, state: State) -> str:
+        """Lex zset of `<create_ms:013>:<id>` per state: listing and counts."""
+        return f"{self.prefix}idx:state:{state}"
+
+    def type_index(self, job_type: str) -> str:
+        return f"{self.prefix}idx:type:{job_type}"
+
+    def type_state_index(self, job_type: str, state: State) -> str:
+        return f"{self.prefix}idx:type:{job_type}:{state}"
+
+    @property
+    def ready(self) -> str:
+        """Zset of QUEUED, undispatched job ids scored by priority then sequence."""
+        return f"{self.prefix}ready"
+
+    @property
+    def scheduled(self) -> str:
+        """Zset of SCHEDULED job ids scored by run time (ms)."""
+        return f"{self.prefix}scheduled"
+
+    @property
+    def leases(self) -> str:
+        """Zset of RUNNING job ids scored by lease deadline (ms)."""
+        return f"{self.prefix}leases"
+
+    @property
+    def dispatched(self) -> str:
+        """Zset of QUEUED job ids sent to workers but not started, scored by dispatch deadline."""
+        return f"{self.prefix}dispatched"
+
+    def retained(self, state: State) -> str:
+        """Zset of finished job ids per terminal state scored by finish time: retention order."""
+        return f"{self.prefix}retain:{state}"
+
+    @property
+    def events(self) -> str:
+        """Stream of every job event of the queue (WatchQueue)."""
+        return f"{self.prefix}events"
+
+    @property
+    def dispatch(self) -> str:
+        """The taskiq stream workers consume (the broker's `queue_name`)."""
+        return f"{self.prefix}dispatch"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def history(self, job_id: str) -> str:
+        """Stream of one job's events (WatchJob, SSE replay)."""
+        return f"{self.prefix}history:{job_id}"
+
+    def request(self, request_id: str) -> str:
+        """String `<job id> <request hash>` for an idempotency key; expires after the dedup window."""
+        return f"{self.prefix}req:{request_id}"

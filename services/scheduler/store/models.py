@@ -1,0 +1,107 @@
+"""Plain inputs and outputs of the store; the servicers translate protos to and from these."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from jobs.v1 import job_pb2
+
+from services.common.errors import JobstreamError
+from services.common.names import AttemptRef
+from services.common.states import State
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """A job's retry policy with every default filled in; durations in milliseconds."""
+
+    max_attempts: int
+    initial_backoff_ms: int
+    backoff_multiplier: float
+    max_backoff_ms: int
+    jitter: float
+    max_lost_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated job to create. JSON fields are already serialized."""
+
+    job_id: str
+    type: str
+    payload_json: str
+    priority: int
+    run_at_ms: int | None
+    retry: RetryPolicy
+    tags: tuple[str, ...] = ()
+    metadata_json: str = "{}"
+    request_id: str = ""
+    request_hash: str = ""
+    trace_context_json: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[job_pb2.Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """ListJobs after validation. `cursor` is the index member of the last job of the previous page."""
+
+    queue: str
+    state: State | None = None
+    job_type: str | None = None
+    descending: bool = True
+    cursor: str | None = None
+    limit: int = 50
+
+
+class ReportKind(enum.StrEnum):
+    STARTED = "started"
+    HEARTBEAT = "heartbeat"
+    PROGRESS = "progress"
+    LOG = "log"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One worker report about one attempt. `body_json` depends on `kind`:
+
+    progress: the Progress as JSON (`percent`, `current`, `total`, `message`, `data`);
+    log: `{"message": ...}`; succeeded: `{"result": <json>}`;
+    failed: `{"error": {type, message, stack_trace}, "retry_after_ms": int|null, "non_retryable": bool}`;
+    cancelled: `{"forced": bool}`; started, heartbeat, released: `{}`.
+    """
+
+    id: int
+    attempt: AttemptRef
+    kind: ReportKind
+    body_json: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    """What happened to one report: `error` is None when it was applied."""
+
+    id: int
+    error: JobstreamError | None = None
+    job: job_pb2.Job | None = None  # STARTED only: the job with payload and trace context
+    lease_expire_ms: int | None = None  # STARTED and HEARTBEAT
+    cancel_requested: bool = False  # HEARTBEAT: a cancel is pending for this attempt
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettingsUpdate:
+    """Fields to change on a queue; None leaves a field as it is."""
+
+    max_running: int | None = None
+    retain_succeeded: tuple[int | None, int | None] | None = None  # (max_count, max_age_ms)
+    retain_failed: tuple[int | None, int | None] | None = None
+    retain_cancelled: tuple[int | None, int | None] | None = None
