@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.states import State
+
 _PREFIX = "JOBSTREAM_"
 
 
@@ -51,7 +53,16 @@ class StoreSettings(BaseSettings):
 
     lease: timedelta = timedelta(seconds=30)
     dispatch_window: int = Field(default=500, ge=1, le=100_000)
-    dispatch_timeout: timedelta = timedelta(minutes=2)
+    dispatch_timeout: timedelta = Field(
+        default=timedelta(minutes=2),
+        description="A dispatched job no worker started in this time is sent again.",
+    )
+    dispatch_group: str = Field(
+        default="jobstream", description="Consumer group of the taskiq dispatch streams."
+    )
+    max_block_ms: int = Field(
+        default=2_000, ge=10, description="Longest blocking stream read (below the Redis timeout)."
+    )
     history_max_len: int = Field(default=1_000, ge=10)
     events_max_len: int = Field(default=10_000, ge=100)
     request_id_ttl: timedelta = timedelta(hours=24)
@@ -68,6 +79,14 @@ class StoreSettings(BaseSettings):
     retain_succeeded_age: timedelta = timedelta(days=7)
     retain_failed_age: timedelta = timedelta(days=30)
     retain_cancelled_age: timedelta = timedelta(days=7)
+
+    def retention_defaults(self) -> dict[State, tuple[int, timedelta]]:
+        """(max count, max age) per terminal state, for queues that set none."""
+        return {
+            State.SUCCEEDED: (self.retain_succeeded, self.retain_succeeded_age),
+            State.FAILED: (self.retain_failed, self.retain_failed_age),
+            State.CANCELLED: (self.retain_cancelled, self.retain_cancelled_age),
+        }
 
 
 class SchedulerSettings(BaseSettings):

@@ -23,7 +23,9 @@ MAX_ATTEMPT_NUMBER = 1_000_000
 
 _QUEUE_NAME = re.compile(r"queues/(?P<queue>[^/]*)")
 _JOB_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)")
-_ATTEMPT_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)/attempts/(?P<n>[0-9]{1,7})")
+_ATTEMPT_NAME = re.compile(
+    r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)/attempts/(?P<n>[0-9]{1,7})"
+)
 
 
 @dataclass(frozen=True, slots=True)

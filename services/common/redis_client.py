@@ -7,8 +7,10 @@ from redis.asyncio.cluster import RedisCluster
 
 from services.common.config import RedisSettings
 
+RedisClient = Redis | RedisCluster
 
-def open_redis(settings: RedisSettings) -> Redis | RedisCluster:
+
+def open_redis(settings: RedisSettings) -> RedisClient:
     """A client for `settings.url`; callers close it with `aclose()`."""
     timeout = settings.timeout.total_seconds()
     if settings.cluster:

@@ -6,7 +6,6 @@ import enum
 from dataclasses import dataclass
 
 from jobs.v1 import job_pb2
-
 from services.common.errors import JobstreamError
 from services.common.names import AttemptRef
 from services.common.states import State
@@ -95,6 +94,7 @@ class ReportOutcome:
     job: job_pb2.Job | None = None  # STARTED only: the job with payload and trace context
     lease_expire_ms: int | None = None  # STARTED and HEARTBEAT
     cancel_requested: bool = False  # HEARTBEAT: a cancel is pending for this attempt
+    next_run_ms: int | None = None  # FAILED and retried: when the next attempt becomes ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +105,19 @@ class QueueSettingsUpdate:
     retain_succeeded: tuple[int | None, int | None] | None = None  # (max_count, max_age_ms)
     retain_failed: tuple[int | None, int | None] | None = None
     retain_cancelled: tuple[int | None, int | None] | None = None
+
+    def as_fields(self) -> dict[str, str | None]:
+        """The queue-hash fields update_queue.lua sets (None: back to the default)."""
+        fields: dict[str, str | None] = {}
+        if self.max_running is not None:
+            fields["max_running"] = str(self.max_running)
+        for state, bounds in (
+            (State.SUCCEEDED, self.retain_succeeded),
+            (State.FAILED, self.retain_failed),
+            (State.CANCELLED, self.retain_cancelled),
+        ):
+            if bounds is not None:
+                count, age_ms = bounds
+                fields[f"keep_n:{state}"] = None if count is None else str(count)
+                fields[f"keep_ms:{state}"] = None if age_ms is None else str(age_ms)
+        return fields

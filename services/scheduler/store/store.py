@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from jobs.v1 import event_pb2, job_pb2, queue_pb2
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
-
+from jobs.v1 import job_pb2, queue_pb2
+from services.common import redis_keys
 from services.common.clock import Clock, SystemClock
 from services.common.config import StoreSettings
+from services.common.errors import JobNotFound, RequestIdReused
 from services.common.names import AttemptRef, JobRef
+from services.common.redis_client import RedisClient
+from services.common.redis_keys import QueueKeys
+from services.common.states import TERMINAL, TRANSITIONS, Action
+from services.scheduler.store import codec, reports
+from services.scheduler.store.codes import Code, Reply, as_int, job_error
+from services.scheduler.store.events import EventBatch, EventReader
 from services.scheduler.store.models import (
     JobPage,
     ListQuery,
@@ -20,82 +26,316 @@ from services.scheduler.store.models import (
     Report,
     ReportOutcome,
 )
+from services.scheduler.store.queues import QueueReader
+from services.scheduler.store.scripts import Scripts
 
-RedisClient = Redis | RedisCluster
+__all__ = ["EventBatch", "JobStore", "RedisClient"]
+
+_MS = 1000
+
+
+def _sources(action: Action) -> str:
+    return TRANSITIONS[action].sources_arg
+
+
+_REPORT_SOURCES = json.dumps(
+    {
+        "start": _sources(Action.START),
+        "heartbeat": _sources(Action.HEARTBEAT),
+        "report": _sources(Action.REPORT),
+        "succeed": _sources(Action.SUCCEED),
+        "fail": _sources(Action.FAIL),
+        "confirm_cancel": _sources(Action.CONFIRM_CANCEL),
+        "release": _sources(Action.RELEASE),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
-class EventBatch:
-    """Events read from a stream. `reset` is true when the requested position was trimmed away, so
-    the batch starts at the oldest event still kept."""
-
-    events: list[event_pb2.JobEvent]
-    reset: bool = False
+class ReapResult:
+    lost: int
+    redispatched: int
+    next_deadline_ms: int | None
 
 
 class JobStore:
+    """Reads and transitions jobs and queues. Safe to share between tasks and between replicas:
+    every write is one atomic script that checks state and attempt first."""
+
     def __init__(
         self, redis: RedisClient, *, settings: StoreSettings, clock: Clock | None = None
     ) -> None:
         self.redis = redis
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.scripts = Scripts.register(redis)
+        self.events = EventReader(redis, max_block_ms=settings.max_block_ms)
+        self.queues = QueueReader(redis, settings)
+        # Called with (queue, run_at_ms) when a write scheduled a job; the promoter wakes on it.
+        self.on_scheduled: Callable[[str, int], None] | None = None
+        self._context = {
+            "lease": settings.lease.total_seconds() * _MS,
+            "win": settings.dispatch_window,
+            "dto": settings.dispatch_timeout.total_seconds() * _MS,
+            "grp": settings.dispatch_group,
+            "hmax": settings.history_max_len,
+            "emax": settings.events_max_len,
+            "keep": {
+                state: [count, age.total_seconds() * _MS]
+                for state, (count, age) in settings.retention_defaults().items()
+            },
+        }
+
+    def _call_args(self, queue: str) -> tuple[list[str], list[str]]:
+        """KEYS and the leading ARGV every script takes."""
+        context = json.dumps({**self._context, "q": queue, "now": self.clock.now_ms()})
+        return [QueueKeys(queue).settings], [context]
 
     # --- jobs -----------------------------------------------------------------------------------
     async def create_jobs(self, queue: str, jobs: Sequence[NewJob]) -> list[job_pb2.Job]:
         """Creates jobs atomically (all or none). A repeated request id with the same request hash
         returns the earlier job. Raises RequestIdReused, JobAlreadyExists."""
-        raise NotImplementedError
+        await self.queues.register(queue)
+        keys, args = self._call_args(queue)
+        now = self.clock.now_ms()  # only to tell the promoter; the script uses the context's time
+        args.append(str(int(self.settings.request_id_ttl.total_seconds() * _MS)))
+        args.extend(_encode_new_job(job) for job in jobs)
+        reply: Reply = await self.scripts.create_jobs(keys=keys, args=args)
+        code = as_int(reply[0])
+        if code == Code.REQUEST_REUSED:
+            index, earlier = as_int(reply[1]) - 1, reply[2]
+            assert isinstance(earlier, bytes)
+            raise RequestIdReused(jobs[index].request_id, job=JobRef(queue, earlier.decode()).name)
+        if code != Code.OK:
+            index = as_int(reply[1]) - 1
+            raise job_error(code, JobRef(queue, jobs[index].job_id), action="create")
+        scheduled = [job.run_at_ms for job in jobs if job.run_at_ms and job.run_at_ms > now]
+        if scheduled and self.on_scheduled:
+            self.on_scheduled(queue, min(scheduled))
+        ids = [raw.decode() for raw in reply[1:] if isinstance(raw, bytes)]
+        return await self._get_many(queue, ids)
+
+    async def _get_many(self, queue: str, ids: Sequence[str]) -> list[job_pb2.Job]:
+        keys = QueueKeys(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(keys.job(job_id))
+            hashes = await pipe.execute()
+        return [
+            codec.job_from_hash(queue, job_id, fields)
+            for job_id, fields in zip(ids, hashes, strict=True)
+            if fields
+        ]
 
     async def get_job(self, ref: JobRef) -> job_pb2.Job:
         """Raises JobNotFound."""
-        raise NotImplementedError
+        fields = await self.redis.hgetall(QueueKeys(ref.queue).job(ref.job))
+        if not fields:
+            raise JobNotFound(ref.name)
+        return codec.job_from_hash(ref.queue, ref.job, fields)
 
     async def list_jobs(self, query: ListQuery) -> JobPage:
-        raise NotImplementedError
+        """One page of a queue's jobs in creation order, read from an index, never scanned."""
+        keys = QueueKeys(query.queue)
+        if query.state and query.job_type:
+            index = keys.type_state_index(query.job_type, query.state)
+        elif query.state:
+            index = keys.state_index(query.state)
+        elif query.job_type:
+            index = keys.type_index(query.job_type)
+        else:
+            index = keys.all_jobs
+        after = f"({query.cursor}" if query.cursor else None
+        if query.descending:
+            start, end = after or "+", "-"
+        else:
+            start, end = after or "-", "+"
+        members: list[bytes] = await self.redis.zrange(
+            index, start, end, desc=query.descending, bylex=True, offset=0, num=query.limit + 1
+        )
+        page = [m.decode() for m in members[: query.limit]]
+        jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
+        return JobPage(jobs, page[-1] if len(members) > query.limit else None)
+
+    async def _job_script(self, action: Action, ref: JobRef, *extra: str) -> Reply:
+        keys, args = self._call_args(ref.queue)
+        script = {
+            Action.RETRY: self.scripts.retry_job,
+            Action.DELETE: self.scripts.delete_job,
+        }[action]
+        reply: Reply = await script(keys=keys, args=[*args, _sources(action), ref.job, *extra])
+        _raise_for(reply, ref, action)
+        return reply
 
     async def cancel_job(self, ref: JobRef, *, reason: str = "") -> job_pb2.Job:
-        """Raises JobNotFound, InvalidState (finished job)."""
-        raise NotImplementedError
+        """Cancels a waiting job at once, or asks a running one to stop. Raises JobNotFound,
+        InvalidState (finished job)."""
+        keys, args = self._call_args(ref.queue)
+        reply: Reply = await self.scripts.cancel_job(
+            keys=keys,
+            args=[
+                *args,
+                _sources(Action.CANCEL),
+                _sources(Action.REQUEST_CANCEL),
+                ref.job,
+                reason,
+                redis_keys.CANCEL_CHANNEL,
+            ],
+        )
+        _raise_for(reply, ref, Action.CANCEL)
+        return await self.get_job(ref)
 
     async def retry_job(self, ref: JobRef) -> job_pb2.Job:
         """Raises JobNotFound, InvalidState (not FAILED or CANCELLED)."""
-        raise NotImplementedError
+        await self._job_script(Action.RETRY, ref)
+        return await self.get_job(ref)
 
     async def delete_job(self, ref: JobRef) -> None:
         """Raises JobNotFound, InvalidState (not finished)."""
-        raise NotImplementedError
+        await self._job_script(Action.DELETE, ref)
 
-    async def job_events(self, ref: JobRef, *, after: str | None, block_ms: int | None) -> EventBatch:
+    async def job_events(
+        self, ref: JobRef, *, after: str | None, block_ms: int | None
+    ) -> EventBatch:
         """Events of one job after `after` (None: from the start); waits up to `block_ms` for new
         ones when there are none (None: no wait). Raises JobNotFound."""
-        raise NotImplementedError
+        keys = QueueKeys(ref.queue)
+        batch = await self.events.read(
+            ref.queue,
+            keys.history(ref.job),
+            after=after or "0-0",
+            block_ms=block_ms,
+            exists_key=keys.job(ref.job),
+        )
+        if batch is None:
+            raise JobNotFound(ref.name)
+        return batch
 
-    async def queue_events(self, queue: str, *, after: str | None, block_ms: int | None) -> EventBatch:
+    async def queue_events(
+        self, queue: str, *, after: str | None, block_ms: int | None
+    ) -> EventBatch:
         """Events of a queue after `after` (None: only new ones)."""
-        raise NotImplementedError
+        batch = await self.events.read(
+            queue, QueueKeys(queue).events, after=after, block_ms=block_ms, exists_key=None
+        )
+        assert batch is not None
+        return batch
 
     # --- queues ---------------------------------------------------------------------------------
     async def get_queue(self, queue: str) -> queue_pb2.Queue:
         """Raises QueueNotFound."""
-        raise NotImplementedError
+        return await self.queues.get(queue)
 
-    async def list_queues(self, *, after: str | None, limit: int) -> tuple[list[queue_pb2.Queue], str | None]:
+    async def list_queues(
+        self, *, after: str | None, limit: int
+    ) -> tuple[list[queue_pb2.Queue], str | None]:
         """Queues by id after `after`; the second value is the cursor of the next page."""
-        raise NotImplementedError
+        return await self.queues.list(after=after, limit=limit)
 
     async def set_paused(self, queue: str, *, paused: bool) -> queue_pb2.Queue:
-        raise NotImplementedError
+        return await self._update_queue(queue, {"paused": "1" if paused else "0"})
 
     async def update_queue(self, queue: str, update: QueueSettingsUpdate) -> queue_pb2.Queue:
-        raise NotImplementedError
+        return await self._update_queue(queue, update.as_fields())
+
+    async def _update_queue(self, queue: str, fields: dict[str, str | None]) -> queue_pb2.Queue:
+        await self.queues.register(queue)
+        keys, args = self._call_args(queue)
+        await self.scripts.update_queue(keys=keys, args=[*args, json.dumps(fields)])
+        return await self.queues.get(queue)
 
     # --- workers --------------------------------------------------------------------------------
-    async def apply_reports(self, worker: str, reports: Sequence[Report]) -> list[ReportOutcome]:
+    async def apply_reports(self, worker: str, batch: Sequence[Report]) -> list[ReportOutcome]:
         """Applies a batch of worker reports, one script call per queue (pipelined); outcomes are in
         report order. Never raises for one bad report: its outcome carries the error."""
-        raise NotImplementedError
+        by_queue: dict[str, list[Report]] = {}
+        for report in batch:
+            by_queue.setdefault(report.attempt.queue, []).append(report)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, queued in by_queue.items():
+                keys, args = self._call_args(queue)
+                args += [_REPORT_SOURCES, worker, *(reports.encode(r) for r in queued)]
+                await self.scripts.apply_reports(keys=keys, args=args, client=pipe)
+            replies: list[list[Reply]] = await pipe.execute()
+        outcomes: dict[int, ReportOutcome] = {}
+        for (queue, queued), reply in zip(by_queue.items(), replies, strict=True):
+            for report, entry in zip(queued, reply, strict=True):
+                outcome = reports.decode(report, entry, queue)
+                outcomes[id(report)] = outcome
+                if outcome.next_run_ms and self.on_scheduled:
+                    self.on_scheduled(queue, outcome.next_run_ms)
+        return [outcomes[id(report)] for report in batch]
 
     async def shorten_leases(self, attempts: Sequence[AttemptRef], *, within_ms: int) -> None:
         """Lets the leases of these attempts run out within `within_ms` (a worker's stream dropped)."""
-        raise NotImplementedError
+        by_queue: dict[str, list[str]] = {}
+        for attempt in attempts:
+            by_queue.setdefault(attempt.queue, []).append(f"{attempt.job} {attempt.number}")
+        for queue, pairs in by_queue.items():
+            keys, args = self._call_args(queue)
+            await self.scripts.shorten_leases(
+                keys=keys, args=[*args, _sources(Action.HEARTBEAT), str(within_ms), *pairs]
+            )
+
+    # --- background loops -----------------------------------------------------------------------
+    async def promote_due(self, queue: str, *, limit: int = 1000) -> tuple[int, int | None]:
+        """Queues scheduled jobs whose time has come; returns (promoted, next run time or None)."""
+        keys, args = self._call_args(queue)
+        reply: Reply = await self.scripts.promote_due(
+            keys=keys, args=[*args, _sources(Action.PROMOTE), str(limit)]
+        )
+        next_ms = as_int(reply[2])
+        return as_int(reply[1]), None if next_ms < 0 else next_ms
+
+    async def reap_expired(self, queue: str, *, limit: int = 1000) -> ReapResult:
+        """Re-queues (or fails) attempts whose lease ran out and re-sends stale dispatches."""
+        keys, args = self._call_args(queue)
+        reply: Reply = await self.scripts.reap_expired(
+            keys=keys, args=[*args, _sources(Action.LOSE), str(limit)]
+        )
+        deadline = as_int(reply[3])
+        return ReapResult(as_int(reply[1]), as_int(reply[2]), None if deadline < 0 else deadline)
+
+    async def expire_retained(self, queue: str, *, limit: int = 1000) -> int:
+        """Deletes finished jobs past their retention bounds; returns how many."""
+        keys, args = self._call_args(queue)
+        reply: Reply = await self.scripts.expire_retained(
+            keys=keys, args=[*args, ",".join(sorted(TERMINAL)), str(limit)]
+        )
+        return as_int(reply[1])
+
+    async def known_queues(self) -> list[str]:
+        return await self.queues.all_ids()
+
+
+def _raise_for(reply: Reply, ref: JobRef, action: Action) -> None:
+    code = as_int(reply[0])
+    if code != Code.OK:
+        state = reply[1].decode() if len(reply) > 1 and isinstance(reply[1], bytes) else ""
+        raise job_error(code, ref, action=action.value, state=state)
+
+
+def _encode_new_job(job: NewJob) -> str:
+    policy = job.retry
+    return json.dumps(
+        {
+            "id": job.job_id,
+            "type": job.type,
+            "payload": job.payload_json,
+            "prio": job.priority,
+            "run_at": job.run_at_ms or 0,
+            "policy": [
+                policy.max_attempts,
+                policy.initial_backoff_ms,
+                policy.backoff_multiplier,
+                policy.max_backoff_ms,
+                policy.jitter,
+                policy.max_lost_attempts,
+            ],
+            "tags": json.dumps(list(job.tags)),
+            "meta": job.metadata_json,
+            "rid": job.request_id,
+            "rhash": job.request_hash,
+            "tc": job.trace_context_json,
+        }
+    )

@@ -1,0 +1,154 @@
+"""Job hashes and stream entries as protos. The hash layout is written by the Lua scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
+
+from jobs.v1 import event_pb2, job_pb2
+from services.common import names
+
+Fields = Mapping[bytes, bytes]
+
+_OUTCOMES = job_pb2.Attempt.Outcome
+_REASONS = job_pb2.JobError.Reason
+
+
+def hash_pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """`[k1, v1, k2, v2, ...]` (an HGETALL reply inside a script result) as a dict."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _text(fields: Fields, key: bytes, default: str = "") -> str:
+    value = fields.get(key)
+    return default if value is None else value.decode()
+
+
+def _int(fields: Fields, key: bytes) -> int:
+    value = fields.get(key)
+    return 0 if value is None else int(value)
+
+
+def _timestamp(ms: int) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromMilliseconds(ms)
+    return ts
+
+
+def _set_time(target: timestamp_pb2.Timestamp, fields: Fields, key: bytes) -> None:
+    if key in fields:
+        target.FromMilliseconds(int(fields[key]))
+
+
+def _value(raw: str) -> struct_pb2.Value:
+    value = struct_pb2.Value()
+    json_format.Parse(raw, value)
+    return value
+
+
+def error_from_json(raw: str) -> job_pb2.JobError:
+    data = json.loads(raw)
+    return job_pb2.JobError(
+        reason=_REASONS.Value("REASON_" + data["reason"]) if data.get("reason") else 0,
+        type=data.get("type", ""),
+        message=data.get("message", ""),
+        stack_trace=data.get("stack_trace", ""),
+        fingerprint=data.get("fingerprint", ""),
+    )
+
+
+def progress_from_json(raw: str, update_ms: int) -> job_pb2.Progress:
+    progress = job_pb2.Progress()
+    json_format.Parse(raw, progress, ignore_unknown_fields=True)
+    if update_ms:
+        progress.update_time.FromMilliseconds(update_ms)
+    return progress
+
+
+def _attempts(queue: str, job_id: str, raw: str) -> list[job_pb2.Attempt]:
+    attempts = []
+    for item in json.loads(raw):
+        attempt = job_pb2.Attempt(
+            name=names.attempt_name(queue, job_id, item["n"]),
+            number=item["n"],
+            worker=item.get("w", ""),
+            outcome=_OUTCOMES.Value("OUTCOME_" + item["o"]),
+        )
+        attempt.start_time.FromMilliseconds(int(item["s"]))
+        if "e" in item:
+            attempt.end_time.FromMilliseconds(int(item["e"]))
+        if "et" in item or "em" in item:
+            attempt.error.type = item.get("et", "")
+            attempt.error.message = item.get("em", "")
+        attempts.append(attempt)
+    return attempts
+
+
+def _retry_policy(fields: Fields) -> job_pb2.RetryPolicy:
+    policy = job_pb2.RetryPolicy(
+        max_attempts=_int(fields, b"p_max"),
+        backoff_multiplier=float(fields[b"p_mult"]),
+        jitter=float(fields[b"p_jit"]),
+        max_lost_attempts=_int(fields, b"p_lost"),
+    )
+    policy.initial_backoff.FromMilliseconds(_int(fields, b"p_init"))
+    policy.max_backoff.FromMilliseconds(_int(fields, b"p_cap"))
+    return policy
+
+
+def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
+    """The Job a job hash describes."""
+    job = job_pb2.Job(
+        name=names.job_name(queue, job_id),
+        type=_text(fields, b"type"),
+        payload=_value(_text(fields, b"payload", "null")),
+        priority=_int(fields, b"prio"),
+        state=job_pb2.Job.State.Value("STATE_" + _text(fields, b"state")),
+        attempt=_int(fields, b"attempt"),
+        retry_policy=_retry_policy(fields),
+        tags=json.loads(_text(fields, b"tags", "[]")),
+        metadata=json.loads(_text(fields, b"meta", "{}")),
+        request_id=_text(fields, b"rid"),
+        trace_context=json.loads(_text(fields, b"tc", "{}")),
+        lost_attempts=_int(fields, b"lost"),
+        failed_attempts=_int(fields, b"failures"),
+    )
+    _set_time(job.run_time, fields, b"run_at")
+    _set_time(job.create_time, fields, b"ctime")
+    _set_time(job.start_time, fields, b"stime")
+    _set_time(job.finish_time, fields, b"ftime")
+    _set_time(job.update_time, fields, b"utime")
+    _set_time(job.cancel_time, fields, b"cancel")
+    if b"progress" in fields:
+        job.progress.CopyFrom(progress_from_json(_text(fields, b"progress"), _int(fields, b"pms")))
+    if b"result" in fields:
+        job.result.CopyFrom(_value(_text(fields, b"result")))
+    if b"error" in fields:
+        job.error.CopyFrom(error_from_json(_text(fields, b"error")))
+    if b"attempts" in fields:
+        job.attempts.extend(_attempts(queue, job_id, _text(fields, b"attempts")))
+    return job
+
+
+def event_from_entry(queue: str, entry_id: bytes, fields: Fields) -> event_pb2.JobEvent:
+    """The JobEvent a history or queue-event stream entry describes (fields written by lib.emit)."""
+    states = job_pb2.Job.State
+    event = event_pb2.JobEvent(
+        event_id=entry_id.decode(),
+        type=event_pb2.JobEvent.Type.Value("TYPE_" + _text(fields, b"t")),
+        job=names.job_name(queue, _text(fields, b"j")),
+        time=_timestamp(_int(fields, b"ms")),
+        attempt=_int(fields, b"a"),
+        message=_text(fields, b"m"),
+    )
+    if fields.get(b"s"):
+        event.state = states.Value("STATE_" + _text(fields, b"s"))
+    if fields.get(b"p"):
+        event.previous_state = states.Value("STATE_" + _text(fields, b"p"))
+    if b"pr" in fields:
+        event.progress.CopyFrom(progress_from_json(_text(fields, b"pr"), _int(fields, b"ms")))
+    if b"er" in fields:
+        event.error.CopyFrom(error_from_json(_text(fields, b"er")))
+    return event

@@ -1,0 +1,54 @@
+"""Return codes of the store's Lua scripts and the domain errors they become."""
+
+from __future__ import annotations
+
+import enum
+
+from services.common.errors import (
+    AttemptSuperseded,
+    InvalidState,
+    JobAlreadyExists,
+    JobNotFound,
+    JobstreamError,
+    QueuePaused,
+)
+from services.common.names import AttemptRef, JobRef
+
+Reply = list[object]  # a script's reply as redis-py returns it: ints, bytes and nested lists
+
+
+def as_int(value: object) -> int:
+    assert isinstance(value, int | bytes), value
+    return int(value)
+
+
+class Code(enum.IntEnum):
+    OK = 0
+    NOT_FOUND = -1
+    WRONG_STATE = -2
+    SUPERSEDED = -3
+    REQUEST_REUSED = -4
+    ID_TAKEN = -5
+    PAUSED = -6
+
+
+def job_error(code: int, ref: JobRef, *, action: str, state: str = "") -> JobstreamError:
+    """The error for a refused job-level script call (`-4` is mapped where the request id is known)."""
+    match Code(code):
+        case Code.NOT_FOUND:
+            return JobNotFound(ref.name)
+        case Code.WRONG_STATE:
+            return InvalidState(ref.name, action=action, state=state)
+        case Code.ID_TAKEN:
+            return JobAlreadyExists(ref.name)
+        case Code.PAUSED:
+            return QueuePaused(ref.queue)
+        case _:
+            raise ValueError(f"no job-level error for script code {code}")
+
+
+def report_error(code: int, attempt: AttemptRef, *, action: str, state: str = "") -> JobstreamError:
+    """The error for a refused worker report."""
+    if code == Code.SUPERSEDED:
+        return AttemptSuperseded(attempt.name)
+    return job_error(code, attempt.job_ref, action=action, state=state)

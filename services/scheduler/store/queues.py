@@ -1,0 +1,86 @@
+"""Queue settings and counts as `Queue` resources."""
+
+from __future__ import annotations
+
+import asyncio
+
+from jobs.v1 import queue_pb2
+from services.common import names, redis_keys
+from services.common.config import StoreSettings
+from services.common.errors import QueueNotFound
+from services.common.redis_client import RedisClient
+from services.common.redis_keys import QueueKeys
+from services.common.states import State
+
+_COUNTED = (
+    State.SCHEDULED,
+    State.BLOCKED,
+    State.QUEUED,
+    State.RUNNING,
+    State.SUCCEEDED,
+    State.FAILED,
+    State.CANCELLED,
+)
+
+
+class QueueReader:
+    """Reads queues, and records each new queue id in the global queue list once per process."""
+
+    def __init__(self, redis: RedisClient, settings: StoreSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._registered: set[str] = set()
+
+    async def register(self, queue: str) -> None:
+        # The list lives outside every queue's slot, so it cannot join the queue's scripts; adding
+        # first means a failed create can leave an empty queue listed, never a job unlisted.
+        if queue not in self._registered:
+            await self.redis.zadd(redis_keys.QUEUES, {queue: 0}, nx=True)
+            self._registered.add(queue)
+
+    async def all_ids(self) -> list[str]:
+        return [raw.decode() for raw in await self.redis.zrange(redis_keys.QUEUES, 0, -1)]
+
+    async def get(self, queue: str) -> queue_pb2.Queue:
+        keys = QueueKeys(queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.settings)
+            for state in _COUNTED:
+                pipe.zcard(keys.state_index(state))
+            settings, *counts = await pipe.execute()
+        if not settings and await self.redis.zscore(redis_keys.QUEUES, queue) is None:
+            raise QueueNotFound(names.queue_name(queue))
+        return self._to_proto(queue, settings, counts)
+
+    async def list(
+        self, *, after: str | None, limit: int
+    ) -> tuple[list[queue_pb2.Queue], str | None]:
+        start = f"({after}" if after else "-"
+        raw: list[bytes] = await self.redis.zrange(
+            redis_keys.QUEUES, start, "+", bylex=True, offset=0, num=limit + 1
+        )
+        ids = [item.decode() for item in raw[:limit]]
+        queues = await asyncio.gather(*(self.get(queue) for queue in ids))
+        return list(queues), ids[-1] if len(raw) > limit else None
+
+    def _to_proto(
+        self, queue: str, settings: dict[bytes, bytes], counts: list[int]
+    ) -> queue_pb2.Queue:
+        proto = queue_pb2.Queue(
+            name=names.queue_name(queue),
+            paused=settings.get(b"paused") == b"1",
+            limits=queue_pb2.QueueLimits(max_running=int(settings.get(b"max_running", 0))),
+            job_counts=queue_pb2.JobCounts(
+                **{s.lower(): n for s, n in zip(_COUNTED, counts, strict=True)}
+            ),
+        )
+        for state, (count, age) in self.settings.retention_defaults().items():
+            bounds: queue_pb2.StateRetention = getattr(proto.retention, state.lower())
+            bounds.max_count = int(settings.get(f"keep_n:{state}".encode(), count))
+            age_ms = int(settings.get(f"keep_ms:{state}".encode(), age.total_seconds() * 1000))
+            bounds.max_age.FromMilliseconds(age_ms)
+        if b"ctime" in settings:
+            proto.create_time.FromMilliseconds(int(settings[b"ctime"]))
+        if b"utime" in settings:
+            proto.update_time.FromMilliseconds(int(settings[b"utime"]))
+        return proto

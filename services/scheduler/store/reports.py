@@ -1,0 +1,72 @@
+"""Worker reports as script arguments, and script replies as report outcomes."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from services.common.errors import JobstreamError
+from services.scheduler.store import codec
+from services.scheduler.store.codes import Code, Reply, as_int, report_error
+from services.scheduler.store.fingerprint import fingerprint
+from services.scheduler.store.models import Report, ReportKind, ReportOutcome
+
+_ACTIONS = {
+    ReportKind.STARTED: "start",
+    ReportKind.HEARTBEAT: "heartbeat",
+    ReportKind.PROGRESS: "report",
+    ReportKind.LOG: "report",
+    ReportKind.SUCCEEDED: "succeed",
+    ReportKind.FAILED: "fail",
+    ReportKind.CANCELLED: "confirm_cancel",
+    ReportKind.RELEASED: "release",
+}
+
+
+def encode(report: Report) -> str:
+    """The JSON object apply_reports.lua reads for one report."""
+    body = json.loads(report.body_json)
+    arg: dict[str, object] = {
+        "k": report.kind.value,
+        "j": report.attempt.job,
+        "n": report.attempt.number,
+    }
+    match report.kind:
+        case ReportKind.PROGRESS:
+            arg["raw"] = json.dumps(body)
+        case ReportKind.SUCCEEDED:
+            arg["raw"] = json.dumps(body.get("result"))
+        case ReportKind.FAILED:
+            error = body.setdefault("error", {})
+            error.pop("reason", None)
+            error["fingerprint"] = fingerprint(error.get("type", ""), error.get("stack_trace", ""))
+            arg["b"] = body
+            arg["u"] = random.random()  # backoff jitter; not for security  # noqa: S311
+        case _:
+            arg["b"] = body
+    return json.dumps(arg)
+
+
+def _error(report: Report, reply: Reply) -> JobstreamError:
+    state = reply[1].decode() if len(reply) > 1 and isinstance(reply[1], bytes) else ""
+    return report_error(as_int(reply[0]), report.attempt, action=_ACTIONS[report.kind], state=state)
+
+
+def decode(report: Report, reply: Reply, queue: str) -> ReportOutcome:
+    """The outcome of one report from its entry in the script's reply."""
+    if as_int(reply[0]) != Code.OK:
+        return ReportOutcome(report.id, error=_error(report, reply))
+    match report.kind:
+        case ReportKind.STARTED:
+            flat = reply[2]
+            assert isinstance(flat, list)
+            job = codec.job_from_hash(queue, report.attempt.job, codec.hash_pairs(flat))
+            return ReportOutcome(report.id, job=job, lease_expire_ms=as_int(reply[1]))
+        case ReportKind.HEARTBEAT:
+            return ReportOutcome(
+                report.id, lease_expire_ms=as_int(reply[1]), cancel_requested=as_int(reply[2]) == 1
+            )
+        case ReportKind.FAILED if reply[1] == b"SCHEDULED":
+            return ReportOutcome(report.id, next_run_ms=as_int(reply[2]))
+        case _:
+            return ReportOutcome(report.id)

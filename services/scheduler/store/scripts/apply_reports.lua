@@ -1,0 +1,149 @@
+--[[ apply_reports: a batch of one worker's reports about attempts of one queue, in order, then
+  dispatch to refill the window. Each report is fenced by its attempt: it applies only while the
+  job is in an allowed state for it and its attempt is the job's current one.
+  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  ARGV[1]  context JSON (see lib)
+  ARGV[2]  allowed source states per action, JSON {start, heartbeat, report, succeed, fail,
+           confirm_cancel, release: csv}
+  ARGV[3]  worker id
+  ARGV[4+] one JSON object per report: {k: kind, j: job id, n: attempt, b: body, raw: JSON text,
+           u: uniform random in [0, 1) for backoff jitter}. Bodies as in store/models.py Report,
+           except that progress and succeeded carry their JSON as text in `raw` (progress, result),
+           so user numbers never pass through cjson, which keeps only 14 digits.
+  Returns one entry per report:
+    started   -> {0, lease_until_ms, {job hash field, value, ...}} | {-6} queue paused
+    heartbeat -> {0, lease_until_ms, cancel_requested 0|1}
+    failed    -> {0, next state, run_at_ms}
+    others    -> {0}
+    refused   -> {-1} no such job | {-2, state} wrong state | {-3} attempt superseded
+]]
+local src = cjson.decode(ARGV[2])
+for action, csv in pairs(src) do src[action] = set_of(csv) end
+local worker = ARGV[3]
+
+-- The fence: the job exists, is in an allowed state, and `n` is its current attempt.
+local function fenced(key, n, allowed)
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'cancel')
+  if not f[1] then return nil, {NOT_FOUND} end
+  if tonumber(f[2]) ~= n then return nil, {SUPERSEDED} end
+  if not allowed[f[1]] then
+    if f[1] == 'QUEUED' or TERMINAL[f[1]] then return nil, {SUPERSEDED} end
+    return nil, {WRONG_STATE, f[1]}
+  end
+  return f, nil
+end
+
+local function renew(key, id)
+  local until_ms = NOW + ctx.lease
+  redis.call('HSET', key, 'lease', until_ms)
+  redis.call('ZADD', P .. 'leases', until_ms, id)
+  return until_ms
+end
+
+local function start(id, key, n)
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type')
+  if not f[1] then return {NOT_FOUND} end
+  if n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
+  if not src.start[f[1]] then return {WRONG_STATE, f[1]} end
+  if redis.call('HGET', KEYS[1], 'paused') == '1' then
+    undispatch(key, id)
+    make_ready(key, id)
+    return {PAUSED}
+  end
+  undispatch(key, id)
+  redis.call('HSET', key, 'state', 'RUNNING', 'attempt', n, 'worker', worker, 'stime', NOW, 'utime', NOW)
+  local until_ms = renew(key, id)
+  index_state(id, f[3], f[4], f[1], 'RUNNING')
+  update_attempts(key, function(list) list[#list + 1] = {n = n, w = worker, s = NOW, o = 'RUNNING'} end)
+  state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
+  return {OK, until_ms, redis.call('HGETALL', key)}
+end
+
+local function backoff_ms(key, failures, u)
+  local p = redis.call('HMGET', key, 'p_init', 'p_mult', 'p_cap', 'p_jit')
+  local delay = tonumber(p[1]) * tonumber(p[2]) ^ (failures - 1)
+  delay = math.min(delay, tonumber(p[3]))
+  return math.floor(delay * (1 - tonumber(p[4]) * u))
+end
+
+local function fail(id, key, n, f, body, u)
+  local err = body.error
+  local failures = redis.call('HINCRBY', key, 'failures', 1)
+  local max = tonumber(redis.call('HGET', key, 'p_max'))
+  local outcome = 'FAILED'
+  if body.retry_after_ms ~= cjson.null and body.retry_after_ms then outcome = 'RETRY_REQUESTED' end
+  end_attempt(key, n, outcome, err)
+  local final = nil
+  if f[5] then final = 'CANCELLED'
+  elseif body.non_retryable then final = 'FAILED'; err.reason = 'NON_RETRYABLE'
+  elseif failures >= max then final = 'FAILED'; err.reason = 'HANDLER_ERROR'
+  else err.reason = 'HANDLER_ERROR' end
+  local encoded = cjson.encode(err)
+  if final then
+    finish(id, key, n, final, {'error', encoded}, 'attempt ' .. n .. ' failed', encoded)
+    return {OK, final, -1}
+  end
+  local delay = backoff_ms(key, failures, u)
+  if outcome == 'RETRY_REQUESTED' then delay = body.retry_after_ms end
+  redis.call('ZREM', P .. 'leases', id)
+  local to = 'QUEUED'
+  if delay > 0 then to = 'SCHEDULED' end
+  redis.call('HSET', key, 'state', to, 'error', encoded, 'run_at', NOW + delay, 'utime', NOW)
+  index_state(id, f[3], f[4], 'RUNNING', to)
+  if to == 'SCHEDULED' then
+    redis.call('ZADD', P .. 'scheduled', NOW + delay, id)
+  else
+    make_ready(key, id)
+  end
+  state_changed(id, 'RUNNING', to, n, 'attempt ' .. n .. ' failed; retry in ' .. delay .. ' ms', encoded)
+  return {OK, to, NOW + delay}
+end
+
+local function apply(r)
+  local id, n, kind = r.j, r.n, r.k
+  local key = job_key(id)
+  if kind == 'started' then return start(id, key, n) end
+  if kind == 'released' then
+    local f = redis.call('HMGET', key, 'state', 'attempt')
+    if not f[1] then return {NOT_FOUND} end
+    if not src.release[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
+    if redis.call('ZSCORE', P .. 'dispatched', id) then
+      undispatch(key, id)
+      make_ready(key, id)
+    end
+    return {OK}
+  end
+  local allowed = src.report
+  if kind == 'heartbeat' then allowed = src.heartbeat
+  elseif kind == 'succeeded' then allowed = src.succeed
+  elseif kind == 'failed' then allowed = src.fail
+  elseif kind == 'cancelled' then allowed = src.confirm_cancel end
+  local f, refusal = fenced(key, n, allowed)
+  if refusal then return refusal end
+  if kind == 'heartbeat' then
+    return {OK, renew(key, id), f[5] and 1 or 0}
+  elseif kind == 'progress' then
+    local progress = r.raw
+    redis.call('HSET', key, 'progress', progress, 'pms', NOW, 'utime', NOW)
+    renew(key, id)
+    emit(id, {t = 'PROGRESS', s = 'RUNNING', a = n, pr = progress})
+  elseif kind == 'log' then
+    renew(key, id)
+    emit(id, {t = 'LOG', s = 'RUNNING', a = n, m = r.b.message})
+  elseif kind == 'succeeded' then
+    end_attempt(key, n, 'SUCCEEDED')
+    finish(id, key, n, 'SUCCEEDED', {'result', r.raw}, 'attempt ' .. n .. ' succeeded')
+  elseif kind == 'failed' then
+    return fail(id, key, n, f, r.b, r.u)
+  elseif kind == 'cancelled' then
+    local outcome = r.b.forced and 'CANCELLED_FORCED' or 'CANCELLED'
+    end_attempt(key, n, outcome)
+    finish(id, key, n, 'CANCELLED', {}, outcome == 'CANCELLED' and 'handler stopped' or 'handler stopped by force')
+  end
+  return {OK}
+end
+
+local results = {}
+for i = 4, #ARGV do results[#results + 1] = apply(cjson.decode(ARGV[i])) end
+dispatch()
+return results

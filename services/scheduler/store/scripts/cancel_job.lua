@@ -1,0 +1,38 @@
+--[[ cancel_job: a waiting job -> CANCELLED at once; a running job is asked to stop (it becomes
+  CANCELLED when its worker confirms, or when its lease expires).
+  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  ARGV[1]  context JSON (see lib)
+  ARGV[2]  states cancelled at once (csv)
+  ARGV[3]  states asked to stop (csv)
+  ARGV[4]  job id
+  ARGV[5]  reason (may be empty)
+  ARGV[6]  pub/sub channel told "<worker> <attempt name>" when a running job is asked to stop
+  Returns {0, state after} | {-1} no such job | {-2, state} wrong state
+]]
+local id, reason = ARGV[4], ARGV[5]
+local key = job_key(id)
+local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'worker', 'cancel')
+if not f[1] then return {NOT_FOUND} end
+local attempt = tonumber(f[2])
+local message = 'cancelled'
+if reason ~= '' then message = 'cancelled: ' .. reason end
+
+if set_of(ARGV[2])[f[1]] then
+  redis.call('ZREM', P .. 'scheduled', id)
+  redis.call('ZREM', P .. 'ready', id)
+  undispatch(key, id)
+  redis.call('HSET', key, 'state', 'CANCELLED', 'cancel', NOW, 'cancel_reason', reason, 'ftime', NOW, 'utime', NOW)
+  index_state(id, f[3], f[4], f[1], 'CANCELLED')
+  state_changed(id, f[1], 'CANCELLED', attempt, message)
+  retain(id, 'CANCELLED')
+  return {OK, 'CANCELLED'}
+end
+if set_of(ARGV[3])[f[1]] then
+  if not f[6] then
+    redis.call('HSET', key, 'cancel', NOW, 'cancel_reason', reason, 'utime', NOW)
+    emit(id, {t = 'CANCEL_REQUESTED', s = f[1], a = attempt, m = message})
+  end
+  redis.call('PUBLISH', ARGV[6], f[5] .. ' queues/' .. ctx.q .. '/jobs/' .. id .. '/attempts/' .. attempt)
+  return {OK, f[1]}
+end
+return {WRONG_STATE, f[1]}

@@ -1,0 +1,75 @@
+--[[ create_jobs: new -> QUEUED (or SCHEDULED when run_at is ahead), for a batch, all or none.
+  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  ARGV[1]  context JSON (see lib)
+  ARGV[2]  request id time-to-live, ms
+  ARGV[3+] one JSON object per job: {id, type, payload, prio (0-100), run_at, policy: [max_attempts, initial_ms, multiplier, max_ms, jitter, max_lost],
+           tags, meta, rid, rhash, tc}
+  Returns {0, id...} the job ids in order (a repeated request id gives the earlier job's id)
+        | {-4, i, job id} request i reuses a request id with a different request
+        | {-5, i} request i names a job id that exists
+  Nothing is written unless every job can be created.
+]]
+local rid_ttl = tonumber(ARGV[2])
+local jobs, ids, seen = {}, {}, {}
+
+for i = 3, #ARGV do
+  local job = cjson.decode(ARGV[i])
+  local n = i - 2
+  jobs[n] = job
+  local earlier = nil
+  if job.rid ~= '' then
+    earlier = seen[job.rid]
+    if not earlier then
+      local stored = redis.call('GET', P .. 'req:' .. job.rid)
+      -- A key whose job retention or DeleteJob removed is stale: the request creates a new job.
+      if stored and redis.call('EXISTS', job_key(string.match(stored, '^[^ ]+'))) == 1 then
+        local sep = string.find(stored, ' ', 1, true)
+        earlier = {id = string.sub(stored, 1, sep - 1), rhash = string.sub(stored, sep + 1)}
+      end
+    end
+    if earlier and earlier.rhash ~= job.rhash then return {REQUEST_REUSED, n, earlier.id} end
+  end
+  if earlier then
+    ids[n] = earlier.id
+    job.skip = true
+  else
+    if redis.call('EXISTS', job_key(job.id)) == 1 or seen[job.id] then return {ID_TAKEN, n} end
+    seen[job.id] = true
+    if job.rid ~= '' then seen[job.rid] = {id = job.id, rhash = job.rhash} end
+    ids[n] = job.id
+  end
+end
+
+redis.call('HSETNX', KEYS[1], 'ctime', NOW)
+local any_ready = false
+for n = 1, #jobs do
+  local job = jobs[n]
+  if not job.skip then
+    local key = job_key(job.id)
+    local rs = ready_score(job.prio)
+    local ix = string.format('%013.0f', NOW) .. ':' .. job.id -- index member: creation order
+    local state = 'QUEUED'
+    if job.run_at > NOW then state = 'SCHEDULED' end
+    local p = job.policy
+    redis.call('HSET', key, 'type', job.type, 'payload', job.payload, 'prio', job.prio,
+      'state', state, 'attempt', 0, 'failures', 0, 'lost', 0, 'ctime', NOW, 'utime', NOW,
+      'run_at', math.max(job.run_at, NOW), 'ix', ix, 'rs', rs,
+      'p_max', p[1], 'p_init', p[2], 'p_mult', p[3], 'p_cap', p[4], 'p_jit', p[5], 'p_lost', p[6],
+      'tags', job.tags, 'meta', job.meta, 'rid', job.rid, 'tc', job.tc)
+    redis.call('ZADD', P .. 'idx:all', 0, ix)
+    redis.call('ZADD', P .. 'idx:type:' .. job.type, 0, ix)
+    index_state(job.id, ix, job.type, nil, state)
+    if state == 'SCHEDULED' then
+      redis.call('ZADD', P .. 'scheduled', job.run_at, job.id)
+    else
+      redis.call('ZADD', P .. 'ready', rs, job.id)
+      any_ready = true
+    end
+    if job.rid ~= '' then
+      redis.call('SET', P .. 'req:' .. job.rid, job.id .. ' ' .. job.rhash, 'PX', rid_ttl)
+    end
+    state_changed(job.id, nil, state, 0, 'created')
+  end
+end
+if any_ready then dispatch() end
+return {OK, unpack(ids)}

@@ -1,0 +1,181 @@
+--[[ lib: helpers prepended to every store script (scripts.py joins them); not a script itself.
+
+  Conventions every script shares:
+  KEYS[1] is the queue's settings hash `jobstream:{<queue>}:queue`. Its `jobstream:{<queue>}:` prefix
+          names every other key the script touches, spelled as services/common/redis_keys.py spells
+          them, so all of them share the queue's cluster slot.
+  ARGV[1] is the call context, JSON: {q: queue id, now: ms, lease: ms, win: dispatch window,
+          dto: dispatch timeout ms, grp: dispatch consumer group, hmax: history MAXLEN,
+          emax: queue events MAXLEN, keep: {STATE: [max_count, max_age_ms]} retention defaults}.
+  Return codes (store/codes.py): 0 ok, -1 no such job, -2 wrong state, -3 attempt superseded,
+          -4 request id reused, -5 job id taken, -6 queue paused.
+]]
+local OK, NOT_FOUND, WRONG_STATE, SUPERSEDED, REQUEST_REUSED, ID_TAKEN, PAUSED = 0, -1, -2, -3, -4, -5, -6
+local TERMINAL = {SUCCEEDED = true, FAILED = true, CANCELLED = true}
+local ctx = cjson.decode(ARGV[1])
+local P = string.sub(KEYS[1], 1, -6) -- strip "queue"
+local NOW = ctx.now
+
+local function set_of(csv)
+  local set = {}
+  for item in string.gmatch(csv, '[^,]+') do set[item] = true end
+  return set
+end
+
+local function job_key(id) return P .. 'job:' .. id end
+
+-- Moves a job between state indexes (nil `from` for a new job, nil `to` for a deleted one).
+local function index_state(id, ix, jtype, from, to)
+  if from then
+    redis.call('ZREM', P .. 'idx:state:' .. from, ix)
+    redis.call('ZREM', P .. 'idx:type:' .. jtype .. ':' .. from, ix)
+  end
+  if to then
+    redis.call('ZADD', P .. 'idx:state:' .. to, 0, ix)
+    redis.call('ZADD', P .. 'idx:type:' .. jtype .. ':' .. to, 0, ix)
+  end
+end
+
+-- Appends an event to the job's history and the queue's event stream; returns the history id.
+local function emit(id, fields)
+  local args = {'t', fields.t, 'j', id, 's', fields.s or '', 'ms', NOW}
+  if fields.p then args[#args + 1] = 'p'; args[#args + 1] = fields.p end
+  if fields.a then args[#args + 1] = 'a'; args[#args + 1] = fields.a end
+  if fields.m then args[#args + 1] = 'm'; args[#args + 1] = fields.m end
+  if fields.pr then args[#args + 1] = 'pr'; args[#args + 1] = fields.pr end
+  if fields.er then args[#args + 1] = 'er'; args[#args + 1] = fields.er end
+  local eid = redis.call('XADD', P .. 'history:' .. id, 'MAXLEN', '~', ctx.hmax, '*', unpack(args))
+  redis.call('XADD', P .. 'events', 'MAXLEN', '~', ctx.emax, '*', unpack(args))
+  return eid
+end
+
+local function state_changed(id, from, to, attempt, message, err)
+  return emit(id, {t = 'STATE_CHANGED', p = from, s = to, a = attempt, m = message, er = err})
+end
+
+-- The attempt history, a JSON array of {n, w, s, e, o, et, em}; the last 50 are kept.
+local function update_attempts(key, change)
+  local raw = redis.call('HGET', key, 'attempts')
+  local list = (raw and raw ~= '') and cjson.decode(raw) or {}
+  change(list)
+  while #list > 50 do table.remove(list, 1) end
+  redis.call('HSET', key, 'attempts', cjson.encode(list))
+end
+
+local function end_attempt(key, n, outcome, err)
+  update_attempts(key, function(list)
+    for i = #list, 1, -1 do
+      if list[i].n == n then
+        list[i].e = NOW
+        list[i].o = outcome
+        if err then list[i].et = err.type; list[i].em = err.message end
+        return
+      end
+    end
+  end)
+end
+
+-- Takes the job's dispatch entry back out of the taskiq stream (and any consumer's pending list).
+local function undispatch(key, id)
+  local entry = redis.call('HGET', key, 'de')
+  if entry and entry ~= '' then
+    redis.call('XACK', P .. 'dispatch', ctx.grp, entry)
+    redis.call('XDEL', P .. 'dispatch', entry)
+    redis.call('HDEL', key, 'de')
+  end
+  redis.call('ZREM', P .. 'dispatched', id)
+end
+
+-- Ready order: higher priority first, then FIFO by a per-queue sequence. Formatted by hand: a Lua
+-- number passed to redis.call keeps only 14 digits, and scores reach 2^51.
+local function ready_score(priority)
+  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  return string.format('%.0f', (100 - priority) * 17592186044416 + seq)
+end
+
+local function make_ready(key, id)
+  redis.call('ZADD', P .. 'ready', redis.call('HGET', key, 'rs'), id)
+end
+
+-- The taskiq message for one delivery: a pointer to the job and the attempt it may start.
+local function taskiq_message(id, jtype, attempt, trace)
+  local labels = '{}'
+  if trace and trace ~= '' and trace ~= '{}' then labels = trace end
+  return '{"task_id":' .. cjson.encode(id .. '.' .. attempt) ..
+    ',"task_name":' .. cjson.encode(jtype) ..
+    ',"labels":' .. labels .. ',"labels_types":{},"args":[]' ..
+    ',"kwargs":' .. cjson.encode({queue = ctx.q, job = id, attempt = attempt}) .. '}'
+end
+
+local function send(id)
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, 'type', 'attempt', 'tc')
+  local attempt = tonumber(f[2]) + 1
+  local entry = redis.call('XADD', P .. 'dispatch', '*', 'data', taskiq_message(id, f[1], attempt, f[3]))
+  redis.call('HSET', key, 'de', entry)
+  redis.call('ZADD', P .. 'dispatched', NOW + ctx.dto, id)
+end
+
+-- Hands ready jobs to workers in priority order while the queue is running, the dispatch window
+-- has room and the queue's max_running allows. Returns how many were sent.
+local function dispatch()
+  local q = redis.call('HMGET', KEYS[1], 'paused', 'max_running')
+  if q[1] == '1' then return 0 end
+  local inflight = redis.call('ZCARD', P .. 'dispatched')
+  local budget = ctx.win - inflight
+  local max_running = tonumber(q[2]) or 0
+  if max_running > 0 then
+    budget = math.min(budget, max_running - inflight - redis.call('ZCARD', P .. 'idx:state:RUNNING'))
+  end
+  if budget <= 0 then return 0 end
+  local popped = redis.call('ZPOPMIN', P .. 'ready', budget)
+  if #popped == 0 then return 0 end
+  if redis.call('EXISTS', P .. 'dispatch') == 0 then
+    -- Create the group at 0 with the stream, so messages sent before any worker exists are read.
+    redis.call('XGROUP', 'CREATE', P .. 'dispatch', ctx.grp, '0', 'MKSTREAM')
+  end
+  for i = 1, #popped, 2 do send(popped[i]) end
+  return #popped / 2
+end
+
+-- Deletes a job, its history and its index entries.
+local function delete_job(id, key)
+  local f = redis.call('HMGET', key, 'state', 'ix', 'type')
+  index_state(id, f[2], f[3], f[1], nil)
+  redis.call('ZREM', P .. 'idx:all', f[2])
+  redis.call('ZREM', P .. 'idx:type:' .. f[3], f[2])
+  redis.call('ZREM', P .. 'retain:' .. f[1], id)
+  redis.call('DEL', key, P .. 'history:' .. id)
+end
+
+local function retention(state)
+  local q = redis.call('HMGET', KEYS[1], 'keep_n:' .. state, 'keep_ms:' .. state)
+  local default = ctx.keep[state]
+  return tonumber(q[1]) or default[1], tonumber(q[2]) or default[2]
+end
+
+-- Records a job as finished in `state` and deletes the oldest finished jobs past the count bound
+-- (at most two per call, so the work stays small and the bound holds once reached).
+local function retain(id, state)
+  local zkey = P .. 'retain:' .. state
+  redis.call('ZADD', zkey, NOW, id)
+  local max_count = retention(state)
+  local excess = redis.call('ZCARD', zkey) - max_count
+  if excess > 0 then
+    local old = redis.call('ZRANGE', zkey, 0, math.min(excess, 2) - 1)
+    for _, old_id in ipairs(old) do delete_job(old_id, job_key(old_id)) end
+  end
+end
+
+-- Ends a running job in a terminal state: lease dropped, indexes moved, retention applied.
+local function finish(id, key, attempt, to, fields, message, err)
+  redis.call('ZREM', P .. 'leases', id)
+  fields[#fields + 1] = 'state'; fields[#fields + 1] = to
+  fields[#fields + 1] = 'ftime'; fields[#fields + 1] = NOW
+  fields[#fields + 1] = 'utime'; fields[#fields + 1] = NOW
+  redis.call('HSET', key, unpack(fields))
+  local f = redis.call('HMGET', key, 'ix', 'type')
+  index_state(id, f[1], f[2], 'RUNNING', to)
+  state_changed(id, 'RUNNING', to, attempt, message, err)
+  retain(id, to)
+end

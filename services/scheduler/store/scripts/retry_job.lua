@@ -1,0 +1,22 @@
+--[[ retry_job: a FAILED or CANCELLED job -> QUEUED with a fresh retry budget, then dispatch.
+  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  ARGV[1]  context JSON (see lib)
+  ARGV[2]  allowed source states (csv)
+  ARGV[3]  job id
+  Returns {0} | {-1} no such job | {-2, state} wrong state
+]]
+local id = ARGV[3]
+local key = job_key(id)
+local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type')
+if not f[1] then return {NOT_FOUND} end
+if not set_of(ARGV[2])[f[1]] then return {WRONG_STATE, f[1]} end
+redis.call('ZREM', P .. 'retain:' .. f[1], id)
+redis.call('HDEL', key, 'ftime', 'cancel', 'cancel_reason', 'lease', 'worker')
+-- A new sequence number: the job goes to the back of its priority.
+local rs = ready_score(tonumber(redis.call('HGET', key, 'prio')))
+redis.call('HSET', key, 'state', 'QUEUED', 'failures', 0, 'lost', 0, 'rs', rs, 'run_at', NOW, 'utime', NOW)
+index_state(id, f[3], f[4], f[1], 'QUEUED')
+make_ready(key, id)
+state_changed(id, f[1], 'QUEUED', tonumber(f[2]), 'retried')
+dispatch()
+return {OK}
