@@ -15,7 +15,8 @@
     heartbeat -> {0, lease_until_ms, cancel_requested 0|1}
     failed    -> {0, next state, run_at_ms}
     others    -> {0}
-    refused   -> {-1} no such job | {-2, state} wrong state | {-3} attempt superseded
+    refused   -> {-1} no such job | {-3} attempt superseded (not the current attempt, or it ended)
+               | {-2, state} wrong state (started only: the job is not QUEUED)
 ]]
 local src = cjson.decode(ARGV[2])
 for action, csv in pairs(src) do src[action] = set_of(csv) end
@@ -26,10 +27,7 @@ local function fenced(key, n, allowed)
   local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'cancel')
   if not f[1] then return nil, {NOT_FOUND} end
   if tonumber(f[2]) ~= n then return nil, {SUPERSEDED} end
-  if not allowed[f[1]] then
-    if f[1] == 'QUEUED' or TERMINAL[f[1]] then return nil, {SUPERSEDED} end
-    return nil, {WRONG_STATE, f[1]}
-  end
+  if not allowed[f[1]] then return nil, {SUPERSEDED} end -- the attempt has ended
   return f, nil
 end
 

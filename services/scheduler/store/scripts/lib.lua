@@ -11,7 +11,6 @@
           -4 request id reused, -5 job id taken, -6 queue paused.
 ]]
 local OK, NOT_FOUND, WRONG_STATE, SUPERSEDED, REQUEST_REUSED, ID_TAKEN, PAUSED = 0, -1, -2, -3, -4, -5, -6
-local TERMINAL = {SUCCEEDED = true, FAILED = true, CANCELLED = true}
 local ctx = cjson.decode(ARGV[1])
 local P = string.sub(KEYS[1], 1, -6) -- strip "queue"
 local NOW = ctx.now
