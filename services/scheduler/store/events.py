@@ -32,6 +32,19 @@ def _stream_id(value: str | bytes) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def _trimmed_after(info: dict[str, object], position: str) -> bool:
+    """Whether entries after `position` may have been removed. Trimming removes from the head, so
+    when anything was removed and `position` lies before the first kept entry, the gap is possible.
+    (When `position` was itself the last removed entry this says yes needlessly: a spurious reset,
+    never a missed one.) XINFO's max-deleted-entry-id covers XDEL, which trimming does not update."""
+    first = info.get("first-entry")
+    entries_added, length = info.get("entries-added"), info.get("length")
+    removed = isinstance(entries_added, int) and isinstance(length, int) and entries_added > length
+    if not removed or not isinstance(first, tuple | list) or not first:
+        return False
+    return _stream_id(position) < _stream_id(first[0])
+
+
 class EventReader:
     def __init__(self, redis: RedisClient, *, max_block_ms: int) -> None:
         self.redis = redis
@@ -55,9 +68,10 @@ class EventReader:
         if exists_key is not None and not exists:
             return None
         if isinstance(info, ResponseError):  # no stream yet: nothing was ever written or trimmed
-            info = {"last-generated-id": b"0-0", "max-deleted-entry-id": b"0-0"}
-        position = after if after is not None else info["last-generated-id"].decode()
-        reset = _stream_id(info["max-deleted-entry-id"]) > _stream_id(position)
+            position, reset = after or "0-0", False
+        else:
+            position = after if after is not None else info["last-generated-id"].decode()
+            reset = _trimmed_after(info, position)
         events = await self._xread(queue, key, position, block=None)
         if not events and block_ms:
             events = await self._xread(queue, key, position, block=min(block_ms, self.max_block_ms))

@@ -1,0 +1,113 @@
+"""Dispatch: priority order, FIFO within a priority, pause, max_running, the taskiq message."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from services.common.config import StoreSettings
+from services.common.errors import QueuePaused
+from services.common.names import JobRef
+from services.common.redis_client import RedisClient
+from services.common.redis_keys import QueueKeys
+from services.scheduler.store.models import QueueSettingsUpdate, ReportKind
+from services.scheduler.store.store import JobStore
+from tests.scheduler.store.helpers import QUEUE, apply_one, create, start
+
+
+async def dispatched(redis: RedisClient) -> list[dict[str, object]]:
+    entries = await redis.xrange(QueueKeys(QUEUE).dispatch)
+    return [json.loads(fields[b"data"]) for _, fields in entries]
+
+
+async def dispatched_jobs(redis: RedisClient) -> list[str]:
+    return [str(m["kwargs"]["job"]) for m in await dispatched(redis)]  # type: ignore[index]
+
+
+@pytest.fixture
+def store_settings() -> StoreSettings:
+    return StoreSettings(lease=timedelta(seconds=30), dispatch_window=2)
+
+
+async def test_message_is_a_taskiq_message_pointing_at_the_attempt(
+    store: JobStore, redis: RedisClient
+) -> None:
+    ref = await create(store)
+    [message] = await dispatched(redis)
+    assert message["task_name"] == "demo"
+    assert message["args"] == []
+    assert message["kwargs"] == {"queue": QUEUE, "job": ref.job, "attempt": 1}
+    assert set(message) == {"task_id", "task_name", "labels", "labels_types", "args", "kwargs"}
+
+
+async def test_higher_priority_runs_first_and_fifo_within_a_priority(
+    store: JobStore, redis: RedisClient
+) -> None:
+    fillers = [await create(store), await create(store)]  # fill the window of 2
+    low = await create(store, priority=10)
+    high_a = await create(store, priority=90)
+    mid = await create(store, priority=50)
+    high_b = await create(store, priority=90)
+    assert await dispatched_jobs(redis) == [f.job for f in fillers]
+    order = []
+    for _ in range(4):
+        for job in await dispatched_jobs(redis):
+            ref = JobRef(QUEUE, job)
+            await start(store, ref)  # frees a window slot: the next ready job is sent
+            order.append(job)
+    order = order[2:]
+    assert order == [high_a.job, high_b.job, mid.job, low.job]
+
+
+async def test_paused_queue_sends_nothing_and_start_is_refused(
+    store: JobStore, redis: RedisClient
+) -> None:
+    sent = await create(store)
+    await store.set_paused(QUEUE, paused=True)
+    waiting = await create(store)
+    assert await dispatched_jobs(redis) == [sent.job]
+    outcome = await apply_one(store, sent, 1, ReportKind.STARTED)
+    assert isinstance(outcome.error, QueuePaused)
+    assert await dispatched_jobs(redis) == []
+    queue = await store.set_paused(QUEUE, paused=False)
+    assert not queue.paused
+    assert await dispatched_jobs(redis) == [sent.job, waiting.job]
+
+
+async def test_max_running_limits_dispatch_across_workers(
+    store: JobStore, redis: RedisClient
+) -> None:
+    await store.update_queue(QUEUE, QueueSettingsUpdate(max_running=1))
+    first, second = await create(store), await create(store)
+    assert await dispatched_jobs(redis) == [first.job]
+    await start(store, first)
+    assert await dispatched_jobs(redis) == []
+    await apply_one(store, first, 1, ReportKind.SUCCEEDED, {"result": None})
+    assert await dispatched_jobs(redis) == [second.job]
+
+
+async def test_released_job_goes_back_to_its_place(store: JobStore, redis: RedisClient) -> None:
+    first, second = await create(store), await create(store)
+    outcome = await apply_one(store, first, 1, ReportKind.RELEASED)
+    assert outcome.error is None
+    # Released and sent again, behind nothing: the window had room.
+    assert sorted(await dispatched_jobs(redis)) == sorted([first.job, second.job])
+
+
+async def test_messages_sent_before_any_worker_are_read_by_a_new_group_member(
+    store: JobStore, redis: RedisClient
+) -> None:
+    ref = await create(store)
+    reply = await redis.xreadgroup(
+        store.settings.dispatch_group, "consumer-1", {QueueKeys(QUEUE).dispatch: ">"}, count=10
+    )
+    entries = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
+    assert [json.loads(f[b"data"])["kwargs"]["job"] for _, f in entries] == [ref.job]
+
+
+async def test_start_removes_the_dispatch_entry(store: JobStore, redis: RedisClient) -> None:
+    ref = await create(store)
+    await start(store, ref)
+    assert await redis.xlen(QueueKeys(QUEUE).dispatch) == 0

@@ -1,0 +1,41 @@
+"""The keys a queue's transitions write are exactly those redis_keys.py names, all in one slot."""
+
+from __future__ import annotations
+
+from redis.crc import key_slot
+
+from services.common.redis_client import RedisClient
+from services.common.redis_keys import QueueKeys
+from services.common.states import State
+from services.scheduler.store.models import ReportKind
+from services.scheduler.store.store import JobStore
+from tests.scheduler.store.helpers import QUEUE, ManualClock, apply_one, create, failure, start
+
+
+async def test_scripts_write_only_the_keys_redis_keys_names(
+    store: JobStore, redis: RedisClient, clock: ManualClock
+) -> None:
+    done = await create(store, request_id="r", request_hash="h")
+    await start(store, done)
+    await apply_one(store, done, 1, ReportKind.PROGRESS, {"percent": 1})
+    await apply_one(store, done, 1, ReportKind.SUCCEEDED, {"result": 1})
+    retried = await create(store, type="other")
+    await start(store, retried)
+    await apply_one(store, retried, 1, ReportKind.FAILED, failure())
+    later = await create(store, run_at_ms=clock.now + 60_000)
+
+    k = QueueKeys(QUEUE)
+    expected = {
+        k.settings, k.all_jobs, k.scheduled, k.events, k.dispatch, k.request("r"),
+        k.type_index("demo"), k.type_index("other"),
+        k.state_index(State.SUCCEEDED), k.state_index(State.SCHEDULED),
+        k.type_state_index("demo", State.SUCCEEDED),
+        k.type_state_index("demo", State.SCHEDULED),
+        k.type_state_index("other", State.SCHEDULED),
+        k.retained(State.SUCCEEDED),
+        *(k.job(ref.job) for ref in (done, retried, later)),
+        *(k.history(ref.job) for ref in (done, retried, later)),
+    }  # fmt: skip
+    found = {key.decode() async for key in redis.scan_iter(match="jobstream:{*")}
+    assert found == expected
+    assert {key_slot(key.encode()) for key in found} == {key_slot(k.settings.encode())}
