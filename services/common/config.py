@@ -1,7 +1,7 @@
 """Configuration, read once from the environment (prefix `JOBSTREAM_`; `REDIS_URL` accepted).
 
-Each concern has its own frozen settings class, built in `main()` and passed down. Nothing else reads
-`os.environ` (a test checks).
+Each concern has its own frozen settings class, built in `main()` and passed down. Nothing else
+reads `os.environ` (a test checks).
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class SchedulerSettings(BaseSettings):
     shutdown_grace: timedelta = timedelta(seconds=10)
     promote_max_wait: timedelta = Field(
         default=timedelta(seconds=1),
-        description="Longest the promoter sleeps; it wakes earlier for jobs this replica scheduled.",
+        description="Longest the promoter sleeps; it wakes early for jobs this replica scheduled.",
     )
     reap_interval: timedelta = timedelta(seconds=1)
     retention_interval: timedelta = timedelta(seconds=30)

@@ -1,8 +1,8 @@
 """Every Redis key jobstream uses; nothing else builds a key.
 
-Shape: `jobstream:{<queue>}:<family>[:<id>[:<sub>]]`. The braces are a cluster hash tag, so every key
-one transition touches lives in the queue's slot. `store/scripts/lib.lua` derives per-job keys from
-`QueueKeys.prefix` with the same families (`job:`, `history:`, `idx:`), checked by a test.
+Shape: `jobstream:{<queue>}:<family>[:<id>[:<sub>]]`. The braces are a cluster hash tag, so every
+key one transition touches lives in the queue's slot. `store/scripts/lib.lua` derives per-job keys
+from `QueueKeys.prefix` with the same families (`job:`, `history:`, `idx:`), checked by a test.
 """
 
 from __future__ import annotations
@@ -89,5 +89,5 @@ class QueueKeys:
         return f"{self.prefix}history:{job_id}"
 
     def request(self, request_id: str) -> str:
-        """String `<job id> <request hash>` for an idempotency key; expires after the dedup window."""
+        """`<job id> <request hash>` of an idempotency key; expires after the dedup window."""
         return f"{self.prefix}req:{request_id}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from services.scheduler.loops.resilience import run_forever
 from services.scheduler.store.store import JobStore
@@ -11,8 +12,8 @@ BATCH = 1000
 
 
 class Promoter:
-    """Sleeps until the earliest run time it knows of (at most `max_wait`), and wakes early when this
-    process schedules a job sooner. Other replicas' jobs are seen within `max_wait`."""
+    """Sleeps until the earliest run time it knows of (at most `max_wait`), and wakes early when
+    this process schedules a job sooner. Other replicas' jobs are seen within `max_wait`."""
 
     def __init__(self, store: JobStore, *, max_wait: float) -> None:
         self.store = store
@@ -34,10 +35,8 @@ class Promoter:
         now = self.store.clock.now_ms()
         wait = self.max_wait if next_due is None else min(self.max_wait, (next_due - now) / 1000)
         self._next_due_ms = now + int(wait * 1000)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
-        except TimeoutError:
-            pass
         return 0
 
     async def _promote_all(self) -> int | None:

@@ -51,7 +51,9 @@ def _value(raw: str) -> struct_pb2.Value:
 def error_from_json(raw: str) -> job_pb2.JobError:
     data = json.loads(raw)
     return job_pb2.JobError(
-        reason=_REASONS.Value("REASON_" + data["reason"]) if data.get("reason") else 0,
+        reason=_REASONS.Value("REASON_" + data["reason"])
+        if data.get("reason")
+        else _REASONS.REASON_UNSPECIFIED,
         type=data.get("type", ""),
         message=data.get("message", ""),
         stack_trace=data.get("stack_trace", ""),

@@ -18,8 +18,15 @@ Reply = list[object]  # a script's reply as redis-py returns it: ints, bytes and
 
 
 def as_int(value: object) -> int:
-    assert isinstance(value, int | bytes), value
+    if not isinstance(value, int | bytes):
+        raise TypeError(f"expected an integer reply, got {value!r}")
     return int(value)
+
+
+def as_text(value: object) -> str:
+    if not isinstance(value, bytes):
+        raise TypeError(f"expected a bulk string reply, got {value!r}")
+    return value.decode()
 
 
 class Code(enum.IntEnum):
@@ -33,7 +40,7 @@ class Code(enum.IntEnum):
 
 
 def job_error(code: int, ref: JobRef, *, action: str, state: str = "") -> JobstreamError:
-    """The error for a refused job-level script call (`-4` is mapped where the request id is known)."""
+    """The error for a refused job-level script call (-4 is mapped by the caller)."""
     match Code(code):
         case Code.NOT_FOUND:
             return JobNotFound(ref.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis.exceptions import ResponseError
 
@@ -34,9 +35,9 @@ def _stream_id(value: str | bytes) -> tuple[int, int]:
 
 def _trimmed_after(info: dict[str, object], position: str) -> bool:
     """Whether entries after `position` may have been removed. Trimming removes from the head, so
-    when anything was removed and `position` lies before the first kept entry, the gap is possible.
+    when anything was removed and `position` lies before the first kept entry, a gap is possible.
     (When `position` was itself the last removed entry this says yes needlessly: a spurious reset,
-    never a missed one.) XINFO's max-deleted-entry-id covers XDEL, which trimming does not update."""
+    never a missed one.) XINFO's max-deleted-entry-id does not help: trimming leaves it alone."""
     first = info.get("first-entry")
     entries_added, length = info.get("entries-added"), info.get("length")
     removed = isinstance(entries_added, int) and isinstance(length, int) and entries_added > length
@@ -82,8 +83,11 @@ class EventReader:
     async def _xread(
         self, queue: str, key: str, position: str, *, block: int | None
     ) -> list[event_pb2.JobEvent]:
-        reply = await self.redis.xread({key: position}, count=READ_COUNT, block=block)
+        reply = cast(
+            list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]],
+            await self.redis.xread({key: position}, count=READ_COUNT, block=block),
+        )
         if not reply:
             return []
-        entries = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
+        entries = reply[0][1]
         return [codec.event_from_entry(queue, entry_id, fields) for entry_id, fields in entries]

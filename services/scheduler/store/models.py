@@ -48,7 +48,7 @@ class JobPage:
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
-    """ListJobs after validation. `cursor` is the index member of the last job of the previous page."""
+    """ListJobs after validation; `cursor` is the index member of the previous page's last job."""
 
     queue: str
     state: State | None = None
@@ -75,7 +75,8 @@ class Report:
 
     progress: the Progress as JSON (`percent`, `current`, `total`, `message`, `data`);
     log: `{"message": ...}`; succeeded: `{"result": <json>}`;
-    failed: `{"error": {type, message, stack_trace}, "retry_after_ms": int|null, "non_retryable": bool}`;
+    failed: `{"error": {type, message, stack_trace}, "retry_after_ms": int | null,
+    "non_retryable": bool}`;
     cancelled: `{"forced": bool}`; started, heartbeat, released: `{}`.
     """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from jobs.v1 import queue_pb2
 from services.common import names, redis_keys
@@ -39,7 +40,8 @@ class QueueReader:
             self._registered.add(queue)
 
     async def all_ids(self) -> list[str]:
-        return [raw.decode() for raw in await self.redis.zrange(redis_keys.QUEUES, 0, -1)]
+        ids = cast(list[bytes], await self.redis.zrange(redis_keys.QUEUES, 0, -1))
+        return [raw.decode() for raw in ids]
 
     async def get(self, queue: str) -> queue_pb2.Queue:
         keys = QueueKeys(queue)
@@ -52,12 +54,15 @@ class QueueReader:
             raise QueueNotFound(names.queue_name(queue))
         return self._to_proto(queue, settings, counts)
 
-    async def list(
+    async def page(
         self, *, after: str | None, limit: int
     ) -> tuple[list[queue_pb2.Queue], str | None]:
         start = f"({after}" if after else "-"
-        raw: list[bytes] = await self.redis.zrange(
-            redis_keys.QUEUES, start, "+", bylex=True, offset=0, num=limit + 1
+        raw = cast(
+            list[bytes],
+            await self.redis.zrange(
+                redis_keys.QUEUES, start, "+", bylex=True, offset=0, num=limit + 1
+            ),
         )
         ids = [item.decode() for item in raw[:limit]]
         queues = await asyncio.gather(*(self.get(queue) for queue in ids))
@@ -71,7 +76,7 @@ class QueueReader:
             paused=settings.get(b"paused") == b"1",
             limits=queue_pb2.QueueLimits(max_running=int(settings.get(b"max_running", 0))),
             job_counts=queue_pb2.JobCounts(
-                **{s.lower(): n for s, n in zip(_COUNTED, counts, strict=True)}
+                **{state.lower(): int(n) for state, n in zip(_COUNTED, counts, strict=True)}
             ),
         )
         for state, (count, age) in self.settings.retention_defaults().items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from typing import cast
 
 from services.common.errors import JobstreamError
 from services.scheduler.store import codec
@@ -58,9 +59,8 @@ def decode(report: Report, reply: Reply, queue: str) -> ReportOutcome:
         return ReportOutcome(report.id, error=_error(report, reply))
     match report.kind:
         case ReportKind.STARTED:
-            flat = reply[2]
-            assert isinstance(flat, list)
-            job = codec.job_from_hash(queue, report.attempt.job, codec.hash_pairs(flat))
+            fields = codec.hash_pairs(cast(list[bytes], reply[2]))
+            job = codec.job_from_hash(queue, report.attempt.job, fields)
             return ReportOutcome(report.id, job=job, lease_expire_ms=as_int(reply[1]))
         case ReportKind.HEARTBEAT:
             return ReportOutcome(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from jobs.v1 import job_pb2, queue_pb2
 from services.common import redis_keys
@@ -16,7 +17,7 @@ from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.common.states import TERMINAL, TRANSITIONS, Action
 from services.scheduler.store import codec, reports
-from services.scheduler.store.codes import Code, Reply, as_int, job_error
+from services.scheduler.store.codes import Code, Reply, as_int, as_text, job_error
 from services.scheduler.store.events import EventBatch, EventReader
 from services.scheduler.store.models import (
     JobPage,
@@ -104,8 +105,7 @@ class JobStore:
         code = as_int(reply[0])
         if code == Code.REQUEST_REUSED:
             index, earlier = as_int(reply[1]) - 1, reply[2]
-            assert isinstance(earlier, bytes)
-            raise RequestIdReused(jobs[index].request_id, job=JobRef(queue, earlier.decode()).name)
+            raise RequestIdReused(jobs[index].request_id, job=JobRef(queue, as_text(earlier)).name)
         if code != Code.OK:
             index = as_int(reply[1]) - 1
             raise job_error(code, JobRef(queue, jobs[index].job_id), action="create")
@@ -129,7 +129,9 @@ class JobStore:
 
     async def get_job(self, ref: JobRef) -> job_pb2.Job:
         """Raises JobNotFound."""
-        fields = await self.redis.hgetall(QueueKeys(ref.queue).job(ref.job))
+        fields = cast(
+            dict[bytes, bytes], await self.redis.hgetall(QueueKeys(ref.queue).job(ref.job))
+        )
         if not fields:
             raise JobNotFound(ref.name)
         return codec.job_from_hash(ref.queue, ref.job, fields)
@@ -150,8 +152,11 @@ class JobStore:
             start, end = after or "+", "-"
         else:
             start, end = after or "-", "+"
-        members: list[bytes] = await self.redis.zrange(
-            index, start, end, desc=query.descending, bylex=True, offset=0, num=query.limit + 1
+        members = cast(
+            list[bytes],
+            await self.redis.zrange(
+                index, start, end, desc=query.descending, bylex=True, offset=0, num=query.limit + 1
+            ),
         )
         page = [m.decode() for m in members[: query.limit]]
         jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
@@ -218,7 +223,8 @@ class JobStore:
         batch = await self.events.read(
             queue, QueueKeys(queue).events, after=after, block_ms=block_ms, exists_key=None
         )
-        assert batch is not None
+        if batch is None:  # only a missing exists_key gives None
+            raise RuntimeError("unreachable")
         return batch
 
     # --- queues ---------------------------------------------------------------------------------
@@ -230,7 +236,7 @@ class JobStore:
         self, *, after: str | None, limit: int
     ) -> tuple[list[queue_pb2.Queue], str | None]:
         """Queues by id after `after`; the second value is the cursor of the next page."""
-        return await self.queues.list(after=after, limit=limit)
+        return await self.queues.page(after=after, limit=limit)
 
     async def set_paused(self, queue: str, *, paused: bool) -> queue_pb2.Queue:
         return await self._update_queue(queue, {"paused": "1" if paused else "0"})
@@ -255,7 +261,8 @@ class JobStore:
             for queue, queued in by_queue.items():
                 keys, args = self._call_args(queue)
                 args += [_REPORT_SOURCES, worker, *(reports.encode(r) for r in queued)]
-                await self.scripts.apply_reports(keys=keys, args=args, client=pipe)
+                # redis-py queues a script on a pipeline when passed as client (typed too narrowly).
+                await self.scripts.apply_reports(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
             replies: list[list[Reply]] = await pipe.execute()
         outcomes: dict[int, ReportOutcome] = {}
         for (queue, queued), reply in zip(by_queue.items(), replies, strict=True):
@@ -267,7 +274,7 @@ class JobStore:
         return [outcomes[id(report)] for report in batch]
 
     async def shorten_leases(self, attempts: Sequence[AttemptRef], *, within_ms: int) -> None:
-        """Lets the leases of these attempts run out within `within_ms` (a worker's stream dropped)."""
+        """Lets these attempts' leases end within `within_ms` (their worker's stream dropped)."""
         by_queue: dict[str, list[str]] = {}
         for attempt in attempts:
             by_queue.setdefault(attempt.queue, []).append(f"{attempt.job} {attempt.number}")

@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass, field, replace
 
 from jobs.v1 import job_pb2
-
 from services.common.names import AttemptRef, JobRef, new_job_id
 from services.common.states import State
 from services.scheduler.store.models import NewJob, Report, ReportKind, ReportOutcome, RetryPolicy

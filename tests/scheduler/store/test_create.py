@@ -30,7 +30,10 @@ async def test_concurrent_creates_with_one_request_id_make_one_job(
     store: JobStore, redis: RedisClient
 ) -> None:
     jobs = await asyncio.gather(
-        *(store.create_jobs(QUEUE, [new_job(request_id="r-1", request_hash="h")]) for _ in range(50))
+        *(
+            store.create_jobs(QUEUE, [new_job(request_id="r-1", request_hash="h")])
+            for _ in range(50)
+        )
     )
     assert len({batch[0].name for batch in jobs}) == 1
     assert await redis.zcard(f"jobstream:{{{QUEUE}}}:idx:all") == 1

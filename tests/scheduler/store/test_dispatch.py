@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 
@@ -16,14 +17,16 @@ from services.scheduler.store.models import QueueSettingsUpdate, ReportKind
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import QUEUE, apply_one, create, start
 
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
-async def dispatched(redis: RedisClient) -> list[dict[str, object]]:
-    entries = await redis.xrange(QueueKeys(QUEUE).dispatch)
+
+async def dispatched(redis: RedisClient) -> list[dict[str, Any]]:
+    entries = cast(Entries, await redis.xrange(QueueKeys(QUEUE).dispatch))
     return [json.loads(fields[b"data"]) for _, fields in entries]
 
 
 async def dispatched_jobs(redis: RedisClient) -> list[str]:
-    return [str(m["kwargs"]["job"]) for m in await dispatched(redis)]  # type: ignore[index]
+    return [str(message["kwargs"]["job"]) for message in await dispatched(redis)]
 
 
 @pytest.fixture
@@ -100,10 +103,13 @@ async def test_messages_sent_before_any_worker_are_read_by_a_new_group_member(
     store: JobStore, redis: RedisClient
 ) -> None:
     ref = await create(store)
-    reply = await redis.xreadgroup(
-        store.settings.dispatch_group, "consumer-1", {QueueKeys(QUEUE).dispatch: ">"}, count=10
+    reply = cast(
+        list[tuple[bytes, Entries]],
+        await redis.xreadgroup(
+            store.settings.dispatch_group, "consumer-1", {QueueKeys(QUEUE).dispatch: ">"}, count=10
+        ),
     )
-    entries = reply[0][1] if isinstance(reply, list) else next(iter(reply.values()))[0]
+    entries = reply[0][1]
     assert [json.loads(f[b"data"])["kwargs"]["job"] for _, f in entries] == [ref.job]
 
 

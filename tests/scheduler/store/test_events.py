@@ -1,4 +1,4 @@
-"""Job histories and queue event streams: ordered, resumable, with an explicit reset after trimming."""
+"""Job histories and queue event streams: ordered, resumable, an explicit reset after trimming."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import contextlib
 from datetime import timedelta
 
 import pytest
-from jobs.v1 import event_pb2, job_pb2
 
+from jobs.v1 import event_pb2, job_pb2
 from services.common import redis_keys
 from services.common.clock import SystemClock
 from services.common.config import SchedulerSettings, StoreSettings
@@ -132,7 +132,7 @@ async def test_cancel_of_a_running_job_is_published_to_its_worker(
             message = await pubsub.get_message(timeout=5)
         assert message["data"] == f"worker-1 {ref.name}/attempts/1".encode()
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
     outcome = await apply_one(store, ref, 1, ReportKind.HEARTBEAT)
     assert outcome.cancel_requested
     await apply_one(store, ref, 1, ReportKind.CANCELLED, {"forced": True})

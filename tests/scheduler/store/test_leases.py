@@ -9,7 +9,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 from jobs.v1 import job_pb2
-
 from services.common.clock import SystemClock
 from services.common.config import SchedulerSettings, StoreSettings
 from services.common.errors import AttemptSuperseded
@@ -47,7 +46,9 @@ async def test_heartbeat_extends_the_lease(store: JobStore, clock: ManualClock) 
     assert state_of(await store.get_job(ref)).value == "RUNNING"
 
 
-async def test_lost_attempt_reruns_without_burning_a_retry(store: JobStore, clock: ManualClock) -> None:
+async def test_lost_attempt_reruns_without_burning_a_retry(
+    store: JobStore, clock: ManualClock
+) -> None:
     ref = await create(store)
     await start(store, ref)
     await expire(store, clock)
@@ -93,7 +94,9 @@ async def test_stale_message_cannot_start_a_second_run(store: JobStore) -> None:
     assert isinstance(outcome.error, AttemptSuperseded)
 
 
-async def test_lost_job_with_a_pending_cancel_is_cancelled(store: JobStore, clock: ManualClock) -> None:
+async def test_lost_job_with_a_pending_cancel_is_cancelled(
+    store: JobStore, clock: ManualClock
+) -> None:
     ref = await create(store)
     await start(store, ref)
     await store.cancel_job(ref)
@@ -101,7 +104,9 @@ async def test_lost_job_with_a_pending_cancel_is_cancelled(store: JobStore, cloc
     assert state_of(await store.get_job(ref)).value == "CANCELLED"
 
 
-async def test_shortened_lease_runs_out_within_the_grace(store: JobStore, clock: ManualClock) -> None:
+async def test_shortened_lease_runs_out_within_the_grace(
+    store: JobStore, clock: ManualClock
+) -> None:
     ref = await create(store)
     await start(store, ref)
     await store.shorten_leases([AttemptRef(ref.queue, ref.job, 1)], within_ms=5000)

@@ -12,7 +12,9 @@ from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import QUEUE, ManualClock, apply_one, create, start
 
 
-async def make_jobs(store: JobStore, clock: ManualClock, count: int, **changes: object) -> list[JobRef]:
+async def make_jobs(
+    store: JobStore, clock: ManualClock, count: int, **changes: object
+) -> list[JobRef]:
     refs = []
     for _ in range(count):
         refs.append(await create(store, **changes))
@@ -56,7 +58,9 @@ async def test_ascending_order_and_state_filter(store: JobStore, clock: ManualCl
     refs = await make_jobs(store, clock, 7)
     for ref in refs[:3]:
         await store.cancel_job(ref)
-    seen = await page_through(store, ListQuery(QUEUE, state=State.CANCELLED, descending=False, limit=2))
+    seen = await page_through(
+        store, ListQuery(QUEUE, state=State.CANCELLED, descending=False, limit=2)
+    )
     assert seen == [r.name for r in refs[:3]]
 
 
@@ -64,7 +68,9 @@ async def test_type_and_state_filter(store: JobStore, clock: ManualClock) -> Non
     images = await make_jobs(store, clock, 3, type="image.build")
     await make_jobs(store, clock, 3, type="email")
     await store.cancel_job(images[0])
-    queued_images = await page_through(store, ListQuery(QUEUE, state=State.QUEUED, job_type="image.build"))
+    queued_images = await page_through(
+        store, ListQuery(QUEUE, state=State.QUEUED, job_type="image.build")
+    )
     assert sorted(queued_images) == sorted(r.name for r in images[1:])
     all_images = await page_through(store, ListQuery(QUEUE, job_type="image.build", limit=1))
     assert sorted(all_images) == sorted(r.name for r in images)

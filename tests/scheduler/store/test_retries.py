@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 
 from jobs.v1 import job_pb2
-
 from services.scheduler.store.models import ReportKind
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import (
@@ -34,9 +33,12 @@ async def fail_and_promote(store: JobStore, clock: ManualClock, ref: object) -> 
     return delay
 
 
-async def test_backoff_grows_exponentially_up_to_the_cap(store: JobStore, clock: ManualClock) -> None:
-    policy = replace(POLICY, max_attempts=5, initial_backoff_ms=1000, backoff_multiplier=3.0,
-                     max_backoff_ms=5000)
+async def test_backoff_grows_exponentially_up_to_the_cap(
+    store: JobStore, clock: ManualClock
+) -> None:
+    policy = replace(
+        POLICY, max_attempts=5, initial_backoff_ms=1000, backoff_multiplier=3.0, max_backoff_ms=5000
+    )
     ref = await create(store, retry=policy)
     delays = []
     for _ in range(5):
@@ -50,9 +52,12 @@ async def test_backoff_grows_exponentially_up_to_the_cap(store: JobStore, clock:
     assert [a.outcome for a in job.attempts] == [job_pb2.Attempt.OUTCOME_FAILED] * 5
 
 
-async def test_jitter_shortens_the_delay_within_its_share(store: JobStore, clock: ManualClock) -> None:
-    policy = replace(POLICY, max_attempts=100, initial_backoff_ms=10_000, backoff_multiplier=1.0,
-                     jitter=0.5)
+async def test_jitter_shortens_the_delay_within_its_share(
+    store: JobStore, clock: ManualClock
+) -> None:
+    policy = replace(
+        POLICY, max_attempts=100, initial_backoff_ms=10_000, backoff_multiplier=1.0, jitter=0.5
+    )
     ref = await create(store, retry=policy)
     delays = set()
     for _ in range(20):

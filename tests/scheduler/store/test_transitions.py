@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
-from jobs.v1 import job_pb2
 
+from jobs.v1 import job_pb2
 from services.common.errors import AttemptSuperseded, InvalidState, JobNotFound, JobstreamError
 from services.common.names import JobRef
 from services.common.states import TRANSITIONS, Action, State
@@ -128,7 +128,7 @@ async def test_state_action(
 def test_job_states_match_the_proto() -> None:
     proto_states = {
         name.removeprefix("STATE_")
-        for name in job_pb2.Job.State.keys()
+        for name in job_pb2.Job.State.keys()  # noqa: SIM118 (an enum wrapper, not a dict)
         if name != "STATE_UNSPECIFIED"
     }
     assert proto_states == {s.value for s in State}
