@@ -18,7 +18,11 @@ _PREFIX = "JOBSTREAM_"
 
 
 def _config() -> SettingsConfigDict:
-    return SettingsConfigDict(env_prefix=_PREFIX, frozen=True, extra="ignore")
+    # populate_by_name: code and tests may pass `port=0` although the environment spells it
+    # JOBSTREAM_SCHEDULER_PORT.
+    return SettingsConfigDict(
+        env_prefix=_PREFIX, frozen=True, extra="ignore", populate_by_name=True
+    )
 
 
 class RedisSettings(BaseSettings):
