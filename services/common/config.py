@@ -6,7 +6,10 @@ reads `os.environ` (a test checks).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
@@ -112,3 +115,42 @@ class SchedulerSettings(BaseSettings):
         description="A worker whose stream drops keeps its leases this long, to reconnect.",
     )
     max_message_bytes: int = Field(default=4 << 20, ge=1 << 20)
+
+
+class TelemetrySettings(BaseSettings):
+    """OpenTelemetry tracing of every process."""
+
+    model_config = _config()
+
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none",
+        description="Where spans go: nowhere, stdout, or OTLP over gRPC (needs the package "
+        "opentelemetry-exporter-otlp-proto-grpc, configured by the standard OTEL_EXPORTER_OTLP_* "
+        "variables).",
+    )
+
+
+class DevStackSettings(BaseSettings):
+    """`make run`: the development launcher (services/devstack.py) and its embedded Redis."""
+
+    model_config = _config()
+
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("JOBSTREAM_REDIS_URL", "REDIS_URL"),
+        description="Use this Redis; unset: start an embedded redis-server with AOF.",
+    )
+    dev_redis_port: int = Field(default=6390, ge=1, le=65535)
+    dev_data_dir: Path = Field(
+        default=Path(".data"), description="The embedded Redis keeps its AOF in <dir>/redis."
+    )
+    dev_startup_timeout: timedelta = timedelta(seconds=30)
+    dev_stop_timeout: timedelta = Field(
+        default=timedelta(seconds=15),
+        description="How long a child gets after SIGTERM before it is killed.",
+    )
+
+
+def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a child process: this process's own, with `overrides` on top."""
+    return {**os.environ, **overrides}

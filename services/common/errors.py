@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import grpc
 from google.protobuf import any_pb2
@@ -46,7 +46,7 @@ class InvalidArgument(JobstreamError):
         self.violations = list(violations)
 
     @classmethod
-    def field(cls, field: str, description: str) -> InvalidArgument:
+    def field(cls, field: str, description: str) -> Self:
         return cls([FieldViolation(field, description)])
 
 
@@ -56,13 +56,15 @@ class TooLarge(InvalidArgument):
     reason = "TOO_LARGE"
 
 
-class InvalidFilter(JobstreamError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+class InvalidFilter(InvalidArgument):
+    """The list filter is malformed or names an unsupported field; BadRequest names `filter`."""
+
     reason = "INVALID_FILTER"
 
 
-class InvalidPageToken(JobstreamError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+class InvalidPageToken(InvalidArgument):
+    """The page token is malformed or from another query; BadRequest names `page_token`."""
+
     reason = "INVALID_PAGE_TOKEN"
 
 
@@ -149,6 +151,20 @@ class Internal(JobstreamError):
         super().__init__(
             f"internal error (correlation id {correlation_id})",
             metadata={"correlation_id": correlation_id},
+        )
+
+
+class WatchLagged(JobstreamError):
+    """A watcher fell too far behind the events; it resumes after the last event it received."""
+
+    code = grpc.StatusCode.ABORTED
+    reason = "WATCH_LAGGED"
+
+    def __init__(self, last_event_id: str) -> None:
+        resume = f"after_event_id={last_event_id}" if last_event_id else "an empty after_event_id"
+        super().__init__(
+            f"the watch lagged behind the events and was ended; resume with {resume}",
+            metadata={"last_event_id": last_event_id},
         )
 
 

@@ -1,0 +1,262 @@
+"""`make run`: the development stack in one command (`python -m services.devstack`).
+
+Starts each service of the stack as a child process, in order, each once the one before is ready:
+an embedded redis-server with AOF in `.data/redis/` (unless REDIS_URL is given), then the scheduler.
+Ctrl-C or SIGTERM stops every child in reverse order; if any child dies, the rest are stopped and
+the launcher exits non-zero. A worker and a gateway join the stack as more `ChildSpec`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from services.common.config import (
+    DevStackSettings,
+    LogSettings,
+    SchedulerSettings,
+    child_environment,
+)
+from services.common.logging import configure_logging
+
+LOOPBACK = "127.0.0.1"
+Probe = Callable[[int], Awaitable[bool]]  # called with the child's pid: is it ready?
+
+log = structlog.get_logger("services.devstack")
+
+
+class StackFailed(Exception):
+    """A child could not be started or did not become ready."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """One service of the stack: how to start it and how to tell it is ready."""
+
+    name: str
+    argv: tuple[str, ...]
+    address: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready: Probe | None = None
+    port: int | None = None  # must be free before the child starts
+    port_setting: str = ""  # the variable that moves `port`, for the error message
+
+
+def redis_answers(url: str) -> Probe:
+    """Ready when the server at `url` answers, and it is this child (not an older server)."""
+
+    async def probe(pid: int) -> bool:
+        client = Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            return int((await client.info("server"))["process_id"]) == pid
+        except (RedisConnectionError, RedisTimeoutError):  # includes BusyLoadingError
+            return False
+        finally:
+            await client.aclose()
+
+    return probe
+
+
+def accepts_connections(host: str, port: int) -> Probe:
+    async def probe(_pid: int) -> bool:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    return probe
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        # As the servers themselves do, so connections in TIME_WAIT do not count as "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def embedded_redis(settings: DevStackSettings) -> tuple[ChildSpec, str]:
+    """The redis-server child (AOF, fsync every second) and its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise StackFailed(
+            "redis-server is not on PATH: run `make redis` (Debian package redis-server), "
+            "or set REDIS_URL to use a running Redis"
+        )
+    data = (settings.dev_data_dir / "redis").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    log.info("embedded_redis", data_dir=str(data), log_file=str(data / "redis.log"))
+    port = settings.dev_redis_port
+    url = f"redis://{LOOPBACK}:{port}/0"
+    argv = (
+        binary,
+        *("--port", str(port), "--bind", LOOPBACK, "--dir", str(data)),
+        *("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
+        *("--daemonize", "no", "--logfile", str(data / "redis.log")),
+    )
+    spec = ChildSpec(
+        "redis",
+        argv,
+        url,
+        ready=redis_answers(url),
+        port=port,
+        port_setting="JOBSTREAM_DEV_REDIS_PORT",
+    )
+    return spec, url
+
+
+def scheduler_child(settings: SchedulerSettings, redis_url: str | None) -> ChildSpec:
+    env = {"JOBSTREAM_SCHEDULER_PORT": str(settings.port)}
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
+    return ChildSpec(
+        "scheduler",
+        (sys.executable, "-m", "services.scheduler.app"),
+        f"{settings.host}:{settings.port}",
+        env=env,
+        # Port 0 lets the scheduler choose; it logs the address itself.
+        ready=accepts_connections(settings.host, settings.port) if settings.port else None,
+        port=settings.port or None,
+        port_setting="JOBSTREAM_SCHEDULER_PORT",
+    )
+
+
+def stack(settings: DevStackSettings, scheduler: SchedulerSettings) -> list[ChildSpec]:
+    """The children to start, in order; they are stopped in reverse."""
+    children: list[ChildSpec] = []
+    redis_url = None  # the scheduler reads REDIS_URL from the environment it inherits
+    if settings.redis_url is None:
+        redis, redis_url = embedded_redis(settings)
+        children.append(redis)
+    children.append(scheduler_child(scheduler, redis_url))
+    return children
+
+
+class Supervisor:
+    """Starts children one by one and stops them all, newest first."""
+
+    def __init__(self, settings: DevStackSettings) -> None:
+        self.startup_timeout = settings.dev_startup_timeout.total_seconds()
+        self.stop_timeout = settings.dev_stop_timeout.total_seconds()
+        self.children: list[tuple[ChildSpec, asyncio.subprocess.Process]] = []
+
+    async def start(self, spec: ChildSpec) -> None:
+        """Raises StackFailed if the port is taken, or the child exits or is not ready in time."""
+        if spec.port is not None and _port_in_use(LOOPBACK, spec.port):
+            raise StackFailed(
+                f"port {spec.port} for {spec.name} is in use; set {spec.port_setting}"
+            )
+        process = await asyncio.create_subprocess_exec(
+            *spec.argv,
+            env=child_environment(spec.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            # Its own process group: Ctrl-C reaches only us, and we stop children in order.
+            start_new_session=True,
+        )
+        self.children.append((spec, process))
+        await self._wait_ready(spec, process)
+        log.info("service_listening", service=spec.name, address=spec.address, pid=process.pid)
+
+    async def _wait_ready(self, spec: ChildSpec, process: asyncio.subprocess.Process) -> None:
+        deadline = asyncio.get_running_loop().time() + self.startup_timeout
+        delay = 0.01
+        while True:
+            if process.returncode is not None:
+                raise StackFailed(f"{spec.name} exited with {process.returncode} while starting")
+            if spec.ready is None or await spec.ready(process.pid):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise StackFailed(f"{spec.name} was not ready within {self.startup_timeout}s")
+            await asyncio.sleep(delay)  # readiness polling of a starting server, bounded above
+            delay = min(delay * 2, 0.25)
+
+    async def first_exit(self) -> tuple[ChildSpec, int]:
+        """Waits until any child exits; returns it and its exit code."""
+        waits = {asyncio.ensure_future(process.wait()): spec for spec, process in self.children}
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        first = done.pop()
+        return waits[first], first.result()
+
+    async def stop_all(self) -> None:
+        for spec, process in reversed(self.children):
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):  # it exited just now
+                    process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), self.stop_timeout)
+                except TimeoutError:
+                    log.warning("service_killed", service=spec.name, after_s=self.stop_timeout)
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+            log.info("service_stopped", service=spec.name, returncode=process.returncode)
+        self.children.clear()
+
+
+async def _start_and_watch(
+    supervisor: Supervisor, settings: DevStackSettings, scheduler: SchedulerSettings
+) -> int:
+    children = stack(settings, scheduler)
+    for spec in children:
+        await supervisor.start(spec)
+    log.info("dev_stack_ready", services=[spec.name for spec in children])
+    spec, code = await supervisor.first_exit()
+    log.error("service_exited", service=spec.name, returncode=code)
+    return 1
+
+
+async def run(settings: DevStackSettings, scheduler: SchedulerSettings) -> int:
+    """Runs the stack until a signal (exit code 0) or a child's death or failed start (1)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    supervisor = Supervisor(settings)
+    watching = asyncio.create_task(_start_and_watch(supervisor, settings, scheduler))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({watching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.done():
+            log.info("dev_stack_stopping")
+            return 0
+        return watching.result()
+    except StackFailed as error:
+        log.error("dev_stack_failed", error=str(error))
+        return 1
+    finally:
+        watching.cancel()
+        stopping.cancel()
+        await asyncio.gather(watching, stopping, return_exceptions=True)
+        await supervisor.stop_all()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def main() -> None:
+    configure_logging(LogSettings())
+    raise SystemExit(asyncio.run(run(DevStackSettings(), SchedulerSettings())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""The scheduler process: JobService, QueueService and WorkerService over gRPC (with health and
+reflection), and the background loops, on one Redis.
+
+Run it as `jobstream-scheduler` or `python -m services.scheduler.app`. Tests run the same server
+in process with `serve(...)` on port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+
+import structlog
+from opentelemetry.trace import TracerProvider
+
+from jobs.v1 import job_service_pb2_grpc, queue_service_pb2_grpc, worker_service_pb2_grpc
+from services.common.aio_compat import cancel_and_wait, use_cancellation_safe_wait_for
+from services.common.clock import Clock
+from services.common.config import (
+    LogSettings,
+    RedisSettings,
+    SchedulerSettings,
+    StoreSettings,
+    TelemetrySettings,
+)
+from services.common.grpc_server import GrpcServer, address, build_server, registration
+from services.common.logging import configure_logging
+from services.common.redis_client import RedisClient, open_redis
+from services.common.telemetry import configure_telemetry
+from services.scheduler.loops import run_background_loops
+from services.scheduler.servicers.job_service import JobService
+from services.scheduler.servicers.queue_service import QueueService
+from services.scheduler.servicers.worker_service import WorkerServicer
+from services.scheduler.store.store import JobStore
+from services.scheduler.watch import WatchHub
+
+SERVICE_NAME = "jobstream-scheduler"
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """A running scheduler: where it listens and what it serves from."""
+
+    port: int
+    store: JobStore
+    server: GrpcServer
+    watches: WatchHub
+    workers: WorkerServicer
+
+
+@asynccontextmanager
+async def serve(
+    redis: RedisClient,
+    *,
+    settings: SchedulerSettings,
+    store_settings: StoreSettings,
+    tracer_provider: TracerProvider | None = None,
+    clock: Clock | None = None,
+    run_loops: bool = True,
+) -> AsyncIterator[Scheduler]:
+    """Serves on `settings.host:settings.port` (port 0: a free port, see `Scheduler.port`) until
+    the block exits, then shuts down gracefully: NOT_SERVING, `server.stop(grace)`, watches
+    closed, loops and the workers' cancel router cancelled. `tracer_provider` defaults to the
+    global one. A crashing loop ends the block."""
+    store = JobStore(redis, settings=store_settings, clock=clock)
+    watches = WatchHub(block_ms=store_settings.max_block_ms)
+    workers = WorkerServicer(store, redis, settings, store_settings)
+    server = build_server(
+        [
+            registration(
+                job_service_pb2_grpc.add_JobServiceServicer_to_server,
+                JobService(store, watches=watches),
+            ),
+            registration(
+                queue_service_pb2_grpc.add_QueueServiceServicer_to_server,
+                QueueService(store, watches=watches),
+            ),
+            registration(worker_service_pb2_grpc.add_WorkerServiceServicer_to_server, workers),
+        ],
+        host=settings.host,
+        port=settings.port,
+        max_message_bytes=settings.max_message_bytes,
+        tracer_provider=tracer_provider,
+    )
+    async with asyncio.TaskGroup() as tasks, AsyncExitStack() as stack:
+        cancel_router = tasks.create_task(workers.run(), name="cancel router")
+        stack.push_async_callback(cancel_and_wait, cancel_router)
+        if run_loops:
+            loops = tasks.create_task(run_background_loops(store, settings), name="loops")
+            stack.push_async_callback(cancel_and_wait, loops)
+        stack.push_async_callback(watches.close)
+        # Not waiting for workers.wait_ready(): with Redis down the server must still start and
+        # answer UNAVAILABLE; until the router subscribes, cancels reach workers by heartbeat.
+        stack.push_async_callback(server.stop, settings.shutdown_grace.total_seconds())
+        await server.start()
+        yield Scheduler(
+            port=server.port, store=store, server=server, watches=watches, workers=workers
+        )
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Every setting the scheduler reads, read once."""
+
+    redis: RedisSettings
+    store: StoreSettings
+    scheduler: SchedulerSettings
+    log: LogSettings
+    telemetry: TelemetrySettings
+
+    @classmethod
+    def from_environment(cls) -> SchedulerConfig:
+        return cls(
+            redis=RedisSettings(),
+            store=StoreSettings(),
+            scheduler=SchedulerSettings(),
+            log=LogSettings(),
+            telemetry=TelemetrySettings(),
+        )
+
+
+async def run(config: SchedulerConfig) -> None:
+    """Runs the scheduler until SIGINT or SIGTERM; everything opened here closes in reverse."""
+    async with AsyncExitStack() as stack:
+        provider = configure_telemetry(config.telemetry, service_name=SERVICE_NAME)
+        stack.callback(provider.shutdown)  # flushes pending spans
+        redis = open_redis(config.redis)
+        stack.push_async_callback(redis.aclose)
+        scheduler = await stack.enter_async_context(
+            serve(redis, settings=config.scheduler, store_settings=config.store)
+        )
+        log.info("scheduler_started", address=address(config.scheduler.host, scheduler.port))
+        await _until_signalled()
+        log.info("scheduler_stopping", grace_s=config.scheduler.shutdown_grace.total_seconds())
+    log.info("scheduler_stopped")
+
+
+def main() -> None:
+    use_cancellation_safe_wait_for()
+    config = SchedulerConfig.from_environment()
+    configure_logging(config.log)
+    asyncio.run(run(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Page sizes and opaque page tokens (AIP-158), and the ListJobs query they page through: its
+filter (an AIP-160 subset) and order.
+
+A token is base64url of a small JSON object holding the cursor (the last item's index member) and a
+fingerprint of the query (parent, filter, order), so a token only works for the query it came from.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+
+from jobs.v1 import job_service_pb2, queue_service_pb2
+from services.common import names
+from services.common.errors import InvalidArgument, InvalidFilter, InvalidPageToken
+from services.common.states import State
+from services.scheduler.store.models import ListQuery
+from services.scheduler.violations import Violations
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+JOB_CURSOR = re.compile(r"[0-9]{13,16}:" + names.JOB_ID.pattern)
+QUEUE_CURSOR = names.QUEUE_ID
+_NOT_OURS = "is not a page token of this query; start again without one"
+FILTER_FIELDS = ("state", "type")
+_FILTER_TOKEN = re.compile(
+    r"""\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|!=|<=|>=|[=<>:()]|[^\s=!<>:()"']+|\S)"""
+)
+
+
+def page_size(v: Violations, value: int) -> int:
+    """0 means the default, more than the maximum means the maximum; negative is invalid."""
+    if value < 0:
+        v.add("page_size", f"must not be negative, not {value}")
+    if value <= 0:
+        return DEFAULT_PAGE_SIZE
+    return min(value, MAX_PAGE_SIZE)
+
+
+def fingerprint(*parts: str) -> str:
+    """A short hash of what defines a query (not its page size)."""
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def encode_token(cursor: str, query: str) -> str:
+    raw = json.dumps({"c": cursor, "q": query}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def next_page_token(cursor: str | None, query: str) -> str:
+    """The token of the page after `cursor`; empty when there is none (the last page)."""
+    return "" if cursor is None else encode_token(cursor, query)
+
+
+def decode_token(token: str, query: str, cursor: re.Pattern[str]) -> str:
+    """The cursor a token carries. Raises InvalidPageToken when it is malformed, belongs to another
+    query, or carries a cursor of the wrong shape."""
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        data = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise InvalidPageToken.field("page_token", _NOT_OURS) from None
+    if not (
+        isinstance(data, dict)
+        and data.get("q") == query
+        and isinstance(data.get("c"), str)
+        and cursor.fullmatch(data["c"])
+    ):
+        raise InvalidPageToken.field("page_token", _NOT_OURS)
+    value: str = data["c"]
+    return value
+
+
+def _filter_tokens(text: str) -> list[str]:
+    tokens, position = [], 0
+    while text[position:].strip():
+        match = _FILTER_TOKEN.match(text, position)
+        if match is None:  # cannot happen: the last alternative matches any character
+            raise InvalidFilter.field("filter", f"cannot read {text[position:]!r}")
+        tokens.append(match[1])
+        position = match.end()
+    return tokens
+
+
+def _filter_value(name: str, value: str) -> str:
+    """The checked value of one `name = value` term."""
+    if name == "state":
+        if value not in State.__members__:
+            raise InvalidFilter.field(
+                "filter", f"state must be one of {', '.join(State)} (unquoted), not {value}"
+            )
+        return value
+    if value[:1] not in ("'", '"'):
+        raise InvalidFilter.field(
+            "filter", f'type takes a quoted string, as type = "a.b", not {value}'
+        )
+    job_type = value[1:-1]
+    if not names.JOB_TYPE.fullmatch(job_type):
+        raise InvalidFilter.field("filter", f"type {job_type!r} is not a valid job type")
+    return job_type
+
+
+def parse_filter(text: str) -> tuple[State | None, str | None]:
+    """(state, job type) of a filter such as `state = FAILED AND type = "image.build"`.
+
+    Raises InvalidFilter naming the unsupported field or token."""
+    tokens = _filter_tokens(text)
+    terms: dict[str, str] = {}
+    position = 0
+    while position < len(tokens):
+        if terms:
+            if tokens[position] != "AND":
+                raise InvalidFilter.field(
+                    "filter", f"unexpected {tokens[position]!r}; join terms with AND"
+                )
+            position += 1
+        name, operator, value = [*tokens[position : position + 3], "", "", ""][:3]
+        if not name:
+            raise InvalidFilter.field("filter", "a term must follow AND")
+        if name not in FILTER_FIELDS:
+            raise InvalidFilter.field(
+                "filter", f"unsupported field or token {name!r}; supported fields: state, type"
+            )
+        if operator != "=" or not value:
+            raise InvalidFilter.field("filter", f"{name} takes `= value`, not {operator!r}")
+        if name in terms:
+            raise InvalidFilter.field("filter", f"{name} appears more than once")
+        terms[name] = _filter_value(name, value)
+        position += 3
+    state = terms.get("state")
+    return (State(state) if state else None), terms.get("type")
+
+
+def parse_order_by(v: Violations, text: str) -> bool:
+    """Whether the order is descending: `create_time desc` (the default) or `create_time [asc]`."""
+    words = text.split()
+    if words in ([], ["create_time", "desc"]):
+        return True
+    if words in (["create_time"], ["create_time", "asc"]):
+        return False
+    v.add("order_by", f"must be `create_time desc` or `create_time`, not {text!r}")
+    return True
+
+
+def _parent(v: Violations, parent: str) -> str:
+    try:
+        return names.parse_queue_name(parent, "parent")
+    except InvalidArgument as error:
+        v.absorb(error)
+        return ""
+
+
+def list_jobs_query(request: job_service_pb2.ListJobsRequest) -> tuple[ListQuery, str]:
+    """The store query of a ListJobs request and its fingerprint for the next page token.
+
+    Raises InvalidArgument (`parent`, `page_size`, `order_by`), InvalidFilter, InvalidPageToken."""
+    v = Violations()
+    queue = _parent(v, request.parent)
+    limit = page_size(v, request.page_size)
+    descending = parse_order_by(v, request.order_by)
+    v.raise_if_any()
+    state, job_type = parse_filter(request.filter)
+    query = fingerprint(queue, state or "", job_type or "", "desc" if descending else "asc")
+    cursor = None
+    if request.page_token:
+        cursor = decode_token(request.page_token, query, JOB_CURSOR)
+    return (
+        ListQuery(
+            queue=queue,
+            state=state,
+            job_type=job_type,
+            descending=descending,
+            cursor=cursor,
+            limit=limit,
+        ),
+        query,
+    )
+
+
+def list_queues_page(request: queue_service_pb2.ListQueuesRequest) -> tuple[str | None, int, str]:
+    """(queue id after which the page starts, page size, query fingerprint) of a ListQueues call.
+
+    Raises InvalidArgument (`page_size`), InvalidPageToken."""
+    v = Violations()
+    limit = page_size(v, request.page_size)
+    v.raise_if_any()
+    query = fingerprint("queues")
+    after = decode_token(request.page_token, query, QUEUE_CURSOR) if request.page_token else None
+    return after, limit, query

@@ -1,0 +1,159 @@
+"""Worker reports between the wire and the store: `AttemptReport` -> `Report`, and
+`ReportOutcome` -> `ReportResult`.
+
+Decoding checks each report on its own and raises `InvalidArgument` naming the field under the
+report's path (`reports[3].attempt`), so one bad report never spoils its batch. Error texts of a
+failed attempt are cut to a bound rather than refused: refusing them would leave the attempt to
+expire as if its worker were lost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from google.protobuf import json_format
+
+from jobs.v1 import job_pb2, worker_service_pb2
+from services.common import names
+from services.common.errors import InvalidArgument, TooLarge, to_rpc_status
+from services.scheduler.store.models import Report, ReportKind, ReportOutcome
+
+MAX_LOG_BYTES = 4 * 1024
+MAX_PROGRESS_BYTES = 64 * 1024
+MAX_ERROR_TYPE_CHARS = 256
+MAX_ERROR_MESSAGE_CHARS = 8 * 1024
+MAX_STACK_TRACE_CHARS = 32 * 1024
+MAX_RETRY_AFTER = timedelta(days=365)
+KINDS = ", ".join(kind.value for kind in ReportKind)
+_EMPTY_BODY = "{}"
+_TRUNCATED = "[truncated]\n"
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _size(text: str) -> int:
+    return len(text.encode())
+
+
+def _tail(text: str, limit: int) -> str:
+    """The end of `text` (where a Python stack trace keeps its innermost frames)."""
+    return text if len(text) <= limit else _TRUNCATED + text[-limit:]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCodec:
+    """Translates worker reports; `max_result_bytes` bounds a result's serialized JSON."""
+
+    max_result_bytes: int
+
+    def decode(self, report: worker_service_pb2.AttemptReport, path: str) -> Report:
+        """The store's `Report` for `report`, found at `path` in its request.
+
+        Raises InvalidArgument (TooLarge for an oversized result, log line or progress)."""
+        which = report.WhichOneof("report")
+        if which is None:
+            raise InvalidArgument.field(path, f"sets no report; set one of {KINDS}")
+        kind = ReportKind(which)
+        attempt = names.parse_attempt_name(report.attempt, f"{path}.attempt")
+        return Report(
+            id=report.id, attempt=attempt, kind=kind, body_json=self._body(report, kind, path)
+        )
+
+    def _body(self, report: worker_service_pb2.AttemptReport, kind: ReportKind, path: str) -> str:
+        match kind:
+            case ReportKind.PROGRESS:
+                return _progress(report.progress, f"{path}.progress")
+            case ReportKind.LOG:
+                return _log(report.log, f"{path}.log")
+            case ReportKind.SUCCEEDED:
+                return self._succeeded(report.succeeded, f"{path}.succeeded")
+            case ReportKind.FAILED:
+                return _failed(report.failed, f"{path}.failed")
+            case ReportKind.CANCELLED:
+                return '{"forced":true}' if report.cancelled.forced else '{"forced":false}'
+            case _:
+                return _EMPTY_BODY
+
+    def _succeeded(self, succeeded: worker_service_pb2.AttemptSucceeded, path: str) -> str:
+        field = f"{path}.result"
+        if not succeeded.HasField("result"):
+            return '{"result":null}'
+        try:
+            text = _json(json_format.MessageToDict(succeeded.result))
+        except ValueError as error:  # NaN or infinity, or a Value with nothing set inside
+            raise InvalidArgument.field(field, f"is not valid JSON: {error}") from None
+        size = _size(text)
+        if size > self.max_result_bytes:
+            raise TooLarge.field(
+                field, f"is {size} bytes as JSON; at most {self.max_result_bytes} are allowed"
+            )
+        return f'{{"result":{text}}}'
+
+
+def _progress(progress: job_pb2.Progress, path: str) -> str:
+    if not 0 <= progress.percent <= 100:
+        raise InvalidArgument.field(f"{path}.percent", "must be from 0 to 100")
+    try:
+        body = json_format.MessageToDict(progress, preserving_proto_field_name=True)
+        body.pop("update_time", None)  # output only: the scheduler stamps it
+        text = _json(body)
+    except ValueError as error:
+        raise InvalidArgument.field(f"{path}.data", f"is not valid JSON: {error}") from None
+    size = _size(text)
+    if size > MAX_PROGRESS_BYTES:
+        raise TooLarge.field(
+            path, f"is {size} bytes as JSON; at most {MAX_PROGRESS_BYTES} are allowed"
+        )
+    return text
+
+
+def _log(log: worker_service_pb2.AttemptLog, path: str) -> str:
+    field = f"{path}.message"
+    if not log.message:
+        raise InvalidArgument.field(field, "is required")
+    size = _size(log.message)
+    if size > MAX_LOG_BYTES:
+        raise TooLarge.field(field, f"is {size} bytes; at most {MAX_LOG_BYTES} are allowed")
+    return _json({"message": log.message})
+
+
+def _failed(failed: worker_service_pb2.AttemptFailed, path: str) -> str:
+    if not failed.HasField("error"):
+        raise InvalidArgument.field(f"{path}.error", "is required")
+    retry_after_ms: int | None = None
+    if failed.HasField("retry_after"):
+        delay = failed.retry_after.ToTimedelta()
+        if not timedelta(0) <= delay <= MAX_RETRY_AFTER:
+            raise InvalidArgument.field(
+                f"{path}.retry_after", f"must be from 0 to {MAX_RETRY_AFTER.days} days"
+            )
+        retry_after_ms = failed.retry_after.ToMilliseconds()
+    error = failed.error
+    body = {
+        "error": {
+            "type": error.type[:MAX_ERROR_TYPE_CHARS],
+            "message": _tail(error.message, MAX_ERROR_MESSAGE_CHARS),
+            "stack_trace": _tail(error.stack_trace, MAX_STACK_TRACE_CHARS),
+        },
+        "retry_after_ms": retry_after_ms,
+        "non_retryable": failed.non_retryable,
+    }
+    return _json(body)
+
+
+def encode_outcome(outcome: ReportOutcome, into: worker_service_pb2.ReportResult) -> None:
+    """Fills `into` (a fresh result, usually one added in place to a response) from `outcome`."""
+    into.id = outcome.id
+    if outcome.error is None:
+        into.status.SetInParent()  # OK: code 0, no details
+    else:
+        into.status.CopyFrom(to_rpc_status(outcome.error))
+    if outcome.job is not None:
+        into.job.CopyFrom(outcome.job)
+    if outcome.lease_expire_ms is not None:
+        into.lease_expire_time.FromMilliseconds(outcome.lease_expire_ms)
+    into.cancel_requested = outcome.cancel_requested

@@ -1,0 +1,1 @@
+"""The scheduler's gRPC servicers: thin translations between protos and store calls."""

@@ -1,0 +1,131 @@
+"""JobService: proto requests to validated store calls, store results to proto responses."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+from google.protobuf import empty_pb2
+from typing_extensions import override
+
+from jobs.v1 import event_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
+from services.common import names
+from services.scheduler import paging, validation
+from services.scheduler.store.events import EventBatch
+from services.scheduler.store.store import JobStore
+from services.scheduler.watch import WatchHub, parse_event_id, replay
+
+Context = grpc.aio.ServicerContext
+
+_TERMINAL = frozenset(
+    {job_pb2.Job.STATE_SUCCEEDED, job_pb2.Job.STATE_FAILED, job_pb2.Job.STATE_CANCELLED}
+)
+
+
+class JobService(job_service_pb2_grpc.JobServiceServicer):
+    """Creates, reads and steers jobs through the store; checks every field first."""
+
+    def __init__(self, store: JobStore, *, watches: WatchHub) -> None:
+        self._store = store
+        self._watches = watches
+
+    @override
+    async def CreateJob(
+        self,
+        request: job_service_pb2.CreateJobRequest,
+        context: Context[job_service_pb2.CreateJobRequest, job_pb2.Job],
+    ) -> job_pb2.Job:
+        queue, job = validation.create_job(
+            request, settings=self._store.settings, now_ms=self._store.clock.now_ms()
+        )
+        [created] = await self._store.create_jobs(queue, [job])
+        return created
+
+    @override
+    async def BatchCreateJobs(
+        self,
+        request: job_service_pb2.BatchCreateJobsRequest,
+        context: Context[
+            job_service_pb2.BatchCreateJobsRequest, job_service_pb2.BatchCreateJobsResponse
+        ],
+    ) -> job_service_pb2.BatchCreateJobsResponse:
+        queue, jobs = validation.batch_create_jobs(
+            request, settings=self._store.settings, now_ms=self._store.clock.now_ms()
+        )
+        created = await self._store.create_jobs(queue, jobs)
+        return job_service_pb2.BatchCreateJobsResponse(jobs=created)
+
+    @override
+    async def GetJob(
+        self,
+        request: job_service_pb2.GetJobRequest,
+        context: Context[job_service_pb2.GetJobRequest, job_pb2.Job],
+    ) -> job_pb2.Job:
+        return await self._store.get_job(names.parse_job_name(request.name))
+
+    @override
+    async def ListJobs(
+        self,
+        request: job_service_pb2.ListJobsRequest,
+        context: Context[job_service_pb2.ListJobsRequest, job_service_pb2.ListJobsResponse],
+    ) -> job_service_pb2.ListJobsResponse:
+        query, fingerprint = paging.list_jobs_query(request)
+        page = await self._store.list_jobs(query)
+        return job_service_pb2.ListJobsResponse(
+            jobs=page.jobs, next_page_token=paging.next_page_token(page.next_cursor, fingerprint)
+        )
+
+    @override
+    async def CancelJob(
+        self,
+        request: job_service_pb2.CancelJobRequest,
+        context: Context[job_service_pb2.CancelJobRequest, job_pb2.Job],
+    ) -> job_pb2.Job:
+        ref, reason = validation.cancel_job(request)
+        return await self._store.cancel_job(ref, reason=reason)
+
+    @override
+    async def RetryJob(
+        self,
+        request: job_service_pb2.RetryJobRequest,
+        context: Context[job_service_pb2.RetryJobRequest, job_pb2.Job],
+    ) -> job_pb2.Job:
+        return await self._store.retry_job(names.parse_job_name(request.name))
+
+    @override
+    async def DeleteJob(
+        self,
+        request: job_service_pb2.DeleteJobRequest,
+        context: Context[job_service_pb2.DeleteJobRequest, empty_pb2.Empty],
+    ) -> empty_pb2.Empty:
+        await self._store.delete_job(names.parse_job_name(request.name))
+        return empty_pb2.Empty()
+
+    @override
+    async def WatchJob(
+        self,
+        request: job_service_pb2.WatchJobRequest,
+        context: Context[job_service_pb2.WatchJobRequest, event_pb2.JobEvent],
+    ) -> AsyncIterator[event_pb2.JobEvent]:
+        """Replays, then follows; ends after an event that leaves the job finished, or after the
+        replay when the job was already finished. Initial metadata is sent once the job is found."""
+        ref = names.parse_job_name(request.name)
+        after = parse_event_id(request.after_event_id)
+        job = await self._store.get_job(ref)  # before the replay: a finished job has all its events
+        await context.send_initial_metadata(())
+
+        async def read(position: str | None, block_ms: int | None) -> EventBatch:
+            return await self._store.job_events(ref, after=position, block_ms=block_ms)
+
+        events = (
+            replay(read, after=after)
+            if job.state in _TERMINAL
+            else self._watches.watch(ref.name, read, after=after)
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                event.job = event.job or ref.name
+                yield event
+                if event.type != event.TYPE_RESET and event.state in _TERMINAL:
+                    return

@@ -1,0 +1,70 @@
+"""A real scheduler on port 0 for the API tests (on the session's Redis of `tests/conftest.py`),
+with an in-memory span exporter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from jobs.v1 import job_service_pb2_grpc, queue_service_pb2_grpc
+from services.common.config import SchedulerSettings, StoreSettings
+from services.common.redis_client import RedisClient
+from services.scheduler.app import Scheduler, serve
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session")
+def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    return provider
+
+
+@pytest.fixture
+def store_settings() -> StoreSettings:
+    return StoreSettings(max_payload_bytes=64 * 1024, max_block_ms=200)
+
+
+@pytest.fixture
+async def scheduler(
+    redis: RedisClient,
+    store_settings: StoreSettings,
+    tracer_provider: TracerProvider,
+    span_exporter: InMemorySpanExporter,
+) -> AsyncIterator[Scheduler]:
+    span_exporter.clear()
+    settings = SchedulerSettings(host="127.0.0.1", port=0, shutdown_grace=timedelta(seconds=1))
+    async with serve(
+        redis,
+        settings=settings,
+        store_settings=store_settings,
+        tracer_provider=tracer_provider,
+        run_loops=False,  # the loops write on their own; these tests count keys
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def channel(scheduler: Scheduler) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{scheduler.port}") as channel:
+        yield channel
+
+
+@pytest.fixture
+def jobs(channel: grpc.aio.Channel) -> job_service_pb2_grpc.JobServiceAsyncStub:
+    return job_service_pb2_grpc.JobServiceStub(channel)
+
+
+@pytest.fixture
+def queues(channel: grpc.aio.Channel) -> queue_service_pb2_grpc.QueueServiceAsyncStub:
+    return queue_service_pb2_grpc.QueueServiceStub(channel)

@@ -1,0 +1,157 @@
+"""WatchJob and WatchQueue over real gRPC: replay, live events, resuming without a gap, the end of
+a job's stream, and the in-process fan-out (one reader per stream, bounded watchers)."""
+
+from __future__ import annotations
+
+import json
+from typing import cast
+
+import grpc
+import pytest
+
+from jobs.v1 import event_pb2, job_pb2, job_service_pb2, queue_service_pb2
+from jobs.v1 import job_service_pb2_grpc as jobs_grpc
+from jobs.v1 import queue_service_pb2_grpc as queues_grpc
+from services.common.names import AttemptRef, parse_job_name
+from services.common.redis_client import RedisClient
+from services.common.redis_keys import QueueKeys
+from services.scheduler.app import Scheduler
+from services.scheduler.store.models import Report, ReportKind
+from services.scheduler.store.store import JobStore
+from tests.scheduler.api.helpers import drain, failure, next_event, rest
+from tests.support.eventually import eventually
+
+S = job_pb2.Job
+STATE_CHANGED = event_pb2.JobEvent.TYPE_STATE_CHANGED
+
+
+async def _create(jobs: jobs_grpc.JobServiceAsyncStub, queue: str = "q1") -> job_pb2.Job:
+    return await jobs.CreateJob(
+        job_service_pb2.CreateJobRequest(parent=f"queues/{queue}", job=job_pb2.Job(type="demo"))
+    )
+
+
+async def _report(store: JobStore, job: job_pb2.Job, kind: ReportKind, body: object = None) -> None:
+    ref = parse_job_name(job.name)
+    report = Report(1, AttemptRef(ref.queue, ref.job, 1), kind, json.dumps(body or {}))
+    [outcome] = await store.apply_reports("worker-1", [report])
+    assert outcome.error is None, outcome.error
+
+
+async def _run_to_success(store: JobStore, job: job_pb2.Job) -> None:
+    await _report(store, job, ReportKind.STARTED)
+    await _report(store, job, ReportKind.PROGRESS, {"percent": 50})
+    await _report(store, job, ReportKind.LOG, {"message": "half way"})
+    await _report(store, job, ReportKind.SUCCEEDED, {"result": {"ok": True}})
+
+
+def _watch_job(
+    jobs: jobs_grpc.JobServiceAsyncStub, job: job_pb2.Job, after: str = ""
+) -> grpc.aio.UnaryStreamCall[job_service_pb2.WatchJobRequest, event_pb2.JobEvent]:
+    return jobs.WatchJob(job_service_pb2.WatchJobRequest(name=job.name, after_event_id=after))
+
+
+async def test_watch_job_follows_live_events_and_ends_when_finished(
+    jobs: jobs_grpc.JobServiceAsyncStub, scheduler: Scheduler
+) -> None:
+    job = await _create(jobs)
+    call = _watch_job(jobs, job)
+    created = await next_event(call)
+    assert (created.type, created.state, created.job) == (STATE_CHANGED, S.STATE_QUEUED, job.name)
+
+    await _run_to_success(scheduler.store, job)
+    events = await rest(call)
+    assert [e.type for e in events] == [
+        STATE_CHANGED,
+        event_pb2.JobEvent.TYPE_PROGRESS,
+        event_pb2.JobEvent.TYPE_LOG,
+        STATE_CHANGED,
+    ]
+    assert events[-1].state == S.STATE_SUCCEEDED
+    assert await call.code() == grpc.StatusCode.OK
+    assert scheduler.watches.reader_count == 0
+
+
+async def test_watch_job_resumes_after_any_event_without_a_gap(
+    jobs: jobs_grpc.JobServiceAsyncStub, scheduler: Scheduler
+) -> None:
+    job = await _create(jobs)
+    call = _watch_job(jobs, job)
+    first = await next_event(call)
+    call.cancel()  # the client goes away; events keep coming
+    await _run_to_success(scheduler.store, job)
+
+    everything = await drain(_watch_job(jobs, job))  # finished: replays all, then ends
+    assert everything[0] == first
+    assert everything[-1].state == S.STATE_SUCCEEDED
+    for i, event in enumerate(everything):
+        assert await drain(_watch_job(jobs, job, after=event.event_id)) == everything[i + 1 :]
+
+
+async def test_watch_of_an_unknown_job_is_not_found(jobs: jobs_grpc.JobServiceAsyncStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await drain(_watch_job(jobs, job_pb2.Job(name="queues/q1/jobs/nope")))
+    assert failure(raised.value).reason == "JOB_NOT_FOUND"
+
+
+async def test_watch_queue_delivers_new_events_and_resumes(
+    jobs: jobs_grpc.JobServiceAsyncStub, queues: queues_grpc.QueueServiceAsyncStub
+) -> None:
+    before = await _create(jobs)
+    call = queues.WatchQueue(queue_service_pb2.WatchQueueRequest(name="queues/q1"))
+    await call.initial_metadata()  # the watch's start is fixed: later events all arrive
+    a, b = await _create(jobs), await _create(jobs)
+    live = [await next_event(call), await next_event(call)]
+    assert [e.job for e in live] == [a.name, b.name]  # not `before`: only new events
+    call.cancel()
+
+    resumed = queues.WatchQueue(
+        queue_service_pb2.WatchQueueRequest(name="queues/q1", after_event_id=live[0].event_id)
+    )
+    assert await next_event(resumed) == live[1]
+    resumed.cancel()
+    assert before.name != a.name
+
+
+async def test_watch_queue_after_trimmed_events_starts_with_a_reset(
+    jobs: jobs_grpc.JobServiceAsyncStub,
+    queues: queues_grpc.QueueServiceAsyncStub,
+    redis: RedisClient,
+) -> None:
+    await _create(jobs)
+    events_key = QueueKeys("q1").events
+    [(oldest, _)] = cast("list[tuple[bytes, object]]", await redis.xrange(events_key, count=1))
+    later = await _create(jobs)
+    await redis.xtrim(events_key, maxlen=1, approximate=False)  # as retention does
+    call = queues.WatchQueue(
+        queue_service_pb2.WatchQueueRequest(name="queues/q1", after_event_id="0-1")
+    )
+    reset, kept = await next_event(call), await next_event(call)
+    call.cancel()
+    assert reset.type == event_pb2.JobEvent.TYPE_RESET
+    assert kept.job == later.name
+    assert oldest.decode() != kept.event_id
+
+
+async def test_watchers_of_one_stream_share_one_reader(
+    jobs: jobs_grpc.JobServiceAsyncStub,
+    queues: queues_grpc.QueueServiceAsyncStub,
+    scheduler: Scheduler,
+) -> None:
+    await _create(jobs)
+    calls = [
+        queues.WatchQueue(queue_service_pb2.WatchQueueRequest(name="queues/q1")) for _ in range(5)
+    ]
+    for call in calls:
+        await call.initial_metadata()
+    job = await _create(jobs)
+    for call in calls:
+        assert (await next_event(call)).job == job.name
+    assert scheduler.watches.reader_count == 1
+    for call in calls:
+        call.cancel()
+
+    def reader_stopped() -> None:
+        assert scheduler.watches.reader_count == 0
+
+    await eventually(reader_stopped)  # the clients went away: the server side notices

@@ -1,0 +1,160 @@
+"""A real WorkerService on port 0 (the production server builder, with its error mapping), over the
+real store on a real Redis, with a clock the tests move by hand.
+
+TEMPORARY: the `redis_url` / `redis` fixtures below stand in for the shared ones of
+`tests/conftest.py` until those exist; remove them then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import grpc
+import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from jobs.v1 import worker_service_pb2_grpc
+from services.common.config import SchedulerSettings, StoreSettings
+from services.common.grpc_server import GrpcServer, build_server, registration
+from services.scheduler.servicers.worker_service import WorkerServicer
+from services.scheduler.store.store import JobStore
+from tests.scheduler.worker_protocol.worker_client import WorkerStream
+
+if TYPE_CHECKING:
+    from jobs.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
+
+START_MS = 1_800_000_000_000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed"
+    port, data = _free_port(), tmp_path_factory.mktemp("redis")
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen([*args, "--dir", str(data)], stdout=subprocess.DEVNULL)
+    client = SyncRedis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except RedisConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not answer PING"
+            assert process.poll() is None, "redis-server exited"
+            time.sleep(0.01)
+    client.close()
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+@dataclass
+class ManualClock:
+    """The store's clock, moved by hand (in-process only)."""
+
+    now: int = START_MS
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def advance(self, ms: int) -> None:
+        self.now += ms
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store_settings() -> StoreSettings:
+    return StoreSettings(lease=timedelta(seconds=30))
+
+
+@pytest.fixture
+def scheduler_settings() -> SchedulerSettings:
+    return SchedulerSettings(port=0, disconnect_grace=timedelta(seconds=5))
+
+
+@pytest.fixture
+def store(redis: Redis, store_settings: StoreSettings, clock: ManualClock) -> JobStore:
+    return JobStore(redis, settings=store_settings, clock=clock)
+
+
+@pytest.fixture
+async def servicer(
+    store: JobStore,
+    redis: Redis,
+    scheduler_settings: SchedulerSettings,
+    store_settings: StoreSettings,
+) -> AsyncIterator[WorkerServicer]:
+    servicer = WorkerServicer(store, redis, scheduler_settings, store_settings)
+    router = asyncio.create_task(servicer.run())
+    await servicer.wait_ready()
+    yield servicer
+    router.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await router
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    servicer: WorkerServicer, settings: SchedulerSettings
+) -> AsyncIterator[WorkerServiceAsyncStub]:
+    """The servicer on a started server on 127.0.0.1:0, and a client stub of it."""
+    server: GrpcServer = build_server(
+        [registration(worker_service_pb2_grpc.add_WorkerServiceServicer_to_server, servicer)],
+        host="127.0.0.1",
+        port=0,
+        max_message_bytes=settings.max_message_bytes,
+    )
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield worker_service_pb2_grpc.WorkerServiceStub(channel)
+    finally:
+        await server.stop(0)
+
+
+@pytest.fixture
+async def stub(
+    servicer: WorkerServicer, scheduler_settings: SchedulerSettings
+) -> AsyncIterator[WorkerServiceAsyncStub]:
+    async with serving(servicer, scheduler_settings) as stub:
+        yield stub
+
+
+@pytest.fixture
+async def stream(stub: WorkerServiceAsyncStub) -> AsyncIterator[WorkerStream]:
+    """A connected worker stream, past its hello."""
+    stream = WorkerStream.open(stub)
+    await stream.hello()
+    yield stream
+    stream.call.cancel()
