@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
+
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.v1 import job_pb2, queue_pb2
 from services.common import redis_keys
 from services.common.clock import Clock, SystemClock
 from services.common.config import StoreSettings
-from services.common.errors import JobNotFound, RequestIdReused
+from services.common.errors import (
+    Internal,
+    JobNotFound,
+    JobstreamError,
+    RequestIdReused,
+    StoreUnavailable,
+)
 from services.common.names import AttemptRef, JobRef
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
@@ -33,6 +45,7 @@ from services.scheduler.store.scripts import Scripts
 __all__ = ["EventBatch", "JobStore", "RedisClient"]
 
 _MS = 1000
+log = structlog.get_logger(__name__)
 
 
 def _sources(action: Action) -> str:
@@ -252,26 +265,39 @@ class JobStore:
 
     # --- workers --------------------------------------------------------------------------------
     async def apply_reports(self, worker: str, batch: Sequence[Report]) -> list[ReportOutcome]:
-        """Applies a batch of worker reports, one script call per queue (pipelined); outcomes are in
-        report order. Never raises for one bad report: its outcome carries the error."""
+        """Applies a batch of worker reports, one script call per queue; outcomes are in report
+        order. Never raises for one bad report: its outcome carries the error."""
         by_queue: dict[str, list[Report]] = {}
         for report in batch:
             by_queue.setdefault(report.attempt.queue, []).append(report)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue, queued in by_queue.items():
-                keys, args = self._call_args(queue)
-                args += [_REPORT_SOURCES, worker, *(reports.encode(r) for r in queued)]
-                # redis-py queues a script on a pipeline when passed as client (typed too narrowly).
-                await self.scripts.apply_reports(keys=keys, args=args, client=pipe)  # type: ignore[arg-type]
-            replies: list[list[Reply]] = await pipe.execute()
+        # One script call per queue, concurrently: redis-py refuses scripts in cluster pipelines,
+        # and a failure of one queue's call must not hide what the others applied.
+        replies = await asyncio.gather(
+            *(self._apply_queue(worker, queue, queued) for queue, queued in by_queue.items()),
+            return_exceptions=True,
+        )
         outcomes: dict[int, ReportOutcome] = {}
         for (queue, queued), reply in zip(by_queue.items(), replies, strict=True):
+            if isinstance(reply, BaseException):
+                if not isinstance(reply, Exception):
+                    raise reply
+                if len(by_queue) == 1:
+                    raise reply
+                for report in queued:
+                    outcomes[id(report)] = ReportOutcome(report.id, error=_unexpected(reply))
+                continue
             for report, entry in zip(queued, reply, strict=True):
-                outcome = reports.decode(report, entry, queue)
+                outcome = reports.decode(report, cast(Reply, entry), queue)
                 outcomes[id(report)] = outcome
                 if outcome.next_run_ms and self.on_scheduled:
                     self.on_scheduled(queue, outcome.next_run_ms)
         return [outcomes[id(report)] for report in batch]
+
+    async def _apply_queue(self, worker: str, queue: str, queued: list[Report]) -> Reply:
+        keys, args = self._call_args(queue)
+        args += [_REPORT_SOURCES, worker, *(reports.encode(r) for r in queued)]
+        reply: Reply = await self.scripts.apply_reports(keys=keys, args=args)
+        return reply
 
     async def shorten_leases(self, attempts: Sequence[AttemptRef], *, within_ms: int) -> None:
         """Lets these attempts' leases end within `within_ms` (their worker's stream dropped)."""
@@ -313,6 +339,17 @@ class JobStore:
 
     async def known_queues(self) -> list[str]:
         return await self.queues.all_ids()
+
+
+def _unexpected(error: Exception) -> JobstreamError:
+    """A per-queue failure inside a multi-queue batch, as a per-report error."""
+    if isinstance(error, JobstreamError):
+        return error
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        return StoreUnavailable()
+    correlation_id = uuid.uuid4().hex
+    log.error("apply_reports_failed", correlation_id=correlation_id, exc_info=error)
+    return Internal(correlation_id)
 
 
 def _raise_for(reply: Reply, ref: JobRef, action: Action) -> None:
