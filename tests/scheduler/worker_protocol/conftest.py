@@ -1,91 +1,28 @@
 """A real WorkerService on port 0 (the production server builder, with its error mapping), over the
-real store on a real Redis, with a clock the tests move by hand.
-
-TEMPORARY: the `redis_url` / `redis` fixtures below stand in for the shared ones of
-`tests/conftest.py` until those exist; remove them then.
-"""
+real store on a real Redis, with a clock the tests move by hand."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import grpc
 import pytest
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from jobs.v1 import worker_service_pb2_grpc
 from services.common.config import SchedulerSettings, StoreSettings
 from services.common.grpc_server import GrpcServer, build_server, registration
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
+from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import WorkerStream
 
 if TYPE_CHECKING:
     from jobs.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
-
-START_MS = 1_800_000_000_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed"
-    port, data = _free_port(), tmp_path_factory.mktemp("redis")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen([*args, "--dir", str(data)], stdout=subprocess.DEVNULL)
-    client = SyncRedis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except RedisConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not answer PING"
-            assert process.poll() is None, "redis-server exited"
-            time.sleep(0.01)
-    client.close()
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    await client.flushall()
-    yield client
-    await client.aclose()
-
-
-@dataclass
-class ManualClock:
-    """The store's clock, moved by hand (in-process only)."""
-
-    now: int = START_MS
-
-    def now_ms(self) -> int:
-        return self.now
-
-    def advance(self, ms: int) -> None:
-        self.now += ms
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from redis.asyncio import Redis
 
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
-from tests.scheduler.worker_protocol.waiting import eventually
 from tests.scheduler.worker_protocol.worker_client import (
     WorkerStream,
     attempt,
@@ -17,6 +16,7 @@ from tests.scheduler.worker_protocol.worker_client import (
     log_line,
     started,
 )
+from tests.support.eventually import eventually
 
 BURST = 50
 

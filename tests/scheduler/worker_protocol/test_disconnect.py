@@ -11,8 +11,7 @@ from services.common.config import SchedulerSettings
 from services.common.redis_keys import QueueKeys
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
-from tests.scheduler.worker_protocol.conftest import ManualClock
-from tests.scheduler.worker_protocol.waiting import eventually
+from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import (
     QUEUE,
     WorkerStream,
@@ -23,6 +22,7 @@ from tests.scheduler.worker_protocol.worker_client import (
     started,
     succeeded,
 )
+from tests.support.eventually import eventually
 
 if TYPE_CHECKING:
     from jobs.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
