@@ -7,15 +7,30 @@ reads `os.environ` (a test checks).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.common.states import State
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _parse_duration(value: object) -> object:
+    """Lets the environment say `30`, `1.5`, `500ms`, `30s`, `5m`, `2h` or `7d` (plain numbers are
+    seconds) besides what pydantic takes (ISO 8601 `PT30S`, `HH:MM:SS`)."""
+    if isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        return timedelta(seconds=float(match[1]) * _UNIT_SECONDS[match[2]])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 _PREFIX = "JOBSTREAM_"
 
@@ -39,7 +54,7 @@ class RedisSettings(BaseSettings):
         description="redis:// or rediss:// URL; with cluster=true any one node of the cluster.",
     )
     cluster: bool = Field(default=False, validation_alias="JOBSTREAM_REDIS_CLUSTER")
-    timeout: timedelta = Field(
+    timeout: Duration = Field(
         default=timedelta(seconds=5),
         validation_alias="JOBSTREAM_REDIS_TIMEOUT",
         description="Socket and connect timeout: callers get UNAVAILABLE instead of hanging.",
@@ -58,9 +73,9 @@ class StoreSettings(BaseSettings):
 
     model_config = _config()
 
-    lease: timedelta = timedelta(seconds=30)
+    lease: Duration = timedelta(seconds=30)
     dispatch_window: int = Field(default=500, ge=1, le=100_000)
-    dispatch_timeout: timedelta = Field(
+    dispatch_timeout: Duration = Field(
         default=timedelta(minutes=2),
         description="A dispatched job no worker started in this time is sent again.",
     )
@@ -72,20 +87,20 @@ class StoreSettings(BaseSettings):
     )
     history_max_len: int = Field(default=1_000, ge=10)
     events_max_len: int = Field(default=10_000, ge=100)
-    request_id_ttl: timedelta = timedelta(hours=24)
+    request_id_ttl: Duration = timedelta(hours=24)
     max_payload_bytes: int = Field(default=1 << 20, ge=1024)
     default_max_attempts: int = Field(default=3, ge=1, le=100)
     default_max_lost_attempts: int = Field(default=3, ge=1, le=100)
-    default_initial_backoff: timedelta = timedelta(seconds=1)
+    default_initial_backoff: Duration = timedelta(seconds=1)
     default_backoff_multiplier: float = 2.0
-    default_max_backoff: timedelta = timedelta(hours=1)
+    default_max_backoff: Duration = timedelta(hours=1)
     default_jitter: float = 0.2
     retain_succeeded: int = 1_000
     retain_failed: int = 5_000
     retain_cancelled: int = 1_000
-    retain_succeeded_age: timedelta = timedelta(days=7)
-    retain_failed_age: timedelta = timedelta(days=30)
-    retain_cancelled_age: timedelta = timedelta(days=7)
+    retain_succeeded_age: Duration = timedelta(days=7)
+    retain_failed_age: Duration = timedelta(days=30)
+    retain_cancelled_age: Duration = timedelta(days=7)
 
     def retention_defaults(self) -> dict[State, tuple[int, timedelta]]:
         """(max count, max age) per terminal state, for queues that set none."""
@@ -103,14 +118,14 @@ class SchedulerSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", validation_alias="JOBSTREAM_SCHEDULER_HOST")
     port: int = Field(default=50051, ge=0, le=65535, validation_alias="JOBSTREAM_SCHEDULER_PORT")
-    shutdown_grace: timedelta = timedelta(seconds=10)
-    promote_max_wait: timedelta = Field(
+    shutdown_grace: Duration = timedelta(seconds=10)
+    promote_max_wait: Duration = Field(
         default=timedelta(seconds=1),
         description="Longest the promoter sleeps; it wakes early for jobs this replica scheduled.",
     )
-    reap_interval: timedelta = timedelta(seconds=1)
-    retention_interval: timedelta = timedelta(seconds=30)
-    disconnect_grace: timedelta = Field(
+    reap_interval: Duration = timedelta(seconds=1)
+    retention_interval: Duration = timedelta(seconds=30)
+    disconnect_grace: Duration = Field(
         default=timedelta(seconds=5),
         description="A worker whose stream drops keeps its leases this long, to reconnect.",
     )
@@ -144,8 +159,8 @@ class DevStackSettings(BaseSettings):
     dev_data_dir: Path = Field(
         default=Path(".data"), description="The embedded Redis keeps its AOF in <dir>/redis."
     )
-    dev_startup_timeout: timedelta = timedelta(seconds=30)
-    dev_stop_timeout: timedelta = Field(
+    dev_startup_timeout: Duration = timedelta(seconds=30)
+    dev_stop_timeout: Duration = Field(
         default=timedelta(seconds=15),
         description="How long a child gets after SIGTERM before it is killed.",
     )

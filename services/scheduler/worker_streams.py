@@ -13,6 +13,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 import structlog
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -113,13 +114,23 @@ class CancelRouter:
             try:
                 await self._listen()
             except (RedisConnectionError, RedisTimeoutError) as error:
-                self._subscribed.clear()
                 failures += 1
                 delay = min(MAX_BACKOFF_S, 0.1 * 2**failures)
                 log.warning("cancel_router_redis_unavailable", error=str(error), retry_in_s=delay)
-                await asyncio.sleep(delay)
+            except Exception:
+                # A fault here must not take the scheduler down: cancels still reach workers
+                # through heartbeat results while the router retries.
+                failures += 1
+                delay = min(MAX_BACKOFF_S, 0.1 * 2**failures)
+                log.exception("cancel_router_failed", retry_in_s=delay)
+            self._subscribed.clear()
+            await asyncio.sleep(delay)
 
     async def _listen(self) -> None:
+        if isinstance(self._redis, RedisCluster):
+            # A cluster pub/sub picks its node from the slot map, which is empty until the client
+            # has run its first command.
+            await self._redis.initialize()
         async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(CANCEL_CHANNEL)
             self._subscribed.set()

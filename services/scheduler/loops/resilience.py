@@ -16,7 +16,8 @@ MAX_BACKOFF_S = 5.0
 
 async def run_forever(name: str, tick: Callable[[], Awaitable[float]]) -> None:
     """Calls `tick` again and again, sleeping the seconds it returns. While Redis is unreachable it
-    backs off (up to MAX_BACKOFF_S) instead of dying."""
+    backs off (up to MAX_BACKOFF_S) instead of dying; any other error is logged and retried the same
+    way."""
     failures = 0
     while True:
         try:
@@ -25,6 +26,11 @@ async def run_forever(name: str, tick: Callable[[], Awaitable[float]]) -> None:
             failures += 1
             delay = min(MAX_BACKOFF_S, 0.1 * 2**failures)
             log.warning("loop_redis_unavailable", loop=name, error=str(error), retry_in_s=delay)
+        except Exception:
+            # A bug or an unexpected reply must not stop the loop (nor the scheduler with it).
+            failures += 1
+            delay = min(MAX_BACKOFF_S, 0.1 * 2**failures)
+            log.exception("loop_failed", loop=name, retry_in_s=delay)
         else:
             if failures:
                 log.info("loop_redis_back", loop=name)

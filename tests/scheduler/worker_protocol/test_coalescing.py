@@ -4,6 +4,7 @@ order; a lone request is applied at once."""
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
@@ -21,6 +22,21 @@ from tests.support.eventually import eventually
 BURST = 50
 
 
+async def pause_writes(redis: Redis | RedisCluster) -> None:
+    """CLIENT PAUSE WRITE on every node (a cluster pauses per node)."""
+    if isinstance(redis, RedisCluster):
+        await redis.client_pause(60_000, all=False, target_nodes=RedisCluster.PRIMARIES)
+    else:
+        await redis.client_pause(60_000, all=False)
+
+
+async def unpause(redis: Redis | RedisCluster) -> None:
+    if isinstance(redis, RedisCluster):
+        await redis.client_unpause(target_nodes=RedisCluster.PRIMARIES)
+    else:
+        await redis.client_unpause()
+
+
 async def test_a_lone_request_is_applied_at_once(
     stream: WorkerStream, store: JobStore, servicer: WorkerServicer
 ) -> None:
@@ -34,7 +50,7 @@ async def test_a_lone_request_is_applied_at_once(
 
 
 async def test_requests_sent_during_an_apply_are_applied_together_in_order(
-    stream: WorkerStream, store: JobStore, servicer: WorkerServicer, redis: Redis
+    stream: WorkerStream, store: JobStore, servicer: WorkerServicer, redis: Redis | RedisCluster
 ) -> None:
     job = await create_job(store)
     await stream.report(started(attempt(job)))
@@ -45,7 +61,7 @@ async def test_requests_sent_during_an_apply_are_applied_together_in_order(
     )
     # Holds every script call in Redis, so the first apply stays in flight until all requests
     # of the burst have reached the scheduler.
-    await redis.client_pause(60_000, all=False)
+    await pause_writes(redis)
     try:
         ids: list[int] = []
         for index in range(BURST):
@@ -57,7 +73,7 @@ async def test_requests_sent_during_an_apply_are_applied_together_in_order(
 
         await eventually(all_received)
     finally:
-        await redis.client_unpause()
+        await unpause(redis)
 
     results = await stream.results(BURST)
 
