@@ -15,7 +15,11 @@ def _subclasses(cls: type[errors.JobstreamError]) -> list[type[errors.JobstreamE
 
 def test_every_domain_error_reason_is_in_the_proto_enum() -> None:
     published = set(error_reason_pb2.ErrorReason.keys())
-    reasons = {cls.reason for cls in [errors.JobstreamError, *_subclasses(errors.JobstreamError)]}
+    classes: list[type[errors.JobstreamError]] = [
+        errors.JobstreamError,
+        *_subclasses(errors.JobstreamError),
+    ]
+    reasons = {cls.reason for cls in classes}
 
     missing = sorted(r for r in reasons if f"ERROR_REASON_{r}" not in published)
 
