@@ -39,6 +39,7 @@ class Action(enum.StrEnum):
     PROMOTE = "promote"  # run time reached
     START = "start"  # a worker starts an attempt from a dispatched message
     RELEASE = "release"  # a worker hands back a fetched, unstarted job
+    REJECT = "reject"  # a worker has no handler for the job's type: it fails without running
     HEARTBEAT = "heartbeat"  # renews the attempt's lease
     REPORT = "report"  # progress or a log line
     SUCCEED = "succeed"
@@ -80,6 +81,7 @@ TRANSITIONS: Mapping[Action, Transition] = MappingProxyType(
         Action.PROMOTE: _t({S.SCHEDULED}, {S.QUEUED}),
         Action.START: _t({S.QUEUED}, {S.RUNNING}),
         Action.RELEASE: _t({S.QUEUED}, {S.QUEUED}),
+        Action.REJECT: _t({S.QUEUED}, {S.FAILED}),
         Action.HEARTBEAT: _t({S.RUNNING}, {S.RUNNING}),
         Action.REPORT: _t({S.RUNNING}, {S.RUNNING}),
         Action.SUCCEED: _t({S.RUNNING}, {S.SUCCEEDED}),

@@ -75,6 +75,8 @@ class ReportCodec:
                 return _failed(report.failed, f"{path}.failed")
             case ReportKind.CANCELLED:
                 return '{"forced":true}' if report.cancelled.forced else '{"forced":false}'
+            case ReportKind.REJECTED:
+                return _json({"message": report.rejected.message[:MAX_ERROR_MESSAGE_CHARS]})
             case _:
                 return _EMPTY_BODY
 

@@ -30,7 +30,13 @@ _RESULT_OVERHEAD = 11  # field tag and length prefix of one result inside a resp
 
 _ALIVE = frozenset({ReportKind.STARTED, ReportKind.HEARTBEAT, ReportKind.PROGRESS, ReportKind.LOG})
 _ENDING = frozenset(
-    {ReportKind.SUCCEEDED, ReportKind.FAILED, ReportKind.CANCELLED, ReportKind.RELEASED}
+    {
+        ReportKind.SUCCEEDED,
+        ReportKind.FAILED,
+        ReportKind.CANCELLED,
+        ReportKind.RELEASED,
+        ReportKind.REJECTED,
+    }
 )
 
 Requests = AsyncIterator[worker_service_pb2.ConnectRequest]

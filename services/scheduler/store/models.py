@@ -67,6 +67,7 @@ class ReportKind(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     RELEASED = "released"
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,7 @@ class Report:
     log: `{"message": ...}`; succeeded: `{"result": <json>}`;
     failed: `{"error": {type, message, stack_trace}, "retry_after_ms": int | null,
     "non_retryable": bool}`;
-    cancelled: `{"forced": bool}`; started, heartbeat, released: `{}`.
+    cancelled: `{"forced": bool}`; rejected: `{"message": ...}`; started, heartbeat, released: `{}`.
     """
 
     id: int

@@ -12,6 +12,8 @@ from services.scheduler.store.codes import Code, Reply, as_int, report_error
 from services.scheduler.store.fingerprint import fingerprint
 from services.scheduler.store.models import Report, ReportKind, ReportOutcome
 
+UNKNOWN_JOB_TYPE_ERROR = "UnknownJobType"  # error type of a job no worker had a handler for
+
 _ACTIONS = {
     ReportKind.STARTED: "start",
     ReportKind.HEARTBEAT: "heartbeat",
@@ -21,6 +23,7 @@ _ACTIONS = {
     ReportKind.FAILED: "fail",
     ReportKind.CANCELLED: "confirm_cancel",
     ReportKind.RELEASED: "release",
+    ReportKind.REJECTED: "reject",
 }
 
 
@@ -43,6 +46,15 @@ def encode(report: Report) -> str:
             error["fingerprint"] = fingerprint(error.get("type", ""), error.get("stack_trace", ""))
             arg["b"] = body
             arg["u"] = random.random()  # backoff jitter; not for security  # noqa: S311
+        case ReportKind.REJECTED:
+            arg["b"] = {
+                "error": {
+                    "type": UNKNOWN_JOB_TYPE_ERROR,
+                    "message": body.get("message", ""),
+                    "reason": "UNKNOWN_JOB_TYPE",
+                    "fingerprint": fingerprint(UNKNOWN_JOB_TYPE_ERROR, ""),
+                }
+            }
         case _:
             arg["b"] = body
     return json.dumps(arg)

@@ -61,6 +61,7 @@ _REPORT_SOURCES = json.dumps(
         "fail": _sources(Action.FAIL),
         "confirm_cancel": _sources(Action.CONFIRM_CANCEL),
         "release": _sources(Action.RELEASE),
+        "reject": _sources(Action.REJECT),
     }
 )
 

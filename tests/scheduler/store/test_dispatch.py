@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 
+from jobs.v1 import job_pb2
 from services.common.config import StoreSettings
 from services.common.errors import QueuePaused
 from services.common.names import JobRef
@@ -117,3 +118,22 @@ async def test_start_removes_the_dispatch_entry(store: JobStore, redis: RedisCli
     ref = await create(store)
     await start(store, ref)
     assert await redis.xlen(QueueKeys(QUEUE).dispatch) == 0
+
+
+async def test_a_rejected_job_fails_with_unknown_job_type_and_leaves_the_stream(
+    store: JobStore, redis: RedisClient
+) -> None:
+    ref = await create(store)
+
+    outcome = await apply_one(
+        store, ref, 1, ReportKind.REJECTED, {"message": "no handler for 'demo'; knows ['a']"}
+    )
+
+    assert outcome.error is None
+    job = await store.get_job(ref)
+    assert job.state == job_pb2.Job.STATE_FAILED
+    assert job.error.reason == job_pb2.JobError.REASON_UNKNOWN_JOB_TYPE
+    assert job.error.type == "UnknownJobType"
+    assert job.error.message == "no handler for 'demo'; knows ['a']"
+    assert [a.outcome for a in job.attempts] == [job_pb2.Attempt.OUTCOME_FAILED]
+    assert await redis.xlen(QueueKeys(ref.queue).dispatch) == 0

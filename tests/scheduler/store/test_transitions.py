@@ -61,6 +61,10 @@ ACTIONS: dict[Action, tuple[Step, type[JobstreamError] | None]] = {
     Action.PROMOTE: (_promote, None),
     Action.START: (_report(ReportKind.STARTED, next_attempt=True), InvalidState),
     Action.RELEASE: (_report(ReportKind.RELEASED, next_attempt=True), AttemptSuperseded),
+    Action.REJECT: (
+        _report(ReportKind.REJECTED, {"message": "no handler"}, next_attempt=True),
+        AttemptSuperseded,
+    ),
     Action.HEARTBEAT: (_report(ReportKind.HEARTBEAT), AttemptSuperseded),
     Action.REPORT: (_report(ReportKind.PROGRESS, {"percent": 10}), AttemptSuperseded),
     Action.SUCCEED: (_report(ReportKind.SUCCEEDED, {"result": 1}), AttemptSuperseded),

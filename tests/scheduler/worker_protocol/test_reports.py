@@ -24,6 +24,7 @@ from tests.scheduler.worker_protocol.worker_client import (
     heartbeat,
     is_ok,
     log_line,
+    rejected,
     started,
     succeeded,
     violated_fields,
@@ -231,3 +232,19 @@ async def test_a_result_over_the_size_limit_is_refused(
     assert error_info(result.status).reason == "TOO_LARGE"
     assert violated_fields(result.status) == ["reports[0].succeeded.result"]
     assert (await store.get_job(job)).state == job_pb2.Job.STATE_RUNNING
+
+
+async def test_a_rejected_attempt_fails_the_job_with_unknown_job_type(
+    stream: WorkerStream, store: JobStore
+) -> None:
+    job = await create_job(store)
+
+    result = await stream.report(rejected(attempt(job), "no handler for 'demo' (knows: resize)"))
+
+    assert is_ok(result), result.status
+    stored = await store.get_job(job)
+    assert stored.state == job_pb2.Job.STATE_FAILED
+    assert stored.error.reason == job_pb2.JobError.REASON_UNKNOWN_JOB_TYPE
+    assert stored.error.message == "no handler for 'demo' (knows: resize)"
+    again = await stream.report(rejected(attempt(job), "again"))
+    assert error_info(again.status).reason == "ATTEMPT_SUPERSEDED"

@@ -88,6 +88,10 @@ def cancelled(name: str, *, forced: bool = False) -> Report:
     return Report(attempt=name, cancelled=worker_service_pb2.AttemptCancelled(forced=forced))
 
 
+def rejected(name: str, message: str) -> Report:
+    return Report(attempt=name, rejected=worker_service_pb2.AttemptRejected(message=message))
+
+
 def log_line(name: str, message: str) -> Report:
     return Report(attempt=name, log=worker_service_pb2.AttemptLog(message=message))
 

@@ -4,7 +4,7 @@
   KEYS[1]  queue settings hash (prefix of every other key; see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  allowed source states per action, JSON {start, heartbeat, report, succeed, fail,
-           confirm_cancel, release: csv}
+           confirm_cancel, release, reject: csv}
   ARGV[3]  worker id
   ARGV[4+] one JSON object per report: {k: kind, j: job id, n: attempt, b: body, raw: JSON text,
            u: uniform random in [0, 1) for backoff jitter}. Bodies as in store/models.py Report,
@@ -97,10 +97,27 @@ local function fail(id, key, n, f, body, u)
   return {OK, to, NOW + delay}
 end
 
+-- No handler for the job's type on the worker that fetched it: the attempt is recorded as failed
+-- without running, and the job fails for good (reason UNKNOWN_JOB_TYPE, set by the caller).
+local function reject(id, key, n, err)
+  local f = redis.call('HMGET', key, 'state', 'attempt')
+  if not f[1] then return {NOT_FOUND} end
+  if not src.reject[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
+  undispatch(key, id)
+  redis.call('HSET', key, 'attempt', n, 'worker', worker, 'stime', NOW)
+  update_attempts(key, function(list)
+    list[#list + 1] = {n = n, w = worker, s = NOW, e = NOW, o = 'FAILED', et = err.type, em = err.message}
+  end)
+  local encoded = cjson.encode(err)
+  finish(id, key, n, 'FAILED', {'error', encoded}, 'no handler on ' .. worker, encoded, f[1])
+  return {OK}
+end
+
 local function apply(r)
   local id, n, kind = r.j, r.n, r.k
   local key = job_key(id)
   if kind == 'started' then return start(id, key, n) end
+  if kind == 'rejected' then return reject(id, key, n, r.b.error) end
   if kind == 'released' then
     local f = redis.call('HMGET', key, 'state', 'attempt')
     if not f[1] then return {NOT_FOUND} end

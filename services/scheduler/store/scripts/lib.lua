@@ -167,14 +167,15 @@ local function retain(id, state)
 end
 
 -- Ends a running job in a terminal state: lease dropped, indexes moved, retention applied.
-local function finish(id, key, attempt, to, fields, message, err)
+local function finish(id, key, attempt, to, fields, message, err, from)
+  from = from or 'RUNNING'
   redis.call('ZREM', P .. 'leases', id)
   fields[#fields + 1] = 'state'; fields[#fields + 1] = to
   fields[#fields + 1] = 'ftime'; fields[#fields + 1] = NOW
   fields[#fields + 1] = 'utime'; fields[#fields + 1] = NOW
   redis.call('HSET', key, unpack(fields))
   local f = redis.call('HMGET', key, 'ix', 'type')
-  index_state(id, f[1], f[2], 'RUNNING', to)
-  state_changed(id, 'RUNNING', to, attempt, message, err)
+  index_state(id, f[1], f[2], from, to)
+  state_changed(id, from, to, attempt, message, err)
   retain(id, to)
 end
