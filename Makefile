@@ -66,12 +66,12 @@ fmt: venv  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: protos redis  ## whole suite on one Redis, then the store suite on a 3-master Redis Cluster
+test: protos redis  ## whole suite on one Redis, then the scheduler's suite on a 3-master Redis Cluster
 	$(BIN)/pytest $(PYTEST_FLAGS)
-	$(BIN)/pytest $(PYTEST_FLAGS) tests/scheduler/store --redis=cluster
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/scheduler --redis=cluster
 
 test-cluster: protos redis  ## only the cluster stage
-	$(BIN)/pytest $(PYTEST_FLAGS) tests/scheduler/store --redis=cluster
+	$(BIN)/pytest $(PYTEST_FLAGS) tests/scheduler --redis=cluster
 
 run: protos redis  ## dev stack: embedded Redis (unless REDIS_URL) and the scheduler; Ctrl-C stops
 	$(BIN)/python -m services.devstack

@@ -84,6 +84,14 @@ class QueueNotFound(JobstreamError):
         super().__init__(f"queue {name} not found", metadata={"queue": name})
 
 
+class WorkerNotFound(JobstreamError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "WORKER_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"worker {name} not found", metadata={"worker": name})
+
+
 class InvalidState(JobstreamError):
     """The action is not allowed from the job's current state (AIP-216)."""
 

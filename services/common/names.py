@@ -23,6 +23,7 @@ MAX_ATTEMPT_NUMBER = 1_000_000
 
 _QUEUE_NAME = re.compile(r"queues/(?P<queue>[^/]*)")
 _JOB_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)")
+_WORKER_NAME = re.compile(r"workers/(?P<worker>[^/]*)")
 _ATTEMPT_NAME = re.compile(
     r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)/attempts/(?P<n>[0-9]{1,7})"
 )
@@ -65,6 +66,10 @@ def attempt_name(queue: str, job: str, number: int) -> str:
     return f"queues/{queue}/jobs/{job}/attempts/{number}"
 
 
+def worker_name(worker: str) -> str:
+    return f"workers/{worker}"
+
+
 def check(pattern: re.Pattern[str], value: str, field: str, what: str) -> str:
     """Returns `value` if it fully matches `pattern`, else raises naming `field`."""
     if not pattern.fullmatch(value):
@@ -79,6 +84,14 @@ def parse_queue_name(name: str, field: str = "name") -> str:
     if match is None:
         raise InvalidArgument.field(field, "must have the form queues/{queue}")
     return check(QUEUE_ID, match["queue"], field, "queue id")
+
+
+def parse_worker_name(name: str, field: str = "name") -> str:
+    """`workers/{worker}` -> worker id."""
+    match = _WORKER_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(field, "must have the form workers/{worker}")
+    return check(WORKER_ID, match["worker"], field, "worker id")
 
 
 def parse_job_name(name: str, field: str = "name") -> JobRef:

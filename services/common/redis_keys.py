@@ -15,6 +15,12 @@ ROOT = "jobstream"
 QUEUES = f"{ROOT}:queues"  # zset of every queue id (score 0, lexicographic); outside any slot
 CANCEL_CHANNEL = f"{ROOT}:cancel"  # pub/sub: "<worker> <attempt name>" when a cancel is requested
 BOOT_EPOCH = f"{ROOT}:boot"  # set once per keyspace; a change means Redis came back empty
+WORKERS = f"{ROOT}:workers"  # zset of worker ids scored by their stream's connect time (ms)
+
+
+def worker_key(worker: str) -> str:
+    """Hash of one worker's record (info, status, times); expires an hour after its last word."""
+    return f"{ROOT}:worker:{worker}"
 
 
 @dataclass(frozen=True, slots=True)

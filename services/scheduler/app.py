@@ -16,7 +16,12 @@ from dataclasses import dataclass
 import structlog
 from opentelemetry.trace import TracerProvider
 
-from jobs.v1 import job_service_pb2_grpc, queue_service_pb2_grpc, worker_service_pb2_grpc
+from jobs.v1 import (
+    job_service_pb2_grpc,
+    queue_service_pb2_grpc,
+    worker_registry_service_pb2_grpc,
+    worker_service_pb2_grpc,
+)
 from services.common.aio_compat import cancel_and_wait, use_cancellation_safe_wait_for
 from services.common.clock import Clock
 from services.common.config import (
@@ -33,6 +38,7 @@ from services.common.telemetry import configure_telemetry
 from services.scheduler.loops import run_background_loops
 from services.scheduler.servicers.job_service import JobService
 from services.scheduler.servicers.queue_service import QueueService
+from services.scheduler.servicers.worker_registry_service import WorkerRegistryService
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub
@@ -81,6 +87,10 @@ async def serve(
                 QueueService(store, watches=watches),
             ),
             registration(worker_service_pb2_grpc.add_WorkerServiceServicer_to_server, workers),
+            registration(
+                worker_registry_service_pb2_grpc.add_WorkerRegistryServiceServicer_to_server,
+                WorkerRegistryService(workers.directory),
+            ),
         ],
         host=settings.host,
         port=settings.port,

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 
-from jobs.v1 import job_service_pb2, queue_service_pb2
+from jobs.v1 import job_service_pb2, queue_service_pb2, worker_registry_service_pb2
 from services.common import names
 from services.common.errors import InvalidArgument, InvalidFilter, InvalidPageToken
 from services.common.states import State
@@ -178,6 +178,22 @@ def list_jobs_query(request: job_service_pb2.ListJobsRequest) -> tuple[ListQuery
         ),
         query,
     )
+
+
+def list_workers_page(
+    request: worker_registry_service_pb2.ListWorkersRequest,
+) -> tuple[str | None, int, str]:
+    """(worker id after which the page starts, page size, query fingerprint) of a ListWorkers call.
+
+    Raises InvalidArgument (`page_size`, `queue`), InvalidPageToken."""
+    v = Violations()
+    limit = page_size(v, request.page_size)
+    if request.queue and not names.QUEUE_ID.fullmatch(request.queue):
+        v.add("queue", f"must be a queue id matching {names.QUEUE_ID.pattern}")
+    v.raise_if_any()
+    query = fingerprint("workers", request.queue)
+    after = decode_token(request.page_token, query, names.WORKER_ID) if request.page_token else None
+    return after, limit, query
 
 
 def list_queues_page(request: queue_service_pb2.ListQueuesRequest) -> tuple[str | None, int, str]:

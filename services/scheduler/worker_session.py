@@ -9,7 +9,7 @@ responses). Reading never waits for an apply; the buffers between them are bound
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from jobs.v1 import worker_service_pb2
@@ -40,6 +40,7 @@ _ENDING = frozenset(
 )
 
 Requests = AsyncIterator[worker_service_pb2.ConnectRequest]
+StatusCallback = Callable[[worker_service_pb2.WorkerStatus], Awaitable[None]]
 
 
 @dataclass
@@ -89,8 +90,10 @@ class WorkerSession:
         codec: ReportCodec,
         stats: StreamStats,
         message_budget: int,
+        on_status: StatusCallback,
     ) -> None:
         self._store = store
+        self._on_status = on_status
         self._connection = connection
         self._codec = codec
         self._stats = stats
@@ -127,6 +130,8 @@ class WorkerSession:
             if first:
                 await self._accept(first)
             async for request in requests:
+                if request.HasField("status"):
+                    await self._on_status(request.status)
                 if request.reports:
                     await self._accept(request.reports)
         except Exception as error:  # ends the stream with this error (mapped by rpc_guard)

@@ -69,6 +69,10 @@ class WorkerRegistry:
         if not connections:
             self._by_id.pop(connection.worker, None)
 
+    def connected(self, worker: str) -> bool:
+        """Whether the worker has an open stream to this process."""
+        return worker in self._by_id
+
     def held_elsewhere(self, connection: WorkerConnection) -> set[AttemptRef]:
         """Attempts the other open streams of the same worker hold."""
         held: set[AttemptRef] = set()

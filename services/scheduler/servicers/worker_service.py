@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 
 import grpc
 import structlog
@@ -19,6 +20,7 @@ from services.common.redis_client import RedisClient
 from services.scheduler.report_codec import ReportCodec
 from services.scheduler.store.store import JobStore
 from services.scheduler.stream_buffers import Outbox
+from services.scheduler.worker_directory import WorkerDirectory
 from services.scheduler.worker_session import MAX_QUEUED_RESPONSES, StreamStats, WorkerSession
 from services.scheduler.worker_streams import CancelRouter, WorkerConnection, WorkerRegistry
 
@@ -63,12 +65,20 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self._heartbeat = duration_pb2.Duration()
         self._heartbeat.FromTimedelta(store_settings.lease / 3)
         self.registry = WorkerRegistry()
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self.directory = WorkerDirectory(
+            redis, clock=store.clock, heartbeat=self._heartbeat.ToTimedelta()
+        )
         self.stats = StreamStats()
         self._router = CancelRouter(redis, self.registry, poll_s=store_settings.max_block_ms / 1000)
 
     async def run(self) -> None:
-        """Routes cancellation requests to the connected streams until cancelled."""
-        await self._router.run()
+        """Routes cancellation requests to the connected streams until cancelled; then waits for
+        the clean-up of streams that just ended (lease and directory writes)."""
+        try:
+            await self._router.run()
+        finally:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
 
     async def wait_ready(self) -> None:
         """Returns once cancellation requests published from now on reach the streams."""
@@ -86,6 +96,10 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             return
         info = _hello(first)
         structlog.contextvars.bind_contextvars(worker=info.id)
+        await self._record(
+            "connected",
+            self.directory.connected(info, first.status if first.HasField("status") else None),
+        )
         connection = WorkerConnection(
             info, self._store.clock.now_ms(), Outbox(max_queued=MAX_QUEUED_RESPONSES)
         )
@@ -95,6 +109,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             codec=self._codec,
             stats=self.stats,
             message_budget=self._budget,
+            on_status=lambda status: self._record(
+                "status", self.directory.reported(info.id, status)
+            ),
         )
         self.registry.add(connection)
         log.info("worker_connected", **_describe(info))
@@ -104,9 +121,27 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             while (response := await session.next_response()) is not None:
                 yield response
         finally:
-            await session.stop()
-            self.registry.remove(connection)
-            await self._release(connection)
+            # The RPC may be ending by cancellation (server shutdown): the clean-up runs as its own
+            # task so its Redis writes finish, and `run` waits for it before returning.
+            cleanup = asyncio.create_task(self._disconnect(session, connection))
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+            await asyncio.shield(cleanup)
+
+    async def _disconnect(self, session: WorkerSession, connection: WorkerConnection) -> None:
+        await session.stop()
+        self.registry.remove(connection)
+        await self._release(connection)
+        if not self.registry.connected(connection.worker):
+            await self._record("disconnected", self.directory.disconnected(connection.worker))
+
+    async def _record(self, what: str, write: Awaitable[None]) -> None:
+        """Writes the worker directory; an outage there must not break the worker's stream (the
+        record catches up with the next status)."""
+        try:
+            await write
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            log.warning("worker_directory_unavailable", update=what, error=str(error))
 
     def _settings_for(self, worker: str) -> worker_service_pb2.WorkerSettings:
         return worker_service_pb2.WorkerSettings(
