@@ -6,6 +6,7 @@ Cluster on loopback. Either way nothing runs on, or touches, a developer's port 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from services.common.aio_compat import use_cancellation_safe_wait_for
 from services.common.redis_client import RedisClient
 from tests.support.redis_server import RedisClusterProcess, RedisServer
 
@@ -26,6 +28,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="standalone",
         help="Redis topology the tests run against: one server, or a 3-master cluster.",
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cancellation_safe_wait_for() -> Iterator[None]:
+    """What every service's `main()` applies (services/common/aio_compat.py): on 3.11,
+    `asyncio.wait_for`, which redis-py wraps around its sends, can lose a cancellation, so a
+    service stopped in-process could run on."""
+    original = asyncio.wait_for
+    use_cancellation_safe_wait_for()
+    yield
+    asyncio.wait_for = original
 
 
 @pytest.fixture(scope="session")

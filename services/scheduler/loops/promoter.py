@@ -35,8 +35,10 @@ class Promoter:
         now = self.store.clock.now_ms()
         wait = self.max_wait if next_due is None else min(self.max_wait, (next_due - now) / 1000)
         self._next_due_ms = now + int(wait * 1000)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the loop's cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.001))
+            async with asyncio.timeout(max(wait, 0.001)):
+                await self._wake.wait()
         return 0
 
     async def _promote_all(self) -> int | None:

@@ -126,8 +126,13 @@ class JobStore:
         scheduled = [job.run_at_ms for job in jobs if job.run_at_ms and job.run_at_ms > now]
         if scheduled and self.on_scheduled:
             self.on_scheduled(queue, min(scheduled))
-        ids = [raw.decode() for raw in reply[1:] if isinstance(raw, bytes)]
-        return await self._get_many(queue, ids)
+        rows = reply[1:]
+        return [
+            codec.job_from_hash(
+                queue, as_text(rows[i]), codec.hash_pairs(cast(list[bytes], rows[i + 1]))
+            )
+            for i in range(0, len(rows), 2)
+        ]
 
     async def _get_many(self, queue: str, ids: Sequence[str]) -> list[job_pb2.Job]:
         keys = QueueKeys(queue)

@@ -4,7 +4,8 @@
   ARGV[2]  request id time-to-live, ms
   ARGV[3+] one JSON object per job: {id, type, payload, prio (0-100), run_at, policy: [max_attempts, initial_ms, multiplier, max_ms, jitter, max_lost],
            tags, meta, rid, rhash, tc}
-  Returns {0, id...} the job ids in order (a repeated request id gives the earlier job's id)
+  Returns {0, id, {field, value...}, ...} each job's id and hash in order (a repeated request id
+          gives the earlier job)
         | {-4, i, job id} request i reuses a request id with a different request
         | {-5, i} request i names a job id that exists
   Nothing is written unless every job can be created.
@@ -72,4 +73,10 @@ for n = 1, #jobs do
   end
 end
 if any_ready then dispatch() end
-return {OK, unpack(ids)}
+-- The jobs as stored, so the caller answers without reading them back.
+local reply = {OK}
+for n = 1, #ids do
+  reply[#reply + 1] = ids[n]
+  reply[#reply + 1] = redis.call('HGETALL', job_key(ids[n]))
+end
+return reply
