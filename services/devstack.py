@@ -1,9 +1,9 @@
 """`make run`: the development stack in one command (`python -m services.devstack`).
 
 Starts each service of the stack as a child process, in order, each once the one before is ready:
-an embedded redis-server with AOF in `.data/redis/` (unless REDIS_URL is given), then the scheduler.
-Ctrl-C or SIGTERM stops every child in reverse order; if any child dies, the rest are stopped and
-the launcher exits non-zero. A worker and a gateway join the stack as more `ChildSpec`s.
+an embedded redis-server with AOF in `.data/redis/` (unless REDIS_URL is given), the scheduler, then
+one worker with the example handlers (`examples/handlers.py`). Ctrl-C or SIGTERM stops every child
+in reverse order; if any child dies, the rest are stopped and the launcher exits non-zero.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+import grpc
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from jobs.v1 import worker_pb2, worker_registry_service_pb2, worker_registry_service_pb2_grpc
 from services.common.config import (
     DevStackSettings,
     LogSettings,
@@ -138,14 +140,51 @@ def scheduler_child(settings: SchedulerSettings, redis_url: str | None) -> Child
     )
 
 
+def worker_registered(scheduler_address: str) -> Probe:
+    """Ready when the scheduler lists the child as an ACTIVE worker (it connected its stream)."""
+
+    async def probe(pid: int) -> bool:
+        async with grpc.aio.insecure_channel(scheduler_address) as channel:
+            registry = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(channel)
+            try:
+                listed = await registry.ListWorkers(
+                    worker_registry_service_pb2.ListWorkersRequest(), timeout=1
+                )
+            except grpc.aio.AioRpcError:
+                return False
+        return any(
+            w.pid == pid and w.state == worker_pb2.Worker.STATE_ACTIVE for w in listed.workers
+        )
+
+    return probe
+
+
+def worker_child(
+    settings: DevStackSettings, scheduler: SchedulerSettings, redis_url: str | None
+) -> ChildSpec:
+    address = f"{scheduler.host}:{scheduler.port}"
+    argv = [sys.executable, "-m", "services.worker", *settings.dev_worker_modules]
+    for queue in settings.dev_worker_queues:
+        argv += ["--queue", queue]
+    argv += ["--concurrency", str(settings.dev_worker_concurrency), "--scheduler", address]
+    return ChildSpec(
+        "worker",
+        tuple(argv),
+        f"queues {', '.join(settings.dev_worker_queues)} via {address}",
+        env={"REDIS_URL": redis_url} if redis_url is not None else {},
+        ready=worker_registered(address),
+    )
+
+
 def stack(settings: DevStackSettings, scheduler: SchedulerSettings) -> list[ChildSpec]:
     """The children to start, in order; they are stopped in reverse."""
     children: list[ChildSpec] = []
-    redis_url = None  # the scheduler reads REDIS_URL from the environment it inherits
+    redis_url = None  # the children read REDIS_URL from the environment they inherit
     if settings.redis_url is None:
         redis, redis_url = embedded_redis(settings)
         children.append(redis)
     children.append(scheduler_child(scheduler, redis_url))
+    children.append(worker_child(settings, scheduler, redis_url))
     return children
 
 

@@ -6,6 +6,7 @@ reads `os.environ` (a test checks).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common.states import State
 
@@ -132,6 +133,86 @@ class SchedulerSettings(BaseSettings):
     max_message_bytes: int = Field(default=4 << 20, ge=1 << 20)
 
 
+def _comma_separated(value: object) -> object:
+    """Lets the environment list values as `a,b` (or one JSON array)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return tuple(json.loads(text))
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return value
+
+
+class WorkerSettings(BaseSettings):
+    """A worker process (`jobstream-worker`): where the scheduler is, what it consumes, and how it
+    stops handlers. Lease and heartbeat interval come from the scheduler's answer to its hello."""
+
+    model_config = _config()
+
+    scheduler_address: str = Field(
+        default="127.0.0.1:50051", validation_alias="JOBSTREAM_SCHEDULER_ADDRESS"
+    )
+    queues: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)] = Field(
+        default=("default",), min_length=1, validation_alias="JOBSTREAM_WORKER_QUEUES"
+    )
+    concurrency: int = Field(
+        default=10, ge=1, le=10_000, validation_alias="JOBSTREAM_WORKER_CONCURRENCY"
+    )
+    worker_id: str | None = Field(
+        default=None,
+        validation_alias="JOBSTREAM_WORKER_ID",
+        description="Unset: `<host>:<pid>:<random>`, unique per process.",
+    )
+    cancel_grace: Duration = Field(
+        default=timedelta(seconds=10),
+        validation_alias="JOBSTREAM_WORKER_CANCEL_GRACE",
+        description="A cancelled handler that has not stopped by then is stopped by force.",
+    )
+    shutdown_grace: Duration = Field(
+        default=timedelta(seconds=30),
+        validation_alias="JOBSTREAM_WORKER_SHUTDOWN_GRACE",
+        description="On SIGTERM, running handlers get this long to finish.",
+    )
+    flush_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        validation_alias="JOBSTREAM_WORKER_FLUSH_TIMEOUT",
+        description="On exit, how long unanswered reports may wait for the scheduler.",
+    )
+    reconnect_max_backoff: Duration = Field(
+        default=timedelta(seconds=5),
+        validation_alias="JOBSTREAM_WORKER_RECONNECT_MAX_BACKOFF",
+        description="Longest wait between tries to reach the scheduler or Redis after an outage.",
+    )
+    read_block: Duration = Field(
+        default=timedelta(seconds=2),
+        validation_alias="JOBSTREAM_WORKER_READ_BLOCK",
+        description="Longest blocking read of the dispatch streams (below the Redis timeout).",
+    )
+    claim_idle: Duration = Field(
+        default=timedelta(minutes=10),
+        validation_alias="JOBSTREAM_WORKER_CLAIM_IDLE",
+        description="Backstop: entries pending this long in any consumer are claimed (XAUTOCLAIM).",
+    )
+    claim_interval: Duration = Field(
+        default=timedelta(minutes=1), validation_alias="JOBSTREAM_WORKER_CLAIM_INTERVAL"
+    )
+    dispatch_group: str = Field(
+        default="jobstream",
+        validation_alias="JOBSTREAM_DISPATCH_GROUP",
+        description="Consumer group of the dispatch streams; the same variable as the store's.",
+    )
+
+
+class ClientSettings(BaseSettings):
+    """The `jobstream` CLI: which scheduler it talks to (`--scheduler` overrides it)."""
+
+    model_config = _config()
+
+    scheduler_address: str = Field(
+        default="127.0.0.1:50051", validation_alias="JOBSTREAM_SCHEDULER_ADDRESS"
+    )
+
+
 class TelemetrySettings(BaseSettings):
     """OpenTelemetry tracing of every process."""
 
@@ -159,6 +240,11 @@ class DevStackSettings(BaseSettings):
     dev_data_dir: Path = Field(
         default=Path(".data"), description="The embedded Redis keeps its AOF in <dir>/redis."
     )
+    dev_worker_modules: list[str] = Field(
+        default=["examples.handlers"], description="Handler modules the stack's worker loads."
+    )
+    dev_worker_queues: list[str] = Field(default=["default"], description="Queues it consumes.")
+    dev_worker_concurrency: int = Field(default=10, ge=1, le=10_000)
     dev_startup_timeout: Duration = timedelta(seconds=30)
     dev_stop_timeout: Duration = Field(
         default=timedelta(seconds=15),

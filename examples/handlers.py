@@ -1,0 +1,103 @@
+"""Example handlers that `make run` starts a worker with (`jobstream-worker examples.handlers`).
+
+They show what teams run on a job system, one of each kind a new user wants to see:
+  image.build      a multi-step build: progress per step and per layer, log lines, a result
+  flaky.fetch      fails twice with a timeout, then succeeds (retries with backoff)
+  report.broken    always fails deep inside a helper, with a stack trace (retries, then FAILED)
+  video.transcode  slow (ten minutes): cancel it and watch it stop cooperatively
+  thumbnail.render a plain `def` handler: it runs in the worker's thread pool
+
+The sleeps stand in for real work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+from services.worker import JobContext, NonRetryable, job
+
+BUILD_STEPS = ("resolve base image", "install dependencies", "compile", "run tests")
+
+
+def _args(ctx: JobContext) -> dict[str, Any]:
+    """The payload as an object ({} when it is another JSON value)."""
+    return ctx.payload if isinstance(ctx.payload, dict) else {}
+
+
+@job("image.build")
+async def build_image(ctx: JobContext) -> dict[str, object]:
+    """Payload: {"repo": "...", "ref": "main", "layers": 4}."""
+    repo = str(_args(ctx).get("repo", "example/app"))
+    ref = str(_args(ctx).get("ref", "main"))
+    layers = int(_args(ctx).get("layers", 4))
+    ctx.log(f"building {repo}@{ref}")
+    for index, step in enumerate(BUILD_STEPS):
+        ctx.raise_if_cancelled()
+        ctx.progress(index * 60 // len(BUILD_STEPS), message=step)
+        ctx.log(f"step {index + 1}/{len(BUILD_STEPS)}: {step}")
+        await asyncio.sleep(0.8)
+    digest = hashlib.sha256(f"{repo}@{ref}".encode()).hexdigest()
+    for layer in range(1, layers + 1):
+        ctx.raise_if_cancelled()
+        ctx.progress(current=layer, total=layers, message="pushing layers", data={"layer": layer})
+        await asyncio.sleep(0.4)
+    ctx.log(f"pushed {repo}:{ref} as sha256:{digest[:12]}")
+    return {"image": f"{repo}:{ref}", "digest": f"sha256:{digest}", "layers": layers}
+
+
+@job("flaky.fetch")
+async def flaky_fetch(ctx: JobContext) -> dict[str, object]:
+    """Fails on its first two attempts, as a flaky upstream would; the third one succeeds."""
+    url = str(_args(ctx).get("url", "https://example.com/data.csv"))
+    ctx.log(f"attempt {ctx.attempt}: fetching {url}")
+    await asyncio.sleep(0.3)
+    if ctx.attempt <= 2:
+        raise TimeoutError(f"upstream did not answer within 0.3s (attempt {ctx.attempt})")
+    return {"url": url, "rows": 1_204, "attempt": ctx.attempt}
+
+
+def _parse_row(row: str) -> tuple[str, float]:
+    name, amount = row.split(",")
+    return name, float(amount)
+
+
+def _total(rows: list[str]) -> float:
+    return sum(_parse_row(row)[1] for row in rows)
+
+
+@job("report.broken")
+async def broken_report(ctx: JobContext) -> float:
+    """Always fails in a helper two calls deep: the job keeps the error and its stack trace."""
+    rows = ["alice,12.50", "bob,7.25", "carol,n/a"]
+    ctx.log(f"summing {len(rows)} rows")
+    if _args(ctx).get("strict"):
+        raise NonRetryable("strict mode: refusing to retry a report with bad rows")
+    return _total(rows)
+
+
+@job("video.transcode")
+async def transcode(ctx: JobContext) -> dict[str, object]:
+    """Ten minutes of 'work' in one-second steps; stops as soon as it is asked to."""
+    seconds = int(_args(ctx).get("seconds", 600))
+    for second in range(seconds):
+        ctx.progress(current=second, total=seconds, message="transcoding")
+        try:
+            await asyncio.wait_for(ctx.wait_cancelled(), timeout=1.0)
+        except TimeoutError:
+            continue
+        ctx.log(f"cancelled after {second}s; cleaning up partial output")
+        ctx.raise_if_cancelled()
+    return {"seconds": seconds}
+
+
+@job("thumbnail.render")
+def render_thumbnail(ctx: JobContext) -> dict[str, object]:
+    """A blocking handler: plain `def`, so the worker runs it in a thread."""
+    size = int(_args(ctx).get("size", 256))
+    for step in range(1, 5):
+        ctx.progress(step * 25, message=f"pass {step} of 4")
+        time.sleep(0.25)
+    return {"thumbnail": f"thumb-{size}.png", "size": size}

@@ -1,0 +1,76 @@
+"""Argument types of the CLI: durations, JSON payloads, `key=value` pairs, job states and times.
+Each raises argparse.ArgumentTypeError, which argparse reports as a usage error (exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from services.client import codec
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from `30s`, `5m`, `2h`, `1d`, `500ms` or a plain number of seconds (`1.5`)."""
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: use seconds (1.5) or a unit: 500ms, 30s, 5m, 2h, 1d"
+        )
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
+
+
+def _no_constant(name: str) -> object:
+    raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
+
+
+def positive(text: str) -> int:
+    """A whole number, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def payload(text: str) -> object:
+    """A JSON value from the argument itself, from a file (`@path`) or from stdin (`-`)."""
+    try:
+        if text == "-":
+            text = sys.stdin.read()
+        elif text.startswith("@"):
+            text = Path(text[1:]).read_text()
+        return json.loads(text, parse_constant=_no_constant)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read the payload: {error}") from error
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"the payload is not JSON: {error}") from error
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """`key=value` (the value may contain `=`)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, not {text!r}")
+    return key, value
+
+
+def state(text: str) -> str:
+    """A job state name, any case (`failed`, `FAILED`)."""
+    try:
+        return codec.state_name(codec.state(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def moment(text: str) -> datetime:
+    """An ISO 8601 time; without an offset it is local time."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"invalid time {text!r}: use ISO 8601") from error
+    return parsed if parsed.tzinfo is not None else parsed.astimezone()

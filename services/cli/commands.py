@@ -1,0 +1,165 @@
+"""The CLI's commands: each takes the context and the parsed arguments and returns the exit
+code. Errors propagate as the client raises them; main turns them into messages and codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from jobs.v1 import job_pb2, job_service_pb2, queue_pb2, queue_service_pb2
+from jobs.v1 import worker_registry_service_pb2 as workers_pb2
+from services.cli import views, watching
+from services.cli.context import Context
+from services.client import Backoff, short_job_name, state_name
+
+DEFAULT_LIMIT = 20
+
+
+def _backoff(args: argparse.Namespace) -> Backoff | None:
+    backoff = Backoff(
+        initial=args.backoff,
+        multiplier=args.backoff_multiplier,
+        max=args.max_backoff,
+        jitter=args.jitter,
+    )
+    return None if backoff == Backoff() else backoff
+
+
+async def enqueue(ctx: Context, args: argparse.Namespace) -> int:
+    job = await ctx.client.enqueue(
+        args.queue,
+        args.type,
+        args.payload,
+        priority=args.priority,
+        run_at=args.run_at,
+        delay=args.delay,
+        max_attempts=args.max_attempts,
+        backoff=_backoff(args),
+        max_lost_attempts=args.max_lost_attempts,
+        tags=args.tag,
+        metadata=dict(args.meta),
+        request_id=args.request_id,
+        job_id=args.job_id,
+    )
+    if args.watch:
+        if not ctx.json:
+            ctx.console.line(f"enqueued {short_job_name(job.name)}")
+        async with asyncio.timeout(args.timeout):
+            return await watching.follow(ctx, job.name)
+    if args.wait:
+        finished = await ctx.client.wait(job.name, args.timeout)
+        if ctx.json:
+            ctx.print_message(finished)
+        return watching.outcome(ctx, finished)
+    if ctx.json:
+        ctx.print_message(job)
+    else:
+        ctx.console.line(f"enqueued {short_job_name(job.name)}  {state_name(job.state)}")
+    return 0
+
+
+async def show(ctx: Context, args: argparse.Namespace) -> int:
+    job = await ctx.client.get(args.name)
+    if ctx.json:
+        ctx.print_message(job)
+    else:
+        ctx.console.lines(views.job_details(job, ctx.now()))
+    return 0
+
+
+async def list_jobs(ctx: Context, args: argparse.Namespace) -> int:
+    limit: int = args.limit
+    jobs: list[job_pb2.Job] = []
+    pages = ctx.client.iter_jobs(
+        args.queue,
+        state=args.state,
+        job_type=args.type,
+        order_by="create_time" if args.oldest_first else "",
+        page_size=min(limit + 1, 1000),  # one more tells whether there are more
+    )
+    async with contextlib.aclosing(pages):
+        async for job in pages:
+            jobs.append(job)
+            if len(jobs) > limit:
+                break
+    more, jobs = len(jobs) > limit, jobs[:limit]
+    if ctx.json:
+        ctx.print_message(job_service_pb2.ListJobsResponse(jobs=jobs))
+    elif not jobs:
+        ctx.console.line("no jobs")
+    else:
+        ctx.console.lines(views.jobs_table(jobs, ctx.now()))
+        if more:
+            ctx.console.line(f"(first {limit} shown; more with --limit N)")
+    return 0
+
+
+async def watch(ctx: Context, args: argparse.Namespace) -> int:
+    return await watching.follow(ctx, args.name)
+
+
+def _job_done(ctx: Context, job: job_pb2.Job, verb: str) -> int:
+    if ctx.json:
+        ctx.print_message(job)
+        return 0
+    text = f"{verb} {short_job_name(job.name)}  {state_name(job.state)}"
+    if job.state == job_pb2.Job.STATE_RUNNING:
+        text += "  (cancel requested: it stops when its handler does)"
+    ctx.console.line(text)
+    return 0
+
+
+async def cancel(ctx: Context, args: argparse.Namespace) -> int:
+    return _job_done(ctx, await ctx.client.cancel(args.name, reason=args.reason), "cancelled")
+
+
+async def retry(ctx: Context, args: argparse.Namespace) -> int:
+    return _job_done(ctx, await ctx.client.retry(args.name), "retrying")
+
+
+async def delete(ctx: Context, args: argparse.Namespace) -> int:
+    await ctx.client.delete(args.name)
+    if ctx.json:
+        ctx.console.line("{}")
+    else:
+        ctx.console.line(f"deleted {args.name}")
+    return 0
+
+
+async def queues(ctx: Context, args: argparse.Namespace) -> int:
+    found = await ctx.client.queues()
+    if ctx.json:
+        ctx.print_message(queue_service_pb2.ListQueuesResponse(queues=found))
+    elif not found:
+        ctx.console.line("no queues")
+    else:
+        ctx.console.lines(views.queues_table(found))
+    return 0
+
+
+def _queue_done(ctx: Context, queue: queue_pb2.Queue) -> int:
+    if ctx.json:
+        ctx.print_message(queue)
+    else:
+        ctx.console.lines(views.queues_table([queue]))
+    return 0
+
+
+async def pause(ctx: Context, args: argparse.Namespace) -> int:
+    return _queue_done(ctx, await ctx.client.pause(args.queue))
+
+
+async def resume(ctx: Context, args: argparse.Namespace) -> int:
+    return _queue_done(ctx, await ctx.client.resume(args.queue))
+
+
+async def workers(ctx: Context, args: argparse.Namespace) -> int:
+    found = await ctx.client.workers(queue=args.queue or "")
+    if ctx.json:
+        ctx.print_message(workers_pb2.ListWorkersResponse(workers=found))
+    elif not found:
+        ctx.console.line("no workers")
+    else:
+        ctx.console.lines(views.workers_table(found, ctx.now()))
+    return 0

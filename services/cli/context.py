@@ -1,0 +1,27 @@
+"""What every command gets: the client, the console, and whether to print JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from services.cli.console import Console
+from services.client import JobstreamClient
+
+
+@dataclass(frozen=True)
+class Context:
+    client: JobstreamClient
+    console: Console
+    json: bool
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def print_message(self, message: Message) -> None:
+        """The message as protobuf JSON (field names in lowerCamelCase, as the JSON mapping has
+        them)."""
+        self.console.line(json_format.MessageToJson(message))

@@ -1,0 +1,158 @@
+"""The `jobstream` argument parser: global options, one subcommand per action."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+
+from services.cli import args as types
+from services.cli import commands
+from services.cli.context import Context
+
+Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
+
+EPILOG = """\
+jobs are named queues/QUEUE/jobs/ID or QUEUE/ID.
+
+exit codes:
+  0    success (for watch and enqueue --wait/--watch: the job SUCCEEDED)
+  1    failure: the job FAILED or was CANCELLED, an action the job's state does not allow,
+       the scheduler unreachable, a timeout
+  2    usage error or invalid argument (the message names the field)
+  3    not found (job, queue or worker)
+  130  interrupted (Ctrl-C)
+"""
+
+
+def _common(address: str) -> argparse.ArgumentParser:
+    """--scheduler and --json, accepted before or after the subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--scheduler",
+        default=argparse.SUPPRESS,
+        metavar="ADDR",
+        help=f"scheduler host:port (env JOBSTREAM_SCHEDULER_ADDRESS; now {address})",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print protobuf JSON (watch: one event per line) instead of text",
+    )
+    return common
+
+
+def _enqueue(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser("enqueue", parents=[common], help="create a job")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("type", metavar="TYPE", help="job type: names the handler")
+    p.add_argument(
+        "payload",
+        metavar="PAYLOAD",
+        nargs="?",
+        type=types.payload,
+        default=None,
+        help="JSON payload, @FILE, or - for stdin",
+    )
+    p.add_argument("--priority", type=int, help="0 (lowest) to 100 (highest); default 50")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--delay", type=types.duration, help="run after this long: 30s, 5m, 1.5")
+    when.add_argument("--run-at", type=types.moment, help="run at this ISO 8601 time")
+    p.add_argument("--max-attempts", type=int, help="attempts that may fail (1-100; default 3)")
+    p.add_argument("--backoff", type=types.duration, help="delay before the first retry")
+    p.add_argument("--backoff-multiplier", type=float, help="growth of the delay per retry")
+    p.add_argument("--max-backoff", type=types.duration, help="longest delay between retries")
+    p.add_argument("--jitter", type=float, help="random share of the delay, 0 to 1")
+    p.add_argument("--max-lost-attempts", type=int, help="attempts lost with their worker")
+    p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
+    p.add_argument(
+        "--meta",
+        action="append",
+        type=types.key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a metadata entry (repeatable)",
+    )
+    p.add_argument("--request-id", help="idempotency key: a repeated enqueue returns the first job")
+    p.add_argument("--job-id", help="choose the job id instead of a generated one")
+    follow = p.add_mutually_exclusive_group()
+    follow.add_argument("--wait", action="store_true", help="wait for the job, print its result")
+    follow.add_argument("--watch", action="store_true", help="watch the job until it finishes")
+    p.add_argument(
+        "--timeout", type=types.duration, default=None, help="give up waiting after this long"
+    )
+    p.set_defaults(command=commands.enqueue)
+
+
+def _job_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    for name, command, text in [
+        ("show", commands.show, "show a job: state, progress, result, error, attempts"),
+        ("watch", commands.watch, "follow a job's progress and log lines until it finishes"),
+        ("retry", commands.retry, "run a FAILED or CANCELLED job again"),
+        ("delete", commands.delete, "delete a finished job"),
+    ]:
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.add_argument("name", metavar="NAME", help="queues/Q/jobs/ID or Q/ID")
+        p.set_defaults(command=command)
+    p = sub.add_parser(
+        "cancel", parents=[common], help="cancel a job (a running one is asked to stop)"
+    )
+    p.add_argument("name", metavar="NAME", help="queues/Q/jobs/ID or Q/ID")
+    p.add_argument("--reason", default="", help="why; recorded in the job's history")
+    p.set_defaults(command=commands.cancel)
+
+    p = sub.add_parser("list", parents=[common], help="list a queue's jobs, newest first")
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("--state", type=types.state, help="only jobs in this state (e.g. FAILED)")
+    p.add_argument("--type", help="only jobs of this type")
+    p.add_argument(
+        "--limit", type=types.positive, default=commands.DEFAULT_LIMIT, help="most jobs shown"
+    )
+    p.add_argument("--oldest-first", action="store_true", help="oldest first")
+    p.set_defaults(command=commands.list_jobs)
+
+
+def _queue_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    p = sub.add_parser("queues", parents=[common], help="list queues with job counts per state")
+    p.set_defaults(command=commands.queues)
+    for name, command, text in [
+        ("pause", commands.pause, "stop handing a queue's jobs to workers"),
+        ("resume", commands.resume, "hand a paused queue's jobs to workers again"),
+    ]:
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.add_argument("queue", metavar="QUEUE")
+        p.set_defaults(command=command)
+    p = sub.add_parser("workers", parents=[common], help="list workers with liveness and load")
+    p.add_argument("--queue", help="only workers of this queue")
+    p.set_defaults(command=commands.workers)
+
+
+def build_parser(address: str) -> argparse.ArgumentParser:
+    """The parser; `address` is the default scheduler (from the environment)."""
+    parser = argparse.ArgumentParser(
+        prog="jobstream",
+        description="Enqueue, inspect, watch and steer jobstream jobs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=address,
+        metavar="ADDR",
+        help=f"scheduler host:port (env JOBSTREAM_SCHEDULER_ADDRESS; now {address})",
+    )
+    parser.add_argument(
+        "--json", action="store_true", default=False, help="print protobuf JSON instead of text"
+    )
+    common = _common(address)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _enqueue(sub, common)
+    _job_commands(sub, common)
+    _queue_commands(sub, common)
+    return parser

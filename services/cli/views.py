@@ -1,0 +1,137 @@
+"""The human views of jobs, queues and workers: `list` rows, `show` details and tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from jobs.v1 import job_pb2, queue_pb2, worker_pb2
+from services.cli import render
+from services.client import from_value, short_job_name, state_name
+
+_OUTCOME_PREFIX = "OUTCOME_"
+_WORKER_STATE_PREFIX = "STATE_"
+
+
+def _attempts(job: job_pb2.Job) -> str:
+    return f"{job.attempt}/{job.retry_policy.max_attempts or '?'}"
+
+
+def jobs_table(jobs: Sequence[job_pb2.Job], now: datetime) -> list[str]:
+    """`list`: one row per job, with its state, attempts, progress and age."""
+    rows = [
+        [
+            short_job_name(job.name),
+            job.type,
+            state_name(job.state),
+            str(job.priority),
+            _attempts(job),
+            render.shorten(
+                " ".join(filter(None, [render.amount(job.progress), job.progress.message])), 28
+            ),
+            render.age(job.create_time, now),
+        ]
+        for job in jobs
+    ]
+    headers = ["JOB", "TYPE", "STATE", "PRI", "ATTEMPT", "PROGRESS", "CREATED"]
+    return render.table(headers, rows, right="3")
+
+
+def _error_lines(error: job_pb2.JobError) -> list[str]:
+    reason = job_pb2.JobError.Reason.Name(error.reason).removeprefix("REASON_")
+    head = f"{error.type}: {error.message}" if error.type else error.message
+    return [f"{head}  ({reason})"]
+
+
+def _attempt_line(attempt: job_pb2.Attempt, now: datetime) -> str:
+    outcome = job_pb2.Attempt.Outcome.Name(attempt.outcome).removeprefix(_OUTCOME_PREFIX)
+    parts = [
+        f"#{attempt.number}",
+        attempt.worker or "-",
+        outcome,
+        render.age(attempt.start_time, now),
+    ]
+    start, end = render.when(attempt.start_time), render.when(attempt.end_time)
+    if start is not None and end is not None:
+        parts.append(f"took {render.span((end - start).total_seconds())}")
+    if attempt.error.type or attempt.error.message:
+        parts.append(f"{attempt.error.type}: {attempt.error.message}".strip(": "))
+    return "  ".join(parts)
+
+
+def _state_text(job: job_pb2.Job) -> str:
+    text = f"{state_name(job.state)}  attempt {_attempts(job)}"
+    if job.lost_attempts:
+        text += f", {job.lost_attempts} lost"
+    if job.HasField("cancel_time") and job.state == job_pb2.Job.STATE_RUNNING:
+        text += ", cancel requested"
+    return text
+
+
+def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
+    """`show`: every fact about a job, one per line, then its attempts and stack trace."""
+    fields: list[tuple[str, str]] = [
+        ("Job", f"{short_job_name(job.name)}  ({job.name})"),
+        ("Type", job.type),
+        ("State", _state_text(job)),
+        ("Priority", str(job.priority)),
+        ("Created", render.stamp(job.create_time, now)),
+    ]
+    if job.state == job_pb2.Job.STATE_SCHEDULED:
+        fields.append(("Runs", render.stamp(job.run_time, now)))
+    fields += [("Started", render.stamp(job.start_time, now))]
+    fields += [("Finished", render.stamp(job.finish_time, now))]
+    if job.HasField("progress"):
+        fields.append(("Progress", render.bar(job.progress)))
+    fields.append(("Payload", render.compact_json(from_value(job.payload))))
+    if job.HasField("result"):
+        fields.append(("Result", render.compact_json(from_value(job.result))))
+    if job.HasField("error"):
+        fields += [("Error", line) for line in _error_lines(job.error)]
+    if job.tags:
+        fields.append(("Tags", ", ".join(job.tags)))
+    fields += [("Metadata", f"{k}={v}") for k, v in sorted(job.metadata.items())]
+    if job.request_id:
+        fields.append(("Request id", job.request_id))
+    fields += [("Attempts", _attempt_line(a, now)) for a in job.attempts]
+    lines = [f"{key + ':':<12}{value}" for key, value in fields]
+    if job.error.stack_trace:
+        lines += ["", "Stack trace:", *("  " + line for line in job.error.stack_trace.splitlines())]
+    return lines
+
+
+def queues_table(queues: Sequence[queue_pb2.Queue]) -> list[str]:
+    """`queues`: one row per queue with its pause switch and job counts per state."""
+    headers = ["QUEUE", "STATUS", "SCHEDULED", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED"]
+    headers.append("CANCELLED")
+    rows = []
+    for queue in queues:
+        c = queue.job_counts
+        counts = [c.scheduled, c.queued, c.running, c.succeeded, c.failed, c.cancelled]
+        status = "paused" if queue.paused else "active"
+        rows.append([queue.name.removeprefix("queues/"), status, *map(str, counts)])
+    return render.table(headers, rows, right="234567")
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.0f} MiB" if size else "-"
+
+
+def workers_table(workers: Sequence[worker_pb2.Worker], now: datetime) -> list[str]:
+    """`workers`: one row per worker with liveness, load and when it was last heard from."""
+    headers = ["WORKER", "STATE", "HOST", "PID", "QUEUES", "RUNNING", "CPU", "MEMORY", "LAST SEEN"]
+    rows = [
+        [
+            worker.name.removeprefix("workers/"),
+            worker_pb2.Worker.State.Name(worker.state).removeprefix(_WORKER_STATE_PREFIX),
+            worker.host,
+            str(worker.pid),
+            ",".join(worker.queues),
+            f"{worker.running_attempts}/{worker.concurrency}",
+            f"{worker.cpu_percent:.1f}%",
+            _mib(worker.memory_rss_bytes),
+            render.age(worker.last_seen_time, now),
+        ]
+        for worker in workers
+    ]
+    return render.table(headers, rows, right="3567")

@@ -1,0 +1,69 @@
+"""The Python client of jobstream: async `JobstreamClient`, blocking `SyncJobstreamClient`.
+
+```python
+async with JobstreamClient("127.0.0.1:50051") as client:
+    job = await client.enqueue("default", "image.build", {"ref": "main"}, priority=80)
+    async for event in client.watch(job.name):
+        ...
+    result = await client.result(job.name, timeout=60)  # raises JobFailed / JobCancelled
+```
+"""
+
+from services.client.client import DEFAULT_ADDRESS, JobstreamClient
+from services.client.codec import JsonValue, from_value, state, state_name, to_value
+from services.client.errors import (
+    Aborted,
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    FieldViolation,
+    Internal,
+    InvalidArgument,
+    JobCancelled,
+    JobFailed,
+    JobNotSucceeded,
+    JobstreamError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+    Unimplemented,
+)
+from services.client.names import job_name, queue_name, short_job_name
+from services.client.outcome import job_result
+from services.client.requests import Backoff, EnqueueRequest
+from services.client.sync import SyncJobstreamClient
+from services.client.watch import Reconnect, is_final
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "Aborted",
+    "AlreadyExists",
+    "Backoff",
+    "DeadlineExceeded",
+    "EnqueueRequest",
+    "FailedPrecondition",
+    "FieldViolation",
+    "Internal",
+    "InvalidArgument",
+    "JobCancelled",
+    "JobFailed",
+    "JobNotSucceeded",
+    "JobstreamClient",
+    "JobstreamError",
+    "JsonValue",
+    "NotFound",
+    "Reconnect",
+    "ResourceExhausted",
+    "SyncJobstreamClient",
+    "Unavailable",
+    "Unimplemented",
+    "from_value",
+    "is_final",
+    "job_name",
+    "job_result",
+    "queue_name",
+    "short_job_name",
+    "state",
+    "state_name",
+    "to_value",
+]

@@ -1,0 +1,275 @@
+"""The async client: typed calls over the generated stubs, errors as JobstreamError subclasses."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncGenerator, Iterable
+from types import TracebackType
+from typing import Self, TypeVar, Unpack
+
+import grpc
+
+from jobs.v1 import (
+    event_pb2,
+    job_pb2,
+    job_service_pb2,
+    job_service_pb2_grpc,
+    queue_pb2,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
+    worker_pb2,
+    worker_registry_service_pb2,
+    worker_registry_service_pb2_grpc,
+)
+from services.client import names
+from services.client.channel import open_channel, unary
+from services.client.codec import TERMINAL_STATES, JsonValue
+from services.client.outcome import job_result
+from services.client.requests import (
+    EnqueueOptions,
+    EnqueueRequest,
+    create_job_request,
+    jobs_filter,
+)
+from services.client.tracing import trace_metadata
+from services.client.watch import Reconnect, WatchCall, resumable_events
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+class JobstreamClient:
+    """A connection to one scheduler (`host:port`, plaintext gRPC). Use it as `async with`, or
+    `close()` it. Jobs are named `queues/q/jobs/id` or `q/id`, queues `queues/q` or `q`.
+
+    Every failed call raises a JobstreamError subclass (NotFound, InvalidArgument with
+    `field_violations`, FailedPrecondition, Unavailable, ...). Unary calls time out after
+    `call_timeout` seconds (DeadlineExceeded); watches reconnect as `reconnect` says."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        call_timeout: float | None = 30.0,
+        reconnect: Reconnect | None = None,
+    ) -> None:
+        self.address = address
+        self._timeout = call_timeout
+        self._reconnect = reconnect or Reconnect()
+        self._channel = open_channel(address)
+        self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
+        self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
+        self._workers = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(self._channel)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the channel; calls still running are cancelled."""
+        await self._channel.close(None)
+
+    async def _call(
+        self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], request: Req
+    ) -> Resp:
+        return await unary(method, request, deadline=self._timeout)
+
+    async def enqueue(
+        self,
+        queue: str,
+        job_type: str,
+        payload: object = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> job_pb2.Job:
+        """Creates a job and returns it, QUEUED or SCHEDULED. Options are EnqueueRequest's:
+        priority, run_at or delay, max_attempts, backoff, max_lost_attempts, tags, metadata,
+        request_id, job_id. The current OpenTelemetry context becomes the job's trace context.
+        Raises InvalidArgument, FailedPrecondition (REQUEST_ID_REUSED), AlreadyExists (job_id
+        taken), and TypeError/ValueError for a payload that is not JSON."""
+        request = EnqueueRequest(type=job_type, payload=payload, **options)
+        parent = names.queue_name(queue)
+        return await self._call(self._jobs.CreateJob, create_job_request(request, parent=parent))
+
+    async def enqueue_many(
+        self, queue: str, requests: Iterable[EnqueueRequest]
+    ) -> builtins.list[job_pb2.Job]:
+        """Creates up to 1,000 jobs atomically (all or none), returned in request order.
+        InvalidArgument names the bad request as `requests[i]...`."""
+        parent = names.queue_name(queue)
+        batch = job_service_pb2.BatchCreateJobsRequest(
+            parent=parent, requests=[create_job_request(r, parent=parent) for r in requests]
+        )
+        response = await self._call(self._jobs.BatchCreateJobs, batch)
+        return builtins.list(response.jobs)
+
+    async def get(self, name: str) -> job_pb2.Job:
+        """The job with progress, result, error and attempts. Raises NotFound."""
+        request = job_service_pb2.GetJobRequest(name=names.job_name(name))
+        return await self._call(self._jobs.GetJob, request)
+
+    async def list(
+        self,
+        queue: str,
+        *,
+        state: str | int | None = None,
+        job_type: str | None = None,
+        filter: str = "",
+        order_by: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> job_service_pb2.ListJobsResponse:
+        """One page of a queue's jobs, newest first unless `order_by="create_time"`. `state`
+        (`FAILED`) and `job_type` are ANDed with `filter`. Pass `next_page_token` back as
+        `page_token` for the next page. Raises InvalidArgument (INVALID_FILTER, ...)."""
+        request = job_service_pb2.ListJobsRequest(
+            parent=names.queue_name(queue),
+            filter=jobs_filter(state=state, job_type=job_type, extra=filter),
+            order_by=order_by,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return await self._call(self._jobs.ListJobs, request)
+
+    async def iter_jobs(
+        self,
+        queue: str,
+        *,
+        state: str | int | None = None,
+        job_type: str | None = None,
+        filter: str = "",
+        order_by: str = "",
+        page_size: int = 0,
+    ) -> AsyncGenerator[job_pb2.Job, None]:
+        """Every matching job, fetching page after page as the iteration goes."""
+        token = ""
+        while True:
+            page = await self.list(
+                queue,
+                state=state,
+                job_type=job_type,
+                filter=filter,
+                order_by=order_by,
+                page_size=page_size,
+                page_token=token,
+            )
+            for job in page.jobs:
+                yield job
+            if not (token := page.next_page_token):
+                return
+
+    def watch(
+        self, name: str, *, after_event_id: str = ""
+    ) -> AsyncGenerator[event_pb2.JobEvent, None]:
+        """The job's events after `after_event_id` (all kept ones when empty), then live ones,
+        ending after the event that leaves the job finished. Survives scheduler restarts and
+        dropped connections: it reconnects with backoff and resumes after the last event, so
+        nothing is lost or repeated. Raises NotFound, or Unavailable once reconnecting failed
+        for `reconnect.give_up_after` seconds."""
+        job = names.job_name(name)
+
+        def open_watch(after: str) -> WatchCall:
+            request = job_service_pb2.WatchJobRequest(name=job, after_event_id=after)
+            return self._jobs.WatchJob(request, metadata=trace_metadata())
+
+        return resumable_events(
+            open_watch, after_event_id=after_event_id, reconnect=self._reconnect
+        )
+
+    async def wait(
+        self,
+        name: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (a deadline on the whole wait, for scripts)
+    ) -> job_pb2.Job:
+        """The job once it is finished (SUCCEEDED, FAILED or CANCELLED). Follows WatchJob, never
+        polls; reads the job once at the end. Raises TimeoutError after `timeout` seconds,
+        NotFound."""
+        after = ""
+        async with asyncio.timeout(timeout):
+            while True:
+                async for event in self.watch(name, after_event_id=after):
+                    after = event.event_id or after
+                job = await self.get(name)
+                if job.state in TERMINAL_STATES:
+                    return job
+
+    async def result(
+        self,
+        name: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (as in wait)
+    ) -> JsonValue:
+        """What the job's handler returned, parsed from JSON, once the job finished. Raises
+        JobFailed (with the handler's error type, message and stack trace), JobCancelled,
+        TimeoutError, NotFound."""
+        return job_result(await self.wait(name, timeout))
+
+    async def cancel(self, name: str, *, reason: str = "") -> job_pb2.Job:
+        """Cancels a waiting job at once, or asks a running one to stop (it stays RUNNING until
+        its handler stops). Raises FailedPrecondition (INVALID_STATE) for a finished job."""
+        request = job_service_pb2.CancelJobRequest(name=names.job_name(name), reason=reason)
+        return await self._call(self._jobs.CancelJob, request)
+
+    async def retry(self, name: str) -> job_pb2.Job:
+        """Runs a FAILED or CANCELLED job again with a fresh retry budget. Raises
+        FailedPrecondition (INVALID_STATE) from any other state."""
+        request = job_service_pb2.RetryJobRequest(name=names.job_name(name))
+        return await self._call(self._jobs.RetryJob, request)
+
+    async def delete(self, name: str) -> None:
+        """Deletes a finished job and its history. Raises FailedPrecondition for an unfinished
+        one."""
+        request = job_service_pb2.DeleteJobRequest(name=names.job_name(name))
+        await self._call(self._jobs.DeleteJob, request)
+
+    async def queues(self) -> builtins.list[queue_pb2.Queue]:
+        """Every queue by name, with its job counts per state."""
+        found: builtins.list[queue_pb2.Queue] = []
+        token = ""
+        while True:
+            request = queue_service_pb2.ListQueuesRequest(page_size=1000, page_token=token)
+            page = await self._call(self._queues.ListQueues, request)
+            found.extend(page.queues)
+            if not (token := page.next_page_token):
+                return found
+
+    async def queue(self, queue: str) -> queue_pb2.Queue:
+        """One queue with its job counts. Raises NotFound."""
+        request = queue_service_pb2.GetQueueRequest(name=names.queue_name(queue))
+        return await self._call(self._queues.GetQueue, request)
+
+    async def pause(self, queue: str) -> queue_pb2.Queue:
+        """Stops handing the queue's jobs to workers (running ones finish); idempotent."""
+        request = queue_service_pb2.PauseQueueRequest(name=names.queue_name(queue))
+        return await self._call(self._queues.PauseQueue, request)
+
+    async def resume(self, queue: str) -> queue_pb2.Queue:
+        """Hands the queue's jobs to workers again; idempotent."""
+        request = queue_service_pb2.ResumeQueueRequest(name=names.queue_name(queue))
+        return await self._call(self._queues.ResumeQueue, request)
+
+    async def workers(self, *, queue: str = "") -> builtins.list[worker_pb2.Worker]:
+        """Live workers and those gone within the hour (of one queue, when given), the most
+        recently connected first."""
+        found: builtins.list[worker_pb2.Worker] = []
+        token = ""
+        while True:
+            request = worker_registry_service_pb2.ListWorkersRequest(
+                page_size=1000, page_token=token, queue=names.queue_id(queue)
+            )
+            page = await self._call(self._workers.ListWorkers, request)
+            found.extend(page.workers)
+            if not (token := page.next_page_token):
+                return found
+
+    async def worker(self, name: str) -> worker_pb2.Worker:
+        """One worker (`workers/w` or `w`). Raises NotFound."""
+        request = worker_registry_service_pb2.GetWorkerRequest(name=names.worker_name(name))
+        return await self._call(self._workers.GetWorker, request)

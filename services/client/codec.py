@@ -1,0 +1,96 @@
+"""Python values to and from the protobuf types of the API: JSON payloads and results, durations,
+times and job states."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
+
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+
+from jobs.v1 import job_pb2
+
+JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
+Seconds: TypeAlias = float | timedelta
+State: TypeAlias = "job_pb2.Job.State.ValueType"
+
+_EXACT_INT = 2**53  # doubles hold every integer up to here exactly
+TERMINAL_STATES = frozenset(
+    {job_pb2.Job.STATE_SUCCEEDED, job_pb2.Job.STATE_FAILED, job_pb2.Job.STATE_CANCELLED}
+)
+
+
+def to_value(data: object) -> struct_pb2.Value:
+    """`data` as a protobuf Value. Raises TypeError (not JSON-able) or ValueError (NaN,
+    Infinity)."""
+    value = struct_pb2.Value()
+    json_format.Parse(json.dumps(data, allow_nan=False), value)
+    return value
+
+
+def _integral(data: object) -> JsonValue:
+    """JSON numbers travel as doubles: integral ones come back as int, as the handler wrote
+    them."""
+    if isinstance(data, float) and data.is_integer() and abs(data) <= _EXACT_INT:
+        return int(data)
+    if isinstance(data, dict):
+        return {str(key): _integral(item) for key, item in data.items()}
+    if isinstance(data, list):
+        return [_integral(item) for item in data]
+    if data is None or isinstance(data, str | int | float | bool):
+        return data
+    raise TypeError(f"not a JSON value: {data!r}")
+
+
+def from_value(value: struct_pb2.Value) -> JsonValue:
+    """A protobuf Value as plain Python (dict, list, str, int, float, bool, None); an unset
+    Value is None."""
+    if value.WhichOneof("kind") is None:
+        return None
+    return _integral(json.loads(json_format.MessageToJson(value, indent=None)))
+
+
+def seconds(span: Seconds) -> float:
+    return span.total_seconds() if isinstance(span, timedelta) else float(span)
+
+
+def duration(span: Seconds) -> duration_pb2.Duration:
+    result = duration_pb2.Duration()
+    result.FromTimedelta(timedelta(seconds=seconds(span)))
+    return result
+
+
+def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    """A Timestamp of an aware datetime. Raises ValueError for a naive one (which zone?)."""
+    if moment.tzinfo is None:
+        raise ValueError("run_at must be timezone-aware, e.g. datetime.now(UTC)")
+    result = timestamp_pb2.Timestamp()
+    result.FromDatetime(moment.astimezone(UTC))
+    return result
+
+
+def state(value: str | int) -> State:
+    """A job state from its name (`FAILED`, `failed`, `STATE_FAILED`) or number. Raises
+    ValueError for an unknown one."""
+    if isinstance(value, int):
+        if value not in job_pb2.Job.State.values():
+            raise ValueError(f"unknown job state {value}")
+        return job_pb2.Job.State.ValueType(value)
+    name = value.strip().upper()
+    try:
+        return job_pb2.Job.State.Value(name if name.startswith("STATE_") else "STATE_" + name)
+    except ValueError:
+        raise ValueError(f"unknown job state {value!r}; one of {', '.join(STATE_NAMES)}") from None
+
+
+def state_name(value: int) -> str:
+    """`QUEUED` for STATE_QUEUED."""
+    return job_pb2.Job.State.Name(job_pb2.Job.State.ValueType(value)).removeprefix("STATE_")
+
+
+STATE_NAMES = tuple(
+    name.removeprefix("STATE_")
+    for name, number in job_pb2.Job.State.items()
+    if number != job_pb2.Job.STATE_UNSPECIFIED
+)

@@ -1,0 +1,122 @@
+"""What a caller asks for when enqueueing, as plain dataclasses, and their CreateJobRequest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypedDict
+
+from jobs.v1 import job_pb2, job_service_pb2
+from services.client import codec
+from services.client.codec import Seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Delay before retry n: `initial * multiplier**(n-1)`, capped at `max`, shortened by a random
+    share of up to `jitter`. What is None takes the server's default (1 s, 2, 1 h, 0.2)."""
+
+    initial: Seconds | None = None
+    multiplier: float | None = None
+    max: Seconds | None = None
+    jitter: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnqueueRequest:
+    """One job to create. Only `type` is required; None and empty mean the server's defaults.
+
+    `run_at` (an aware datetime) and `delay` (seconds or a timedelta from now, by this machine's
+    clock) are alternatives. `max_attempts` counts attempts that end in a handler failure,
+    `max_lost_attempts` those lost with their worker. With `request_id` the create is idempotent
+    for 24 h: the same request returns the first job."""
+
+    type: str
+    payload: object = None
+    priority: int | None = None
+    run_at: datetime | None = None
+    delay: Seconds | None = None
+    max_attempts: int | None = None
+    backoff: Backoff | None = None
+    max_lost_attempts: int | None = None
+    tags: Sequence[str] = ()
+    metadata: Mapping[str, str] | None = None
+    request_id: str | None = None
+    job_id: str | None = None
+
+    def run_time(self) -> datetime | None:
+        """When the job may first run, or None for now. Raises ValueError if both `run_at` and
+        `delay` are set."""
+        if self.run_at is not None and self.delay is not None:
+            raise ValueError("give run_at or delay, not both")
+        if self.delay is not None:
+            return datetime.now(UTC) + codec.duration(self.delay).ToTimedelta()
+        return self.run_at
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """EnqueueRequest's optional fields, as keyword arguments of `enqueue`."""
+
+    priority: int | None
+    run_at: datetime | None
+    delay: Seconds | None
+    max_attempts: int | None
+    backoff: Backoff | None
+    max_lost_attempts: int | None
+    tags: Sequence[str]
+    metadata: Mapping[str, str] | None
+    request_id: str | None
+    job_id: str | None
+
+
+def _retry_policy(request: EnqueueRequest) -> job_pb2.RetryPolicy | None:
+    backoff = request.backoff or Backoff()
+    policy = job_pb2.RetryPolicy(
+        max_attempts=request.max_attempts or 0, max_lost_attempts=request.max_lost_attempts or 0
+    )
+    if backoff.initial is not None:
+        policy.initial_backoff.CopyFrom(codec.duration(backoff.initial))
+    if backoff.multiplier is not None:
+        policy.backoff_multiplier = backoff.multiplier
+    if backoff.max is not None:
+        policy.max_backoff.CopyFrom(codec.duration(backoff.max))
+    if backoff.jitter is not None:
+        policy.jitter = backoff.jitter
+    return policy if policy.ListFields() else None
+
+
+def _job(request: EnqueueRequest) -> job_pb2.Job:
+    job = job_pb2.Job(type=request.type, tags=list(request.tags), metadata=request.metadata or {})
+    if request.payload is not None:
+        job.payload.CopyFrom(codec.to_value(request.payload))
+    if request.priority is not None:
+        job.priority = request.priority
+    if (run_time := request.run_time()) is not None:
+        job.run_time.CopyFrom(codec.timestamp(run_time))
+    if (policy := _retry_policy(request)) is not None:
+        job.retry_policy.CopyFrom(policy)
+    return job
+
+
+def create_job_request(request: EnqueueRequest, *, parent: str) -> job_service_pb2.CreateJobRequest:
+    """The CreateJobRequest for `request` in the queue `parent` (`queues/q`). Raises TypeError or
+    ValueError for a payload that is not JSON, a naive `run_at`, or both `run_at` and `delay`."""
+    return job_service_pb2.CreateJobRequest(
+        parent=parent,
+        job=_job(request),
+        job_id=request.job_id or "",
+        request_id=request.request_id or "",
+    )
+
+
+def jobs_filter(*, state: str | int | None, job_type: str | None, extra: str) -> str:
+    """A ListJobs filter (AIP-160 subset) for a state and a type, joined by AND with `extra`."""
+    parts = []
+    if state is not None:
+        parts.append(f"state = {codec.state_name(codec.state(state))}")
+    if job_type:
+        parts.append(f'type = "{job_type}"')
+    if extra.strip():
+        parts.append(extra.strip())
+    return " AND ".join(parts)

@@ -1,0 +1,198 @@
+"""A blocking client for scripts and REPLs, built on the async one."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import threading
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Coroutine,
+    Iterable,
+    Iterator,
+)
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Self, TypeVar, Unpack
+
+from jobs.v1 import event_pb2, job_pb2, job_service_pb2, queue_pb2, worker_pb2
+from services.client.client import DEFAULT_ADDRESS, JobstreamClient
+from services.client.codec import JsonValue
+from services.client.requests import EnqueueOptions, EnqueueRequest
+from services.client.watch import Reconnect
+
+T = TypeVar("T")
+
+
+async def _next(events: AsyncIterator[T]) -> T:
+    return await anext(events)
+
+
+class SyncJobstreamClient:
+    """The JobstreamClient's methods, blocking. Same arguments, results and errors.
+
+    It runs its own event loop on a daemon thread and hands every call to it, so it behaves
+    exactly like the async client (one `grpc.aio` channel, the same error mapping, the same
+    resumable watch) and works whether or not the calling thread runs a loop of its own; but it
+    blocks the caller, so async code should use JobstreamClient. Ctrl-C during a call cancels
+    the call. Use it as `with`, or `close()` it (which stops the thread)."""
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        call_timeout: float | None = 30.0,
+        reconnect: Reconnect | None = None,
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="jobstream-client", daemon=True
+        )
+        self._thread.start()
+
+        async def connect() -> JobstreamClient:  # the channel belongs to the loop's thread
+            return JobstreamClient(address, call_timeout=call_timeout, reconnect=reconnect)
+
+        self._client = self._run(connect())
+        self.address = address
+
+    def _run(self, call: Coroutine[object, object, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(call, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # Ctrl-C (or any exit) while waiting stops the call too
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the channel and stops the loop's thread; idempotent."""
+        if self._loop.is_closed():
+            return
+        self._run(self._client.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def enqueue(
+        self,
+        queue: str,
+        job_type: str,
+        payload: object = None,
+        **options: Unpack[EnqueueOptions],
+    ) -> job_pb2.Job:
+        return self._run(self._client.enqueue(queue, job_type, payload, **options))
+
+    def enqueue_many(
+        self, queue: str, requests: Iterable[EnqueueRequest]
+    ) -> builtins.list[job_pb2.Job]:
+        return self._run(self._client.enqueue_many(queue, builtins.list(requests)))
+
+    def get(self, name: str) -> job_pb2.Job:
+        return self._run(self._client.get(name))
+
+    def list(
+        self,
+        queue: str,
+        *,
+        state: str | int | None = None,
+        job_type: str | None = None,
+        filter: str = "",
+        order_by: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> job_service_pb2.ListJobsResponse:
+        return self._run(
+            self._client.list(
+                queue,
+                state=state,
+                job_type=job_type,
+                filter=filter,
+                order_by=order_by,
+                page_size=page_size,
+                page_token=page_token,
+            )
+        )
+
+    def iter_jobs(
+        self,
+        queue: str,
+        *,
+        state: str | int | None = None,
+        job_type: str | None = None,
+        filter: str = "",
+        order_by: str = "",
+        page_size: int = 0,
+    ) -> Iterator[job_pb2.Job]:
+        jobs = self._client.iter_jobs(
+            queue,
+            state=state,
+            job_type=job_type,
+            filter=filter,
+            order_by=order_by,
+            page_size=page_size,
+        )
+        return self._iterate(jobs)
+
+    def watch(self, name: str, *, after_event_id: str = "") -> Iterator[event_pb2.JobEvent]:
+        return self._iterate(self._client.watch(name, after_event_id=after_event_id))
+
+    def _iterate(self, items: AsyncGenerator[T, None]) -> Iterator[T]:
+        reading = False
+        try:
+            while True:
+                reading = True
+                try:
+                    item = self._run(_next(items))
+                except StopAsyncIteration:
+                    return
+                reading = False
+                yield item
+        finally:
+            # Interrupted mid-read, the cancelled read closes the generator itself.
+            if not reading and not self._loop.is_closed():
+                self._run(items.aclose())
+
+    def wait(self, name: str, timeout: float | None = None) -> job_pb2.Job:
+        return self._run(self._client.wait(name, timeout))
+
+    def result(self, name: str, timeout: float | None = None) -> JsonValue:
+        return self._run(self._client.result(name, timeout))
+
+    def cancel(self, name: str, *, reason: str = "") -> job_pb2.Job:
+        return self._run(self._client.cancel(name, reason=reason))
+
+    def retry(self, name: str) -> job_pb2.Job:
+        return self._run(self._client.retry(name))
+
+    def delete(self, name: str) -> None:
+        self._run(self._client.delete(name))
+
+    def queues(self) -> builtins.list[queue_pb2.Queue]:
+        return self._run(self._client.queues())
+
+    def queue(self, queue: str) -> queue_pb2.Queue:
+        return self._run(self._client.queue(queue))
+
+    def pause(self, queue: str) -> queue_pb2.Queue:
+        return self._run(self._client.pause(queue))
+
+    def resume(self, queue: str) -> queue_pb2.Queue:
+        return self._run(self._client.resume(queue))
+
+    def workers(self, *, queue: str = "") -> builtins.list[worker_pb2.Worker]:
+        return self._run(self._client.workers(queue=queue))
+
+    def worker(self, name: str) -> worker_pb2.Worker:
+        return self._run(self._client.worker(name))

@@ -1,0 +1,118 @@
+"""`jobstream-worker` (also `python -m services.worker`): runs the handlers of the named modules.
+
+    jobstream-worker examples.handlers [more.modules ...] [--queue default] [--queue other]
+        [--concurrency 10] [--log-level info] [--scheduler 127.0.0.1:50051] [--redis-url URL]
+
+Options override the environment (JOBSTREAM_WORKER_*, JOBSTREAM_SCHEDULER_ADDRESS, REDIS_URL; see
+`WorkerSettings`). SIGTERM or SIGINT drains and exits 0; a second one skips the rest of the grace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+
+import structlog
+from pydantic import ValidationError
+
+from services.common import names
+from services.common.aio_compat import use_cancellation_safe_wait_for
+from services.common.config import LogSettings, RedisSettings, TelemetrySettings, WorkerSettings
+from services.common.logging import configure_logging
+from services.common.telemetry import configure_telemetry
+from services.worker.discovery import DiscoveryError, discover
+from services.worker.handler import Handler
+from services.worker.worker import Signals, WorkerConfig, run_worker
+
+SERVICE_NAME = "jobstream-worker"
+EXIT_USAGE = 2
+
+log = structlog.get_logger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=SERVICE_NAME, description="Run jobstream job handlers from the named modules."
+    )
+    parser.add_argument("modules", nargs="+", help="modules whose @job functions to run")
+    parser.add_argument(
+        "--queue", action="append", dest="queues", help="queue to consume (repeatable)"
+    )
+    parser.add_argument("--concurrency", type=int, help="most jobs run at once (default 10)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--scheduler", help="scheduler address host:port (default 127.0.0.1:50051)")
+    parser.add_argument("--redis-url", help="Redis URL (default $REDIS_URL)")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> WorkerConfig:
+    """Settings from the environment with the options on top. Raises ValueError."""
+    overrides: dict[str, object] = {}
+    if args.queues:
+        for queue in args.queues:
+            if not names.QUEUE_ID.fullmatch(queue):
+                raise ValueError(f"--queue {queue!r} must match {names.QUEUE_ID.pattern}")
+        overrides["queues"] = tuple(dict.fromkeys(args.queues))
+    if args.concurrency is not None:
+        overrides["concurrency"] = args.concurrency
+    if args.scheduler:
+        overrides["scheduler_address"] = args.scheduler
+    try:
+        config = WorkerConfig(
+            worker=WorkerSettings(**overrides),  # type: ignore[arg-type]
+            redis=RedisSettings(url=args.redis_url) if args.redis_url else RedisSettings(),
+            log=LogSettings(log_level=args.log_level) if args.log_level else LogSettings(),
+            telemetry=TelemetrySettings(),
+        )
+    except ValidationError as error:
+        raise ValueError(str(error)) from None
+    if config.redis.cluster:
+        # One XREADGROUP reads every queue's stream, and the queues live in different slots.
+        raise ValueError("the worker does not run on Redis Cluster yet (JOBSTREAM_REDIS_CLUSTER)")
+    return config
+
+
+async def _run(config: WorkerConfig, handlers: Mapping[str, Handler]) -> None:
+    signals = Signals(stop=asyncio.Event(), hurry=asyncio.Event())
+
+    def on_signal() -> None:
+        (signals.hurry if signals.stop.is_set() else signals.stop).set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    provider = configure_telemetry(config.telemetry, service_name=SERVICE_NAME)
+    try:
+        await run_worker(config, handlers, signals)
+    finally:
+        provider.shutdown()  # flushes pending spans
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = _config(args)
+    except ValueError as error:
+        parser.error(str(error))
+    configure_logging(config.log)
+    # Like `taskiq worker` and uvicorn: handler modules are found relative to where it is run.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        handlers = discover(args.modules)
+    except DiscoveryError as error:
+        log.error("worker_not_started", error=str(error))
+        sys.exit(EXIT_USAGE)
+    use_cancellation_safe_wait_for()
+    asyncio.run(_run(config, handlers))
+
+
+if __name__ == "__main__":
+    main()

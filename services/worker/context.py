@@ -1,0 +1,182 @@
+"""`JobContext`: what a handler receives: its job, progress and log reporting, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping
+from typing import Protocol
+
+from google.protobuf import json_format
+
+from jobs.v1 import job_pb2
+from services.worker.handler import JobCancelled
+
+MAX_LOG_BYTES = 4 * 1024  # the scheduler's bound of one log line
+MAX_PROGRESS_DATA_BYTES = 60 * 1024  # below the scheduler's 64 KiB bound of one progress
+_CUT = " [truncated]"
+
+
+class ReportSink(Protocol):
+    """Where a context's progress and log lines go; callable from any thread, never blocks."""
+
+    def progress(self, attempt: str, progress: job_pb2.Progress) -> None: ...
+
+    def log(self, attempt: str, message: str) -> None: ...
+
+
+def truncate_utf8(text: str, limit: int, marker: str = _CUT) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8 (ending in `marker` when cut)."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    room = limit - len(marker.encode())
+    return encoded[:room].decode(errors="ignore") + marker
+
+
+def build_progress(
+    percent: float | None,
+    *,
+    current: int | None,
+    total: int | None,
+    message: str,
+    data: Mapping[str, object] | None,
+) -> job_pb2.Progress:
+    """The Progress a handler reports. Raises ValueError (bad numbers, data that is not a JSON
+    object or is too large)."""
+    percent = _percent(percent, current, total)
+    progress = job_pb2.Progress(message=message)
+    if percent is not None:
+        progress.percent = percent
+    if current is not None:
+        progress.current = current
+    if total is not None:
+        progress.total = total
+    if data is not None:
+        json_format.Parse(_data_json(data), progress.data)
+    return progress
+
+
+def _percent(percent: float | None, current: int | None, total: int | None) -> float | None:
+    """The percent given, or derived from current of total items. Raises ValueError."""
+    if percent is None and current is None:
+        raise ValueError("progress needs a percent or a current item count")
+    if current is not None and current < 0:
+        raise ValueError(f"progress current must be >= 0, not {current}")
+    if total is not None and (total <= 0 or (current is not None and current > total)):
+        raise ValueError(f"progress total must be > 0 and >= current, not {total}")
+    if percent is None and current is not None and total:
+        percent = current * 100.0 / total
+    if percent is not None and not (math.isfinite(percent) and 0 <= percent <= 100):
+        raise ValueError(f"progress percent must be from 0 to 100, not {percent}")
+    return percent
+
+
+def _data_json(data: Mapping[str, object]) -> str:
+    try:
+        text = json.dumps(dict(data), allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"progress data must be a JSON object: {error}") from None
+    if len(text.encode()) > MAX_PROGRESS_DATA_BYTES:
+        raise ValueError(f"progress data is over {MAX_PROGRESS_DATA_BYTES} bytes as JSON")
+    return text
+
+
+class JobContext:
+    """One attempt of one job, as its handler sees it.
+
+    `progress` and `log` are thread-safe and never block: they queue a report on the worker's
+    stream. Cancellation is cooperative first: `cancelled` turns true (and `wait_cancelled()`
+    returns) when a cancel is requested; a handler still running after the grace period is
+    stopped by force (an async handler's task is cancelled, a thread is left behind)."""
+
+    def __init__(
+        self,
+        *,
+        job: job_pb2.Job,
+        payload: object,
+        queue: str,
+        attempt: int,
+        attempt_name: str,
+        sink: ReportSink,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.payload = payload
+        self.job = job  # the Job as the attempt started (read only)
+        self.job_name = job.name
+        self.queue = queue
+        self.attempt = attempt
+        self.attempt_name = attempt_name
+        self._sink = sink
+        self._loop = loop
+        self._cancelled = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def job_id(self) -> str:
+        return self.job_name.rsplit("/", 1)[-1]
+
+    @property
+    def job_type(self) -> str:
+        return self.job.type
+
+    @property
+    def max_attempts(self) -> int:
+        return self.job.retry_policy.max_attempts
+
+    @property
+    def trace_context(self) -> dict[str, str]:
+        """W3C trace context (`traceparent`, ...) of the call that created the job."""
+        return dict(self.job.trace_context)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return dict(self.job.metadata)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(self.job.tags)
+
+    def progress(
+        self,
+        percent: float | None = None,
+        *,
+        current: int | None = None,
+        total: int | None = None,
+        message: str = "",
+        data: Mapping[str, object] | None = None,
+    ) -> None:
+        """Reports progress: a percent (0-100), or `current` of `total` items (the percent is
+        derived), with a message and optional JSON data. Raises ValueError for bad values."""
+        built = build_progress(percent, current=current, total=total, message=message, data=data)
+        self._sink.progress(self.attempt_name, built)
+
+    def log(self, message: str) -> None:
+        """Adds a line to the job's log (cut to 4 KiB); empty lines are ignored."""
+        if message:
+            self._sink.log(self.attempt_name, truncate_utf8(str(message), MAX_LOG_BYTES))
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether cancellation of this job was requested."""
+        return self._cancelled
+
+    def raise_if_cancelled(self) -> None:
+        """Raises JobCancelled when cancellation was requested."""
+        if self._cancelled:
+            raise JobCancelled(f"job {self.job_name} was cancelled")
+
+    async def wait_cancelled(self) -> None:
+        """Returns once cancellation is requested (async handlers, on the worker's loop)."""
+        if self._cancelled:
+            return
+        if self._waiter is None:
+            self._waiter = self._loop.create_future()
+        await asyncio.shield(self._waiter)
+
+    def request_cancel(self) -> None:
+        """Sets the cancellation signal (the worker calls it, on its loop)."""
+        self._cancelled = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)

@@ -1,0 +1,90 @@
+"""The dispatch message: taskiq's message JSON as the store writes it, read into a `Delivery`.
+
+The store XADDs one field, `data`, holding taskiq's message:
+`{"task_id": "<job>.<attempt>", "task_name": "<job type>", "labels": {<trace context>},
+"labels_types": {}, "args": [], "kwargs": {"queue": q, "job": id, "attempt": n}}`.
+It is parsed with `json.loads` and a few checks into a slotted dataclass, not taskiq's pydantic
+models: this runs once per job on the hot path, and the message is only a pointer (the job itself
+comes with the answer to `started`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from services.common import names
+
+_SHOWN_BYTES = 200  # of a malformed entry, in logs
+
+
+class MalformedEntry(Exception):
+    """A dispatch stream entry that is not a jobstream message; says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One dispatched attempt, fetched from a queue's dispatch stream. The worker never acks it:
+    the store removes the entry atomically with the start (or the refusal)."""
+
+    data: bytes
+    stream: str
+    entry_id: str
+    queue: str
+    job: str
+    attempt: int
+    task_name: str
+    labels: dict[str, str]
+
+    @property
+    def attempt_name(self) -> str:
+        return names.attempt_name(self.queue, self.job, self.attempt)
+
+
+def shown(raw: object) -> str:
+    """A malformed entry cut short for a log line."""
+    text = repr(raw)
+    return text if len(text) <= _SHOWN_BYTES else text[:_SHOWN_BYTES] + "..."
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MalformedEntry(f"{what} is not a non-empty string")
+    return value
+
+
+def parse(*, stream: str, queue: str, entry_id: str, data: bytes) -> Delivery:
+    """The delivery in one entry's `data`. Raises MalformedEntry saying what is wrong."""
+    try:
+        message: Any = json.loads(data)
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise MalformedEntry(f"data is not JSON: {error}") from None
+    if not isinstance(message, dict):
+        raise MalformedEntry("data is not a JSON object")
+    kwargs = message.get("kwargs")
+    if not isinstance(kwargs, dict):
+        raise MalformedEntry("kwargs is not an object")
+    attempt = kwargs.get("attempt")
+    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
+        raise MalformedEntry("kwargs.attempt is not a positive integer")
+    if kwargs.get("queue") != queue:
+        raise MalformedEntry(f"kwargs.queue is not {queue!r}, the stream's queue")
+    job = _text(kwargs.get("job"), "kwargs.job")
+    if not names.JOB_ID.fullmatch(job):
+        raise MalformedEntry("kwargs.job is not a job id")
+    labels = message.get("labels")
+    return Delivery(
+        data=data,
+        stream=stream,
+        entry_id=entry_id,
+        queue=queue,
+        job=job,
+        attempt=attempt,
+        task_name=_text(message.get("task_name"), "task_name"),
+        labels=(
+            {k: v for k, v in labels.items() if isinstance(v, str)}
+            if isinstance(labels, dict)
+            else {}
+        ),
+    )

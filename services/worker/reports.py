@@ -1,0 +1,114 @@
+"""Builders of the reports a worker sends about its attempts, and of what a handler's outcome
+reports: its result, or its error with type, message and stack trace, cut to the scheduler's
+bounds here so that a report is never refused for its size."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import traceback
+from datetime import timedelta
+from typing import cast
+
+from google.protobuf import json_format
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from jobs.v1 import job_pb2, worker_service_pb2
+
+Report = worker_service_pb2.AttemptReport
+
+MAX_RESULT_BYTES = 1 << 20  # the store's default bound of a result
+MAX_ERROR_MESSAGE_CHARS = 8 * 1024
+MAX_STACK_TRACE_CHARS = 32 * 1024
+_STARTED = worker_service_pb2.AttemptStarted()
+_TRUNCATED = "[truncated]\n"
+
+
+class ResultNotJson(TypeError):
+    """A handler returned something that is not a JSON value, or one that is too large."""
+
+
+def started(attempt: str) -> Report:
+    return Report(attempt=attempt, started=_STARTED)
+
+
+def released(attempt: str) -> Report:
+    return Report(attempt=attempt, released=worker_service_pb2.AttemptReleased())
+
+
+def rejected(attempt: str, message: str) -> Report:
+    return Report(attempt=attempt, rejected=worker_service_pb2.AttemptRejected(message=message))
+
+
+def progress(attempt: str, value: job_pb2.Progress) -> Report:
+    return Report(attempt=attempt, progress=value)
+
+
+def log_line(attempt: str, message: str) -> Report:
+    return Report(attempt=attempt, log=worker_service_pb2.AttemptLog(message=message))
+
+
+def cancelled(attempt: str, *, forced: bool) -> Report:
+    return Report(attempt=attempt, cancelled=worker_service_pb2.AttemptCancelled(forced=forced))
+
+
+def succeeded(attempt: str, result: object) -> Report:
+    """Raises ResultNotJson when `result` is not a JSON value (NaN included) or is too large."""
+    report = Report(attempt=attempt, succeeded=worker_service_pb2.AttemptSucceeded())
+    if result is None:
+        return report  # the job's result is null
+    try:
+        text = json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ResultNotJson(f"the handler returned a value that is not JSON: {error}") from None
+    if len(text) > MAX_RESULT_BYTES and len(text.encode()) > MAX_RESULT_BYTES:
+        raise ResultNotJson(f"the handler's result is over {MAX_RESULT_BYTES} bytes as JSON")
+    json_format.Parse(text, report.succeeded.result)
+    return report
+
+
+def error_type(error: BaseException) -> str:
+    """`ValueError` for builtins, else `module.Class`."""
+    kind = type(error)
+    if kind.__module__ == builtins.__name__:
+        return kind.__qualname__
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else _TRUNCATED + text[-limit:]
+
+
+def failed(
+    attempt: str,
+    error: BaseException,
+    *,
+    retry_after: timedelta | None = None,
+    non_retryable: bool = False,
+) -> Report:
+    """The report of a handler that raised `error`."""
+    message = str(error)
+    stack = "".join(traceback.format_exception(error))
+    report = Report(
+        attempt=attempt,
+        failed=worker_service_pb2.AttemptFailed(
+            error=job_pb2.JobError(
+                type=error_type(error),
+                message=message[:MAX_ERROR_MESSAGE_CHARS],
+                stack_trace=_tail(stack, MAX_STACK_TRACE_CHARS),
+            ),
+            non_retryable=non_retryable,
+        ),
+    )
+    if retry_after is not None:
+        report.failed.retry_after.FromTimedelta(retry_after)
+    return report
+
+
+def reason(status: status_pb2.Status) -> str:
+    """The ErrorInfo reason of a refused report (ATTEMPT_SUPERSEDED, ...), else its code name."""
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    return code_pb2.Code.Name(cast(code_pb2.Code.ValueType, status.code))

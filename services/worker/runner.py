@@ -1,0 +1,297 @@
+"""The attempt lifecycle: delivery -> `started` -> handler -> outcome report, with the slots that
+bound concurrency, cancellation (cooperative, then forced) and heartbeats.
+
+Everything here runs on the event loop's thread and does not await on the hot path: a delivery
+queues `started` and returns; the answer starts the handler from a callback; the handler's end
+queues its outcome from a done-callback. The connection batches all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import structlog
+from google.protobuf import json_format
+from google.rpc import code_pb2
+from opentelemetry import trace
+
+from jobs.v1 import job_pb2, worker_service_pb2
+from services.worker import execution, reports
+from services.worker.connection import SchedulerConnection
+from services.worker.context import JobContext
+from services.worker.discovery import describe
+from services.worker.dispatch import Delivery
+from services.worker.execution import Execution
+from services.worker.handler import Handler
+from services.worker.resources import CpuMeter, rss_bytes
+from services.worker.sink import StreamSink, log_refusal
+from services.worker.slots import Slots
+from services.worker.threads import HandlerThreads
+
+log = structlog.get_logger(__name__)
+
+Result = worker_service_pb2.ReportResult
+
+
+@dataclass(eq=False, slots=True)
+class Attempt:
+    """One attempt this worker took, from its delivery until its last report was answered."""
+
+    delivery: Delivery
+    handler: Handler
+    name: str
+    context: JobContext | None = None
+    execution: Execution | None = None
+    cancel_requested: bool = False
+    force_timer: asyncio.TimerHandle | None = None
+    superseded: bool = False
+
+
+class Runner:
+    """Runs the attempts of one worker process. `attach` a connection before the first delivery."""
+
+    def __init__(
+        self,
+        *,
+        handlers: Mapping[str, Handler],
+        concurrency: int,
+        cancel_grace_s: float,
+        tracer: trace.Tracer,
+    ) -> None:
+        self._handlers = dict(handlers)
+        self._known = describe(handlers)
+        self._cancel_grace_s = cancel_grace_s
+        self._tracer = tracer
+        self._threads = HandlerThreads(concurrency)
+        self._slots = Slots(concurrency)
+        self._loop = asyncio.get_running_loop()
+        self._attempts: dict[str, Attempt] = {}
+        self._released: set[str] = set()
+        self._settled = asyncio.Event()  # no attempt is left
+        self._settled.set()
+        self._connection: SchedulerConnection | None = None
+        self._cpu = CpuMeter()
+        self.draining = False
+        self.stopping = False  # past the shutdown grace: nothing new runs
+
+    def attach(self, connection: SchedulerConnection) -> None:
+        self._connection = connection
+        self._sink = StreamSink(connection.send, self._loop)
+
+    @property
+    def connection(self) -> SchedulerConnection:
+        if self._connection is None:
+            raise RuntimeError("attach a connection first")
+        return self._connection
+
+    @property
+    def abandoned_threads(self) -> int:
+        return self._threads.abandoned
+
+    # --- fetching -------------------------------------------------------------------------------
+    async def gate(self) -> int:
+        """Waits until the stream is up and a slot is free; returns how many slots are free."""
+        return await self._slots.wait_free(self.connection.ready)
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Takes one fetched attempt: rejects an unknown job type, else reports `started`."""
+        name = delivery.attempt_name
+        if name in self._attempts:
+            return  # delivered twice (a claimed entry): the first delivery owns it
+        handler = self._handlers.get(delivery.task_name)
+        if handler is None:
+            self._reject(delivery)
+            return
+        attempt = Attempt(delivery, handler, name)
+        self._attempts[name] = attempt
+        self._settled.clear()
+        self._slots.take()
+        self.connection.send(reports.started(name), functools.partial(self._on_started, attempt))
+
+    def release(self, deliveries: Iterable[Delivery]) -> int:
+        """Hands fetched, unstarted attempts back to the scheduler at once; returns how many."""
+        count = 0
+        for delivery in deliveries:
+            name = delivery.attempt_name
+            if name in self._attempts or name in self._released:
+                continue
+            self._released.add(name)
+            count += 1
+            log.info("attempt_released", attempt=name)
+            self.connection.send(reports.released(name), functools.partial(log_refusal, name))
+        return count
+
+    def _reject(self, delivery: Delivery) -> None:
+        name = delivery.attempt_name
+        message = (
+            f"no handler for job type {delivery.task_name!r} on this worker "
+            f"(it knows: {self._known})"
+        )
+        log.warning("attempt_rejected", attempt=name, job_type=delivery.task_name)
+        self.connection.send(reports.rejected(name, message), functools.partial(log_refusal, name))
+
+    def _forget(self, attempt: Attempt) -> None:
+        if self._attempts.pop(attempt.name, None) is not None and not self._attempts:
+            self._settled.set()
+
+    # --- running --------------------------------------------------------------------------------
+    def _on_started(self, attempt: Attempt, result: Result) -> None:
+        if result.status.code != code_pb2.OK or self.stopping:
+            reason = reports.reason(result.status) if result.status.code else "WORKER_STOPPING"
+            log.info("attempt_not_started", attempt=attempt.name, reason=reason)
+            self._slots.give_back()
+            self._forget(attempt)
+            return
+        job = result.job
+        attempt.context = JobContext(
+            job=job,
+            payload=_payload(job),
+            queue=attempt.delivery.queue,
+            attempt=attempt.delivery.attempt,
+            attempt_name=attempt.name,
+            sink=self._sink,
+            loop=self._loop,
+        )
+        execution_ = execution.start(
+            handler=attempt.handler,
+            context=attempt.context,
+            labels=attempt.delivery.labels,
+            tracer=self._tracer,
+            threads=self._threads,
+            loop=self._loop,
+        )
+        attempt.execution = execution_
+        execution_.future.add_done_callback(functools.partial(self._on_done, attempt))
+        if attempt.cancel_requested:
+            attempt.cancel_requested = False
+            self.on_cancel(attempt.name)
+
+    def _on_done(self, attempt: Attempt, _future: asyncio.Future[object]) -> None:
+        run = attempt.execution
+        if run is None:
+            raise RuntimeError(f"attempt {attempt.name} ended without having started")
+        execution.end_span(run)
+        if attempt.force_timer is not None:
+            attempt.force_timer.cancel()
+        if run.reported:
+            return  # a forced thread ending late: its outcome went out already
+        self._slots.give_back()
+        self._finish(attempt, run)
+
+    def _finish(self, attempt: Attempt, run: Execution) -> None:
+        run.reported = True
+        report = execution.outcome(run, attempt.name, cancel_requested=attempt.cancel_requested)
+        if report is None:
+            log.warning("attempt_abandoned", attempt=attempt.name)
+            self._forget(attempt)
+            return
+        self.connection.send(report, functools.partial(self._on_final, attempt, report))
+
+    def _on_final(self, attempt: Attempt, report: reports.Report, result: Result) -> None:
+        self._forget(attempt)
+        if result.status.code != code_pb2.OK:
+            log.warning(
+                "report_refused",
+                attempt=attempt.name,
+                report=report.WhichOneof("report"),
+                reason=reports.reason(result.status),
+            )
+
+    # --- cancellation ---------------------------------------------------------------------------
+    def on_cancel(self, attempt_name: str) -> None:
+        """A cancel request for one of this worker's attempts: signal now, force after grace."""
+        attempt = self._attempts.get(attempt_name)
+        if attempt is None or attempt.cancel_requested:
+            return
+        attempt.cancel_requested = True
+        if attempt.context is None or attempt.execution is None:
+            return  # not running yet: signalled once it starts
+        if attempt.execution.future.done():
+            return
+        log.info("attempt_cancel_requested", attempt=attempt_name)
+        attempt.context.request_cancel()
+        attempt.force_timer = self._loop.call_later(self._cancel_grace_s, self._force, attempt)
+
+    def _force(self, attempt: Attempt) -> None:
+        run = attempt.execution
+        if run is None or run.future.done():
+            return
+        log.warning("attempt_forced", attempt=attempt.name, in_thread=run.in_thread)
+        run.forced = True
+        if not run.in_thread:
+            run.future.cancel()  # the done-callback reports it
+            return
+        self._threads.abandon(run.future)
+        self._slots.give_back()
+        self._finish(attempt, run)
+
+    # --- the connection's questions -------------------------------------------------------------
+    def status(self) -> worker_service_pb2.WorkerStatus:
+        return worker_service_pb2.WorkerStatus(
+            running_attempts=self._slots.busy,
+            cpu_percent=self._cpu.percent(),
+            memory_rss_bytes=rss_bytes(),
+            draining=self.draining,
+        )
+
+    def heartbeat_attempts(self) -> Iterable[str]:
+        return [
+            name
+            for name, attempt in self._attempts.items()
+            if attempt.context is not None and not attempt.superseded
+        ]
+
+    def on_heartbeat(self, attempt_name: str, result: Result) -> None:
+        if result.status.code == code_pb2.OK:
+            if result.cancel_requested:
+                self.on_cancel(attempt_name)
+            return
+        attempt = self._attempts.get(attempt_name)
+        if attempt is None or attempt.context is None or attempt.superseded:
+            return
+        if attempt.execution is not None and attempt.execution.reported:
+            return  # the outcome went out before this heartbeat: the attempt ended
+        attempt.superseded = True  # lost its lease (a frozen or cut-off worker): stop beating
+        log.warning(
+            "attempt_superseded", attempt=attempt_name, reason=reports.reason(result.status)
+        )
+        attempt.context.request_cancel()  # its outcome will be refused: let it stop early
+
+    # --- shutdown -------------------------------------------------------------------------------
+    async def wait_settled(self, within_s: float) -> bool:
+        """Waits until every attempt ran and its last report was answered, for `within_s`."""
+        try:
+            async with asyncio.timeout(within_s):
+                await self._settled.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def stop_running(self) -> int:
+        """After the shutdown grace: cancels the async handlers still running (their attempts
+        are not reported and run again elsewhere) and leaves threads behind; returns how many."""
+        self.stopping = True
+        stopped = 0
+        for attempt in list(self._attempts.values()):
+            run = attempt.execution
+            if run is None or run.future.done() or run.reported:
+                continue
+            stopped += 1
+            run.abandoned = True
+            if run.in_thread:
+                run.reported = True
+                self._threads.abandon(run.future)
+                self._forget(attempt)
+                log.warning("attempt_abandoned", attempt=attempt.name, in_thread=True)
+            else:
+                run.future.cancel()
+        return stopped
+
+
+def _payload(job: job_pb2.Job) -> object:
+    if not job.HasField("payload"):
+        return None
+    return json_format.MessageToDict(job.payload)

@@ -1,0 +1,10 @@
+"""The client tests' fixtures: a real scheduler on port 0, a client of it, a hand-driven worker."""
+
+from tests.client.conftest import (  # noqa: F401 (fixtures, found by name)
+    client,
+    scheduler,
+    span_exporter,
+    store_settings,
+    tracer_provider,
+    worker,
+)

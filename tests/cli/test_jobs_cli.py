@@ -1,0 +1,175 @@
+"""`jobstream enqueue/show/list/cancel/retry/delete` in a subprocess: JSON for scripts, the key
+facts for people, and exit codes that say what went wrong (2 invalid, 3 not found, 1 else)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from services.client import JobstreamClient
+from tests.cli.runner import jobstream
+from tests.client.harness import HandWorker, SchedulerHarness
+from tests.support.ports import free_port
+
+JsonObject = dict[str, object]
+
+
+def _object(value: object) -> JsonObject:
+    assert isinstance(value, dict), value
+    return cast("JsonObject", value)
+
+
+async def test_enqueue_prints_the_job_as_json_with_every_option(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    run = await jobstream(
+        scheduler.address,
+        "enqueue",
+        "q1",
+        "image.build",
+        '{"ref": "main", "layers": 3}',
+        "--priority=80",
+        "--delay=5m",
+        "--max-attempts=5",
+        "--backoff=2s",
+        "--backoff-multiplier=3",
+        "--max-backoff=10m",
+        "--jitter=0.5",
+        "--max-lost-attempts=4",
+        "--tag=team=infra",
+        "--tag=arch:arm64",
+        "--meta=owner=ops",
+        "--request-id=req-1",
+        "--job-id=build-1",
+        "--json",
+    )
+    assert (run.code, run.err) == (0, "")
+    job = _object(run.json())
+    assert job["name"] == "queues/q1/jobs/build-1"
+    assert (job["type"], job["state"], job["priority"]) == ("image.build", "STATE_SCHEDULED", 80)
+    assert job["payload"] == {"ref": "main", "layers": 3}
+    assert job["retryPolicy"] == {
+        "maxAttempts": 5,
+        "initialBackoff": "2s",
+        "backoffMultiplier": 3.0,
+        "maxBackoff": "600s",
+        "jitter": 0.5,
+        "maxLostAttempts": 4,
+    }
+    assert (job["tags"], job["metadata"]) == (["team=infra", "arch:arm64"], {"owner": "ops"})
+    assert job["requestId"] == "req-1"
+    assert (await client.get("q1/build-1")).request_id == "req-1"
+
+
+async def test_show_prints_the_key_facts_and_json(
+    scheduler: SchedulerHarness, client: JobstreamClient, worker: HandWorker
+) -> None:
+    job = await client.enqueue("q1", "image.build", {"ref": "main"}, tags=["t1"], job_id="j1")
+    await worker.start(job)
+    await worker.progress(job, percent=40, message="compiling")
+    await worker.fail(job)
+
+    human = await jobstream(scheduler.address, "show", "q1/j1")
+    assert human.code == 0
+    text = human.out
+    for fact in ["q1/j1", "image.build", "FAILED", '{"ref": "main"}', "t1", "40%  compiling"]:
+        assert fact in text, fact
+    assert "ValueError: boom  (NON_RETRYABLE)" in text
+    assert 'File "handler.py", line 3, in run' in text  # the stack trace
+    assert "#1  host-a:4242:abc  FAILED" in text
+
+    as_json = await jobstream(scheduler.address, "show", "queues/q1/jobs/j1", "--json")
+    shown = _object(as_json.json())
+    assert (shown["name"], shown["state"]) == (job.name, "STATE_FAILED")
+    assert _object(shown["error"])["type"] == "ValueError"
+
+
+async def test_list_shows_a_table_filters_and_limits(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    first = await client.enqueue("q1", "alpha", job_id="a1")
+    await client.enqueue("q1", "beta", job_id="b1")
+    await client.enqueue("q1", "alpha", job_id="a2")
+    await client.cancel(first.name)
+
+    table = (await jobstream(scheduler.address, "list", "q1")).lines()
+    assert table[0].split() == ["JOB", "TYPE", "STATE", "PRI", "ATTEMPT", "PROGRESS", "CREATED"]
+    rows = {line.split()[0]: line.split() for line in table[1:]}
+    assert sorted(rows) == ["q1/a1", "q1/a2", "q1/b1"]
+    assert rows["q1/a1"][1:5] == ["alpha", "CANCELLED", "50", "0/3"]
+    assert all(line.endswith(("now", "s ago")) for line in table[1:])
+
+    cancelled = await jobstream(scheduler.address, "list", "q1", "--state", "cancelled", "--json")
+    assert [j["name"] for j in _listed(cancelled.json())] == [first.name]
+    alphas = await jobstream(scheduler.address, "--json", "list", "q1", "--type", "alpha")
+    assert sorted(str(j["name"]) for j in _listed(alphas.json())) == [
+        "queues/q1/jobs/a1",
+        "queues/q1/jobs/a2",
+    ]
+    limited = (await jobstream(scheduler.address, "list", "q1", "--limit", "2")).lines()
+    assert len(limited) == 4  # header, two rows, the note that there are more
+    assert "more with --limit" in limited[-1]
+    assert (await jobstream(scheduler.address, "list", "empty")).out == "no jobs\n"
+
+
+def _listed(value: object) -> list[JsonObject]:
+    jobs = _object(value).get("jobs", [])
+    assert isinstance(jobs, list)
+    return [_object(job) for job in jobs]
+
+
+async def test_cancel_retry_and_delete(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    await client.enqueue("q1", "demo", job_id="c1")
+    cancelled = await jobstream(scheduler.address, "cancel", "q1/c1", "--reason", "not needed")
+    assert (cancelled.code, cancelled.out) == (0, "cancelled q1/c1  CANCELLED\n")
+    retried = await jobstream(scheduler.address, "retry", "q1/c1", "--json")
+    assert _object(retried.json())["state"] == "STATE_QUEUED"
+
+    again = await jobstream(scheduler.address, "retry", "q1/c1")
+    assert again.code == 1
+    assert "FAILED_PRECONDITION (INVALID_STATE)" in again.err
+    refused = await jobstream(scheduler.address, "delete", "q1/c1")
+    assert refused.code == 1
+
+    await client.cancel("q1/c1")
+    deleted = await jobstream(scheduler.address, "delete", "q1/c1")
+    assert (deleted.code, deleted.out) == (0, "deleted q1/c1\n")
+
+
+async def test_exit_codes_name_what_went_wrong(scheduler: SchedulerHarness) -> None:
+    missing = await jobstream(scheduler.address, "show", "q1/missing")
+    assert missing.code == 3
+    assert "NOT_FOUND (JOB_NOT_FOUND)" in missing.err
+
+    invalid = await jobstream(scheduler.address, "enqueue", "q1", "9lives", "--priority", "101")
+    assert invalid.code == 2
+    assert "job.type: job type '9lives' must match" in invalid.err
+    assert "job.priority: must be 0 to 100, not 101" in invalid.err
+
+    for usage in (
+        ["enqueue", "q1", "demo", "{not json"],
+        ["enqueue", "q1", "demo", "NaN"],
+        ["list", "q1", "--limit", "0"],
+        ["enqueue", "q1", "demo", "--delay", "soon"],
+        ["list", "q1", "--state", "bogus"],
+        ["frobnicate"],
+    ):
+        run = await jobstream(scheduler.address, *usage)
+        assert run.code == 2, usage
+        assert "usage: jobstream" in run.err
+
+    bad_name = await jobstream(scheduler.address, "show", "not/a/name/at/all")
+    assert bad_name.code == 2
+    assert "name:" in bad_name.err
+
+    unreachable = await jobstream(f"127.0.0.1:{free_port()}", "show", "q1/any")
+    assert unreachable.code == 1
+    assert "cannot reach the scheduler" in unreachable.err
+
+
+async def test_help_documents_the_exit_codes(scheduler: SchedulerHarness) -> None:
+    run = await jobstream(scheduler.address, "--help")
+    assert run.code == 0
+    for line in ["3    not found", "130  interrupted", "2    usage error or invalid argument"]:
+        assert line in run.out

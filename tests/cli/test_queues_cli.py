@@ -1,0 +1,56 @@
+"""`jobstream queues/pause/resume/workers` in a subprocess: counts per state, the pause switch,
+workers with their liveness."""
+
+from __future__ import annotations
+
+import json
+
+from services.client import JobstreamClient
+from tests.cli.runner import jobstream
+from tests.client.harness import HandWorker, SchedulerHarness
+
+
+async def test_queues_pause_and_resume(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    assert (await jobstream(scheduler.address, "queues")).out == "no queues\n"
+    await client.enqueue("q1", "demo")
+    await client.enqueue("q1", "demo")
+    await client.enqueue("q2", "demo", delay=60)
+
+    paused = await jobstream(scheduler.address, "pause", "q1")
+    assert paused.code == 0
+    assert paused.lines()[1].split()[:2] == ["q1", "paused"]
+
+    table = (await jobstream(scheduler.address, "queues")).lines()
+    assert table[0].split() == [
+        "QUEUE",
+        "STATUS",
+        "SCHEDULED",
+        "QUEUED",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+        "CANCELLED",
+    ]
+    assert table[1].split() == ["q1", "paused", "0", "2", "0", "0", "0", "0"]
+    assert table[2].split() == ["q2", "active", "1", "0", "0", "0", "0", "0"]
+
+    resumed = await jobstream(scheduler.address, "resume", "queues/q1", "--json")
+    assert json.loads(resumed.out)["name"] == "queues/q1"
+    assert "paused" not in json.loads(resumed.out)
+    listed = json.loads((await jobstream(scheduler.address, "queues", "--json")).out)
+    assert [q["name"] for q in listed["queues"]] == ["queues/q1", "queues/q2"]
+    assert listed["queues"][0]["jobCounts"]["queued"] == "2"  # int64 is a JSON string
+
+
+async def test_workers_lists_connected_workers(
+    scheduler: SchedulerHarness, worker: HandWorker
+) -> None:
+    table = (await jobstream(scheduler.address, "workers")).lines()
+    assert table[0].split()[:4] == ["WORKER", "STATE", "HOST", "PID"]
+    assert table[1].split()[:6] == ["host-a:4242:abc", "ACTIVE", "host-a", "4242", "q1", "0/4"]
+    listed = json.loads((await jobstream(scheduler.address, "workers", "--json")).out)
+    assert [w["state"] for w in listed["workers"]] == ["STATE_ACTIVE"]
+    other = await jobstream(scheduler.address, "workers", "--queue", "other")
+    assert other.out == "no workers\n"

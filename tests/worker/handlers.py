@@ -1,0 +1,128 @@
+"""Handlers the worker tests run in real worker processes
+(`python -m services.worker tests.worker.handlers`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+
+import structlog
+
+from services.worker import JobContext, NonRetryable, RetryAfter, job
+
+STUCK_S = 3600.0  # "forever": longer than any test
+
+log = structlog.get_logger(__name__)
+
+
+def _payload(ctx: JobContext) -> dict[str, object]:
+    return ctx.payload if isinstance(ctx.payload, dict) else {}
+
+
+@job("echo")
+async def echo(ctx: JobContext) -> dict[str, object]:
+    return {"payload": ctx.payload, "attempt": ctx.attempt, "pid": os.getpid()}
+
+
+@job("echo.sync")
+def echo_sync(ctx: JobContext) -> dict[str, object]:
+    return {
+        "payload": ctx.payload,
+        "attempt": ctx.attempt,
+        "pid": os.getpid(),
+        "thread": threading.current_thread().name,
+    }
+
+
+@job("noop")
+async def noop(ctx: JobContext) -> None:
+    return None
+
+
+@job("steps")
+async def steps(ctx: JobContext) -> str:
+    for step in range(1, 5):
+        ctx.progress(step * 25, message=f"step {step}")
+        ctx.log(f"line {step}")
+        await asyncio.sleep(0)
+    return "done"
+
+
+@job("steps.sync")
+def steps_sync(ctx: JobContext) -> str:
+    for step in range(1, 5):
+        ctx.progress(current=step, total=4, message=f"step {step}", data={"step": step})
+        ctx.log(f"line {step}")
+    return "done"
+
+
+@job("flaky")
+async def flaky(ctx: JobContext) -> dict[str, int]:
+    if ctx.attempt < 3:
+        raise ValueError(f"boom on attempt {ctx.attempt}")
+    return {"attempt": ctx.attempt}
+
+
+@job("retry.after")
+def retry_after(ctx: JobContext) -> str:
+    if ctx.attempt == 1:
+        raise RetryAfter(0.3, "rate limited")
+    return "ok"
+
+
+@job("bad.input")
+async def bad_input(ctx: JobContext) -> None:
+    raise NonRetryable("bad input")
+
+
+@job("cooperative")
+async def cooperative(ctx: JobContext) -> str:
+    ctx.log("waiting for cancel")
+    await ctx.wait_cancelled()
+    ctx.raise_if_cancelled()
+    return "not reached"
+
+
+@job("cooperative.sync")
+def cooperative_sync(ctx: JobContext) -> str:
+    ctx.log("waiting for cancel")
+    deadline = time.monotonic() + STUCK_S
+    while time.monotonic() < deadline:
+        ctx.raise_if_cancelled()
+        time.sleep(0.01)
+    return "not reached"
+
+
+@job("stubborn")
+async def stubborn(ctx: JobContext) -> str:
+    ctx.log("ignoring cancel")
+    await asyncio.sleep(STUCK_S)
+    return "not reached"
+
+
+@job("stubborn.sync")
+def stubborn_sync(ctx: JobContext) -> str:
+    ctx.log("ignoring cancel")
+    threading.Event().wait(STUCK_S)
+    return "not reached"
+
+
+@job("slow")
+async def slow(ctx: JobContext) -> dict[str, object]:
+    """Sleeps `seconds` (payload) on its first attempt only; returns the pid that ran it."""
+    ctx.log(f"attempt {ctx.attempt} on {os.getpid()}")
+    if ctx.attempt == 1:
+        await asyncio.sleep(float(str(_payload(ctx).get("seconds", 1))))
+    return {"pid": os.getpid(), "attempt": ctx.attempt}
+
+
+@job("slow.always")
+async def slow_always(ctx: JobContext) -> dict[str, object]:
+    """Sleeps `seconds` (payload) on every attempt; returns the pid that ran it (and says so in
+    the worker's own log, which tests can wait for)."""
+    ctx.log(f"attempt {ctx.attempt} on {os.getpid()}")
+    await asyncio.sleep(float(str(_payload(ctx).get("seconds", 1))))
+    log.info("handler_returning", job=ctx.job_name, attempt=ctx.attempt)
+    return {"pid": os.getpid(), "attempt": ctx.attempt}

@@ -1,0 +1,107 @@
+"""What a handler's outcome reports: results as JSON values, errors with type, message and stack
+trace within the scheduler's bounds, and the taskiq dispatch message read back."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+
+import pytest
+from google.protobuf import json_format
+
+from services.worker import NonRetryable, RetryAfter, reports
+from services.worker.dispatch import MalformedEntry, parse
+
+ATTEMPT = "queues/q/jobs/j1/attempts/1"
+
+
+def _raised(error: Exception) -> Exception:
+    try:
+        raise error
+    except Exception as caught:  # the point: a real traceback
+        return caught
+
+
+def test_result_is_a_json_value() -> None:
+    report = reports.succeeded(ATTEMPT, {"image": "sha256:x", "layers": [1, 2], "ok": True})
+    assert json_format.MessageToDict(report.succeeded.result) == {
+        "image": "sha256:x",
+        "layers": [1, 2],
+        "ok": True,
+    }
+    assert not reports.succeeded(ATTEMPT, None).succeeded.HasField("result")
+
+
+@pytest.mark.parametrize("value", [{1, 2}, math.nan, {"x": object()}, "x" * (1 << 20)])
+def test_result_that_is_not_json_or_too_large_is_refused(value: object) -> None:
+    with pytest.raises(reports.ResultNotJson):
+        reports.succeeded(ATTEMPT, value)
+
+
+def test_failure_carries_type_message_and_stack_trace() -> None:
+    report = reports.failed(ATTEMPT, _raised(ValueError("boom")))
+    error = report.failed.error
+    assert (error.type, error.message) == ("ValueError", "boom")
+    assert "in _raised" in error.stack_trace
+    assert error.stack_trace.rstrip().endswith("ValueError: boom")
+    assert not report.failed.non_retryable
+    assert not report.failed.HasField("retry_after")
+
+
+def test_retry_after_and_non_retryable() -> None:
+    retry = reports.failed(ATTEMPT, RetryAfter(1.5, "later"), retry_after=timedelta(seconds=1.5))
+    assert retry.failed.retry_after.ToMilliseconds() == 1500
+    assert retry.failed.error.type == "services.worker.handler.RetryAfter"
+    assert RetryAfter(timedelta(minutes=1)).delay == timedelta(minutes=1)
+    with pytest.raises(ValueError, match="finite number"):
+        RetryAfter(-1)
+    final = reports.failed(ATTEMPT, NonRetryable("bad"), non_retryable=True)
+    assert final.failed.non_retryable
+
+
+def test_long_messages_and_traces_are_cut() -> None:
+    report = reports.failed(ATTEMPT, _raised(ValueError("m" * 100_000)))
+    error = report.failed.error
+    assert len(error.message) == reports.MAX_ERROR_MESSAGE_CHARS
+    assert error.stack_trace.startswith("[truncated]\n")
+    assert len(error.stack_trace) <= reports.MAX_STACK_TRACE_CHARS + len("[truncated]\n")
+
+
+def _message(**overrides: object) -> bytes:
+    message: dict[str, object] = {
+        "task_id": "j1.2",
+        "task_name": "image.build",
+        "labels": {"traceparent": "00-abc", "n": 1},
+        "labels_types": {},
+        "args": [],
+        "kwargs": {"queue": "q", "job": "j1", "attempt": 2},
+    }
+    message.update(overrides)
+    return json.dumps(message).encode()
+
+
+def test_dispatch_message_is_read() -> None:
+    delivery = parse(stream="s", queue="q", entry_id="1-0", data=_message())
+    assert delivery.attempt_name == "queues/q/jobs/j1/attempts/2"
+    assert delivery.task_name == "image.build"
+    assert delivery.labels == {"traceparent": "00-abc"}  # only string labels
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"{", "not JSON"),
+        (b"\xff", "not JSON"),
+        (b"[1]", "not a JSON object"),
+        (_message(kwargs=None), "kwargs is not an object"),
+        (_message(kwargs={"queue": "q", "job": "j1", "attempt": 0}), "attempt"),
+        (_message(kwargs={"queue": "q", "job": "j1", "attempt": True}), "attempt"),
+        (_message(kwargs={"queue": "other", "job": "j1", "attempt": 1}), "stream's queue"),
+        (_message(kwargs={"queue": "q", "job": "a:b", "attempt": 1}), "not a job id"),
+        (_message(task_name=""), "task_name"),
+    ],
+)
+def test_malformed_dispatch_messages_say_why(data: bytes, reason: str) -> None:
+    with pytest.raises(MalformedEntry, match=reason):
+        parse(stream="s", queue="q", entry_id="1-0", data=data)
