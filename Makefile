@@ -76,8 +76,9 @@ test-cluster: protos redis  ## only the cluster stage
 run: protos redis  ## dev stack: embedded Redis (unless REDIS_URL) and the scheduler; Ctrl-C stops
 	$(BIN)/python -m services.devstack
 
-bench: protos redis  ## store throughput and memory against raw Redis streams
+bench: protos redis  ## store vs raw Redis streams, then workers vs plain taskiq (BENCH_ARGS="--jobs 2000": quick)
 	$(BIN)/python -m bench.store_bench
+	$(BIN)/python -m bench.worker_bench $(BENCH_ARGS)
 
 clean:  ## generated code, vendored protos, caches (keeps .venv and the dev data in .data)
 	rm -rf $(GEN) third_party build .mypy_cache .ruff_cache .pytest_cache
