@@ -93,8 +93,11 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
     fields += [("Metadata", f"{k}={v}") for k, v in sorted(job.metadata.items())]
     if job.request_id:
         fields.append(("Request id", job.request_id))
-    fields += [("Attempts", _attempt_line(a, now)) for a in job.attempts]
-    lines = [f"{key + ':':<12}{value}" for key, value in fields]
+    fields += [
+        ("Attempts" if index == 0 else "", _attempt_line(attempt, now))
+        for index, attempt in enumerate(job.attempts)
+    ]
+    lines = [f"{key + ':' if key else '':<12}{value}" for key, value in fields]
     if job.error.stack_trace:
         lines += ["", "Stack trace:", *("  " + line for line in job.error.stack_trace.splitlines())]
     return lines

@@ -4,6 +4,7 @@ whenever the scheduler is unreachable for a while (or asks a lagging watcher to 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ OpenWatch = Callable[[str], WatchCall]  # after_event_id -> a started WatchJob c
 # while the stream was open. ABORTED is resumable only as WATCH_LAGGED.
 _RESUMABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
 _LAGGED = "WATCH_LAGGED"
+_END_GRACE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +45,14 @@ class Reconnect:
 def is_final(event: event_pb2.JobEvent) -> bool:
     """Whether the event leaves its job finished, so WatchJob ends after it."""
     return event.type != event_pb2.JobEvent.TYPE_RESET and event.state in TERMINAL_STATES
+
+
+async def _ended(call: WatchCall) -> None:
+    """Lets the stream end from the server's side, which it does right after the final event:
+    cancelling it instead would cut the server's handler short at its last `yield`."""
+    with contextlib.suppress(TimeoutError, grpc.aio.AioRpcError):
+        async with asyncio.timeout(_END_GRACE_S):
+            await call.code()
 
 
 def _resumable(error: grpc.aio.AioRpcError) -> bool:
@@ -69,6 +79,7 @@ async def resumable_events(
                 last = event.event_id or last
                 yield event
                 if is_final(event):
+                    await _ended(call)
                     return
             return
         except grpc.aio.AioRpcError as error:

@@ -143,6 +143,9 @@ def _comma_separated(value: object) -> object:
     return value
 
 
+CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+
+
 class WorkerSettings(BaseSettings):
     """A worker process (`jobstream-worker`): where the scheduler is, what it consumes, and how it
     stops handlers. Lease and heartbeat interval come from the scheduler's answer to its hello."""
@@ -152,7 +155,7 @@ class WorkerSettings(BaseSettings):
     scheduler_address: str = Field(
         default="127.0.0.1:50051", validation_alias="JOBSTREAM_SCHEDULER_ADDRESS"
     )
-    queues: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)] = Field(
+    queues: CommaSeparated = Field(
         default=("default",), min_length=1, validation_alias="JOBSTREAM_WORKER_QUEUES"
     )
     concurrency: int = Field(
@@ -240,10 +243,10 @@ class DevStackSettings(BaseSettings):
     dev_data_dir: Path = Field(
         default=Path(".data"), description="The embedded Redis keeps its AOF in <dir>/redis."
     )
-    dev_worker_modules: list[str] = Field(
-        default=["examples.handlers"], description="Handler modules the stack's worker loads."
+    dev_worker_modules: CommaSeparated = Field(
+        default=("examples.handlers",), description="Handler modules the stack's worker loads."
     )
-    dev_worker_queues: list[str] = Field(default=["default"], description="Queues it consumes.")
+    dev_worker_queues: CommaSeparated = Field(default=("default",), description="Its queues.")
     dev_worker_concurrency: int = Field(default=10, ge=1, le=10_000)
     dev_startup_timeout: Duration = timedelta(seconds=30)
     dev_stop_timeout: Duration = Field(

@@ -23,6 +23,19 @@ def add_trace_context(_logger: WrappedLogger, _method: str, event: EventDict) ->
     return event
 
 
+class StreamDetachNoise(logging.Filter):
+    """Drops OpenTelemetry's "Failed to detach context" error. grpc.aio never closes a server
+    stream handler whose client went away; the garbage collector closes it later in another
+    context, where the gRPC instrumentation's span context cannot be detached (the span itself
+    ends normally). Upstream: opentelemetry-python-contrib#2357, grpc/grpc#42295."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "opentelemetry.context" and record.msg == _DETACH_FAILED)
+
+
+_DETACH_FAILED = "Failed to detach context"
+
+
 def _shared_processors() -> list[Processor]:
     """What every event gets, ours and the standard library's alike, before rendering."""
     return [
@@ -59,6 +72,7 @@ def configure_logging(settings: LogSettings) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(StreamDetachNoise())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)

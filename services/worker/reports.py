@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import traceback
 from datetime import timedelta
+from pathlib import Path
 from typing import cast
 
 from google.protobuf import json_format
@@ -79,6 +81,19 @@ def _tail(text: str, limit: int) -> str:
     return text if len(text) <= limit else _TRUNCATED + text[-limit:]
 
 
+_WORKER_FILES = str(Path(__file__).parent) + os.sep
+
+
+def _handler_traceback(error: BaseException) -> str:
+    """The stack trace from the handler's frame on: the worker's own calling frames are noise."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(_WORKER_FILES):
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+
 def failed(
     attempt: str,
     error: BaseException,
@@ -88,7 +103,7 @@ def failed(
 ) -> Report:
     """The report of a handler that raised `error`."""
     message = str(error)
-    stack = "".join(traceback.format_exception(error))
+    stack = _handler_traceback(error)
     report = Report(
         attempt=attempt,
         failed=worker_service_pb2.AttemptFailed(

@@ -48,6 +48,21 @@ def test_json_events_carry_context_and_the_current_span(capsys: pytest.CaptureFi
 
 
 @pytest.mark.usefixtures("restore_logging")
+def test_the_known_harmless_detach_error_is_dropped_and_others_kept(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(LogSettings(log_level="info", log_format="json"))
+    otel = logging.getLogger("opentelemetry.context")
+    try:
+        raise ValueError("<Token> was created in a different Context")
+    except ValueError:
+        otel.exception("Failed to detach context")
+    otel.error("something else")
+    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == ["something else"]
+
+
+@pytest.mark.usefixtures("restore_logging")
 def test_console_rendering(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging(LogSettings(log_level="debug", log_format="console"))
     structlog.get_logger("jobstream.test").debug("loop_ticked", loop="reaper")

@@ -45,6 +45,8 @@ async def test_failure_is_retried_with_the_backoff(
     assert job.error.type == "ValueError"
     assert 'tests/worker/handlers.py", line' in job.error.stack_trace
     assert job.error.stack_trace.rstrip().endswith("ValueError: boom on attempt 2")
+    # ... and starting there too: the worker's own calling frames are left out.
+    assert "services/worker/" not in job.error.stack_trace
 
 
 async def test_failures_use_up_max_attempts(
