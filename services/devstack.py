@@ -167,11 +167,17 @@ def worker_child(
     for queue in settings.dev_worker_queues:
         argv += ["--queue", queue]
     argv += ["--concurrency", str(settings.dev_worker_concurrency), "--scheduler", address]
+    # Running jobs get half the launcher's stop timeout to finish, so Ctrl-C never has to kill
+    # the worker: it stops what is left by force and exits on its own.
+    grace = settings.dev_stop_timeout.total_seconds() / 2
+    env = {"JOBSTREAM_WORKER_SHUTDOWN_GRACE": str(grace)}
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
     return ChildSpec(
         "worker",
         tuple(argv),
         f"queues {', '.join(settings.dev_worker_queues)} via {address}",
-        env={"REDIS_URL": redis_url} if redis_url is not None else {},
+        env=env,
         ready=worker_registered(address),
     )
 
