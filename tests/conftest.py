@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
@@ -28,6 +31,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="standalone",
         help="Redis topology the tests run against: one server, or a 3-master cluster.",
     )
+
+
+@pytest.fixture(scope="session")
+def span_exporter() -> InMemorySpanExporter:
+    """Spans of the in-process services a test starts with `tracer_provider`."""
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(scope="session")
+def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    return provider
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,8 +3,6 @@
 from tests.client.conftest import (  # noqa: F401 (fixtures, found by name)
     client,
     scheduler,
-    span_exporter,
     store_settings,
-    tracer_provider,
     worker,
 )

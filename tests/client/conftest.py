@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.client import JobstreamClient, Reconnect
@@ -16,18 +15,6 @@ from services.common.redis_client import RedisClient
 from tests.client.harness import HandWorker, SchedulerHarness
 
 FAST_RECONNECT = Reconnect(initial=0.02, max=0.2, give_up_after=20)
-
-
-@pytest.fixture(scope="session")
-def span_exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture(scope="session")
-def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    return provider
 
 
 @pytest.fixture

@@ -9,25 +9,12 @@ from datetime import timedelta
 import grpc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from jobs.v1 import job_service_pb2_grpc, queue_service_pb2_grpc
 from services.common.config import SchedulerSettings, StoreSettings
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler, serve
-
-
-@pytest.fixture(scope="session")
-def span_exporter() -> InMemorySpanExporter:
-    return InMemorySpanExporter()
-
-
-@pytest.fixture(scope="session")
-def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    return provider
 
 
 @pytest.fixture
