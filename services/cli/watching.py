@@ -126,9 +126,12 @@ def outcome(ctx: Context, job: job_pb2.Job) -> int:
 async def follow(ctx: Context, name: str) -> int:
     """Shows the job's events until it is finished, then its outcome; the exit code."""
     shown = view(ctx)
+    finished: job_pb2.Job | None = None
     try:
         async for event in ctx.client.watch(name):
             shown.show(event)
+            if event.HasField("finished_job"):
+                finished = event.finished_job
     finally:
         shown.close()
-    return outcome(ctx, await ctx.client.get(name))
+    return outcome(ctx, finished if finished is not None else await ctx.client.get(name))

@@ -190,13 +190,18 @@ class JobstreamClient:
         timeout: float | None = None,  # noqa: ASYNC109 (a deadline on the whole wait, for scripts)
     ) -> job_pb2.Job:
         """The job once it is finished (SUCCEEDED, FAILED or CANCELLED). Follows WatchJob, never
-        polls; reads the job once at the end. Raises TimeoutError after `timeout` seconds,
-        NotFound."""
+        polls; the stream's last event carries the finished job. Raises TimeoutError after
+        `timeout` seconds, NotFound."""
         after = ""
         async with asyncio.timeout(timeout):
             while True:
+                finished: job_pb2.Job | None = None
                 async for event in self.watch(name, after_event_id=after):
                     after = event.event_id or after
+                    if event.HasField("finished_job"):
+                        finished = event.finished_job
+                if finished is not None:
+                    return finished
                 job = await self.get(name)
                 if job.state in TERMINAL_STATES:
                     return job

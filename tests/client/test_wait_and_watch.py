@@ -125,7 +125,9 @@ async def test_wait_streams_until_success_and_never_polls(
     await worker.run(job, {"answer": 42, "items": [1, 2.5]})
     finished = await waiting
     assert finished.state == job_pb2.Job.STATE_SUCCEEDED
-    assert _span_names(span_exporter) == ["WatchJob", "GetJob"]  # one final read, no polling
+    assert finished.result.struct_value["answer"] == 42
+    # The stream's last event carries the finished job: no polling, not even a final read.
+    assert _span_names(span_exporter) == ["WatchJob"]
     assert await client.result(job.name) == {"answer": 42, "items": [1, 2.5]}
 
 

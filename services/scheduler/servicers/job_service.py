@@ -11,6 +11,7 @@ from typing_extensions import override
 
 from jobs.v1 import event_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
 from services.common import names
+from services.common.names import JobRef
 from services.scheduler import paging, validation
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
@@ -126,6 +127,19 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         async with contextlib.aclosing(events):
             async for event in events:
                 event.job = event.job or ref.name
-                yield event
                 if event.type != event.TYPE_RESET and event.state in _TERMINAL:
+                    yield await self._with_finished_job(event, ref, job)
                     return
+                yield event
+
+    async def _with_finished_job(
+        self, event: event_pb2.JobEvent, ref: JobRef, job: job_pb2.Job
+    ) -> event_pb2.JobEvent:
+        """A copy of the stream's last event (events are shared between watchers) carrying the
+        finished job: `job`, read before the replay, when it ended in this state; else read now."""
+        final = event_pb2.JobEvent()
+        final.CopyFrom(event)
+        if job.state != event.state:
+            job = await self._store.get_job(ref)
+        final.finished_job.CopyFrom(job)
+        return final

@@ -68,6 +68,11 @@ async def test_watch_job_follows_live_events_and_ends_when_finished(
         STATE_CHANGED,
     ]
     assert events[-1].state == S.STATE_SUCCEEDED
+    # The last event carries the finished job, with its result; no other event does.
+    assert events[-1].finished_job.name == job.name
+    assert events[-1].finished_job.state == S.STATE_SUCCEEDED
+    assert events[-1].finished_job.HasField("result")
+    assert not any(e.HasField("finished_job") for e in [created, *events[:-1]])
     assert await call.code() == grpc.StatusCode.OK
     assert scheduler.watches.reader_count == 0
 
