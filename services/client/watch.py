@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import grpc
 
 from jobs.v1 import event_pb2, job_service_pb2
-from services.client.codec import TERMINAL_STATES
 from services.client.errors import from_rpc_error
 
 WatchCall = grpc.aio.UnaryStreamCall[job_service_pb2.WatchJobRequest, event_pb2.JobEvent]
@@ -43,8 +42,9 @@ class Reconnect:
 
 
 def is_final(event: event_pb2.JobEvent) -> bool:
-    """Whether the event leaves its job finished, so WatchJob ends after it."""
-    return event.type != event_pb2.JobEvent.TYPE_RESET and event.state in TERMINAL_STATES
+    """Whether WatchJob ends after the event: the one that finished the job as it is now carries
+    the finished job (an earlier finish, before a retry, does not)."""
+    return event.HasField("finished_job")
 
 
 async def _ended(call: WatchCall) -> None:

@@ -131,6 +131,23 @@ async def test_wait_streams_until_success_and_never_polls(
     assert await client.result(job.name) == {"answer": 42, "items": [1, 2.5]}
 
 
+async def test_watch_of_a_retried_job_goes_past_its_earlier_finish(
+    client: JobstreamClient, worker: HandWorker, scheduler: SchedulerHarness
+) -> None:
+    job = await client.enqueue("q1", "demo")
+    await client.cancel(job.name)
+    await client.retry(job.name)
+    events = asyncio.ensure_future(_collect(client, job.name))
+    await _watch_is_live(scheduler)  # past the old CANCELLED in the replay, following live
+
+    await worker.run(job, "second time lucky")
+
+    states = [e.state for e in await events if e.type == e.TYPE_STATE_CHANGED]
+    assert states[1] == job_pb2.Job.STATE_CANCELLED
+    assert states[-1] == job_pb2.Job.STATE_SUCCEEDED
+    assert await client.result(job.name) == "second time lucky"
+
+
 async def test_result_of_a_failed_job_raises_job_failed_with_the_stack_trace(
     client: JobstreamClient, worker: HandWorker, scheduler: SchedulerHarness
 ) -> None:

@@ -11,7 +11,6 @@ from typing_extensions import override
 
 from jobs.v1 import event_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
 from services.common import names
-from services.common.names import JobRef
 from services.scheduler import paging, validation
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
@@ -109,8 +108,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         request: job_service_pb2.WatchJobRequest,
         context: Context[job_service_pb2.WatchJobRequest, event_pb2.JobEvent],
     ) -> AsyncIterator[event_pb2.JobEvent]:
-        """Replays, then follows; ends after an event that leaves the job finished, or after the
-        replay when the job was already finished. Initial metadata is sent once the job is found."""
+        """Replays, then follows; ends after the event that finished the job as it is now (an
+        earlier finish, before a retry, does not end it), or after the replay when the job was
+        already finished. Initial metadata is sent once the job is found."""
         ref = names.parse_job_name(request.name)
         after = parse_event_id(request.after_event_id)
         job = await self._store.get_job(ref)  # before the replay: a finished job has all its events
@@ -128,18 +128,25 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             async for event in events:
                 event.job = event.job or ref.name
                 if event.type != event.TYPE_RESET and event.state in _TERMINAL:
-                    yield await self._with_finished_job(event, ref, job)
-                    return
+                    if not _finished_by(job, event):
+                        job = await self._store.get_job(ref)
+                    if _finished_by(job, event):
+                        yield _with_finished_job(event, job)
+                        return
                 yield event
 
-    async def _with_finished_job(
-        self, event: event_pb2.JobEvent, ref: JobRef, job: job_pb2.Job
-    ) -> event_pb2.JobEvent:
-        """A copy of the stream's last event (events are shared between watchers) carrying the
-        finished job: `job`, read before the replay, when it ended in this state; else read now."""
-        final = event_pb2.JobEvent()
-        final.CopyFrom(event)
-        if job.state != event.state:
-            job = await self._store.get_job(ref)
-        final.finished_job.CopyFrom(job)
-        return final
+
+def _finished_by(job: job_pb2.Job, event: event_pb2.JobEvent) -> bool:
+    """Whether `event` is the finish the job is in now: a finish stamps the job's finish time and
+    its event with the same store clock reading."""
+    return (
+        job.state == event.state and job.finish_time.ToMilliseconds() == event.time.ToMilliseconds()
+    )
+
+
+def _with_finished_job(event: event_pb2.JobEvent, job: job_pb2.Job) -> event_pb2.JobEvent:
+    """A copy of the stream's last event (events are shared between watchers) carrying the job."""
+    final = event_pb2.JobEvent()
+    final.CopyFrom(event)
+    final.finished_job.CopyFrom(job)
+    return final

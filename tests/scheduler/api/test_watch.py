@@ -160,3 +160,23 @@ async def test_watchers_of_one_stream_share_one_reader(
         assert scheduler.watches.reader_count == 0
 
     await eventually(reader_stopped)  # the clients went away: the server side notices
+
+
+async def test_an_earlier_finish_before_a_retry_does_not_end_the_watch(
+    jobs: jobs_grpc.JobServiceAsyncStub, scheduler: Scheduler
+) -> None:
+    job = await _create(jobs)
+    await jobs.CancelJob(job_service_pb2.CancelJobRequest(name=job.name))
+    await jobs.RetryJob(job_service_pb2.RetryJobRequest(name=job.name))
+    call = _watch_job(jobs, job)
+    replayed = [await next_event(call) for _ in range(3)]
+    assert [e.state for e in replayed] == [S.STATE_QUEUED, S.STATE_CANCELLED, S.STATE_QUEUED]
+    assert not replayed[1].HasField("finished_job")
+
+    await _run_to_success(scheduler.store, job)
+    live = await rest(call)
+
+    assert live[-1].state == S.STATE_SUCCEEDED
+    assert live[-1].finished_job.state == S.STATE_SUCCEEDED
+    everything = await drain(_watch_job(jobs, job))  # finished now: the whole history, once
+    assert everything == [*replayed, *live]
