@@ -73,7 +73,7 @@ test: protos redis  ## whole suite on one Redis, then the scheduler's suite on a
 test-cluster: protos redis  ## only the cluster stage
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/scheduler --redis=cluster
 
-run: protos redis  ## dev stack: embedded Redis (unless REDIS_URL) and the scheduler; Ctrl-C stops
+run: protos redis  ## dev stack: embedded Redis (unless REDIS_URL), scheduler, worker, REST gateway on :8080; Ctrl-C stops
 	$(BIN)/python -m services.devstack
 
 bench: protos redis  ## store vs raw Redis streams, then workers vs plain taskiq (BENCH_ARGS="--jobs 2000": quick)

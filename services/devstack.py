@@ -1,9 +1,10 @@
 """`make run`: the development stack in one command (`python -m services.devstack`).
 
 Starts each service of the stack as a child process, in order, each once the one before is ready:
-an embedded redis-server with AOF in `.data/redis/` (unless REDIS_URL is given), the scheduler, then
-one worker with the example handlers (`examples/handlers.py`). Ctrl-C or SIGTERM stops every child
-in reverse order; if any child dies, the rest are stopped and the launcher exits non-zero.
+an embedded redis-server with AOF in `.data/redis/` (unless REDIS_URL is given), the scheduler, one
+worker with the example handlers (`examples/handlers.py`), then the REST gateway (ready when its
+`/healthz` answers). Ctrl-C or SIGTERM stops every child in reverse order; if any child dies, the
+rest are stopped and the launcher exits non-zero.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from jobs.v1 import worker_pb2, worker_registry_service_pb2, worker_registry_service_pb2_grpc
 from services.common.config import (
     DevStackSettings,
+    GatewaySettings,
     LogSettings,
     SchedulerSettings,
     child_environment,
@@ -182,7 +184,51 @@ def worker_child(
     )
 
 
-def stack(settings: DevStackSettings, scheduler: SchedulerSettings) -> list[ChildSpec]:
+def http_healthy(host: str, port: int) -> Probe:
+    """Ready when `GET /healthz` answers 200."""
+
+    async def probe(_pid: int) -> bool:
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            return False
+        try:
+            writer.write(
+                f"GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            )
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), 1)
+        except (OSError, TimeoutError):
+            return False
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        return status_line.split(b" ")[1:2] == [b"200"]
+
+    return probe
+
+
+def gateway_child(settings: GatewaySettings, scheduler: SchedulerSettings) -> ChildSpec:
+    env = {
+        "JOBSTREAM_GATEWAY_HOST": settings.host,
+        "JOBSTREAM_GATEWAY_PORT": str(settings.port),
+        "JOBSTREAM_SCHEDULER_ADDRESS": f"{scheduler.host}:{scheduler.port}",
+    }
+    return ChildSpec(
+        "gateway",
+        (sys.executable, "-m", "services.gateway"),
+        f"http://{settings.host}:{settings.port}",
+        env=env,
+        ready=http_healthy(settings.host, settings.port),
+        port=settings.port,
+        port_setting="JOBSTREAM_GATEWAY_PORT",
+    )
+
+
+def stack(
+    settings: DevStackSettings, scheduler: SchedulerSettings, gateway: GatewaySettings
+) -> list[ChildSpec]:
     """The children to start, in order; they are stopped in reverse."""
     children: list[ChildSpec] = []
     redis_url = None  # the children read REDIS_URL from the environment they inherit
@@ -191,6 +237,7 @@ def stack(settings: DevStackSettings, scheduler: SchedulerSettings) -> list[Chil
         children.append(redis)
     children.append(scheduler_child(scheduler, redis_url))
     children.append(worker_child(settings, scheduler, redis_url))
+    children.append(gateway_child(gateway, scheduler))
     return children
 
 
@@ -260,9 +307,12 @@ class Supervisor:
 
 
 async def _start_and_watch(
-    supervisor: Supervisor, settings: DevStackSettings, scheduler: SchedulerSettings
+    supervisor: Supervisor,
+    settings: DevStackSettings,
+    scheduler: SchedulerSettings,
+    gateway: GatewaySettings,
 ) -> int:
-    children = stack(settings, scheduler)
+    children = stack(settings, scheduler, gateway)
     for spec in children:
         await supervisor.start(spec)
     log.info("dev_stack_ready", services=[spec.name for spec in children])
@@ -271,14 +321,16 @@ async def _start_and_watch(
     return 1
 
 
-async def run(settings: DevStackSettings, scheduler: SchedulerSettings) -> int:
+async def run(
+    settings: DevStackSettings, scheduler: SchedulerSettings, gateway: GatewaySettings
+) -> int:
     """Runs the stack until a signal (exit code 0) or a child's death or failed start (1)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     supervisor = Supervisor(settings)
-    watching = asyncio.create_task(_start_and_watch(supervisor, settings, scheduler))
+    watching = asyncio.create_task(_start_and_watch(supervisor, settings, scheduler, gateway))
     stopping = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({watching, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -300,7 +352,7 @@ async def run(settings: DevStackSettings, scheduler: SchedulerSettings) -> int:
 
 def main() -> None:
     configure_logging(LogSettings())
-    raise SystemExit(asyncio.run(run(DevStackSettings(), SchedulerSettings())))
+    raise SystemExit(asyncio.run(run(DevStackSettings(), SchedulerSettings(), GatewaySettings())))
 
 
 if __name__ == "__main__":

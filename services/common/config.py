@@ -216,6 +216,35 @@ class ClientSettings(BaseSettings):
     )
 
 
+class GatewaySettings(BaseSettings):
+    """The REST gateway (`jobstream-gateway`): where it listens and which scheduler it calls."""
+
+    model_config = _config()
+
+    host: str = Field(default="127.0.0.1", validation_alias="JOBSTREAM_GATEWAY_HOST")
+    port: int = Field(default=8080, ge=0, le=65535, validation_alias="JOBSTREAM_GATEWAY_PORT")
+    scheduler_address: str = Field(
+        default="127.0.0.1:50051", validation_alias="JOBSTREAM_SCHEDULER_ADDRESS"
+    )
+    max_body_bytes: int = Field(
+        default=(1 << 20) + (64 << 10),
+        ge=1024,
+        validation_alias="JOBSTREAM_GATEWAY_MAX_BODY_BYTES",
+        description="Larger bodies are answered 413 unread: the store's 1 MiB payload limit plus "
+        "room for the rest of the request and JSON's overhead.",
+    )
+    rpc_timeout: Duration = Field(
+        default=timedelta(seconds=30),
+        validation_alias="JOBSTREAM_GATEWAY_RPC_TIMEOUT",
+        description="Deadline of each call to the scheduler (504 when it passes).",
+    )
+    shutdown_grace: Duration = Field(
+        default=timedelta(seconds=10),
+        validation_alias="JOBSTREAM_GATEWAY_SHUTDOWN_GRACE",
+        description="On SIGTERM, requests in flight get this long to finish.",
+    )
+
+
 class TelemetrySettings(BaseSettings):
     """OpenTelemetry tracing of every process."""
 

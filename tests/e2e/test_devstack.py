@@ -1,5 +1,6 @@
-"""`make run`'s launcher, as a user runs it: Redis, scheduler and a worker with the example
-handlers come up; the CLI runs an example job to its result; Ctrl-C stops every child."""
+"""`make run`'s launcher, as a user runs it: Redis, scheduler, a worker with the example
+handlers and the REST gateway come up; the CLI runs an example job to its result; Ctrl-C stops
+every child."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.ports import free_port
@@ -86,12 +88,14 @@ async def test_make_run_starts_the_stack_runs_an_example_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
     scheduler = f"127.0.0.1:{free_port()}"
+    gateway_port = free_port()
     env = {
         **os.environ,
         "JOBSTREAM_DEV_DATA_DIR": str(tmp_path / "data"),
         "JOBSTREAM_DEV_REDIS_PORT": str(free_port()),
         "JOBSTREAM_SCHEDULER_PORT": scheduler.rsplit(":", 1)[1],
         "JOBSTREAM_SCHEDULER_ADDRESS": scheduler,
+        "JOBSTREAM_GATEWAY_PORT": str(gateway_port),
         "JOBSTREAM_LOG_FORMAT": "json",
     }
     env.pop("REDIS_URL", None)
@@ -109,13 +113,21 @@ async def test_make_run_starts_the_stack_runs_an_example_and_stops_on_ctrl_c(
         assert code == 0, out
         assert '"STATE_ACTIVE"' in out
 
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}") as http:
+            assert (await http.get("/healthz")).status_code == 200
+            queues = (await http.get("/v1/queues")).json()["queues"]
+            assert [q["name"] for q in queues] == ["queues/default"]
+
         stack.process.send_signal(signal.SIGINT)
         assert stack.process.stdout is not None
         async with asyncio.timeout(STOP_S):
             rest = (await stack.process.stdout.read()).decode()
             assert await stack.process.wait() == 0, rest
-        stopped = [
-            json.loads(line)["service"] for line in rest.splitlines() if "service_stopped" in line
-        ]
-        assert stopped == ["worker", "scheduler", "redis"]
+        stopped = {
+            json.loads(line)["service"]: json.loads(line)["returncode"]
+            for line in rest.splitlines()
+            if "service_stopped" in line
+        }
+        assert list(stopped) == ["gateway", "worker", "scheduler", "redis"]
+        assert stopped["gateway"] == 0  # a graceful stop, not killed by its own signal
         assert (tmp_path / "data" / "redis").is_dir()

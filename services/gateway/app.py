@@ -1,0 +1,198 @@
+"""The gateway's Starlette app: one route per unary HTTP binding of the public protos, each
+transcoding JSON to the scheduler's gRPC API and back, plus `/healthz`, `/openapi.json` and
+`/docs`, and the streaming RPCs as Server-Sent Events (`sse.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
+
+import grpc
+import structlog
+import uvicorn
+from google.protobuf import message_factory
+from google.protobuf.message import Message
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as Message_
+
+from services.common.config import GatewaySettings, LogSettings
+from services.common.logging import configure_logging
+from services.gateway.bindings import Binding, load_bindings, unary
+from services.gateway.errors import ApiError, from_rpc_error
+from services.gateway.openapi import docs_page, openapi_document
+from services.gateway.sse import build_sse
+from services.gateway.transcode import read_body, to_json, to_request
+
+log = structlog.get_logger("services.gateway")
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _endpoint(
+    binding: Binding, channel: grpc.aio.Channel, *, max_body_bytes: int, rpc_timeout: float
+) -> Endpoint:
+    request_class = message_factory.GetMessageClass(binding.method.input_type)
+    response_class = message_factory.GetMessageClass(binding.method.output_type)
+    call = channel.unary_unary(
+        binding.rpc_path,
+        request_serializer=request_class.SerializeToString,
+        response_deserializer=response_class.FromString,
+    )
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = await read_body(request, max_body_bytes)
+            message: Message = request_class()
+            to_request(
+                binding,
+                params=dict(request.path_params),
+                query={k: request.query_params.getlist(k) for k in request.query_params},
+                body=body,
+                message=message,
+            )
+            answer: Message = await call(message, timeout=rpc_timeout)
+        except ApiError as error:
+            return error.response()
+        except grpc.aio.AioRpcError as error:
+            return from_rpc_error(error).response()
+        return JSONResponse(to_json(answer))
+
+    return endpoint
+
+
+def api_routes(
+    channel: grpc.aio.Channel, *, max_body_bytes: int, rpc_timeout: float
+) -> list[Route]:
+    """One route per unary binding, verb routes (`:cancel`) before plain ones."""
+    return [
+        Route(
+            b.route_path,
+            _endpoint(b, channel, max_body_bytes=max_body_bytes, rpc_timeout=rpc_timeout),
+            methods=[b.http_method],
+            name=b.operation_id,
+        )
+        for b in unary(load_bindings())
+    ]
+
+
+class AccessLog:
+    """One `http_request` event per request: method, path, status and duration (pure ASGI, so
+    streamed responses pass through untouched)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message_) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            log.info(
+                "http_request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+
+
+def build_app(
+    channel: grpc.aio.Channel,
+    *,
+    max_body_bytes: int,
+    rpc_timeout: timedelta = timedelta(seconds=30),
+    sse_keepalive: timedelta = timedelta(seconds=15),
+) -> Starlette:
+    """The gateway app on `channel` (to the scheduler); the caller owns and closes the channel.
+    The app's lifespan closes the shared SSE upstreams."""
+    document = openapi_document(load_bindings())
+    hub, sse = build_sse(channel, keepalive_s=sse_keepalive.total_seconds())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await hub.close()
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def docs(_request: Request) -> Response:
+        return HTMLResponse(docs_page(document))
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        *sse,  # before the REST routes, whose `{job}` would match `j1:watch`
+        *api_routes(
+            channel, max_body_bytes=max_body_bytes, rpc_timeout=rpc_timeout.total_seconds()
+        ),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(AccessLog)], lifespan=lifespan)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but SIGINT and SIGTERM only start the graceful shutdown: uvicorn's own
+    handling raises the signal again once stopped, so the process would exit -15, not 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.handle_exit, signum, None)
+        try:
+            yield
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
+async def run(settings: GatewaySettings) -> None:
+    """Serves until SIGINT or SIGTERM, then lets requests in flight finish (uvicorn's graceful
+    shutdown, bounded by `shutdown_grace`) and closes the channel."""
+    async with grpc.aio.insecure_channel(settings.scheduler_address) as channel:
+        app = build_app(
+            channel, max_body_bytes=settings.max_body_bytes, rpc_timeout=settings.rpc_timeout
+        )
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,  # uvicorn's records go through structlog (configure_logging)
+            access_log=False,  # AccessLog logs each request
+            timeout_graceful_shutdown=int(settings.shutdown_grace.total_seconds()) or 1,
+        )
+        log.info(
+            "gateway_starting",
+            address=f"{settings.host}:{settings.port}",
+            scheduler=settings.scheduler_address,
+        )
+        await _Server(config).serve()
+    log.info("gateway_stopped")
+
+
+def main() -> None:
+    configure_logging(LogSettings())
+    asyncio.run(run(GatewaySettings()))

@@ -1,0 +1,238 @@
+"""One upstream gRPC watch per job or queue in this gateway process, fanned out to SSE subscribers.
+
+Sharing: the first subscriber of a resource opens the upstream (`WatchJob`/`WatchQueue` after its
+own position). A later subscriber joins the live upstream at once, so it misses nothing from that
+moment on, and first replays its own gap (from its `Last-Event-ID`, or from the beginning for a
+job) with a short-lived call of its own that it cancels when it reaches the last event the upstream
+had delivered when it joined; then it takes the shared events, skipping any it already has. The one
+case that cannot join is a queue resumer arriving before the upstream delivered anything (there is
+no boundary to replay up to): it gets a private upstream.
+
+Bounds: each subscriber buffers at most `queue_size` events; when the upstream has one more for a
+full buffer, the subscriber is dropped from the upstream, drains what it has, and ends with
+`Lagged(last delivered id)` so it can resume. The last subscriber leaving cancels the upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import grpc
+
+from jobs.v1 import (
+    event_pb2,
+    job_service_pb2,
+    job_service_pb2_grpc,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
+)
+
+Kind = Literal["job", "queue"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lagged:
+    """The subscriber fell `queue_size` events behind; resume after `last_event_id`."""
+
+    last_event_id: str
+
+
+class _End:
+    """The upstream ended normally (a WatchJob after its finishing event)."""
+
+
+_END = _End()
+_Item = event_pb2.JobEvent | grpc.aio.AioRpcError | _End
+
+
+def stream_id(event_id: str) -> tuple[int, int]:
+    millis, _, seq = event_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    queue: asyncio.Queue[_Item] = field(default_factory=asyncio.Queue)
+    lagged: bool = False
+
+
+@dataclass(eq=False)
+class _Upstream:
+    kind: Kind
+    name: str
+    start: str
+    last_id: str = ""
+    subscribers: set[_Subscriber] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+
+
+class SseHub:
+    """The upstream watches of one gateway process, keyed by (kind, resource name)."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, queue_size: int = 1000) -> None:
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
+        self.queue_size = queue_size
+        self._jobs = job_service_pb2_grpc.JobServiceStub(channel)
+        self._queues = queue_service_pb2_grpc.QueueServiceStub(channel)
+        self._upstreams: dict[tuple[Kind, str], _Upstream] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.upstreams_opened = 0  # shared upstream calls opened so far (for tests and metrics)
+        self.replays_opened = 0  # short-lived gap replays and private upstreams
+        self.lagged_count = 0
+
+    @property
+    def upstream_count(self) -> int:
+        """Shared upstream calls open now."""
+        return len(self._upstreams)
+
+    def subscriber_count(self, kind: Kind, name: str) -> int:
+        upstream = self._upstreams.get((kind, name))
+        return 0 if upstream is None else len(upstream.subscribers)
+
+    def _call(self, kind: Kind, name: str, after: str) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
+        if kind == "job":
+            return self._jobs.WatchJob(
+                job_service_pb2.WatchJobRequest(name=name, after_event_id=after)
+            )
+        return self._queues.WatchQueue(
+            queue_service_pb2.WatchQueueRequest(name=name, after_event_id=after)
+        )
+
+    async def check(self, kind: Kind, name: str) -> None:
+        """Raises the AioRpcError of a job or queue that cannot be watched (NOT_FOUND, ...)."""
+        if kind == "job":
+            await self._jobs.GetJob(job_service_pb2.GetJobRequest(name=name))
+        else:
+            await self._queues.GetQueue(queue_service_pb2.GetQueueRequest(name=name))
+
+    def _offer(self, upstream: _Upstream, subscriber: _Subscriber, item: _Item) -> None:
+        if isinstance(item, event_pb2.JobEvent) and subscriber.queue.qsize() >= self.queue_size:
+            subscriber.lagged = True
+            self.lagged_count += 1
+            self._drop(upstream, subscriber)
+            return
+        subscriber.queue.put_nowait(item)
+
+    async def _pump(self, upstream: _Upstream) -> None:
+        call = self._call(upstream.kind, upstream.name, upstream.start)
+        end: _Item = _END
+        try:
+            async for event in call:
+                if event.event_id:
+                    upstream.last_id = event.event_id
+                for subscriber in list(upstream.subscribers):
+                    self._offer(upstream, subscriber, event)
+        except grpc.aio.AioRpcError as error:
+            end = error
+        finally:
+            call.cancel()
+            if self._upstreams.get((upstream.kind, upstream.name)) is upstream:
+                del self._upstreams[(upstream.kind, upstream.name)]
+        for subscriber in upstream.subscribers:
+            subscriber.queue.put_nowait(end)
+        upstream.subscribers.clear()
+
+    def _open(self, kind: Kind, name: str, after: str) -> _Upstream:
+        upstream = _Upstream(kind, name, start=after)
+        self._upstreams[(kind, name)] = upstream
+        self.upstreams_opened += 1
+        upstream.task = asyncio.create_task(self._pump(upstream), name=f"sse {kind} {name}")
+        self._tasks.add(upstream.task)
+        upstream.task.add_done_callback(self._tasks.discard)
+        return upstream
+
+    def _drop(self, upstream: _Upstream, subscriber: _Subscriber) -> None:
+        upstream.subscribers.discard(subscriber)
+        if not upstream.subscribers and upstream.task is not None:
+            if self._upstreams.get((upstream.kind, upstream.name)) is upstream:
+                del self._upstreams[(upstream.kind, upstream.name)]
+            upstream.task.cancel()
+
+    async def subscribe(
+        self, kind: Kind, name: str, *, after: str = ""
+    ) -> AsyncIterator[event_pb2.JobEvent | Lagged]:
+        """Events after `after` (empty: every kept event of a job, the next ones of a queue), live,
+        until the upstream ends; ends with Lagged when this subscriber falls behind. Raises the
+        upstream's AioRpcError."""
+        upstream = self._upstreams.get((kind, name))
+        boundary = "" if upstream is None else (upstream.last_id or upstream.start)
+        if upstream is not None and not boundary and kind == "queue" and after:
+            async for item in self._private(kind, name, after):
+                yield item
+            return
+        subscriber = _Subscriber()
+        if upstream is None:
+            upstream = self._open(kind, name, after)
+        upstream.subscribers.add(subscriber)
+        try:
+            cursor = after
+            replay = bool(boundary) and (kind == "job" or bool(after))
+            if replay and (not after or stream_id(after) < stream_id(boundary)):
+                async for event in self._replay(kind, name, after, boundary):
+                    cursor = event.event_id or cursor
+                    yield event
+            async for shared in self._shared(subscriber, cursor):
+                yield shared
+        finally:
+            self._drop(upstream, subscriber)
+
+    async def _shared(
+        self, subscriber: _Subscriber, cursor: str
+    ) -> AsyncIterator[event_pb2.JobEvent | Lagged]:
+        """The upstream's events after `cursor` from the subscriber's buffer, then Lagged if it
+        was dropped for falling behind."""
+        while True:
+            if subscriber.lagged and subscriber.queue.empty():
+                yield Lagged(cursor)
+                return
+            item = await subscriber.queue.get()
+            if isinstance(item, _End):
+                return
+            if isinstance(item, grpc.aio.AioRpcError):
+                raise item
+            if item.event_id and cursor and stream_id(item.event_id) <= stream_id(cursor):
+                continue
+            cursor = item.event_id or cursor
+            yield item
+
+    async def _replay(
+        self, kind: Kind, name: str, after: str, boundary: str
+    ) -> AsyncIterator[event_pb2.JobEvent]:
+        """The events after `after` up to and including `boundary`, from a call of its own."""
+        self.replays_opened += 1
+        call = self._call(kind, name, after)
+        try:
+            async for event in call:
+                if event.event_id and stream_id(event.event_id) > stream_id(boundary):
+                    return
+                yield event
+                if event.event_id == boundary:
+                    return
+        finally:
+            call.cancel()
+
+    async def _private(
+        self, kind: Kind, name: str, after: str
+    ) -> AsyncIterator[event_pb2.JobEvent | Lagged]:
+        self.replays_opened += 1
+        call = self._call(kind, name, after)
+        try:
+            async for event in call:
+                yield event
+        finally:
+            call.cancel()
+
+    async def close(self) -> None:
+        """Cancels every upstream and waits for them to end."""
+        self._upstreams.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,79 @@
+"""Jobs over REST: create, get, list by state with pages, cancel, retry, delete."""
+
+from __future__ import annotations
+
+import httpx
+
+JOBS = "/v1/queues/demo/jobs"
+
+
+async def create(http: httpx.AsyncClient, **job: object) -> dict[str, object]:
+    answer = await http.post(JOBS, json={"type": "hello", "payload": {"who": "world"}, **job})
+    assert answer.status_code == 200, answer.text
+    body: dict[str, object] = answer.json()
+    return body
+
+
+async def test_create_then_get_with_json_names(http: httpx.AsyncClient) -> None:
+    answer = await http.post(
+        f"{JOBS}?jobId=job-1",
+        json={"type": "hello", "payload": {"who": "world"}, "retryPolicy": {"maxAttempts": 5}},
+    )
+    assert answer.status_code == 200, answer.text
+    created = answer.json()
+    assert created["name"] == "queues/demo/jobs/job-1"
+    assert created["state"] == "STATE_QUEUED"
+    assert created["retryPolicy"]["maxAttempts"] == 5
+    assert "createTime" in created
+    got = await http.get("/v1/queues/demo/jobs/job-1")
+    assert got.status_code == 200
+    assert got.json()["payload"] == {"who": "world"}
+
+
+async def test_proto_field_names_are_accepted_too(http: httpx.AsyncClient) -> None:
+    created = await create(http, retry_policy={"max_attempts": 2})
+    policy = created["retryPolicy"]
+    assert isinstance(policy, dict)
+    assert policy["maxAttempts"] == 2
+
+
+async def test_list_by_state_with_pages(http: httpx.AsyncClient) -> None:
+    names = [str((await create(http))["name"]) for _ in range(3)]
+    cancelled = await http.post(f"/v1/{names[0]}:cancel", json={"reason": "not needed"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "STATE_CANCELLED"
+
+    seen: list[str] = []
+    token = ""
+    for _ in range(3):
+        params = {"filter": "state = QUEUED", "pageSize": "1", "pageToken": token}
+        page = (await http.get(JOBS, params=params)).json()
+        seen += [job["name"] for job in page["jobs"]]
+        token = page["nextPageToken"]
+        if not token:
+            break
+    assert sorted(seen) == sorted(names[1:])
+    only = (await http.get(JOBS, params={"filter": "state = CANCELLED"})).json()
+    assert [job["name"] for job in only["jobs"]] == [names[0]]
+
+
+async def test_cancel_retry_and_delete(http: httpx.AsyncClient) -> None:
+    name = str((await create(http))["name"])
+    assert (await http.post(f"/v1/{name}:cancel")).json()["state"] == "STATE_CANCELLED"
+    retried = await http.post(f"/v1/{name}:retry", json={})
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["state"] == "STATE_QUEUED"
+    assert (await http.post(f"/v1/{name}:cancel")).status_code == 200
+    deleted = await http.delete(f"/v1/{name}")
+    assert (deleted.status_code, deleted.json()) == (200, {})
+    assert (await http.get(f"/v1/{name}")).status_code == 404
+
+
+async def test_batch_create(http: httpx.AsyncClient) -> None:
+    answer = await http.post(
+        f"{JOBS}:batchCreate",
+        json={"requests": [{"job": {"type": "a"}}, {"job": {"type": "b"}, "jobId": "b-1"}]},
+    )
+    assert answer.status_code == 200, answer.text
+    assert [job["type"] for job in answer.json()["jobs"]] == ["a", "b"]
+    assert answer.json()["jobs"][1]["name"] == "queues/demo/jobs/b-1"

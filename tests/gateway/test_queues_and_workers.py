@@ -1,0 +1,48 @@
+"""Queues (with counts per state), pause and resume, and workers over REST."""
+
+from __future__ import annotations
+
+import httpx
+
+from services.scheduler.app import Scheduler
+from tests.client.harness import HandWorker
+from tests.scheduler.worker_protocol.worker_client import WORKER
+
+
+async def test_queues_are_listed_with_counts(http: httpx.AsyncClient) -> None:
+    for _ in range(2):
+        assert (await http.post("/v1/queues/q1/jobs", json={"type": "t"})).status_code == 200
+    assert (await http.post("/v1/queues/q2/jobs", json={"type": "t"})).status_code == 200
+    listed = (await http.get("/v1/queues")).json()
+    counts = {q["name"]: q["jobCounts"] for q in listed["queues"]}
+    assert counts["queues/q1"]["queued"] == "2"  # int64 is a string in protobuf's JSON
+    assert counts["queues/q2"]["queued"] == "1"
+    assert counts["queues/q2"]["failed"] == "0"
+    one = (await http.get("/v1/queues/q1")).json()
+    assert one["jobCounts"]["queued"] == "2"
+
+
+async def test_pause_resume_and_update(http: httpx.AsyncClient) -> None:
+    assert (await http.post("/v1/queues/q1/jobs", json={"type": "t"})).status_code == 200
+    paused = await http.post("/v1/queues/q1:pause")
+    assert (paused.status_code, paused.json()["paused"]) == (200, True)
+    assert (await http.get("/v1/queues/q1")).json()["paused"] is True
+    resumed = await http.post("/v1/queues/q1:resume", json={})
+    assert (resumed.status_code, resumed.json()["paused"]) == (200, False)
+    updated = await http.patch(
+        "/v1/queues/q1", params={"updateMask": "limits"}, json={"limits": {"maxRunning": 3}}
+    )
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["limits"]["maxRunning"] == 3
+
+
+async def test_workers_are_listed(http: httpx.AsyncClient, scheduler: Scheduler) -> None:
+    async with HandWorker.connect(f"127.0.0.1:{scheduler.port}"):
+        listed = (await http.get("/v1/workers")).json()
+        assert [w["name"] for w in listed["workers"]] == [f"workers/{WORKER}"]
+        assert listed["workers"][0]["state"] == "STATE_ACTIVE"
+        # The worker id has colons; the path segment keeps them.
+        one = await http.get(f"/v1/workers/{WORKER}")
+        assert (one.status_code, one.json()["pid"]) == (200, 4242)
+        filtered = (await http.get("/v1/workers", params={"queue": "other"})).json()
+        assert filtered["workers"] == []
