@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from services.common.config import RedisSettings
 
 RedisClient = Redis | RedisCluster
+
+
+def _retry() -> Retry:
+    """Once more on a fresh connection, soon: a pooled connection a Redis restart closed fails its
+    next command, and that must not reach a caller as UNAVAILABLE. A real outage still surfaces
+    within about one timeout (redis-py's asyncio default is no retry at all)."""
+    return Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
 
 
 def open_redis(settings: RedisSettings) -> RedisClient:
@@ -15,11 +24,12 @@ def open_redis(settings: RedisSettings) -> RedisClient:
     timeout = settings.timeout.total_seconds()
     if settings.cluster:
         return RedisCluster.from_url(
-            settings.url, socket_timeout=timeout, socket_connect_timeout=timeout
+            settings.url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=_retry()
         )
     return Redis.from_url(
         settings.url,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,
+        retry=_retry(),
     )

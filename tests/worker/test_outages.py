@@ -9,11 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import grpc
-from redis.asyncio import Redis
 
 from jobs.v1 import job_service_pb2_grpc
-from services.common.config import SchedulerSettings, StoreSettings
-from services.common.redis_client import RedisClient
+from services.common.config import RedisSettings, SchedulerSettings, StoreSettings
+from services.common.redis_client import RedisClient, open_redis
 from services.scheduler.app import Scheduler, serve
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
@@ -94,7 +93,8 @@ async def _restart_mid_job(
 
 async def test_redis_outage_mid_job(tmp_path: Path) -> None:
     with RedisServer(tmp_path / "redis", appendonly=True, appendfsync="always") as server:
-        redis = Redis.from_url(server.url, socket_timeout=2, socket_connect_timeout=2)
+        # As the scheduler's main() opens it (with its retry of a connection the restart closed).
+        redis = open_redis(RedisSettings(url=server.url, timeout=timedelta(seconds=2)))
         try:
             await _redis_outage(server, redis)
         finally:
