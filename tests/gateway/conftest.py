@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import grpc
 import httpx
 import pytest
 
-from services.common.config import SchedulerSettings, StoreSettings
 from services.common.redis_client import RedisClient
-from services.scheduler.app import Scheduler, serve
+from services.scheduler.app import Scheduler
 from tests.gateway.harness import gateway_client
+from tests.support.scheduler import in_process_scheduler
 
 
 @pytest.fixture
 async def scheduler(redis: RedisClient) -> AsyncIterator[Scheduler]:
-    settings = SchedulerSettings(host="127.0.0.1", port=0, shutdown_grace=timedelta(seconds=1))
-    async with serve(
-        redis,
-        settings=settings,
-        store_settings=StoreSettings(max_block_ms=200),
-        run_loops=False,  # jobs stay where the test puts them
-    ) as running:
+    async with in_process_scheduler(redis) as running:
         yield running
 
 

@@ -3,38 +3,19 @@ Starlette app under a real uvicorn server on a pre-bound loopback socket, and ev
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 
 import grpc
 import httpx
-import uvicorn
 from httpx_sse import ServerSentEvent, aconnect_sse
 from starlette.applications import Starlette
 
 from jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
-from services.common.config import SchedulerSettings, StoreSettings
-from services.common.redis_client import RedisClient
 from services.gateway.sse import build_sse
 from services.gateway.sse_hub import SseHub
-from services.scheduler.app import Scheduler, serve
-
-
-@contextlib.asynccontextmanager
-async def running_scheduler(redis: RedisClient) -> AsyncIterator[Scheduler]:
-    """A real scheduler on port 0 without its loops (jobs stay where the test puts them)."""
-    settings = SchedulerSettings(host="127.0.0.1", port=0, shutdown_grace=timedelta(seconds=0.5))
-    async with serve(
-        redis,
-        settings=settings,
-        store_settings=StoreSettings(max_block_ms=200),
-        run_loops=False,
-    ) as running:
-        yield running
+from tests.support.asgi import served
 
 
 @dataclass
@@ -51,32 +32,14 @@ async def sse_gateway(
     queue_size: int = 1000,
     send_buffer: int | None = None,
 ) -> AsyncIterator[Gateway]:
-    """The SSE routes under uvicorn on a socket bound and listening before the server starts
-    (connections wait in the backlog, so no wait for start-up is needed). `send_buffer` fixes the
-    accepted sockets' SO_SNDBUF (they inherit it), so a consumer that reads nothing pushes back
-    after a few KiB instead of the megabytes loopback autotuning allows."""
+    """The SSE routes alone under uvicorn (see `served`; `send_buffer` makes a consumer that reads
+    nothing push back after a few KiB instead of the megabytes loopback autotuning allows)."""
     hub, routes = build_sse(channel, keepalive_s=keepalive_s, queue_size=queue_size)
-    sock = socket.socket()
-    if send_buffer is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        Starlette(routes=routes),
-        lifespan="off",
-        log_level="warning",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
-        yield Gateway(hub, f"http://127.0.0.1:{port}")
+        async with served(Starlette(routes=routes), send_buffer=send_buffer) as base_url:
+            yield Gateway(hub, base_url)
     finally:
-        server.should_exit = True
         await hub.close()
-        await task
-        sock.close()
 
 
 async def create_job(channel: grpc.aio.Channel, queue: str, job_id: str) -> job_pb2.Job:

@@ -18,13 +18,14 @@ from httpx_sse import ServerSentEvent, aconnect_sse
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler
 from tests.client.harness import HandWorker
-from tests.gateway.sse_support import collect, create_job, running_scheduler, sse_gateway
+from tests.gateway.sse_support import collect, create_job, sse_gateway
 from tests.support.eventually import eventually
+from tests.support.scheduler import in_process_scheduler
 
 
 @pytest.fixture
 async def sse_scheduler(redis: RedisClient) -> AsyncIterator[Scheduler]:
-    async with running_scheduler(redis) as scheduler:
+    async with in_process_scheduler(redis) as scheduler:
         yield scheduler
 
 
@@ -296,7 +297,7 @@ async def test_a_queue_resumer_arriving_before_the_shared_upstream_has_events_ge
 
 async def test_an_upstream_error_ends_the_stream_with_an_error_event(redis: RedisClient) -> None:
     async with contextlib.AsyncExitStack() as scheduler_stack:
-        scheduler = await scheduler_stack.enter_async_context(running_scheduler(redis))
+        scheduler = await scheduler_stack.enter_async_context(in_process_scheduler(redis))
         async with (
             grpc.aio.insecure_channel(f"127.0.0.1:{scheduler.port}") as channel,
             sse_gateway(channel) as gateway,

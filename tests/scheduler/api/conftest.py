@@ -4,7 +4,6 @@ with an in-memory span exporter."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 
 import grpc
 import pytest
@@ -12,9 +11,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from jobs.v1 import job_service_pb2_grpc, queue_service_pb2_grpc
-from services.common.config import SchedulerSettings, StoreSettings
+from services.common.config import StoreSettings
 from services.common.redis_client import RedisClient
-from services.scheduler.app import Scheduler, serve
+from services.scheduler.app import Scheduler
+from tests.support.scheduler import in_process_scheduler
 
 
 @pytest.fixture
@@ -30,13 +30,9 @@ async def scheduler(
     span_exporter: InMemorySpanExporter,
 ) -> AsyncIterator[Scheduler]:
     span_exporter.clear()
-    settings = SchedulerSettings(host="127.0.0.1", port=0, shutdown_grace=timedelta(seconds=1))
-    async with serve(
-        redis,
-        settings=settings,
-        store_settings=store_settings,
-        tracer_provider=tracer_provider,
-        run_loops=False,  # the loops write on their own; these tests count keys
+    # Without the loops, which write on their own: these tests count keys.
+    async with in_process_scheduler(
+        redis, store_settings=store_settings, tracer_provider=tracer_provider
     ) as running:
         yield running
 
