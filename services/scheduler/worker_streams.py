@@ -14,18 +14,15 @@ from dataclasses import dataclass, field
 
 import structlog
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.v1 import worker_service_pb2
 from services.common.names import AttemptRef
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import CANCEL_CHANNEL
+from services.scheduler.loops.resilience import run_forever
 from services.scheduler.stream_buffers import Outbox
 
 log = structlog.get_logger(__name__)
-
-MAX_BACKOFF_S = 5.0
 
 
 @dataclass(eq=False)
@@ -113,22 +110,16 @@ class CancelRouter:
         await self._subscribed.wait()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self._listen()
-            except (RedisConnectionError, RedisTimeoutError) as error:
-                failures += 1
-                delay = min(MAX_BACKOFF_S, 0.1 * 2**failures)
-                log.warning("cancel_router_redis_unavailable", error=str(error), retry_in_s=delay)
-            except Exception:
-                # A fault here must not take the scheduler down: cancels still reach workers
-                # through heartbeat results while the router retries.
-                failures += 1
-                delay = min(MAX_BACKOFF_S, 0.1 * 2**failures)
-                log.exception("cancel_router_failed", retry_in_s=delay)
+        # Through outages and faults alike it backs off and subscribes again: meanwhile cancels
+        # still reach workers through heartbeat results.
+        await run_forever("cancel router", self._listen_until_it_fails)
+
+    async def _listen_until_it_fails(self) -> float:
+        try:
+            await self._listen()
+        finally:
             self._subscribed.clear()
-            await asyncio.sleep(delay)
+        return 0.0
 
     async def _listen(self) -> None:
         if isinstance(self._redis, RedisCluster):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import threading
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -110,7 +111,7 @@ class JobContext:
         self.attempt_name = attempt_name
         self._sink = sink
         self._loop = loop
-        self._cancelled = False
+        self._cancel = threading.Event()  # also read and waited on by sync handlers' threads
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -160,23 +161,28 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         """Whether cancellation of this job was requested."""
-        return self._cancelled
+        return self._cancel.is_set()
 
     def raise_if_cancelled(self) -> None:
         """Raises JobCancelled when cancellation was requested."""
-        if self._cancelled:
+        if self._cancel.is_set():
             raise JobCancelled(f"job {self.job_name} was cancelled")
 
     async def wait_cancelled(self) -> None:
         """Returns once cancellation is requested (async handlers, on the worker's loop)."""
-        if self._cancelled:
+        if self._cancel.is_set():
             return
         if self._waiter is None:
             self._waiter = self._loop.create_future()
         await asyncio.shield(self._waiter)
 
+    def wait_cancelled_blocking(self, timeout: float | None = None) -> bool:
+        """Blocks a sync handler until cancellation is requested or `timeout` seconds passed;
+        returns whether it was requested (a `time.sleep` that wakes up for a cancel)."""
+        return self._cancel.wait(timeout)
+
     def request_cancel(self) -> None:
         """Sets the cancellation signal (the worker calls it, on its loop)."""
-        self._cancelled = True
+        self._cancel.set()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 
 import structlog
 
@@ -88,10 +87,8 @@ async def cooperative(ctx: JobContext) -> str:
 @job("cooperative.sync")
 def cooperative_sync(ctx: JobContext) -> str:
     ctx.log("waiting for cancel")
-    deadline = time.monotonic() + STUCK_S
-    while time.monotonic() < deadline:
-        ctx.raise_if_cancelled()
-        time.sleep(0.01)
+    ctx.wait_cancelled_blocking(STUCK_S)
+    ctx.raise_if_cancelled()
     return "not reached"
 
 

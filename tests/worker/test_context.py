@@ -121,3 +121,12 @@ async def test_cancellation_signal() -> None:
     with pytest.raises(JobCancelled):
         ctx.raise_if_cancelled()
     await ctx.wait_cancelled()  # returns at once now
+
+
+async def test_a_sync_handler_thread_wakes_up_for_a_cancel() -> None:
+    ctx = _context(Sink())
+    loop = asyncio.get_running_loop()
+    assert ctx.wait_cancelled_blocking(0) is False  # no cancel: the wait times out
+    blocked = loop.run_in_executor(None, ctx.wait_cancelled_blocking, 30.0)
+    loop.call_soon(ctx.request_cancel)
+    assert await asyncio.wait_for(blocked, 10) is True

@@ -24,15 +24,19 @@ async def run_forever(name: str, tick: Callable[[], Awaitable[float]]) -> None:
             delay = await tick()
         except (RedisConnectionError, RedisTimeoutError) as error:
             failures += 1
-            delay = min(MAX_BACKOFF_S, 0.1 * 2**failures)
+            delay = _backoff(failures)
             log.warning("loop_redis_unavailable", loop=name, error=str(error), retry_in_s=delay)
         except Exception:
             # A bug or an unexpected reply must not stop the loop (nor the scheduler with it).
             failures += 1
-            delay = min(MAX_BACKOFF_S, 0.1 * 2**failures)
+            delay = _backoff(failures)
             log.exception("loop_failed", loop=name, retry_in_s=delay)
         else:
             if failures:
                 log.info("loop_redis_back", loop=name)
             failures = 0
         await asyncio.sleep(delay)
+
+
+def _backoff(failures: int) -> float:
+    return min(MAX_BACKOFF_S, 0.1 * 2.0**failures)
