@@ -1,5 +1,6 @@
 # jobstream developer entry points. `make test` and `make run` work on a fresh clone: they build the
-# virtualenv, the generated protobuf code and make sure redis-server is installed first.
+# virtualenv, the generated protobuf code and make sure redis-server (and, for `make test`, Chromium
+# for the browser tests) is installed first.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -23,7 +24,7 @@ PYTEST_FLAGS ?= --tb=native
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv protos redis lint fmt test test-cluster run bench clean distclean
+.PHONY: help venv protos redis browser lint fmt test test-cluster run bench clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -56,6 +57,9 @@ $(PROTO_STAMP): $(VENV_STAMP) $(PROTOS)
 redis:  ## make sure redis-server 7+ is installed (Debian package redis-server)
 	scripts/ensure-redis.sh
 
+browser:  ## make sure /usr/bin/chromium is installed for the browser tests (Debian package chromium)
+	scripts/ensure-chromium.sh
+
 lint: protos  ## ruff, format check, mypy --strict, buf lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -66,7 +70,7 @@ fmt: venv  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: protos redis  ## whole suite on one Redis, then the scheduler's suite on a 3-master Redis Cluster
+test: protos redis browser  ## whole suite on one Redis, then the scheduler's suite on a 3-master Redis Cluster
 	$(BIN)/pytest $(PYTEST_FLAGS)
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/scheduler --redis=cluster
 
@@ -76,9 +80,10 @@ test-cluster: protos redis  ## only the cluster stage
 run: protos redis  ## dev stack: embedded Redis (unless REDIS_URL), scheduler, worker, REST gateway on :8080; Ctrl-C stops
 	$(BIN)/python -m services.devstack
 
-bench: protos redis  ## store vs raw Redis streams, then workers vs plain taskiq (BENCH_ARGS="--jobs 2000": quick)
+bench: protos redis  ## store vs raw Redis streams, workers vs plain taskiq, gateway vs gRPC and SSE fan-out (BENCH_ARGS="--jobs 2000" GATEWAY_BENCH_ARGS=--quick: quick)
 	$(BIN)/python -m bench.store_bench
 	$(BIN)/python -m bench.worker_bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.gateway_bench $(GATEWAY_BENCH_ARGS)
 
 clean:  ## generated code, vendored protos, caches (keeps .venv and the dev data in .data)
 	rm -rf $(GEN) third_party build .mypy_cache .ruff_cache .pytest_cache

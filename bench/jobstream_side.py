@@ -77,6 +77,7 @@ class JobstreamSide:
         """The scheduler runs (on a free port) while the block does."""
         port = free_port()
         env = {"REDIS_URL": redis_url, "JOBSTREAM_SCHEDULER_PORT": str(port)}
+        env["JOBSTREAM_SCHEDULER_METRICS_PORT"] = "0"  # not the fixed port `make run` may hold
         argv = python_module("services.scheduler.app")
         scheduler = await start_child(
             "scheduler", argv, log_dir=log_dir, env=env, ready="scheduler_started"

@@ -4,6 +4,8 @@
 # processes; the package's own service is never used, and this script neither starts, stops nor
 # disables it.
 set -euo pipefail
+# shellcheck source=lib/apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 readonly PACKAGE=redis-server
 readonly MIN_MAJOR=7
@@ -33,22 +35,8 @@ if have_redis; then
   exit 0
 fi
 
-command -v apt-get >/dev/null 2>&1 || fail "redis-server is not installed and apt-get is not available."
-
-if [[ $(id -u) -eq 0 ]]; then
-  as_root=()
-elif command -v sudo >/dev/null 2>&1; then
-  # Without a terminal (CI) sudo must not wait for a password it will never get.
-  if [[ -t 0 ]]; then as_root=(sudo); else as_root=(sudo -n); fi
-else
-  fail "redis-server is not installed, and installing it needs root (sudo is not available)."
-fi
-
-echo "ensure-redis: redis-server not found; installing the Debian package $PACKAGE" >&2
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
-  fail "apt-get update failed."
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-  "$PACKAGE" || fail "apt-get install -y $PACKAGE failed."
+echo "ensure-redis: redis-server not found" >&2
+apt_install ensure-redis "$PACKAGE" || fail "redis-server is not installed and could not be installed."
 
 have_redis || fail "the package $PACKAGE is installed but redis-server or redis-cli is still not on PATH."
 check_version

@@ -3,20 +3,25 @@
 Starts each service of the stack as a child process, in order, each once the one before is ready:
 an embedded redis-server with AOF in `.data/redis/` (unless REDIS_URL is given), the scheduler, one
 worker with the example handlers (`examples/handlers.py`), then the REST gateway (ready when its
-`/healthz` answers). Ctrl-C or SIGTERM stops every child in reverse order; if any child dies, the
-rest are stopped and the launcher exits non-zero.
+`/healthz` answers). Auth is on as in production: the scheduler's bootstrap admin key is kept in
+`.data/admin.key` (made once; JOBSTREAM_AUTH_BOOTSTRAP_KEY overrides it) and the worker uses it.
+Ctrl-C or SIGTERM stops every child in reverse order; if any child dies, the rest are stopped and
+the launcher exits non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
 import shutil
 import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import structlog
@@ -26,12 +31,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.v1 import worker_pb2, worker_registry_service_pb2, worker_registry_service_pb2_grpc
 from services.common.config import (
+    AuthSettings,
     DevStackSettings,
     GatewaySettings,
     LogSettings,
     SchedulerSettings,
     child_environment,
 )
+from services.common.credentials import bearer
 from services.common.logging import configure_logging
 
 LOOPBACK = "127.0.0.1"
@@ -126,8 +133,23 @@ def embedded_redis(settings: DevStackSettings) -> tuple[ChildSpec, str]:
     return spec, url
 
 
-def scheduler_child(settings: SchedulerSettings, redis_url: str | None) -> ChildSpec:
-    env = {"JOBSTREAM_SCHEDULER_PORT": str(settings.port)}
+def admin_key(settings: DevStackSettings) -> tuple[str, Path]:
+    """The stack's bootstrap admin key: JOBSTREAM_AUTH_BOOTSTRAP_KEY, else the one in
+    `<data dir>/admin.key`, made (readable by its owner only) on the first run. And that file."""
+    path = (settings.dev_data_dir / "admin.key").resolve()
+    given = AuthSettings().auth_bootstrap_key
+    if given is not None:
+        return given.get_secret_value(), path
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip(), path
+
+
+def scheduler_child(settings: SchedulerSettings, redis_url: str | None, key: str) -> ChildSpec:
+    env = {"JOBSTREAM_SCHEDULER_PORT": str(settings.port), "JOBSTREAM_AUTH_BOOTSTRAP_KEY": key}
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
     return ChildSpec(
@@ -142,7 +164,7 @@ def scheduler_child(settings: SchedulerSettings, redis_url: str | None) -> Child
     )
 
 
-def worker_registered(scheduler_address: str) -> Probe:
+def worker_registered(scheduler_address: str, key: str) -> Probe:
     """Ready when the scheduler lists the child as an ACTIVE worker (it connected its stream)."""
 
     async def probe(pid: int) -> bool:
@@ -150,7 +172,9 @@ def worker_registered(scheduler_address: str) -> Probe:
             registry = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(channel)
             try:
                 listed = await registry.ListWorkers(
-                    worker_registry_service_pb2.ListWorkersRequest(), timeout=1
+                    worker_registry_service_pb2.ListWorkersRequest(),
+                    timeout=1,
+                    metadata=(bearer(key),),
                 )
             except grpc.aio.AioRpcError:
                 return False
@@ -162,7 +186,7 @@ def worker_registered(scheduler_address: str) -> Probe:
 
 
 def worker_child(
-    settings: DevStackSettings, scheduler: SchedulerSettings, redis_url: str | None
+    settings: DevStackSettings, scheduler: SchedulerSettings, redis_url: str | None, key: str
 ) -> ChildSpec:
     address = f"{scheduler.host}:{scheduler.port}"
     argv = [sys.executable, "-m", "services.worker", *settings.dev_worker_modules]
@@ -172,7 +196,7 @@ def worker_child(
     # Running jobs get half the launcher's stop timeout to finish, so Ctrl-C never has to kill
     # the worker: it stops what is left by force and exits on its own.
     grace = settings.dev_stop_timeout.total_seconds() / 2
-    env = {"JOBSTREAM_WORKER_SHUTDOWN_GRACE": str(grace)}
+    env = {"JOBSTREAM_WORKER_SHUTDOWN_GRACE": str(grace), "JOBSTREAM_API_KEY": key}
     if redis_url is not None:
         env["REDIS_URL"] = redis_url
     return ChildSpec(
@@ -180,7 +204,7 @@ def worker_child(
         tuple(argv),
         f"queues {', '.join(settings.dev_worker_queues)} via {address}",
         env=env,
-        ready=worker_registered(address),
+        ready=worker_registered(address, key),
     )
 
 
@@ -227,16 +251,16 @@ def gateway_child(settings: GatewaySettings, scheduler: SchedulerSettings) -> Ch
 
 
 def stack(
-    settings: DevStackSettings, scheduler: SchedulerSettings, gateway: GatewaySettings
+    settings: DevStackSettings, scheduler: SchedulerSettings, gateway: GatewaySettings, key: str
 ) -> list[ChildSpec]:
-    """The children to start, in order; they are stopped in reverse."""
+    """The children to start, in order; they are stopped in reverse. `key`: the admin key."""
     children: list[ChildSpec] = []
     redis_url = None  # the children read REDIS_URL from the environment they inherit
     if settings.redis_url is None:
         redis, redis_url = embedded_redis(settings)
         children.append(redis)
-    children.append(scheduler_child(scheduler, redis_url))
-    children.append(worker_child(settings, scheduler, redis_url))
+    children.append(scheduler_child(scheduler, redis_url, key))
+    children.append(worker_child(settings, scheduler, redis_url, key))
     children.append(gateway_child(gateway, scheduler))
     return children
 
@@ -312,10 +336,15 @@ async def _start_and_watch(
     scheduler: SchedulerSettings,
     gateway: GatewaySettings,
 ) -> int:
-    children = stack(settings, scheduler, gateway)
+    key, key_file = admin_key(settings)
+    children = stack(settings, scheduler, gateway, key)
     for spec in children:
         await supervisor.start(spec)
-    log.info("dev_stack_ready", services=[spec.name for spec in children])
+    log.info(
+        "dev_stack_ready",
+        services=[spec.name for spec in children],
+        api_key=f"export JOBSTREAM_API_KEY=$(cat {key_file})",
+    )
     spec, code = await supervisor.first_exit()
     log.error("service_exited", service=spec.name, returncode=code)
     return 1

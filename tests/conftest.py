@@ -47,6 +47,15 @@ def tracer_provider(span_exporter: InMemorySpanExporter) -> TracerProvider:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def metrics_on_free_ports() -> Iterator[None]:
+    """Every scheduler a test starts, in process or as a child process, serves /metrics on a free
+    port instead of the fixed default one (which parallel runs, or `make run`, would share)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JOBSTREAM_SCHEDULER_METRICS_PORT", "0")
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def cancellation_safe_wait_for() -> Iterator[None]:
     """What every service's `main()` applies (services/common/aio_compat.py): on 3.11,
     `asyncio.wait_for`, which redis-py wraps around its sends, can lose a cancellation, so a

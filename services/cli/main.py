@@ -16,6 +16,7 @@ from services.client import (
     JobstreamClient,
     JobstreamError,
     NotFound,
+    Unauthenticated,
     Unavailable,
 )
 from services.common.config import ClientSettings
@@ -32,6 +33,9 @@ def _report(console: Console, error: JobstreamError) -> int:
         for violation in error.field_violations:
             console.err.write(f"  {violation.field}: {violation.description}\n")
         return EXIT_USAGE
+    if isinstance(error, Unauthenticated):
+        console.error(f"{error.message} (the CLI sends the API key in JOBSTREAM_API_KEY)")
+        return EXIT_FAILURE
     if isinstance(error, Unavailable) and not error.reason:
         console.error(f"cannot reach the scheduler: {error.message}")
         return EXIT_FAILURE
@@ -41,11 +45,11 @@ def _report(console: Console, error: JobstreamError) -> int:
     return EXIT_NOT_FOUND if isinstance(error, NotFound) else EXIT_FAILURE
 
 
-async def run(args: argparse.Namespace, console: Console) -> int:
-    """Runs the parsed command; the exit code."""
+async def run(args: argparse.Namespace, console: Console, *, api_key: str | None = None) -> int:
+    """Runs the parsed command with `api_key` (from JOBSTREAM_API_KEY); the exit code."""
     command: Command = args.command
     try:
-        async with JobstreamClient(args.scheduler) as client:
+        async with JobstreamClient(args.scheduler, api_key=api_key) as client:
             return await command(Context(client, console, args.json), args)
     except JobstreamError as error:
         return _report(console, error)
@@ -59,10 +63,12 @@ async def run(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The exit code of `jobstream ARGS`; usage errors exit 2 through argparse."""
-    args = build_parser(ClientSettings().scheduler_address).parse_args(argv)
+    settings = ClientSettings()
+    args = build_parser(settings.scheduler_address).parse_args(argv)
     console = Console.stdio()
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
     try:
-        return asyncio.run(run(args, console))
+        return asyncio.run(run(args, console, api_key=api_key))
     except KeyboardInterrupt:
         if console.is_tty:
             console.clear_status()

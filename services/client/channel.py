@@ -8,6 +8,7 @@ import grpc
 
 from services.client.errors import rpc_errors
 from services.client.tracing import trace_metadata
+from services.common.credentials import auth_interceptors
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -21,9 +22,12 @@ _CHANNEL_OPTIONS = (
 )
 
 
-def open_channel(address: str) -> grpc.aio.Channel:
-    """A plaintext channel to `host:port`; it connects on first use."""
-    return grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+def open_channel(address: str, *, api_key: str | None = None) -> grpc.aio.Channel:
+    """A plaintext channel to `host:port` that sends `api_key` on every call; it connects on
+    first use."""
+    return grpc.aio.insecure_channel(
+        address, options=_CHANNEL_OPTIONS, interceptors=auth_interceptors(api_key)
+    )
 
 
 async def unary(

@@ -44,9 +44,11 @@ class JobstreamClient:
     """A connection to one scheduler (`host:port`, plaintext gRPC). Use it as `async with`, or
     `close()` it. Jobs are named `queues/q/jobs/id` or `q/id`, queues `queues/q` or `q`.
 
-    Every failed call raises a JobstreamError subclass (NotFound, InvalidArgument with
-    `field_violations`, FailedPrecondition, Unavailable, ...). Unary calls time out after
-    `call_timeout` seconds (DeadlineExceeded); watches reconnect as `reconnect` says."""
+    `api_key` is sent on every call (`authorization: Bearer`); the scheduler requires one unless
+    its auth is disabled. Every failed call raises a JobstreamError subclass (NotFound,
+    InvalidArgument with `field_violations`, FailedPrecondition, Unavailable, ...). Unary calls
+    time out after `call_timeout` seconds (DeadlineExceeded); watches reconnect as `reconnect`
+    says."""
 
     def __init__(
         self,
@@ -54,11 +56,12 @@ class JobstreamClient:
         *,
         call_timeout: float | None = 30.0,
         reconnect: Reconnect | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.address = address
         self._timeout = call_timeout
         self._reconnect = reconnect or Reconnect()
-        self._channel = open_channel(address)
+        self._channel = open_channel(address, api_key=api_key)
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._workers = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(self._channel)

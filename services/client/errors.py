@@ -98,6 +98,14 @@ class Internal(JobstreamError):
     """A server bug; the message carries a correlation id for its logs."""
 
 
+class Unauthenticated(JobstreamError):
+    """No API key, or one that is unknown, revoked or malformed (set JOBSTREAM_API_KEY)."""
+
+
+class PermissionDenied(JobstreamError):
+    """The key's role does not allow the call."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[JobstreamError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
@@ -110,6 +118,8 @@ _BY_CODE: dict[grpc.StatusCode, type[JobstreamError]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
     grpc.StatusCode.UNIMPLEMENTED: Unimplemented,
     grpc.StatusCode.INTERNAL: Internal,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 

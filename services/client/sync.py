@@ -44,6 +44,7 @@ class SyncJobstreamClient:
         *,
         call_timeout: float | None = 30.0,
         reconnect: Reconnect | None = None,
+        api_key: str | None = None,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -52,7 +53,9 @@ class SyncJobstreamClient:
         self._thread.start()
 
         async def connect() -> JobstreamClient:  # the channel belongs to the loop's thread
-            return JobstreamClient(address, call_timeout=call_timeout, reconnect=reconnect)
+            return JobstreamClient(
+                address, call_timeout=call_timeout, reconnect=reconnect, api_key=api_key
+            )
 
         self._client = self._run(connect())
         self.address = address

@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.common.states import State
@@ -131,6 +131,66 @@ class SchedulerSettings(BaseSettings):
         description="A worker whose stream drops keeps its leases this long, to reconnect.",
     )
     max_message_bytes: int = Field(default=4 << 20, ge=1 << 20)
+    metrics_enabled: bool = Field(
+        default=True,
+        validation_alias="JOBSTREAM_SCHEDULER_METRICS_ENABLED",
+        description="Serve Prometheus metrics at http://<host>:<metrics_port>/metrics.",
+    )
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        validation_alias="JOBSTREAM_SCHEDULER_METRICS_PORT",
+        description="Port of /metrics on the scheduler's host; 0: a free port (logged).",
+    )
+    metrics_refresh_interval: Duration = Field(
+        default=timedelta(seconds=5),
+        validation_alias="JOBSTREAM_SCHEDULER_METRICS_REFRESH_INTERVAL",
+        description="How often the queue-depth gauges are read from Redis (never on a scrape).",
+    )
+
+
+class AuthSettings(BaseSettings):
+    """Who may call the scheduler (and so the gateway): API keys, roles, tenants, rate limits."""
+
+    model_config = _config()
+
+    auth_mode: Literal["required", "disabled"] = Field(
+        default="required",
+        description="`disabled` lets every caller act as an admin of the default tenant: only for "
+        "a scheduler no one else can reach.",
+    )
+    auth_bootstrap_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="An admin credential of the bootstrap tenant that can also create keys in any "
+        "tenant; use it to create the real keys. Unset: no bootstrap key.",
+    )
+    auth_bootstrap_tenant: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    auth_token_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="HMAC secret of watch tokens. Unset: a random one is kept in Redis and shared "
+        "by every scheduler replica.",
+    )
+    auth_token_ttl: Duration = Field(
+        default=timedelta(seconds=60), description="How long a watch token can open a watch."
+    )
+    auth_key_cache_ttl: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How long a verified key is trusted without reading Redis again: a revoke "
+        "takes effect on other replicas within this time.",
+    )
+    auth_rate_limit: float = Field(
+        default=500.0,
+        ge=0,
+        description="Calls per second per key on one scheduler (a key's watch tokens count as "
+        "the key); 0: unlimited.",
+    )
+    auth_rate_burst: int = Field(default=1000, ge=1, description="Calls allowed at once above it.")
+    auth_max_streams: int = Field(
+        default=1000, ge=1, description="Open watch streams per key on one scheduler."
+    )
 
 
 def _comma_separated(value: object) -> object:
@@ -160,6 +220,17 @@ class WorkerSettings(BaseSettings):
     )
     concurrency: int = Field(
         default=10, ge=1, le=10_000, validation_alias="JOBSTREAM_WORKER_CONCURRENCY"
+    )
+    tenant: str = Field(
+        default="default",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        validation_alias="JOBSTREAM_WORKER_TENANT",
+        description="Tenant whose queues it consumes; its API key must belong to it.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="JOBSTREAM_API_KEY",
+        description="An operator (or admin) key of the tenant, sent on the Connect stream.",
     )
     worker_id: str | None = Field(
         default=None,
@@ -214,6 +285,11 @@ class ClientSettings(BaseSettings):
     scheduler_address: str = Field(
         default="127.0.0.1:50051", validation_alias="JOBSTREAM_SCHEDULER_ADDRESS"
     )
+    api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="JOBSTREAM_API_KEY",
+        description="Credential sent as `authorization: Bearer` on every call.",
+    )
 
 
 class GatewaySettings(BaseSettings):
@@ -242,6 +318,12 @@ class GatewaySettings(BaseSettings):
         default=timedelta(seconds=10),
         validation_alias="JOBSTREAM_GATEWAY_SHUTDOWN_GRACE",
         description="On SIGTERM, requests in flight get this long to finish.",
+    )
+    cors_origins: CommaSeparated = Field(
+        default=(),
+        validation_alias="JOBSTREAM_GATEWAY_CORS_ORIGINS",
+        description="Origins (`https://app.example.com`) whose pages may call the API; empty: "
+        "none. Never `*`.",
     )
 
 

@@ -176,7 +176,42 @@ class WatchLagged(JobstreamError):
         )
 
 
-def _pack(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+class Unauthenticated(JobstreamError):
+    """No credential, or one that is unknown, revoked, expired or malformed. The message says
+    which, never whether a key id exists."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(JobstreamError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class RateLimited(JobstreamError):
+    """Too many calls or open watches for one credential; RetryInfo says when to try again."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ApiKeyNotFound(JobstreamError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "API_KEY_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"API key {name} not found", metadata={"api_key": name})
+
+
+Detail = error_details_pb2.ErrorInfo | error_details_pb2.BadRequest | error_details_pb2.RetryInfo
+
+
+def _pack(message: Detail) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)
     return packed
@@ -199,6 +234,10 @@ def to_rpc_status(error: JobstreamError) -> status_pb2.Status:
             ]
         )
         details.append(_pack(bad_request))
+    if isinstance(error, RateLimited):
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromMilliseconds(max(1, round(error.retry_after_s * 1000)))
+        details.append(_pack(retry))
     code: int = error.code.value[0]
     return status_pb2.Status(code=code, message=error.message, details=details)
 

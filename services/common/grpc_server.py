@@ -70,10 +70,14 @@ def _collect(registrations: Sequence[Registration]) -> dict[str, dict[str, Handl
     return collector.services
 
 
-def _install(server: grpc.aio.Server, services: Mapping[str, Mapping[str, Handler]]) -> None:
+def _install(
+    server: grpc.aio.Server,
+    services: Mapping[str, Mapping[str, Handler]],
+    gate: rpc_guard.Gate | None,
+) -> None:
     for service, handlers in services.items():
         wrapped = {
-            method: rpc_guard.guard_handler(f"/{service}/{method}", handler)
+            method: rpc_guard.guard_handler(f"/{service}/{method}", handler, gate)
             for method, handler in handlers.items()
         }
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
@@ -113,9 +117,12 @@ def build_server(
     port: int,
     max_message_bytes: int,
     tracer_provider: TracerProvider | None = None,
+    gate: rpc_guard.Gate | None = None,
 ) -> GrpcServer:
     """A server with the given services, health and reflection, bound to `host:port` (port 0 picks
     a free port; `GrpcServer.port` says which). `tracer_provider` defaults to the global one.
+    `gate` admits every RPC of the services (health included; reflection describes only the
+    public contract and is served to anyone).
 
     Raises RuntimeError when the address cannot be bound."""
     server = grpc.aio.server(
@@ -134,7 +141,7 @@ def build_server(
             registration(health_pb2_grpc.add_HealthServicer_to_server, health_servicer),
         ]
     )
-    _install(server, services)
+    _install(server, services, gate)
     names = tuple(name for name in services if name != health.SERVICE_NAME)
     reflection.enable_server_reflection(
         (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server

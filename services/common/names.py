@@ -19,6 +19,8 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 TAG = re.compile(r"[A-Za-z0-9_.:=-]{1,64}")
 METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 WORKER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+DEFAULT_TENANT = "default"
 MAX_ATTEMPT_NUMBER = 1_000_000
 
 _QUEUE_NAME = re.compile(r"queues/(?P<queue>[^/]*)")
@@ -29,14 +31,31 @@ _ATTEMPT_NAME = re.compile(
 )
 
 
+def scoped_queue(tenant: str, queue: str) -> str:
+    """The store's id of a tenant's queue, `<tenant>/<queue>`: every Redis key of the queue is
+    under it, so tenants share no keys. Resource names never show the tenant (`local_queue`)."""
+    return f"{tenant}/{queue}"
+
+
+def local_queue(queue: str) -> str:
+    """The queue id as its tenant sees it: `acme/emails` -> `emails` (an unscoped id is kept)."""
+    return queue.rpartition("/")[2]
+
+
 @dataclass(frozen=True, slots=True)
 class JobRef:
-    queue: str
+    queue: str  # the store's id: scoped (`tenant/queue`) behind the API
     job: str
 
     @property
     def name(self) -> str:
+        """The resource name as the job's tenant sees it."""
         return job_name(self.queue, self.job)
+
+    @property
+    def key(self) -> str:
+        """Unique across tenants (unlike `name`): for in-process maps such as watch hubs."""
+        return f"{self.queue}/jobs/{self.job}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +74,15 @@ class AttemptRef:
 
 
 def queue_name(queue: str) -> str:
-    return f"queues/{queue}"
+    return f"queues/{local_queue(queue)}"
 
 
 def job_name(queue: str, job: str) -> str:
-    return f"queues/{queue}/jobs/{job}"
+    return f"queues/{local_queue(queue)}/jobs/{job}"
 
 
 def attempt_name(queue: str, job: str, number: int) -> str:
-    return f"queues/{queue}/jobs/{job}/attempts/{number}"
+    return f"queues/{local_queue(queue)}/jobs/{job}/attempts/{number}"
 
 
 def worker_name(worker: str) -> str:
@@ -102,6 +121,17 @@ def parse_job_name(name: str, field: str = "name") -> JobRef:
     check(QUEUE_ID, match["queue"], field, "queue id")
     check(JOB_ID, match["job"], field, "job id")
     return JobRef(match["queue"], match["job"])
+
+
+def parse_watchable(name: str, field: str) -> str | JobRef:
+    """`queues/{queue}` -> queue id, `queues/{queue}/jobs/{job}` -> JobRef."""
+    if _JOB_NAME.fullmatch(name):
+        return parse_job_name(name, field)
+    if _QUEUE_NAME.fullmatch(name):
+        return parse_queue_name(name, field)
+    raise InvalidArgument.field(
+        field, "must have the form queues/{queue} or queues/{queue}/jobs/{job}"
+    )
 
 
 def parse_attempt_name(name: str, field: str = "attempt") -> AttemptRef:

@@ -97,3 +97,18 @@ class QueueKeys:
     def request(self, request_id: str) -> str:
         """`<job id> <request hash>` of an idempotency key; expires after the dedup window."""
         return f"{self.prefix}req:{request_id}"
+
+
+# Auth: one hash tag, so creating a key (hash + tenant index) is one transaction on a cluster too.
+AUTH_PREFIX = f"{ROOT}:{{auth}}"
+TOKEN_SECRET = f"{AUTH_PREFIX}:token-secret"  # HMAC secret of watch tokens, set once (SET NX)
+
+
+def api_key(key_id: str) -> str:
+    """Hash of one API key: tenant, role, hash of the secret, times."""
+    return f"{AUTH_PREFIX}:apikey:{key_id}"
+
+
+def tenant_api_keys(tenant: str) -> str:
+    """Zset of a tenant's key ids scored by creation time (ms)."""
+    return f"{AUTH_PREFIX}:apikeys:{tenant}"

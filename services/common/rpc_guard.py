@@ -6,14 +6,17 @@
 - Request bytes that do not decode become INVALID_ARGUMENT: the deserializer hands the handler a
   marker instead of raising, which stock grpcio would answer with INTERNAL.
 - The method name is bound into the structlog context of the RPC's task.
+- With a `Gate`, the handler runs inside `gate.admit(...)`: authentication and authorization
+  fail as statuses like any other error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import NoReturn, TypeAlias, TypeVar, cast
+from typing import NoReturn, Protocol, TypeAlias, TypeVar, cast
 
 import grpc
 import structlog
@@ -39,6 +42,21 @@ UnaryBehavior = Callable[[object, Context], Awaitable[object]]
 StreamBehavior = Callable[[object, Context], AsyncIterator[object] | Awaitable[None]]
 
 B = TypeVar("B")
+
+
+class Gate(Protocol):
+    """Admits an RPC (or raises a JobstreamError) and holds it admitted for the block."""
+
+    def admit(
+        self, method: str, request: object | None, context: Context
+    ) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+
+def _admitted(
+    gate: Gate | None, method: str, request: object | None, context: Context
+) -> contextlib.AbstractAsyncContextManager[None]:
+    return gate.admit(method, request, context) if gate else contextlib.nullcontext()
+
 
 UNDECODABLE_DESCRIPTION = "the request body is not a valid message of the method's request type"
 
@@ -94,29 +112,35 @@ async def _abort(context: Context, error: Exception, method: str) -> NoReturn:
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-def _guard_unary(method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+def _guard_unary(
+    method: str, behavior: UnaryBehavior, gate: Gate | None, *, streaming_requests: bool
+) -> UnaryBehavior:
     async def handle(request: object, context: Context) -> object:
         structlog.contextvars.bind_contextvars(rpc=method)
         try:
             _check(request)
-            return await behavior(request, context)
+            async with _admitted(gate, method, None if streaming_requests else request, context):
+                return await behavior(request, context)
         except Exception as error:  # every error leaves as a mapped status
             await _abort(context, error, method)
 
     return handle
 
 
-def _guard_stream(method: str, behavior: StreamBehavior) -> StreamBehavior:
+def _guard_stream(
+    method: str, behavior: StreamBehavior, gate: Gate | None, *, streaming_requests: bool
+) -> StreamBehavior:
     async def handle(request: object, context: Context) -> AsyncIterator[object]:
         structlog.contextvars.bind_contextvars(rpc=method)
         try:
             _check(request)
-            result = behavior(request, context)
-            if inspect.isawaitable(result):  # a handler that writes with context.write()
-                await result
-                return
-            async for response in result:
-                yield response
+            async with _admitted(gate, method, None if streaming_requests else request, context):
+                result = behavior(request, context)
+                if inspect.isawaitable(result):  # a handler that writes with context.write()
+                    await result
+                    return
+                async for response in result:
+                    yield response
         except Exception as error:  # every error leaves as a mapped status
             await _abort(context, error, method)
 
@@ -133,22 +157,27 @@ def _streaming_requests(behavior: B) -> B:
     return cast(B, call)
 
 
-def guard_handler(method: str, handler: Handler) -> Handler:
-    """`handler` with tolerant decoding and error mapping, for any of the four RPC shapes."""
+def guard_handler(method: str, handler: Handler, gate: Gate | None = None) -> Handler:
+    """`handler` with tolerant decoding, error mapping and (with `gate`) admission, for any of the
+    four RPC shapes."""
     deserialize = _tolerant(handler.request_deserializer)
     serialize = handler.response_serializer
     if handler.unary_unary is not None:
-        unary = _guard_unary(method, cast(UnaryBehavior, handler.unary_unary))
+        unary = _guard_unary(
+            method, cast(UnaryBehavior, handler.unary_unary), gate, streaming_requests=False
+        )
         return grpc.unary_unary_rpc_method_handler(unary, deserialize, serialize)
     if handler.unary_stream is not None:
-        stream = _guard_stream(method, cast(StreamBehavior, handler.unary_stream))
+        stream = _guard_stream(
+            method, cast(StreamBehavior, handler.unary_stream), gate, streaming_requests=False
+        )
         return grpc.unary_stream_rpc_method_handler(stream, deserialize, serialize)
     if handler.stream_unary is not None:
         behavior = _streaming_requests(cast(UnaryBehavior, handler.stream_unary))
-        unary = _guard_unary(method, behavior)
+        unary = _guard_unary(method, behavior, gate, streaming_requests=True)
         return grpc.stream_unary_rpc_method_handler(unary, deserialize, serialize)
     if handler.stream_stream is None:
         raise ValueError(f"{method}: the handler has no behavior")
     stream_behavior = _streaming_requests(cast(StreamBehavior, handler.stream_stream))
-    stream = _guard_stream(method, stream_behavior)
+    stream = _guard_stream(method, stream_behavior, gate, streaming_requests=True)
     return grpc.stream_stream_rpc_method_handler(stream, deserialize, serialize)

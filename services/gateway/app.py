@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import timedelta
 
 import grpc
@@ -16,21 +16,29 @@ import structlog
 import uvicorn
 from google.protobuf import message_factory
 from google.protobuf.message import Message
+from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as Message_
 
-from services.common.config import GatewaySettings, LogSettings
+from services.common.config import GatewaySettings, LogSettings, TelemetrySettings
 from services.common.logging import configure_logging
+from services.common.telemetry import configure_telemetry
+from services.gateway.auth import credential_metadata
 from services.gateway.bindings import Binding, load_bindings, unary
 from services.gateway.errors import ApiError, from_rpc_error
+from services.gateway.metrics import GatewayMetrics
 from services.gateway.openapi import docs_page, openapi_document
 from services.gateway.sse import build_sse
+from services.gateway.tracing import request_spans, scheduler_channel
 from services.gateway.transcode import read_body, to_json, to_request
+
+SERVICE_NAME = "jobstream-gateway"
 
 log = structlog.get_logger("services.gateway")
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -49,6 +57,7 @@ def _endpoint(
 
     async def endpoint(request: Request) -> Response:
         try:
+            metadata = credential_metadata(request)
             body = await read_body(request, max_body_bytes)
             message: Message = request_class()
             to_request(
@@ -58,7 +67,7 @@ def _endpoint(
                 body=body,
                 message=message,
             )
-            answer: Message = await call(message, timeout=rpc_timeout)
+            answer: Message = await call(message, timeout=rpc_timeout, metadata=metadata)
         except ApiError as error:
             return error.response()
         except grpc.aio.AioRpcError as error:
@@ -121,11 +130,21 @@ def build_app(
     max_body_bytes: int,
     rpc_timeout: timedelta = timedelta(seconds=30),
     sse_keepalive: timedelta = timedelta(seconds=15),
+    tracer_provider: TracerProvider | None = None,
+    cors_origins: Sequence[str] = (),
 ) -> Starlette:
     """The gateway app on `channel` (to the scheduler); the caller owns and closes the channel.
-    The app's lifespan closes the shared SSE upstreams."""
+    The app's lifespan closes the shared SSE upstreams. Each request gets a server span from
+    `tracer_provider` (default: the global one); for the scheduler's spans to be its children,
+    open `channel` with `tracing.scheduler_channel`. Pages from `cors_origins` may call the API
+    (exact origins; `*` is refused).
+
+    Raises ValueError for a `*` origin."""
+    if "*" in cors_origins:
+        raise ValueError("CORS origins must be listed one by one; `*` would let any page call")
     document = openapi_document(load_bindings())
     hub, sse = build_sse(channel, keepalive_s=sse_keepalive.total_seconds())
+    metrics = GatewayMetrics(hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -145,12 +164,30 @@ def build_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        metrics.route(),  # /metrics, without a credential like /healthz
         *sse,  # before the REST routes, whose `{job}` would match `j1:watch`
         *api_routes(
             channel, max_body_bytes=max_body_bytes, rpc_timeout=rpc_timeout.total_seconds()
         ),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(AccessLog)], lifespan=lifespan)
+    middleware = [request_spans(tracer_provider), Middleware(AccessLog)]  # AccessLog in the span
+    middleware.append(metrics.middleware())
+    if cors_origins:  # outermost: a preflight needs no credential
+        middleware.insert(0, _cors(cors_origins))
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def _cors(origins: Sequence[str]) -> Middleware:
+    """Only listed origins are echoed; no cookies are involved (credentials are bearer tokens),
+    so `Access-Control-Allow-Credentials` is never sent."""
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        allow_credentials=False,
+        max_age=600,
+    )
 
 
 class _Server(uvicorn.Server):
@@ -169,12 +206,18 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(signum)
 
 
-async def run(settings: GatewaySettings) -> None:
+async def run(settings: GatewaySettings, *, tracer_provider: TracerProvider | None = None) -> None:
     """Serves until SIGINT or SIGTERM, then lets requests in flight finish (uvicorn's graceful
-    shutdown, bounded by `shutdown_grace`) and closes the channel."""
-    async with grpc.aio.insecure_channel(settings.scheduler_address) as channel:
+    shutdown, bounded by `shutdown_grace`) and closes the channel. `tracer_provider` defaults to
+    the global one."""
+    address = settings.scheduler_address
+    async with scheduler_channel(address, tracer_provider=tracer_provider) as channel:
         app = build_app(
-            channel, max_body_bytes=settings.max_body_bytes, rpc_timeout=settings.rpc_timeout
+            channel,
+            max_body_bytes=settings.max_body_bytes,
+            rpc_timeout=settings.rpc_timeout,
+            tracer_provider=tracer_provider,
+            cors_origins=settings.cors_origins,
         )
         config = uvicorn.Config(
             app,
@@ -195,4 +238,8 @@ async def run(settings: GatewaySettings) -> None:
 
 def main() -> None:
     configure_logging(LogSettings())
-    asyncio.run(run(GatewaySettings()))
+    provider = configure_telemetry(TelemetrySettings(), service_name=SERVICE_NAME)
+    try:
+        asyncio.run(run(GatewaySettings(), tracer_provider=provider))
+    finally:
+        provider.shutdown()  # flushes pending spans

@@ -19,9 +19,15 @@ from dataclasses import dataclass
 from google.api import annotations_pb2, http_pb2
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 
-from jobs.v1 import job_service_pb2, queue_service_pb2, worker_registry_service_pb2
+from jobs.v1 import (
+    auth_service_pb2,
+    job_service_pb2,
+    queue_service_pb2,
+    worker_registry_service_pb2,
+)
 
 PUBLIC_FILES: tuple[FileDescriptor, ...] = (
+    auth_service_pb2.DESCRIPTOR,
     job_service_pb2.DESCRIPTOR,
     queue_service_pb2.DESCRIPTOR,
     worker_registry_service_pb2.DESCRIPTOR,

@@ -90,6 +90,8 @@ class ApiError(Exception):
             retry = RETRY_AFTER_S
         if retry is not None:
             headers["Retry-After"] = str(retry)
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="jobstream"'
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 

@@ -189,10 +189,16 @@ def openapi_document(bindings: Sequence[Binding]) -> Schema:
             "title": "jobstream REST API",
             "version": "v1",
             "description": "Generated from the google.api.http bindings of protos/jobs/v1. "
-            "JSON uses protobuf's JSON mapping with lowerCamelCase field names.",
+            "JSON uses protobuf's JSON mapping with lowerCamelCase field names. Every "
+            "operation needs `Authorization: Bearer <API key>`; the watch streams also take "
+            "`?access_token=<watch token>` (POST /v1/watchTokens).",
         },
         "paths": paths,
-        "components": {"schemas": schemas.components},
+        "components": {
+            "schemas": schemas.components,
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"apiKey": []}],
         "x-jobstream-sse": [
             {"method": b.http_method, "path": b.route_path, "rpc": b.rpc_path}
             for b in streaming(bindings)

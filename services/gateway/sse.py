@@ -8,6 +8,7 @@ carrying `finishedJob`. A subscriber that falls `queue_size` events behind gets 
 `event: lagged` with `{"lastEventId": ...}` and should reconnect with it. An upstream error ends the
 stream with `event: error` and the gateway's JSON error body; an unknown job or queue is a plain 404
 JSON answer before any event. Subscribers share upstream calls through `SseHub` (sse_hub.py).
+Credentials: `Authorization: Bearer`, or `?access_token=` with a watch token (auth.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from jobs.v1 import event_pb2
+from services.gateway.auth import credential_metadata
 from services.gateway.bindings import Binding, load_bindings, streaming
 from services.gateway.errors import ApiError, from_rpc_error
-from services.gateway.sse_hub import Kind, Lagged, SseHub
+from services.gateway.sse_hub import Kind, Lagged, Metadata, SseHub, Watch
 
 _EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _VARIABLE = re.compile(r"\{name=([^}]*)\}")
@@ -45,9 +47,11 @@ def to_sse(event: event_pb2.JobEvent) -> ServerSentEvent:
     )
 
 
-async def _events(hub: SseHub, kind: Kind, name: str, after: str) -> AsyncIterator[ServerSentEvent]:
+async def _events(
+    hub: SseHub, watch: Watch, after: str, metadata: Metadata
+) -> AsyncIterator[ServerSentEvent]:
     try:
-        async for item in hub.subscribe(kind, name, after=after):
+        async for item in hub.subscribe(watch, after=after, metadata=metadata):
             if isinstance(item, Lagged):
                 yield ServerSentEvent(
                     data=json.dumps({"lastEventId": item.last_event_id}), event="lagged"
@@ -76,14 +80,15 @@ def build_sse(
 
     async def watch(request: Request, kind: Kind, name: str) -> Response:
         try:
+            metadata = credential_metadata(request, query_token=True)
             after = _after(request)
-            await hub.check(kind, name)
+            target = await hub.authorize(kind, name, metadata)
         except ApiError as error:
             return error.response()
         except grpc.aio.AioRpcError as error:
             return from_rpc_error(error).response()
         return EventSourceResponse(
-            _events(hub, kind, name, after),
+            _events(hub, target, after, metadata),
             ping=keepalive_s,
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

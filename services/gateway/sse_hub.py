@@ -8,6 +8,11 @@ had delivered when it joined; then it takes the shared events, skipping any it a
 case that cannot join is a queue resumer arriving before the upstream delivered anything (there is
 no boundary to replay up to): it gets a private upstream.
 
+Tenancy: resource names are relative to the caller's tenant, so upstreams are shared per (tenant,
+kind, name) (`Watch`). Each subscriber is authorized with its own credential first (`authorize`);
+the upstream runs with the credential of the subscriber that opened it, gap replays and private
+upstreams with the subscriber's own.
+
 Bounds: each subscriber buffers at most `queue_size` events; when the upstream has one more for a
 full buffer, the subscriber is dropped from the upstream, drains what it has, and ends with
 `Lagged(last delivered id)` so it can resume. The last subscriber leaving cancels the upstream.
@@ -24,6 +29,8 @@ from typing import Literal
 import grpc
 
 from jobs.v1 import (
+    auth_service_pb2,
+    auth_service_pb2_grpc,
     event_pb2,
     job_service_pb2,
     job_service_pb2_grpc,
@@ -32,6 +39,16 @@ from jobs.v1 import (
 )
 
 Kind = Literal["job", "queue"]
+Metadata = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One tenant's job or queue: what subscribers share an upstream for."""
+
+    tenant: str
+    kind: Kind
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +79,8 @@ class _Subscriber:
 
 @dataclass(eq=False)
 class _Upstream:
-    kind: Kind
-    name: str
+    watch: Watch
+    metadata: Metadata
     start: str
     last_id: str = ""
     subscribers: set[_Subscriber] = field(default_factory=set)
@@ -71,7 +88,7 @@ class _Upstream:
 
 
 class SseHub:
-    """The upstream watches of one gateway process, keyed by (kind, resource name)."""
+    """The upstream watches of one gateway process, keyed by `Watch`."""
 
     def __init__(self, channel: grpc.aio.Channel, *, queue_size: int = 1000) -> None:
         if queue_size < 1:
@@ -79,7 +96,8 @@ class SseHub:
         self.queue_size = queue_size
         self._jobs = job_service_pb2_grpc.JobServiceStub(channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(channel)
-        self._upstreams: dict[tuple[Kind, str], _Upstream] = {}
+        self._auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+        self._upstreams: dict[Watch, _Upstream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.upstreams_opened = 0  # shared upstream calls opened so far (for tests and metrics)
         self.replays_opened = 0  # short-lived gap replays and private upstreams
@@ -90,25 +108,25 @@ class SseHub:
         """Shared upstream calls open now."""
         return len(self._upstreams)
 
-    def subscriber_count(self, kind: Kind, name: str) -> int:
-        upstream = self._upstreams.get((kind, name))
+    def subscriber_count(self, watch: Watch) -> int:
+        upstream = self._upstreams.get(watch)
         return 0 if upstream is None else len(upstream.subscribers)
 
-    def _call(self, kind: Kind, name: str, after: str) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
-        if kind == "job":
-            return self._jobs.WatchJob(
-                job_service_pb2.WatchJobRequest(name=name, after_event_id=after)
-            )
-        return self._queues.WatchQueue(
-            queue_service_pb2.WatchQueueRequest(name=name, after_event_id=after)
-        )
+    def _call(self, watch: Watch, after: str, metadata: Metadata) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
+        if watch.kind == "job":
+            request = job_service_pb2.WatchJobRequest(name=watch.name, after_event_id=after)
+            return self._jobs.WatchJob(request, metadata=metadata)
+        queue_request = queue_service_pb2.WatchQueueRequest(name=watch.name, after_event_id=after)
+        return self._queues.WatchQueue(queue_request, metadata=metadata)
 
-    async def check(self, kind: Kind, name: str) -> None:
-        """Raises the AioRpcError of a job or queue that cannot be watched (NOT_FOUND, ...)."""
-        if kind == "job":
-            await self._jobs.GetJob(job_service_pb2.GetJobRequest(name=name))
-        else:
-            await self._queues.GetQueue(queue_service_pb2.GetQueueRequest(name=name))
+    async def authorize(self, kind: Kind, name: str, metadata: Metadata) -> Watch:
+        """What the credential in `metadata` may watch as `name`. Raises the AioRpcError of a
+        credential that may not (UNAUTHENTICATED, PERMISSION_DENIED) or of a job or queue its
+        tenant does not have (NOT_FOUND)."""
+        caller = await self._auth.GetCaller(
+            auth_service_pb2.GetCallerRequest(resource=name), metadata=metadata
+        )
+        return Watch(caller.tenant, kind, name)
 
     def _offer(self, upstream: _Upstream, subscriber: _Subscriber, item: _Item) -> None:
         if isinstance(item, event_pb2.JobEvent) and subscriber.queue.qsize() >= self.queue_size:
@@ -119,7 +137,7 @@ class SseHub:
         subscriber.queue.put_nowait(item)
 
     async def _pump(self, upstream: _Upstream) -> None:
-        call = self._call(upstream.kind, upstream.name, upstream.start)
+        call = self._call(upstream.watch, upstream.start, upstream.metadata)
         end: _Item = _END
         try:
             async for event in call:
@@ -131,17 +149,19 @@ class SseHub:
             end = error
         finally:
             call.cancel()
-            if self._upstreams.get((upstream.kind, upstream.name)) is upstream:
-                del self._upstreams[(upstream.kind, upstream.name)]
+            if self._upstreams.get(upstream.watch) is upstream:
+                del self._upstreams[upstream.watch]
         for subscriber in upstream.subscribers:
             subscriber.queue.put_nowait(end)
         upstream.subscribers.clear()
 
-    def _open(self, kind: Kind, name: str, after: str) -> _Upstream:
-        upstream = _Upstream(kind, name, start=after)
-        self._upstreams[(kind, name)] = upstream
+    def _open(self, watch: Watch, after: str, metadata: Metadata) -> _Upstream:
+        upstream = _Upstream(watch, metadata, start=after)
+        self._upstreams[watch] = upstream
         self.upstreams_opened += 1
-        upstream.task = asyncio.create_task(self._pump(upstream), name=f"sse {kind} {name}")
+        upstream.task = asyncio.create_task(
+            self._pump(upstream), name=f"sse {watch.kind} {watch.name}"
+        )
         self._tasks.add(upstream.task)
         upstream.task.add_done_callback(self._tasks.discard)
         return upstream
@@ -149,31 +169,32 @@ class SseHub:
     def _drop(self, upstream: _Upstream, subscriber: _Subscriber) -> None:
         upstream.subscribers.discard(subscriber)
         if not upstream.subscribers and upstream.task is not None:
-            if self._upstreams.get((upstream.kind, upstream.name)) is upstream:
-                del self._upstreams[(upstream.kind, upstream.name)]
+            if self._upstreams.get(upstream.watch) is upstream:
+                del self._upstreams[upstream.watch]
             upstream.task.cancel()
 
     async def subscribe(
-        self, kind: Kind, name: str, *, after: str = ""
+        self, watch: Watch, *, after: str = "", metadata: Metadata = ()
     ) -> AsyncIterator[event_pb2.JobEvent | Lagged]:
         """Events after `after` (empty: every kept event of a job, the next ones of a queue), live,
-        until the upstream ends; ends with Lagged when this subscriber falls behind. Raises the
-        upstream's AioRpcError."""
-        upstream = self._upstreams.get((kind, name))
+        until the upstream ends; ends with Lagged when this subscriber falls behind. `metadata`
+        carries the subscriber's credential (`authorize` it first). Raises the upstream's
+        AioRpcError."""
+        upstream = self._upstreams.get(watch)
         boundary = "" if upstream is None else (upstream.last_id or upstream.start)
-        if upstream is not None and not boundary and kind == "queue" and after:
-            async for item in self._private(kind, name, after):
+        if upstream is not None and not boundary and watch.kind == "queue" and after:
+            async for item in self._private(watch, after, metadata):
                 yield item
             return
         subscriber = _Subscriber()
         if upstream is None:
-            upstream = self._open(kind, name, after)
+            upstream = self._open(watch, after, metadata)
         upstream.subscribers.add(subscriber)
         try:
             cursor = after
-            replay = bool(boundary) and (kind == "job" or bool(after))
+            replay = bool(boundary) and (watch.kind == "job" or bool(after))
             if replay and (not after or stream_id(after) < stream_id(boundary)):
-                async for event in self._replay(kind, name, after, boundary):
+                async for event in self._replay(watch, after, boundary, metadata):
                     cursor = event.event_id or cursor
                     yield event
             async for shared in self._shared(subscriber, cursor):
@@ -201,11 +222,11 @@ class SseHub:
             yield item
 
     async def _replay(
-        self, kind: Kind, name: str, after: str, boundary: str
+        self, watch: Watch, after: str, boundary: str, metadata: Metadata
     ) -> AsyncIterator[event_pb2.JobEvent]:
         """The events after `after` up to and including `boundary`, from a call of its own."""
         self.replays_opened += 1
-        call = self._call(kind, name, after)
+        call = self._call(watch, after, metadata)
         try:
             async for event in call:
                 if event.event_id and stream_id(event.event_id) > stream_id(boundary):
@@ -217,10 +238,10 @@ class SseHub:
             call.cancel()
 
     async def _private(
-        self, kind: Kind, name: str, after: str
+        self, watch: Watch, after: str, metadata: Metadata
     ) -> AsyncIterator[event_pb2.JobEvent | Lagged]:
         self.replays_opened += 1
-        call = self._call(kind, name, after)
+        call = self._call(watch, after, metadata)
         try:
             async for event in call:
                 yield event

@@ -17,6 +17,7 @@ import structlog
 from opentelemetry.trace import TracerProvider
 
 from jobs.v1 import (
+    auth_service_pb2_grpc,
     job_service_pb2_grpc,
     queue_service_pb2_grpc,
     worker_registry_service_pb2_grpc,
@@ -25,6 +26,7 @@ from jobs.v1 import (
 from services.common.aio_compat import cancel_and_wait, use_cancellation_safe_wait_for
 from services.common.clock import Clock
 from services.common.config import (
+    AuthSettings,
     LogSettings,
     RedisSettings,
     SchedulerSettings,
@@ -35,7 +37,10 @@ from services.common.grpc_server import GrpcServer, address, build_server, regis
 from services.common.logging import configure_logging
 from services.common.redis_client import RedisClient, open_redis
 from services.common.telemetry import configure_telemetry
+from services.scheduler.auth.gate import Gate
 from services.scheduler.loops import run_background_loops
+from services.scheduler.metrics import SchedulerMetrics, serving_metrics, store_depths
+from services.scheduler.servicers.auth_service import AuthService
 from services.scheduler.servicers.job_service import JobService
 from services.scheduler.servicers.queue_service import QueueService
 from services.scheduler.servicers.worker_registry_service import WorkerRegistryService
@@ -57,6 +62,7 @@ class Scheduler:
     server: GrpcServer
     watches: WatchHub
     workers: WorkerServicer
+    metrics_port: int | None = None  # where /metrics is served; None: metrics disabled
 
 
 @asynccontextmanager
@@ -65,6 +71,7 @@ async def serve(
     *,
     settings: SchedulerSettings,
     store_settings: StoreSettings,
+    auth: AuthSettings,
     tracer_provider: TracerProvider | None = None,
     clock: Clock | None = None,
     run_loops: bool = True,
@@ -72,15 +79,22 @@ async def serve(
     """Serves on `settings.host:settings.port` (port 0: a free port, see `Scheduler.port`) until
     the block exits, then shuts down gracefully: NOT_SERVING, `server.stop(grace)`, watches
     closed, loops and the workers' cancel router cancelled. `tracer_provider` defaults to the
-    global one. A crashing loop ends the block."""
+    global one. A crashing loop ends the block. Prometheus metrics are served on
+    `settings.metrics_port` (see `Scheduler.metrics_port`) unless `settings.metrics_enabled` is
+    off."""
     store = JobStore(redis, settings=store_settings, clock=clock)
+    gate = Gate(redis, auth)
     watches = WatchHub(block_ms=store_settings.max_block_ms)
-    workers = WorkerServicer(store, redis, settings, store_settings)
+    metrics = SchedulerMetrics()
+    workers = WorkerServicer(store, redis, settings, store_settings, metrics=metrics)
     server = build_server(
         [
             registration(
                 job_service_pb2_grpc.add_JobServiceServicer_to_server,
-                JobService(store, watches=watches),
+                JobService(store, watches=watches, metrics=metrics),
+            ),
+            registration(
+                auth_service_pb2_grpc.add_AuthServiceServicer_to_server, AuthService(gate, store)
             ),
             registration(
                 queue_service_pb2_grpc.add_QueueServiceServicer_to_server,
@@ -96,8 +110,17 @@ async def serve(
         port=settings.port,
         max_message_bytes=settings.max_message_bytes,
         tracer_provider=tracer_provider,
+        gate=gate,
     )
-    async with asyncio.TaskGroup() as tasks, AsyncExitStack() as stack:
+    async with (
+        serving_metrics(metrics, workers=workers.registry, settings=settings) as metrics_port,
+        asyncio.TaskGroup() as tasks,
+        AsyncExitStack() as stack,
+    ):
+        if metrics_port is not None:
+            interval = settings.metrics_refresh_interval
+            depths = metrics.refresh_queue_depths(store_depths(store), interval=interval)
+            stack.push_async_callback(cancel_and_wait, tasks.create_task(depths, name="depths"))
         cancel_router = tasks.create_task(workers.run(), name="cancel router")
         stack.push_async_callback(cancel_and_wait, cancel_router)
         if run_loops:
@@ -109,7 +132,12 @@ async def serve(
         stack.push_async_callback(server.stop, settings.shutdown_grace.total_seconds())
         await server.start()
         yield Scheduler(
-            port=server.port, store=store, server=server, watches=watches, workers=workers
+            port=server.port,
+            store=store,
+            server=server,
+            watches=watches,
+            workers=workers,
+            metrics_port=metrics_port,
         )
 
 
@@ -134,6 +162,7 @@ class SchedulerConfig:
     scheduler: SchedulerSettings
     log: LogSettings
     telemetry: TelemetrySettings
+    auth: AuthSettings
 
     @classmethod
     def from_environment(cls) -> SchedulerConfig:
@@ -143,6 +172,7 @@ class SchedulerConfig:
             scheduler=SchedulerSettings(),
             log=LogSettings(),
             telemetry=TelemetrySettings(),
+            auth=AuthSettings(),
         )
 
 
@@ -154,9 +184,16 @@ async def run(config: SchedulerConfig) -> None:
         redis = open_redis(config.redis)
         stack.push_async_callback(redis.aclose)
         scheduler = await stack.enter_async_context(
-            serve(redis, settings=config.scheduler, store_settings=config.store)
+            serve(redis, settings=config.scheduler, store_settings=config.store, auth=config.auth)
         )
-        log.info("scheduler_started", address=address(config.scheduler.host, scheduler.port))
+        log.info(
+            "scheduler_started",
+            address=address(config.scheduler.host, scheduler.port),
+            auth=config.auth.auth_mode,
+            bootstrap_key=config.auth.auth_bootstrap_key is not None,
+        )
+        if config.auth.auth_mode == "disabled":
+            log.warning("auth_disabled", detail="every caller acts as admin of the default tenant")
         await _until_signalled()
         log.info("scheduler_stopping", grace_s=config.scheduler.shutdown_grace.total_seconds())
     log.info("scheduler_stopped")

@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from jobs.v1 import job_pb2, worker_service_pb2
 from services.common import names
 from services.common.errors import InvalidArgument, TooLarge, to_rpc_status
+from services.common.names import AttemptRef
 from services.scheduler.store.models import Report, ReportKind, ReportOutcome
 
 MAX_LOG_BYTES = 4 * 1024
@@ -50,15 +51,17 @@ class ReportCodec:
 
     max_result_bytes: int
 
-    def decode(self, report: worker_service_pb2.AttemptReport, path: str) -> Report:
-        """The store's `Report` for `report`, found at `path` in its request.
+    def decode(self, report: worker_service_pb2.AttemptReport, path: str, *, tenant: str) -> Report:
+        """The store's `Report` for `report`, found at `path` in its request, of a worker of
+        `tenant` (whose queues its attempt names mean).
 
         Raises InvalidArgument (TooLarge for an oversized result, log line or progress)."""
         which = report.WhichOneof("report")
         if which is None:
             raise InvalidArgument.field(path, f"sets no report; set one of {KINDS}")
         kind = ReportKind(which)
-        attempt = names.parse_attempt_name(report.attempt, f"{path}.attempt")
+        named = names.parse_attempt_name(report.attempt, f"{path}.attempt")
+        attempt = AttemptRef(names.scoped_queue(tenant, named.queue), named.job, named.number)
         return Report(
             id=report.id, attempt=attempt, kind=kind, body_json=self._body(report, kind, path)
         )

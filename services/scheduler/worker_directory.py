@@ -75,12 +75,16 @@ class WorkerDirectory:
             pipe.expire(key, self._ttl_s)
             await pipe.execute()
 
-    async def get(self, worker: str) -> worker_pb2.Worker | None:
+    async def get(self, worker: str, *, tenant: str) -> worker_pb2.Worker | None:
+        """The worker, if it serves `tenant`."""
         fields = cast(dict[bytes, bytes], await self._redis.hgetall(worker_key(worker)))
-        return self._worker(worker, fields) if fields else None
+        if not fields or _info(fields).tenant != tenant:
+            return None
+        return self._worker(worker, fields)
 
-    async def list(self, *, after: str | None, limit: int, queue: str) -> WorkerPage:
-        """Workers, most recently connected first; those expired are dropped from the index."""
+    async def list(self, *, after: str | None, limit: int, queue: str, tenant: str) -> WorkerPage:
+        """`tenant`'s workers, most recently connected first; those expired are dropped from the
+        index."""
         ids = [i.decode() for i in cast(list[bytes], await self._redis.zrevrange(WORKERS, 0, -1))]
         async with self._redis.pipeline(transaction=False) as pipe:
             for worker in ids:
@@ -92,7 +96,7 @@ class WorkerDirectory:
         workers = [
             self._worker(worker, fields)
             for worker, fields in zip(ids, records, strict=True)
-            if fields
+            if fields and _info(fields).tenant == tenant
         ]
         if queue:
             workers = [w for w in workers if queue in w.queues]
@@ -104,7 +108,7 @@ class WorkerDirectory:
         return WorkerPage(page, page[-1].name.removeprefix("workers/") if more and page else None)
 
     def _worker(self, worker: str, fields: dict[bytes, bytes]) -> worker_pb2.Worker:
-        info = worker_service_pb2.WorkerInfo.FromString(fields.get(b"info", b""))
+        info = _info(fields)
         status = worker_service_pb2.WorkerStatus.FromString(fields.get(b"status", b""))
         seen_ms = int(fields.get(b"seen_ms", b"0"))
         record = worker_pb2.Worker(
@@ -134,3 +138,8 @@ class WorkerDirectory:
         if status.draining:
             return worker_pb2.Worker.STATE_DRAINING
         return worker_pb2.Worker.STATE_ACTIVE
+
+
+def _info(fields: dict[bytes, bytes]) -> worker_service_pb2.WorkerInfo:
+    """The hello of the record; the Connect handler stored it with its tenant filled in."""
+    return worker_service_pb2.WorkerInfo.FromString(fields.get(b"info", b""))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from jobs.v1 import worker_service_pb2
 from services.common.errors import AttemptSuperseded, InvalidArgument
 from services.common.rpc_guard import domain_error
+from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.report_codec import ReportCodec, encode_outcome
 from services.scheduler.store.models import Report, ReportKind, ReportOutcome
 from services.scheduler.store.store import JobStore
@@ -89,6 +90,7 @@ class WorkerSession:
         connection: WorkerConnection,
         codec: ReportCodec,
         stats: StreamStats,
+        metrics: SchedulerMetrics,
         message_budget: int,
         on_status: StatusCallback,
     ) -> None:
@@ -97,6 +99,7 @@ class WorkerSession:
         self._connection = connection
         self._codec = codec
         self._stats = stats
+        self._metrics = metrics
         self._budget = message_budget
         self._outbox = connection.outbox
         self._inbox = ReportInbox(
@@ -162,6 +165,7 @@ class WorkerSession:
             if isinstance(slot, Report):
                 outcome = next(outcomes)
                 self._track(slot, outcome)
+                self._metrics.report_applied(slot, outcome)
             else:
                 outcome = slot
             packer.add(outcome)
@@ -180,7 +184,9 @@ class WorkerSession:
                     slots.append(ReportOutcome(message.id, error=oversized))
                     continue
                 try:
-                    report = self._codec.decode(message, f"reports[{index}]")
+                    report = self._codec.decode(
+                        message, f"reports[{index}]", tenant=self._connection.info.tenant
+                    )
                 except InvalidArgument as error:
                     slots.append(ReportOutcome(message.id, error=error))
                 else:

@@ -1,5 +1,6 @@
 """A small grpcurl: lists, describes and calls any service of a server through its reflection API,
-with JSON in and out. No generated code needed on the caller's side.
+with JSON in and out. No generated code needed on the caller's side. Calls carry the API key in
+JOBSTREAM_API_KEY (`authorization: Bearer`); listing and describing need none.
 
     python -m services.tools.grpc_call 127.0.0.1:50051 list
     python -m services.tools.grpc_call 127.0.0.1:50051 describe jobs.v1.JobService
@@ -20,6 +21,11 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from services.common.config import ClientSettings
+from services.common.credentials import bearer
+
+Metadata = tuple[tuple[str, str], ...]
+
 
 def _method(pool: descriptor_pool.DescriptorPool, full_name: str) -> MethodDescriptor:
     service_name, _, method_name = full_name.partition("/")
@@ -31,7 +37,7 @@ def _method(pool: descriptor_pool.DescriptorPool, full_name: str) -> MethodDescr
 
 
 def _call(
-    channel: grpc.Channel, method: MethodDescriptor, body: str, timeout: float
+    channel: grpc.Channel, method: MethodDescriptor, body: str, timeout: float, metadata: Metadata
 ) -> Iterator[message.Message]:
     request_class = message_factory.GetMessageClass(method.input_type)
     response_class = message_factory.GetMessageClass(method.output_type)
@@ -40,9 +46,10 @@ def _call(
     serialize, deserialize = request_class.SerializeToString, response_class.FromString
     if method.server_streaming:
         stream = channel.unary_stream(path, serialize, deserialize)
-        yield from stream(request, timeout=timeout)
+        yield from stream(request, timeout=timeout, metadata=metadata)
     else:
-        yield channel.unary_unary(path, serialize, deserialize)(request, timeout=timeout)
+        unary = channel.unary_unary(path, serialize, deserialize)
+        yield unary(request, timeout=timeout, metadata=metadata)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(f"{line}{method.output_type.full_name}\n")
         else:
             body = sys.stdin.read() if args.body == "-" else args.body
+            key = ClientSettings().api_key
+            metadata = (bearer(key.get_secret_value()),) if key else ()
+            method = _method(pool, args.method)
             try:
-                for response in _call(channel, _method(pool, args.method), body, args.timeout):
+                for response in _call(channel, method, body, args.timeout, metadata):
                     sys.stdout.write(json_format.MessageToJson(response) + "\n")
             except grpc.RpcError as error:
                 sys.stderr.write(f"{error.code().name}: {error.details()}\n")

@@ -30,6 +30,7 @@ from taskiq import AckableMessage
 from taskiq.abc.broker import AsyncBroker
 from taskiq_redis import RedisStreamBroker
 
+from services.common.names import DEFAULT_TENANT, scoped_queue
 from services.common.redis_keys import QueueKeys
 from services.worker import dispatch
 from services.worker.backoff import Backoff
@@ -55,13 +56,15 @@ class DispatchBroker(RedisStreamBroker):
         group: str,
         consumer: str,
         gate: Gate,
+        tenant: str = DEFAULT_TENANT,
         block_ms: int,
         claim_idle_ms: int,
         claim_interval_s: float,
         redis_timeout_s: float,
         max_backoff_s: float = 5.0,
     ) -> None:
-        self.queue_of = {QueueKeys(queue).dispatch: queue for queue in queues}
+        # The dispatch streams of `tenant`'s queues; messages name the queues as the tenant does.
+        self.queue_of = {QueueKeys(scoped_queue(tenant, q)).dispatch: q for q in queues}
         streams = list(self.queue_of)
         super().__init__(
             url,

@@ -22,6 +22,7 @@ import grpc
 import structlog
 
 from jobs.v1 import worker_service_pb2, worker_service_pb2_grpc
+from services.common.credentials import auth_interceptors
 from services.worker.backoff import Backoff
 from services.worker.outbox import OnResult, Outbox
 
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_HEARTBEAT_S = 10.0  # until the scheduler's settings say otherwise
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
+_REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 
 Report = worker_service_pb2.AttemptReport
 Result = worker_service_pb2.ReportResult
@@ -65,8 +67,10 @@ class SchedulerConnection:
         info: worker_service_pb2.WorkerInfo,
         owner: StreamOwner,
         max_backoff_s: float,
+        api_key: str | None = None,
     ) -> None:
         self._address = address
+        self._api_key = api_key
         self._info = info
         self._owner = owner
         self._outbox = Outbox(retry=Backoff(0.05, max(max_backoff_s, 0.05)))
@@ -78,7 +82,9 @@ class SchedulerConnection:
         self.settings: worker_service_pb2.WorkerSettings | None = None
 
     async def __aenter__(self) -> SchedulerConnection:
-        self._channel = grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS)
+        self._channel = grpc.aio.insecure_channel(
+            self._address, options=_CHANNEL_OPTIONS, interceptors=auth_interceptors(self._api_key)
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -114,18 +120,23 @@ class SchedulerConnection:
     async def run(self) -> None:
         """Keeps a stream open until `close()`, reconnecting with capped backoff."""
         while not self._closing.is_set():
+            refused = False
             try:
                 await self._session()
                 reason = "the scheduler ended the stream"
             except (grpc.aio.AioRpcError, StreamEnded) as error:
                 reason = _describe(error)
+                refused = isinstance(error, grpc.aio.AioRpcError) and error.code() in _REFUSED
             except Exception as error:  # a bug must not end the worker's only stream for good
                 log.exception("scheduler_stream_failed")
                 reason = _describe(error)
             if self._closing.is_set():
                 return
-            # Said once per outage; each further try only at debug level.
+            # Said once per outage; each further try only at debug level. A refused credential
+            # is said every time: it does not heal by itself.
             report = log.warning if self._reconnect.failures == 0 else log.debug
+            if refused:
+                report = log.error
             delay = self._reconnect.next()
             report("scheduler_disconnected", reason=reason, retry_in_s=round(delay, 3))
             with contextlib.suppress(TimeoutError):

@@ -86,6 +86,7 @@ async def run_worker(
         job_types=sorted(handlers),
         concurrency=settings.concurrency,
         version=version(),
+        tenant=settings.tenant,
     )
     broker = DispatchBroker(
         config.redis.url,
@@ -93,6 +94,7 @@ async def run_worker(
         group=settings.dispatch_group,
         consumer=worker_id,
         gate=runner.gate,
+        tenant=settings.tenant,
         block_ms=int(settings.read_block.total_seconds() * 1000),
         claim_idle_ms=int(settings.claim_idle.total_seconds() * 1000),
         claim_interval_s=settings.claim_interval.total_seconds(),
@@ -104,6 +106,7 @@ async def run_worker(
         info=info,
         owner=runner,
         max_backoff_s=settings.reconnect_max_backoff.total_seconds(),
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
     )
     runner.attach(connection)
     async with connection:

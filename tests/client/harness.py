@@ -27,6 +27,7 @@ from tests.scheduler.worker_protocol.worker_client import (
     started,
     succeeded,
 )
+from tests.support.scheduler import NO_AUTH
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -64,6 +65,7 @@ class SchedulerHarness:
                 store_settings=self.store_settings,
                 tracer_provider=self.tracer_provider,
                 run_loops=self.run_loops,
+                auth=NO_AUTH,
             )
         )
         return self.running

@@ -98,11 +98,17 @@ async def test_make_run_starts_the_stack_runs_an_example_and_stops_on_ctrl_c(
         "JOBSTREAM_GATEWAY_PORT": str(gateway_port),
         "JOBSTREAM_LOG_FORMAT": "json",
     }
-    env.pop("REDIS_URL", None)
-    env.pop("JOBSTREAM_REDIS_URL", None)
+    for inherited in ("REDIS_URL", "JOBSTREAM_REDIS_URL", "JOBSTREAM_AUTH_BOOTSTRAP_KEY"):
+        env.pop(inherited, None)
+    env.pop("JOBSTREAM_API_KEY", None)
     async with launched(env) as stack:
         await stack.read_until(READY)
+        key = (tmp_path / "data" / "admin.key").read_text().strip()
+        assert (tmp_path / "data" / "admin.key").stat().st_mode & 0o077 == 0
 
+        code, out = await cli(env, "queues")  # auth is on: no key, no answer
+        assert code == 1, out
+        env["JOBSTREAM_API_KEY"] = key
         code, out = await cli(
             env, "--json", "enqueue", "default", "thumbnail.render", '{"size": 64}', "--wait"
         )
@@ -115,7 +121,9 @@ async def test_make_run_starts_the_stack_runs_an_example_and_stops_on_ctrl_c(
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}") as http:
             assert (await http.get("/healthz")).status_code == 200
-            queues = (await http.get("/v1/queues")).json()["queues"]
+            assert (await http.get("/v1/queues")).status_code == 401
+            authorized = {"Authorization": f"Bearer {key}"}
+            queues = (await http.get("/v1/queues", headers=authorized)).json()["queues"]
             assert [q["name"] for q in queues] == ["queues/default"]
 
         stack.process.send_signal(signal.SIGINT)

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from jobs.v1 import job_pb2, job_service_pb2, job_service_pb2_grpc
 from services.gateway.sse import build_sse
 from services.gateway.sse_hub import SseHub
+from tests.gateway.harness import ANY_CREDENTIAL
 from tests.support.asgi import served
 
 
@@ -22,6 +23,10 @@ from tests.support.asgi import served
 class Gateway:
     hub: SseHub
     base_url: str
+
+    def client(self) -> httpx.AsyncClient:
+        """A client of the gateway that sends a credential (the scheduler has auth disabled)."""
+        return httpx.AsyncClient(base_url=self.base_url, timeout=10, headers=ANY_CREDENTIAL)
 
 
 @contextlib.asynccontextmanager

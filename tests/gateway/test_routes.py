@@ -8,11 +8,17 @@ import httpx
 from openapi_spec_validator import validate
 from starlette.routing import Route
 
-from jobs.v1 import job_service_pb2, queue_service_pb2, worker_registry_service_pb2
+from jobs.v1 import (
+    auth_service_pb2,
+    job_service_pb2,
+    queue_service_pb2,
+    worker_registry_service_pb2,
+)
 from services.gateway.app import build_app
 from services.gateway.bindings import load_bindings, parse_template, streaming
 
 PUBLIC = (
+    auth_service_pb2.DESCRIPTOR.services_by_name["AuthService"],
     job_service_pb2.DESCRIPTOR.services_by_name["JobService"],
     queue_service_pb2.DESCRIPTOR.services_by_name["QueueService"],
     worker_registry_service_pb2.DESCRIPTOR.services_by_name["WorkerRegistryService"],

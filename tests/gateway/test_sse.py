@@ -11,13 +11,14 @@ import socket
 from collections.abc import AsyncIterator
 
 import grpc
-import httpx
 import pytest
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from services.common.redis_client import RedisClient
+from services.gateway.sse_hub import Watch
 from services.scheduler.app import Scheduler
 from tests.client.harness import HandWorker
+from tests.gateway.harness import ANY_CREDENTIAL
 from tests.gateway.sse_support import collect, create_job, sse_gateway
 from tests.support.eventually import eventually
 from tests.support.scheduler import in_process_scheduler
@@ -54,7 +55,7 @@ async def test_a_jobs_events_arrive_live_in_order_with_ids_and_the_stream_ends_w
     job = await create_job(sse_channel, "q1", "j1")
     async with (
         sse_gateway(sse_channel) as gateway,
-        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        gateway.client() as client,
         HandWorker.connect(f"127.0.0.1:{sse_scheduler.port}") as worker,
         aconnect_sse(client, "GET", JOB_URL.format(job="j1")) as source,
     ):
@@ -92,7 +93,7 @@ async def test_resume_after_a_dropped_connection_delivers_exactly_the_missing_ev
     url = JOB_URL.format(job="j2")
     async with (
         sse_gateway(sse_channel) as gateway,
-        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        gateway.client() as client,
         HandWorker.connect(f"127.0.0.1:{sse_scheduler.port}") as worker,
     ):
         await worker.start(job)
@@ -124,7 +125,7 @@ async def test_a_queue_watch_streams_the_queues_events_and_resumes(
     url = "/v1/queues/q2:watch"
     async with (
         sse_gateway(sse_channel) as gateway,
-        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        gateway.client() as client,
         HandWorker.connect(f"127.0.0.1:{sse_scheduler.port}") as worker,
     ):
         async with aconnect_sse(client, "GET", url, params={"lastEventId": "0-0"}) as source:
@@ -146,7 +147,7 @@ async def test_an_idle_stream_gets_keep_alive_comments(
     await create_job(sse_channel, "q3", "a")
     async with (
         sse_gateway(sse_channel, keepalive_s=0.05) as gateway,
-        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        gateway.client() as client,
         client.stream("GET", "/v1/queues/q3:watch") as response,
     ):
         assert response.status_code == 200
@@ -178,7 +179,7 @@ async def test_a_lagging_consumer_is_told_it_lagged_and_resumes_with_no_gap(
     loop = asyncio.get_running_loop()
     async with (
         sse_gateway(sse_channel, queue_size=2, send_buffer=4096) as gateway,
-        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        gateway.client() as client,
         HandWorker.connect(f"127.0.0.1:{sse_scheduler.port}") as worker,
         contextlib.AsyncExitStack() as stack,
     ):
@@ -188,7 +189,8 @@ async def test_a_lagging_consumer_is_told_it_lagged_and_resumes_with_no_gap(
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
         slow.setblocking(False)
         await loop.sock_connect(slow, ("127.0.0.1", port))
-        request = f"GET {url} HTTP/1.1\r\nHost: gateway\r\nAccept: text/event-stream\r\n\r\n"
+        auth = "".join(f"{name}: {value}\r\n" for name, value in ANY_CREDENTIAL.items())
+        request = f"GET {url} HTTP/1.1\r\nHost: gateway\r\n{auth}Accept: text/event-stream\r\n\r\n"
         await loop.sock_sendall(slow, request.encode())
         raw = bytearray()
         await _read_until(slow, b"event: state_changed", raw)  # subscribed
@@ -224,7 +226,7 @@ async def test_two_subscribers_of_one_job_share_one_upstream_and_get_the_same_ev
     url = JOB_URL.format(job="shared")
     async with (
         sse_gateway(sse_channel) as gateway,
-        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        gateway.client() as client,
         HandWorker.connect(f"127.0.0.1:{sse_scheduler.port}") as worker,
         aconnect_sse(client, "GET", url) as first_source,
     ):
@@ -237,7 +239,8 @@ async def test_two_subscribers_of_one_job_share_one_upstream_and_get_the_same_ev
             second_events = [await anext(second), await anext(second)]  # its gap, replayed
             assert gateway.hub.upstreams_opened == 1
             assert gateway.hub.upstream_count == 1
-            assert gateway.hub.subscriber_count("job", "queues/q1/jobs/shared") == 2
+            shared = Watch("default", "job", "queues/q1/jobs/shared")
+            assert gateway.hub.subscriber_count(shared) == 2
             await worker.progress(job, percent=70)
             await worker.succeed(job, None)
             first_events += [event async for event in first]
@@ -256,7 +259,7 @@ async def test_an_unknown_job_or_queue_is_a_404_json_answer_and_a_bad_id_a_400(
 ) -> None:
     async with (
         sse_gateway(sse_channel) as gateway,
-        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        gateway.client() as client,
     ):
         missing = await client.get(JOB_URL.format(job="nope"))
         missing_queue = await client.get("/v1/queues/nowhere:watch")
@@ -278,7 +281,7 @@ async def test_a_queue_resumer_arriving_before_the_shared_upstream_has_events_ge
     url = "/v1/queues/q4:watch"
     async with (
         sse_gateway(sse_channel) as gateway,
-        httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+        gateway.client() as client,
         aconnect_sse(client, "GET", url) as live_source,
     ):
         await eventually(lambda: _assert_equal(gateway.hub.upstream_count, 1))
@@ -301,7 +304,7 @@ async def test_an_upstream_error_ends_the_stream_with_an_error_event(redis: Redi
         async with (
             grpc.aio.insecure_channel(f"127.0.0.1:{scheduler.port}") as channel,
             sse_gateway(channel) as gateway,
-            httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client,
+            gateway.client() as client,
         ):
             await create_job(channel, "q5", "a")
             params = {"lastEventId": "0-0"}

@@ -15,6 +15,7 @@ from jobs.v1 import job_service_pb2_grpc
 from services.common.config import SchedulerSettings, StoreSettings
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler, serve
+from tests.support.scheduler import NO_AUTH
 from tests.worker.processes import WorkerProcess, start_worker
 
 LEASE = timedelta(seconds=2)
@@ -45,7 +46,9 @@ def scheduler_settings() -> SchedulerSettings:
 async def scheduler(
     redis: RedisClient, store_settings: StoreSettings, scheduler_settings: SchedulerSettings
 ) -> AsyncIterator[Scheduler]:
-    async with serve(redis, settings=scheduler_settings, store_settings=store_settings) as running:
+    async with serve(
+        redis, settings=scheduler_settings, store_settings=store_settings, auth=NO_AUTH
+    ) as running:
         yield running
 
 

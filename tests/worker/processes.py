@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from services.common.config import child_environment
 
@@ -108,8 +108,10 @@ async def start_worker(
     queues: Sequence[str] = ("default",),
     concurrency: int = 4,
     env: Mapping[str, str] | None = None,
+    stdout: IO[bytes] | None = None,
 ) -> WorkerProcess:
-    """Starts a worker and returns once it logged `worker_ready`."""
+    """Starts a worker and returns once it logged `worker_ready`. Its stdout (where nothing but
+    the console span exporter writes) goes to `stdout`, or nowhere."""
     argv = [sys.executable, "-m", "services.worker", HANDLERS, "--scheduler", scheduler]
     argv += ["--concurrency", str(concurrency)]
     for queue in queues:
@@ -130,7 +132,7 @@ async def start_worker(
         cwd=REPO,
         env=environment,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL if stdout is None else stdout,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
     )

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from services.common.names import DEFAULT_TENANT, scoped_queue
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.worker.broker import DispatchBroker
 
 GROUP = "jobstream"
-STREAM = QueueKeys("q1").dispatch
+STREAM = QueueKeys(scoped_queue(DEFAULT_TENANT, "q1")).dispatch
 
 
 def _data(job: str, attempt: int = 1) -> str:

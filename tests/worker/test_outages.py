@@ -16,6 +16,7 @@ from services.common.redis_client import RedisClient, open_redis
 from services.scheduler.app import Scheduler, serve
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisServer
+from tests.support.scheduler import NO_AUTH
 from tests.worker.helpers import State, enqueue, finished, result, running
 from tests.worker.processes import WorkerProcess, start_worker
 
@@ -37,7 +38,9 @@ def _settings(port: int) -> SchedulerSettings:
 @asynccontextmanager
 async def _scheduler(redis: RedisClient, port: int) -> AsyncIterator[Scheduler]:
     store = StoreSettings(lease=LEASE, max_block_ms=200)
-    async with serve(redis, settings=_settings(port), store_settings=store) as running_:
+    async with serve(
+        redis, settings=_settings(port), store_settings=store, auth=NO_AUTH
+    ) as running_:
         yield running_
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from jobs.v1 import job_pb2
+from services.common.names import DEFAULT_TENANT, scoped_queue
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from tests.worker.conftest import StartWorker
@@ -86,7 +87,7 @@ async def test_malformed_entries_are_acked_and_the_worker_goes_on(
     jobs: JobServiceAsyncStub, redis: RedisClient, workers: StartWorker
 ) -> None:
     worker = await workers(concurrency=1)
-    stream = QueueKeys("default").dispatch
+    stream = QueueKeys(scoped_queue(DEFAULT_TENANT, "default")).dispatch
     await redis.xadd(stream, {"foo": "bar"})  # no data field
     await redis.xadd(stream, {"data": "{not json"})
     await redis.xadd(stream, {"data": b"\xff\xfe"})

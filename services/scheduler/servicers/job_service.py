@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 import grpc
@@ -12,6 +13,8 @@ from typing_extensions import override
 from jobs.v1 import event_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
 from services.common import names
 from services.scheduler import paging, validation
+from services.scheduler.auth.principal import caller
+from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub, parse_event_id, replay
@@ -24,11 +27,15 @@ _TERMINAL = frozenset(
 
 
 class JobService(job_service_pb2_grpc.JobServiceServicer):
-    """Creates, reads and steers jobs through the store; checks every field first."""
+    """Creates, reads and steers jobs through the store; checks every field first. Names in
+    requests are the caller's tenant's: `caller().job(...)` gives the store's reference."""
 
-    def __init__(self, store: JobStore, *, watches: WatchHub) -> None:
+    def __init__(
+        self, store: JobStore, *, watches: WatchHub, metrics: SchedulerMetrics | None = None
+    ) -> None:
         self._store = store
         self._watches = watches
+        self._metrics = metrics or SchedulerMetrics()
 
     @override
     async def CreateJob(
@@ -39,7 +46,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         queue, job = validation.create_job(
             request, settings=self._store.settings, now_ms=self._store.clock.now_ms()
         )
-        [created] = await self._store.create_jobs(queue, [job])
+        [created] = await self._store.create_jobs(caller().queue(queue), [job])
+        self._metrics.jobs_enqueued(caller().queue(queue), [created])
         return created
 
     @override
@@ -53,7 +61,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         queue, jobs = validation.batch_create_jobs(
             request, settings=self._store.settings, now_ms=self._store.clock.now_ms()
         )
-        created = await self._store.create_jobs(queue, jobs)
+        created = await self._store.create_jobs(caller().queue(queue), jobs)
+        self._metrics.jobs_enqueued(caller().queue(queue), created)
         return job_service_pb2.BatchCreateJobsResponse(jobs=created)
 
     @override
@@ -62,7 +71,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         request: job_service_pb2.GetJobRequest,
         context: Context[job_service_pb2.GetJobRequest, job_pb2.Job],
     ) -> job_pb2.Job:
-        return await self._store.get_job(names.parse_job_name(request.name))
+        return await self._store.get_job(caller().job(names.parse_job_name(request.name)))
 
     @override
     async def ListJobs(
@@ -71,7 +80,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         context: Context[job_service_pb2.ListJobsRequest, job_service_pb2.ListJobsResponse],
     ) -> job_service_pb2.ListJobsResponse:
         query, fingerprint = paging.list_jobs_query(request)
-        page = await self._store.list_jobs(query)
+        page = await self._store.list_jobs(
+            dataclasses.replace(query, queue=caller().queue(query.queue))
+        )
         return job_service_pb2.ListJobsResponse(
             jobs=page.jobs, next_page_token=paging.next_page_token(page.next_cursor, fingerprint)
         )
@@ -83,7 +94,10 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         context: Context[job_service_pb2.CancelJobRequest, job_pb2.Job],
     ) -> job_pb2.Job:
         ref, reason = validation.cancel_job(request)
-        return await self._store.cancel_job(ref, reason=reason)
+        ref = caller().job(ref)
+        job = await self._store.cancel_job(ref, reason=reason)
+        self._metrics.job_cancelled(ref.queue, job)
+        return job
 
     @override
     async def RetryJob(
@@ -91,7 +105,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         request: job_service_pb2.RetryJobRequest,
         context: Context[job_service_pb2.RetryJobRequest, job_pb2.Job],
     ) -> job_pb2.Job:
-        return await self._store.retry_job(names.parse_job_name(request.name))
+        return await self._store.retry_job(caller().job(names.parse_job_name(request.name)))
 
     @override
     async def DeleteJob(
@@ -99,7 +113,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         request: job_service_pb2.DeleteJobRequest,
         context: Context[job_service_pb2.DeleteJobRequest, empty_pb2.Empty],
     ) -> empty_pb2.Empty:
-        await self._store.delete_job(names.parse_job_name(request.name))
+        await self._store.delete_job(caller().job(names.parse_job_name(request.name)))
         return empty_pb2.Empty()
 
     @override
@@ -111,7 +125,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         """Replays, then follows; ends after the event that finished the job as it is now (an
         earlier finish, before a retry, does not end it), or after the replay when the job was
         already finished. Initial metadata is sent once the job is found."""
-        ref = names.parse_job_name(request.name)
+        ref = caller().job(names.parse_job_name(request.name))
         after = parse_event_id(request.after_event_id)
         job = await self._store.get_job(ref)  # before the replay: a finished job has all its events
         await context.send_initial_metadata(())
@@ -122,7 +136,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         events = (
             replay(read, after=after)
             if job.state in _TERMINAL
-            else self._watches.watch(ref.name, read, after=after)
+            else self._watches.watch(ref.key, read, after=after)
         )
         async with contextlib.aclosing(events):
             async for event in events:

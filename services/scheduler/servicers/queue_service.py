@@ -11,6 +11,7 @@ from typing_extensions import override
 from jobs.v1 import event_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
 from services.common import names
 from services.scheduler import paging, queue_validation
+from services.scheduler.auth.principal import caller
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub, parse_event_id
@@ -19,7 +20,8 @@ Context = grpc.aio.ServicerContext
 
 
 class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
-    """Reads, configures and watches queues through the store; checks every field first."""
+    """Reads, configures and watches queues through the store; checks every field first. Queue
+    names are the caller's tenant's: `caller().queue(...)` gives the store's id."""
 
     def __init__(self, store: JobStore, *, watches: WatchHub) -> None:
         self._store = store
@@ -31,7 +33,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         request: queue_service_pb2.GetQueueRequest,
         context: Context[queue_service_pb2.GetQueueRequest, queue_pb2.Queue],
     ) -> queue_pb2.Queue:
-        return await self._store.get_queue(names.parse_queue_name(request.name))
+        return await self._store.get_queue(caller().queue(names.parse_queue_name(request.name)))
 
     @override
     async def ListQueues(
@@ -40,7 +42,9 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         context: Context[queue_service_pb2.ListQueuesRequest, queue_service_pb2.ListQueuesResponse],
     ) -> queue_service_pb2.ListQueuesResponse:
         after, limit, fingerprint = paging.list_queues_page(request)
-        queues, cursor = await self._store.list_queues(after=after, limit=limit)
+        queues, cursor = await self._store.list_queues(
+            after=after, limit=limit, prefix=caller().queue_prefix
+        )
         return queue_service_pb2.ListQueuesResponse(
             queues=queues, next_page_token=paging.next_page_token(cursor, fingerprint)
         )
@@ -52,7 +56,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         context: Context[queue_service_pb2.UpdateQueueRequest, queue_pb2.Queue],
     ) -> queue_pb2.Queue:
         queue, update = queue_validation.update_queue(request)
-        return await self._store.update_queue(queue, update)
+        return await self._store.update_queue(caller().queue(queue), update)
 
     @override
     async def PauseQueue(
@@ -60,7 +64,8 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         request: queue_service_pb2.PauseQueueRequest,
         context: Context[queue_service_pb2.PauseQueueRequest, queue_pb2.Queue],
     ) -> queue_pb2.Queue:
-        return await self._store.set_paused(names.parse_queue_name(request.name), paused=True)
+        queue = caller().queue(names.parse_queue_name(request.name))
+        return await self._store.set_paused(queue, paused=True)
 
     @override
     async def ResumeQueue(
@@ -68,7 +73,8 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         request: queue_service_pb2.ResumeQueueRequest,
         context: Context[queue_service_pb2.ResumeQueueRequest, queue_pb2.Queue],
     ) -> queue_pb2.Queue:
-        return await self._store.set_paused(names.parse_queue_name(request.name), paused=False)
+        queue = caller().queue(names.parse_queue_name(request.name))
+        return await self._store.set_paused(queue, paused=False)
 
     @override
     async def WatchQueue(
@@ -79,7 +85,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         """Events after `after_event_id` (only new ones when empty), then live ones; never ends by
         itself. Initial metadata is sent once the start is fixed: every later event is delivered.
         Raises QueueNotFound for a queue never used."""
-        queue = names.parse_queue_name(request.name)
+        queue = caller().queue(names.parse_queue_name(request.name))
         after = parse_event_id(request.after_event_id)
         await self._store.get_queue(queue)
 
@@ -89,7 +95,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         if after is None:  # "only new ones": new from here on
             after = (await read(None, None)).position
         await context.send_initial_metadata(())
-        events = self._watches.watch(names.queue_name(queue), read, after=after)
+        events = self._watches.watch(queue, read, after=after)  # the scoped id: one per tenant
         async with contextlib.aclosing(events):
             async for event in events:
                 yield event

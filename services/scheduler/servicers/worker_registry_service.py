@@ -9,6 +9,7 @@ from jobs.v1 import worker_pb2, worker_registry_service_pb2, worker_registry_ser
 from services.common import names
 from services.common.errors import WorkerNotFound
 from services.scheduler import paging
+from services.scheduler.auth.principal import caller
 from services.scheduler.worker_directory import WorkerDirectory
 
 Context = grpc.aio.ServicerContext
@@ -27,7 +28,7 @@ class WorkerRegistryService(worker_registry_service_pb2_grpc.WorkerRegistryServi
         context: Context[worker_registry_service_pb2.GetWorkerRequest, worker_pb2.Worker],
     ) -> worker_pb2.Worker:
         worker = names.parse_worker_name(request.name)
-        found = await self._directory.get(worker)
+        found = await self._directory.get(worker, tenant=caller().tenant)
         if found is None:
             raise WorkerNotFound(request.name)
         return found
@@ -42,7 +43,9 @@ class WorkerRegistryService(worker_registry_service_pb2_grpc.WorkerRegistryServi
         ],
     ) -> worker_registry_service_pb2.ListWorkersResponse:
         after, limit, query = paging.list_workers_page(request)
-        page = await self._directory.list(after=after, limit=limit, queue=request.queue)
+        page = await self._directory.list(
+            after=after, limit=limit, queue=request.queue, tenant=caller().tenant
+        )
         return worker_registry_service_pb2.ListWorkersResponse(
             workers=page.workers, next_page_token=paging.next_page_token(page.last_id, query)
         )

@@ -15,8 +15,10 @@ from typing_extensions import override
 from jobs.v1 import worker_service_pb2, worker_service_pb2_grpc
 from services.common import names
 from services.common.config import SchedulerSettings, StoreSettings
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, PermissionDenied
 from services.common.redis_client import RedisClient
+from services.scheduler.auth.principal import Principal, caller
+from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.report_codec import ReportCodec
 from services.scheduler.store.store import JobStore
 from services.scheduler.stream_buffers import Outbox
@@ -55,8 +57,11 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         redis: RedisClient,
         settings: SchedulerSettings,
         store_settings: StoreSettings,
+        *,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or SchedulerMetrics()
         self._grace_ms = int(settings.disconnect_grace.total_seconds() * 1000)
         self._budget = settings.max_message_bytes - _HEADROOM_BYTES
         self._codec = ReportCodec(max_result_bytes=store_settings.max_payload_bytes)
@@ -94,7 +99,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         first = await anext(requests, None)
         if first is None:  # the worker left before saying hello
             return
-        info = _hello(first)
+        info = _hello(first, caller())
         structlog.contextvars.bind_contextvars(worker=info.id)
         await self._record(
             "connected",
@@ -108,6 +113,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             connection=connection,
             codec=self._codec,
             stats=self.stats,
+            metrics=self._metrics,
             message_budget=self._budget,
             on_status=lambda status: self._record(
                 "status", self.directory.reported(info.id, status)
@@ -165,13 +171,22 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         log.info("worker_disconnected", **describe, held=len(attempts))
 
 
-def _hello(request: worker_service_pb2.ConnectRequest) -> worker_service_pb2.WorkerInfo:
-    """The worker's introduction. Raises InvalidArgument naming `hello` or `hello.id`."""
+def _hello(
+    request: worker_service_pb2.ConnectRequest, credential: Principal
+) -> worker_service_pb2.WorkerInfo:
+    """The worker's introduction, its tenant filled in. Raises InvalidArgument naming `hello` or
+    `hello.id`, PermissionDenied for a tenant other than the credential's."""
     if not request.HasField("hello"):
         raise InvalidArgument.field("hello", "the first request of a stream must carry hello")
     names.check(names.WORKER_ID, request.hello.id, "hello.id", "worker id")
     info = worker_service_pb2.WorkerInfo()
     info.CopyFrom(request.hello)
+    info.tenant = info.tenant or names.DEFAULT_TENANT
+    if info.tenant != credential.tenant:
+        raise PermissionDenied(
+            f"the worker serves tenant {info.tenant!r} but its credential belongs to another; "
+            "set JOBSTREAM_WORKER_TENANT to the key's tenant"
+        )
     return info
 
 

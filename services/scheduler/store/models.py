@@ -88,6 +88,19 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptEnd:
+    """How an attempt ended, as the finishing report's script saw it (times from the scheduler's
+    clock): the job's type, the attempt's start and end, the job's state after it, and the
+    error reason when the job failed for good (`NON_RETRYABLE`, `HANDLER_ERROR`, ...)."""
+
+    job_type: str
+    start_ms: int
+    end_ms: int
+    job_state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReportOutcome:
     """What happened to one report: `error` is None when it was applied."""
 
@@ -97,6 +110,7 @@ class ReportOutcome:
     lease_expire_ms: int | None = None  # STARTED and HEARTBEAT
     cancel_requested: bool = False  # HEARTBEAT: a cancel is pending for this attempt
     next_run_ms: int | None = None  # FAILED and retried: when the next attempt becomes ready
+    ended: AttemptEnd | None = None  # SUCCEEDED, FAILED, CANCELLED and REJECTED when applied
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,18 +55,24 @@ class QueueReader:
         return self._to_proto(queue, settings, counts)
 
     async def page(
-        self, *, after: str | None, limit: int
+        self, *, prefix: str, after: str | None, limit: int
     ) -> tuple[list[queue_pb2.Queue], str | None]:
-        start = f"({after}" if after else "-"
+        """Queues whose id starts with `prefix` (a tenant's `tenant/`), after the id `after`
+        (without the prefix); the cursor returned is without the prefix too."""
+        start = f"({prefix}{after}" if after else (f"[{prefix}" if prefix else "-")
+        # Ids are `[a-z0-9...]` after the prefix, so `prefix` with its last character incremented
+        # bounds the range (`acme/` -> `acme0`).
+        end = f"({prefix[:-1]}{chr(ord(prefix[-1]) + 1)}" if prefix else "+"
         raw = cast(
             list[bytes],
             await self.redis.zrange(
-                redis_keys.QUEUES, start, "+", bylex=True, offset=0, num=limit + 1
+                redis_keys.QUEUES, start, end, bylex=True, offset=0, num=limit + 1
             ),
         )
         ids = [item.decode() for item in raw[:limit]]
         queues = await asyncio.gather(*(self.get(queue) for queue in ids))
-        return list(queues), ids[-1] if len(raw) > limit else None
+        cursor = ids[-1].removeprefix(prefix) if len(raw) > limit else None
+        return list(queues), cursor
 
     def _to_proto(
         self, queue: str, settings: dict[bytes, bytes], counts: list[int]

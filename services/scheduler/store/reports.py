@@ -8,9 +8,9 @@ from typing import cast
 
 from services.common.errors import JobstreamError
 from services.scheduler.store import codec
-from services.scheduler.store.codes import Code, Reply, as_int, report_error
+from services.scheduler.store.codes import Code, Reply, as_int, as_text, report_error
 from services.scheduler.store.fingerprint import fingerprint
-from services.scheduler.store.models import Report, ReportKind, ReportOutcome
+from services.scheduler.store.models import AttemptEnd, Report, ReportKind, ReportOutcome
 
 UNKNOWN_JOB_TYPE_ERROR = "UnknownJobType"  # error type of a job no worker had a handler for
 
@@ -79,6 +79,21 @@ def decode(report: Report, reply: Reply, queue: str) -> ReportOutcome:
                 report.id, lease_expire_ms=as_int(reply[1]), cancel_requested=as_int(reply[2]) == 1
             )
         case ReportKind.FAILED if reply[1] == b"SCHEDULED":
-            return ReportOutcome(report.id, next_run_ms=as_int(reply[2]))
+            return ReportOutcome(report.id, next_run_ms=as_int(reply[2]), ended=_ended(reply))
+        case ReportKind.SUCCEEDED | ReportKind.FAILED | ReportKind.CANCELLED | ReportKind.REJECTED:
+            return ReportOutcome(report.id, ended=_ended(reply))
         case _:
             return ReportOutcome(report.id)
+
+
+def _ended(reply: Reply) -> AttemptEnd:
+    """{0, next state, run_at_ms, type, start_ms, end_ms, reason} of a finishing report."""
+    end_ms = as_int(reply[5])
+    start = reply[4]
+    return AttemptEnd(
+        job_type=as_text(reply[3]),
+        start_ms=end_ms if start is None else as_int(start),
+        end_ms=end_ms,
+        job_state=as_text(reply[1]),
+        reason=as_text(reply[6]),
+    )

@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.v1 import job_pb2, queue_pb2
-from services.common import redis_keys
+from services.common import names, redis_keys
 from services.common.clock import Clock, SystemClock
 from services.common.config import StoreSettings
 from services.common.errors import (
@@ -103,7 +103,10 @@ class JobStore:
 
     def _call_args(self, queue: str) -> tuple[list[str], list[str]]:
         """KEYS and the leading ARGV every script takes."""
-        context = json.dumps({**self._context, "q": queue, "now": self.clock.now_ms()})
+        # `q` names the queue in dispatch messages and cancel notices: as its tenant's workers
+        # know it. The keys come from KEYS[1], which is under the scoped id.
+        local = names.local_queue(queue)
+        context = json.dumps({**self._context, "q": local, "now": self.clock.now_ms()})
         return [QueueKeys(queue).settings], [context]
 
     # --- jobs -----------------------------------------------------------------------------------
@@ -252,10 +255,11 @@ class JobStore:
         return await self.queues.get(queue)
 
     async def list_queues(
-        self, *, after: str | None, limit: int
+        self, *, after: str | None, limit: int, prefix: str = ""
     ) -> tuple[list[queue_pb2.Queue], str | None]:
-        """Queues by id after `after`; the second value is the cursor of the next page."""
-        return await self.queues.page(after=after, limit=limit)
+        """Queues by id after `after`, only those whose id starts with `prefix` (a tenant's
+        `tenant/`); the second value is the cursor of the next page (without the prefix)."""
+        return await self.queues.page(prefix=prefix, after=after, limit=limit)
 
     async def set_paused(self, queue: str, *, paused: bool) -> queue_pb2.Queue:
         return await self._update_queue(queue, {"paused": "1" if paused else "0"})

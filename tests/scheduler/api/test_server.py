@@ -19,10 +19,12 @@ from jobs.v1 import job_pb2, job_service_pb2, queue_service_pb2
 from jobs.v1 import job_service_pb2_grpc as jobs_grpc
 from jobs.v1 import queue_service_pb2_grpc as queues_grpc
 from services.common.config import SchedulerSettings, StoreSettings
+from services.common.names import DEFAULT_TENANT, scoped_queue
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.scheduler.app import Scheduler, serve
 from tests.scheduler.api.helpers import drain, failure
+from tests.support.scheduler import NO_AUTH
 
 GARBAGE = {
     "corrupt wire format": b"\xff\xff\xff\xff",
@@ -73,7 +75,9 @@ async def test_unexpected_error_is_internal_with_only_a_correlation_id(
         job_service_pb2.CreateJobRequest(parent="queues/q1", job=job_pb2.Job(type="demo"))
     )
     job_id = job.name.rsplit("/", 1)[1]
-    await redis.hset(QueueKeys("q1").job(job_id), "state", "NOT-A-STATE")  # undecodable hash
+    await redis.hset(
+        QueueKeys(scoped_queue(DEFAULT_TENANT, "q1")).job(job_id), "state", "NOT-A-STATE"
+    )  # undecodable hash
 
     with structlog.testing.capture_logs() as logs, pytest.raises(grpc.aio.AioRpcError) as raised:
         await jobs.GetJob(job_service_pb2.GetJobRequest(name=job.name))
@@ -94,7 +98,13 @@ async def test_unreachable_redis_is_unavailable(
     settings = SchedulerSettings(host="127.0.0.1", port=0)
     redis = Redis(port=unused_tcp_port, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
     async with (
-        serve(redis, settings=settings, store_settings=store_settings, run_loops=False) as server,
+        serve(
+            redis,
+            settings=settings,
+            store_settings=store_settings,
+            run_loops=False,
+            auth=NO_AUTH,
+        ) as server,
         grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
     ):
         stub = jobs_grpc.JobServiceStub(channel)

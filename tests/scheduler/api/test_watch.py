@@ -12,7 +12,7 @@ import pytest
 from jobs.v1 import event_pb2, job_pb2, job_service_pb2, queue_service_pb2
 from jobs.v1 import job_service_pb2_grpc as jobs_grpc
 from jobs.v1 import queue_service_pb2_grpc as queues_grpc
-from services.common.names import AttemptRef, parse_job_name
+from services.common.names import DEFAULT_TENANT, AttemptRef, parse_job_name, scoped_queue
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.scheduler.app import Scheduler
@@ -33,7 +33,8 @@ async def _create(jobs: jobs_grpc.JobServiceAsyncStub, queue: str = "q1") -> job
 
 async def _report(store: JobStore, job: job_pb2.Job, kind: ReportKind, body: object = None) -> None:
     ref = parse_job_name(job.name)
-    report = Report(1, AttemptRef(ref.queue, ref.job, 1), kind, json.dumps(body or {}))
+    attempt = AttemptRef(scoped_queue(DEFAULT_TENANT, ref.queue), ref.job, 1)
+    report = Report(1, attempt, kind, json.dumps(body or {}))
     [outcome] = await store.apply_reports("worker-1", [report])
     assert outcome.error is None, outcome.error
 
@@ -124,7 +125,7 @@ async def test_watch_queue_after_trimmed_events_starts_with_a_reset(
     redis: RedisClient,
 ) -> None:
     await _create(jobs)
-    events_key = QueueKeys("q1").events
+    events_key = QueueKeys(scoped_queue(DEFAULT_TENANT, "q1")).events
     [(oldest, _)] = cast("list[tuple[bytes, object]]", await redis.xrange(events_key, count=1))
     later = await _create(jobs)
     await redis.xtrim(events_key, maxlen=1, approximate=False)  # as retention does

@@ -25,6 +25,7 @@ from tests.scheduler.api.helpers import failure
 from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import WorkerStream, hello
 from tests.support.eventually import eventually
+from tests.support.scheduler import NO_AUTH
 
 if TYPE_CHECKING:
     from jobs.v1.worker_registry_service_pb2_grpc import (
@@ -47,6 +48,7 @@ async def scheduler(redis: RedisClient, clock: ManualClock) -> AsyncIterator[Sch
         store_settings=StoreSettings(lease=LEASE),
         clock=clock,
         run_loops=False,
+        auth=NO_AUTH,
     ) as running:
         yield running
 

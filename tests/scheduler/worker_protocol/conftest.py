@@ -16,10 +16,12 @@ from redis.asyncio import Redis
 from jobs.v1 import worker_service_pb2_grpc
 from services.common.config import SchedulerSettings, StoreSettings
 from services.common.grpc_server import GrpcServer, build_server, registration
+from services.scheduler.auth.gate import Gate
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import WorkerStream
+from tests.support.scheduler import NO_AUTH
 
 if TYPE_CHECKING:
     from jobs.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
@@ -63,14 +65,15 @@ async def servicer(
 
 @contextlib.asynccontextmanager
 async def serving(
-    servicer: WorkerServicer, settings: SchedulerSettings
+    servicer: WorkerServicer, settings: SchedulerSettings, redis: Redis
 ) -> AsyncIterator[WorkerServiceAsyncStub]:
-    """The servicer on a started server on 127.0.0.1:0, and a client stub of it."""
+    """The servicer on a started server on 127.0.0.1:0 (auth disabled), and a client stub."""
     server: GrpcServer = build_server(
         [registration(worker_service_pb2_grpc.add_WorkerServiceServicer_to_server, servicer)],
         host="127.0.0.1",
         port=0,
         max_message_bytes=settings.max_message_bytes,
+        gate=Gate(redis, NO_AUTH),
     )
     await server.start()
     try:
@@ -82,9 +85,9 @@ async def serving(
 
 @pytest.fixture
 async def stub(
-    servicer: WorkerServicer, scheduler_settings: SchedulerSettings
+    servicer: WorkerServicer, scheduler_settings: SchedulerSettings, redis: Redis
 ) -> AsyncIterator[WorkerServiceAsyncStub]:
-    async with serving(servicer, scheduler_settings) as stub:
+    async with serving(servicer, scheduler_settings, redis) as stub:
         yield stub
 
 

@@ -13,7 +13,7 @@ from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import (
-    QUEUE,
+    STORE_QUEUE,
     WorkerStream,
     attempt,
     create_job,
@@ -27,7 +27,7 @@ from tests.support.eventually import eventually
 if TYPE_CHECKING:
     from jobs.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
 
-LEASES = QueueKeys(QUEUE).leases
+LEASES = QueueKeys(STORE_QUEUE).leases
 
 
 async def test_a_dropped_stream_shortens_the_leases_it_held(

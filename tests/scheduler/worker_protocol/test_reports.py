@@ -14,7 +14,7 @@ from services.scheduler.report_codec import MAX_LOG_BYTES
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import (
-    QUEUE,
+    STORE_QUEUE,
     WORKER,
     WorkerStream,
     attempt,
@@ -62,7 +62,7 @@ async def test_heartbeats_renew_the_lease(
     assert not beat.cancel_requested
     renewed = beat.lease_expire_time.ToMilliseconds()
     assert renewed == first.lease_expire_time.ToMilliseconds() + 10_000
-    assert await store.redis.zscore(QueueKeys(QUEUE).leases, job.job) == renewed
+    assert await store.redis.zscore(QueueKeys(STORE_QUEUE).leases, job.job) == renewed
 
 
 async def test_a_success_stores_the_result(stream: WorkerStream, store: JobStore) -> None:
@@ -112,8 +112,8 @@ async def test_a_stale_attempt_is_refused_and_the_stream_goes_on(
     job = await create_job(store)
     await stream.report(started(attempt(job, 1)))
     await stream.report(failed(attempt(job, 1)))  # retried: attempt 2 is next
-    await store.redis.zadd(QueueKeys(QUEUE).scheduled, {job.job: 0})  # due now
-    await store.promote_due(QUEUE)
+    await store.redis.zadd(QueueKeys(STORE_QUEUE).scheduled, {job.job: 0})  # due now
+    await store.promote_due(STORE_QUEUE)
     await stream.report(started(attempt(job, 2)))
 
     ids = await stream.send(succeeded(attempt(job, 1), "late"), heartbeat(attempt(job, 2)))
@@ -172,8 +172,8 @@ async def test_an_unexpected_store_error_is_internal_per_report_and_the_stream_g
     job = await create_job(store)
     await stream.report(started(attempt(job)))
     broken = await create_job(store)
-    await store.redis.delete(QueueKeys(QUEUE).job(broken.job))
-    await store.redis.set(QueueKeys(QUEUE).job(broken.job), "not a hash")  # WRONGTYPE in Lua
+    await store.redis.delete(QueueKeys(STORE_QUEUE).job(broken.job))
+    await store.redis.set(QueueKeys(STORE_QUEUE).job(broken.job), "not a hash")  # WRONGTYPE in Lua
 
     result = await stream.report(heartbeat(attempt(broken)))
 

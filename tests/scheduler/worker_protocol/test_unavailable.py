@@ -46,7 +46,7 @@ async def test_reports_are_unavailable_while_redis_is_unreachable(
 ) -> None:
     store = JobStore(unreachable, settings=store_settings)
     servicer = WorkerServicer(store, unreachable, scheduler_settings, store_settings)
-    async with serving(servicer, scheduler_settings) as stub:
+    async with serving(servicer, scheduler_settings, unreachable) as stub:
         stream = WorkerStream.open(stub)
         await stream.hello()
         name = "queues/q1/jobs/j1/attempts/1"

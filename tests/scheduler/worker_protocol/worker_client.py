@@ -12,7 +12,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from jobs.v1 import job_pb2, worker_service_pb2
-from services.common.names import AttemptRef, JobRef, new_job_id
+from services.common.names import DEFAULT_TENANT, AttemptRef, JobRef, new_job_id, scoped_queue
 from services.scheduler.store.models import NewJob, RetryPolicy
 from services.scheduler.store.store import JobStore
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from jobs.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
 
 QUEUE = "q1"
+STORE_QUEUE = scoped_queue(DEFAULT_TENANT, QUEUE)  # the store's id of the default tenant's q1
 WORKER = "host-a:4242:abc"
 READ_GUARD_S = 10  # only against a hang; every read normally returns at once
 POLICY = RetryPolicy(
@@ -45,8 +46,8 @@ async def create_job(store: JobStore, payload: object = None) -> JobRef:
         run_at_ms=None,
         retry=POLICY,
     )
-    [created] = await store.create_jobs(QUEUE, [job])
-    return JobRef(QUEUE, created.name.rsplit("/", 1)[1])
+    [created] = await store.create_jobs(STORE_QUEUE, [job])
+    return JobRef(STORE_QUEUE, created.name.rsplit("/", 1)[1])
 
 
 def attempt(job: JobRef, number: int = 1) -> str:

@@ -13,7 +13,8 @@
   Returns one entry per report:
     started   -> {0, lease_until_ms, {job hash field, value, ...}} | {-6} queue paused
     heartbeat -> {0, lease_until_ms, cancel_requested 0|1}
-    failed    -> {0, next state, run_at_ms}
+    succeeded, failed, cancelled, rejected -> {0, next state, run_at_ms | -1, job type,
+                 attempt start_ms, end_ms (now), error reason | ""}: metrics of the ended attempt
     others    -> {0}
     refused   -> {-1} no such job | {-3} attempt superseded (not the current attempt, or it ended)
                | {-2, state} wrong state (started only: the job is not QUEUED)
@@ -24,7 +25,7 @@ local worker = ARGV[3]
 
 -- The fence: the job exists, is in an allowed state, and `n` is its current attempt.
 local function fenced(key, n, allowed)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'cancel')
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'cancel', 'stime')
   if not f[1] then return nil, {NOT_FOUND} end
   if tonumber(f[2]) ~= n then return nil, {SUPERSEDED} end
   if not allowed[f[1]] then return nil, {SUPERSEDED} end -- the attempt has ended
@@ -79,7 +80,7 @@ local function fail(id, key, n, f, body, u)
   local encoded = cjson.encode(err)
   if final then
     finish(id, key, n, final, {'error', encoded}, 'attempt ' .. n .. ' failed', encoded)
-    return {OK, final, -1}
+    return {OK, final, -1, f[4], f[6], NOW, err.reason or ''}
   end
   local delay = backoff_ms(key, failures, u)
   if outcome == 'RETRY_REQUESTED' then delay = body.retry_after_ms end
@@ -94,13 +95,13 @@ local function fail(id, key, n, f, body, u)
     make_ready(key, id)
   end
   state_changed(id, 'RUNNING', to, n, 'attempt ' .. n .. ' failed; retry in ' .. delay .. ' ms', encoded)
-  return {OK, to, NOW + delay}
+  return {OK, to, NOW + delay, f[4], f[6], NOW, err.reason or ''}
 end
 
 -- No handler for the job's type on the worker that fetched it: the attempt is recorded as failed
 -- without running, and the job fails for good (reason UNKNOWN_JOB_TYPE, set by the caller).
 local function reject(id, key, n, err)
-  local f = redis.call('HMGET', key, 'state', 'attempt')
+  local f = redis.call('HMGET', key, 'state', 'attempt', 'type')
   if not f[1] then return {NOT_FOUND} end
   if not src.reject[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
   undispatch(key, id)
@@ -110,7 +111,7 @@ local function reject(id, key, n, err)
   end)
   local encoded = cjson.encode(err)
   finish(id, key, n, 'FAILED', {'error', encoded}, 'no handler on ' .. worker, encoded, f[1])
-  return {OK}
+  return {OK, 'FAILED', -1, f[3], NOW, NOW, err.reason or ''}
 end
 
 local function apply(r)
@@ -148,12 +149,14 @@ local function apply(r)
   elseif kind == 'succeeded' then
     end_attempt(key, n, 'SUCCEEDED')
     finish(id, key, n, 'SUCCEEDED', {'result', r.raw}, 'attempt ' .. n .. ' succeeded')
+    return {OK, 'SUCCEEDED', -1, f[4], f[6], NOW, ''}
   elseif kind == 'failed' then
     return fail(id, key, n, f, r.b, r.u)
   elseif kind == 'cancelled' then
     local outcome = r.b.forced and 'CANCELLED_FORCED' or 'CANCELLED'
     end_attempt(key, n, outcome)
     finish(id, key, n, 'CANCELLED', {}, outcome == 'CANCELLED' and 'handler stopped' or 'handler stopped by force')
+    return {OK, 'CANCELLED', -1, f[4], f[6], NOW, ''}
   end
   return {OK}
 end

@@ -1,0 +1,47 @@
+"""Which role each RPC needs, and which RPCs a watch token opens. A method missing here is refused
+(fail closed); a test checks every method the scheduler serves has a rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.scheduler.auth.principal import Role
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    role: Role
+    # For RPCs a watch token may make: the request field that must name the token's resource.
+    scope_field: str | None = None
+    # Streams count against the credential's cap of open streams.
+    streaming: bool = False
+
+
+_JOB = "/jobs.v1.JobService/"
+_QUEUE = "/jobs.v1.QueueService/"
+_AUTH = "/jobs.v1.AuthService/"
+
+RULES: dict[str, Rule] = {
+    f"{_JOB}CreateJob": Rule(Role.OPERATOR),
+    f"{_JOB}BatchCreateJobs": Rule(Role.OPERATOR),
+    f"{_JOB}GetJob": Rule(Role.VIEWER, scope_field="name"),
+    f"{_JOB}ListJobs": Rule(Role.VIEWER),
+    f"{_JOB}CancelJob": Rule(Role.OPERATOR),
+    f"{_JOB}RetryJob": Rule(Role.OPERATOR),
+    f"{_JOB}DeleteJob": Rule(Role.ADMIN),
+    f"{_JOB}WatchJob": Rule(Role.VIEWER, scope_field="name", streaming=True),
+    f"{_QUEUE}GetQueue": Rule(Role.VIEWER, scope_field="name"),
+    f"{_QUEUE}ListQueues": Rule(Role.VIEWER),
+    f"{_QUEUE}UpdateQueue": Rule(Role.ADMIN),
+    f"{_QUEUE}PauseQueue": Rule(Role.OPERATOR),
+    f"{_QUEUE}ResumeQueue": Rule(Role.OPERATOR),
+    f"{_QUEUE}WatchQueue": Rule(Role.VIEWER, scope_field="name", streaming=True),
+    "/jobs.v1.WorkerService/Connect": Rule(Role.OPERATOR),
+    "/jobs.v1.WorkerRegistryService/GetWorker": Rule(Role.VIEWER),
+    "/jobs.v1.WorkerRegistryService/ListWorkers": Rule(Role.VIEWER),
+    f"{_AUTH}CreateApiKey": Rule(Role.ADMIN),
+    f"{_AUTH}ListApiKeys": Rule(Role.ADMIN),
+    f"{_AUTH}RevokeApiKey": Rule(Role.ADMIN),
+    f"{_AUTH}CreateWatchToken": Rule(Role.VIEWER),
+    f"{_AUTH}GetCaller": Rule(Role.VIEWER, scope_field="resource"),
+}
