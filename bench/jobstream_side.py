@@ -22,6 +22,7 @@ import grpc
 from google.protobuf import field_mask_pb2
 from redis.asyncio import Redis
 
+from bench.auth import BenchAuth
 from bench.handlers import NOOP
 from bench.jobstream_figures import add_steps, memory_breakdown, new_steps
 from bench.measure import (
@@ -37,7 +38,10 @@ from bench.processes import Child, python_module, redis_used_memory, rss_bytes, 
 from bench.profiling import Profiler
 from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
 from services.client import EnqueueRequest, JobstreamClient
+from services.common.credentials import auth_interceptors
 from tests.support.ports import LOOPBACK, free_port
+
+AUTH = BenchAuth()  # the scheduler's bootstrap key; the producer and the workers send it
 
 STARTUP_TIMEOUT_S = 60.0
 BATCH = 100  # enqueue_many batch for the memory rounds
@@ -64,8 +68,8 @@ class JobstreamSide:
         self.address = address
         self.log_dir = log_dir
         self.concurrency = concurrency
-        self.client = JobstreamClient(address)
-        self._channel = grpc.aio.insecure_channel(address)
+        self.client = JobstreamClient(address, api_key=AUTH.key)
+        self._channel = grpc.aio.insecure_channel(address, interceptors=auth_interceptors(AUTH.key))
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._started = 0
 
@@ -78,6 +82,8 @@ class JobstreamSide:
         port = free_port()
         env = {"REDIS_URL": redis_url, "JOBSTREAM_SCHEDULER_PORT": str(port)}
         env["JOBSTREAM_SCHEDULER_METRICS_PORT"] = "0"  # not the fixed port `make run` may hold
+        # Auth on, as in production, but no per-key rate limit: the bench is the load.
+        env |= AUTH.scheduler_env | {"JOBSTREAM_AUTH_RATE_LIMIT": "0"}
         argv = python_module("services.scheduler.app")
         scheduler = await start_child(
             "scheduler", argv, log_dir=log_dir, env=env, ready="scheduler_started"
@@ -101,7 +107,7 @@ class JobstreamSide:
             "--scheduler", self.address,
         )  # fmt: skip
         name = f"jobstream-worker-{self._started}"
-        env = {"REDIS_URL": self.redis_url}
+        env = {"REDIS_URL": self.redis_url, "JOBSTREAM_API_KEY": AUTH.key}
         return await start_child(name, argv, log_dir=self.log_dir, env=env, ready="worker_ready")
 
     async def _counts(self, queue: str) -> queue_pb2.JobCounts:
