@@ -9,6 +9,7 @@ import hmac
 from collections.abc import AsyncIterator
 
 import grpc
+import structlog
 
 from services.common.config import AuthSettings
 from services.common.errors import PermissionDenied, Unauthenticated
@@ -22,6 +23,7 @@ from services.scheduler.auth.principal import ANONYMOUS, BOOTSTRAP, Principal, R
 from services.scheduler.auth.tokens import WatchTokens, looks_like_token
 
 Context = grpc.aio.ServicerContext[object, object]
+log = structlog.get_logger(__name__)
 
 PUBLIC_PREFIX = "/grpc.health.v1.Health/"  # probes check health without credentials
 _ANONYMOUS = Principal(tenant=DEFAULT_TENANT, role=Role.ADMIN, key=ANONYMOUS)
@@ -68,14 +70,25 @@ class Gate:
         _authorize(caller, rule, method, request)
         self.limits.take(caller.key)
         bound = principals.bind(caller)
+        outcome = "error"
         try:
             if rule.streaming:
                 with self.limits.stream(caller.key):
                     yield
             else:
                 yield
+            outcome = "ok"
         finally:
             principals.unbind(bound)
+            if rule.audited:
+                log.info(
+                    "audit",
+                    rpc=method,
+                    key=caller.key,
+                    tenant=caller.tenant,
+                    target=_target(request),
+                    outcome=outcome,
+                )
 
     async def authenticate(self, context: Context) -> Principal:
         credential = _bearer(context)
@@ -93,6 +106,14 @@ class Gate:
         if caller is None:
             raise Unauthenticated("the API key is unknown, revoked or malformed")
         return caller
+
+
+def _target(request: object) -> str:
+    """The resource a request names (`name`, `parent`, or UpdateQueue's `queue.name`)."""
+    for field in ("name", "parent"):
+        if value := getattr(request, field, ""):
+            return str(value)
+    return str(getattr(getattr(request, "queue", None), "name", ""))
 
 
 def _bearer(context: Context) -> str:

@@ -15,6 +15,8 @@ class Rule:
     scope_field: str | None = None
     # Streams count against the credential's cap of open streams.
     streaming: bool = False
+    # Destructive or security-relevant: each call leaves an `audit` log event (who, what, outcome).
+    audited: bool = False
 
 
 _JOB = "/jobs.v1.JobService/"
@@ -26,22 +28,22 @@ RULES: dict[str, Rule] = {
     f"{_JOB}BatchCreateJobs": Rule(Role.OPERATOR),
     f"{_JOB}GetJob": Rule(Role.VIEWER, scope_field="name"),
     f"{_JOB}ListJobs": Rule(Role.VIEWER),
-    f"{_JOB}CancelJob": Rule(Role.OPERATOR),
-    f"{_JOB}RetryJob": Rule(Role.OPERATOR),
-    f"{_JOB}DeleteJob": Rule(Role.ADMIN),
+    f"{_JOB}CancelJob": Rule(Role.OPERATOR, audited=True),
+    f"{_JOB}RetryJob": Rule(Role.OPERATOR, audited=True),
+    f"{_JOB}DeleteJob": Rule(Role.ADMIN, audited=True),
     f"{_JOB}WatchJob": Rule(Role.VIEWER, scope_field="name", streaming=True),
     f"{_QUEUE}GetQueue": Rule(Role.VIEWER, scope_field="name"),
     f"{_QUEUE}ListQueues": Rule(Role.VIEWER),
-    f"{_QUEUE}UpdateQueue": Rule(Role.ADMIN),
-    f"{_QUEUE}PauseQueue": Rule(Role.OPERATOR),
-    f"{_QUEUE}ResumeQueue": Rule(Role.OPERATOR),
+    f"{_QUEUE}UpdateQueue": Rule(Role.ADMIN, audited=True),
+    f"{_QUEUE}PauseQueue": Rule(Role.OPERATOR, audited=True),
+    f"{_QUEUE}ResumeQueue": Rule(Role.OPERATOR, audited=True),
     f"{_QUEUE}WatchQueue": Rule(Role.VIEWER, scope_field="name", streaming=True),
     "/jobs.v1.WorkerService/Connect": Rule(Role.OPERATOR),
     "/jobs.v1.WorkerRegistryService/GetWorker": Rule(Role.VIEWER),
     "/jobs.v1.WorkerRegistryService/ListWorkers": Rule(Role.VIEWER),
-    f"{_AUTH}CreateApiKey": Rule(Role.ADMIN),
+    f"{_AUTH}CreateApiKey": Rule(Role.ADMIN, audited=True),
     f"{_AUTH}ListApiKeys": Rule(Role.ADMIN),
-    f"{_AUTH}RevokeApiKey": Rule(Role.ADMIN),
+    f"{_AUTH}RevokeApiKey": Rule(Role.ADMIN, audited=True),
     f"{_AUTH}CreateWatchToken": Rule(Role.VIEWER),
     f"{_AUTH}GetCaller": Rule(Role.VIEWER, scope_field="resource"),
 }

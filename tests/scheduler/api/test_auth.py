@@ -10,6 +10,7 @@ from typing import cast
 import grpc
 import jwt
 import pytest
+import structlog
 from google.protobuf import message_factory
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
@@ -503,3 +504,26 @@ async def test_a_worker_of_another_tenant_than_its_key_is_refused(
     assert [w.name for w in acme_workers.workers] == ["workers/w2"]
     assert list(default_workers.workers) == []
     call.cancel()
+
+
+async def test_destructive_calls_leave_an_audit_event(channel: grpc.aio.Channel) -> None:
+    admin = await create_key(channel, ADMIN, tenant="acme")
+    job = await _create_job(channel, admin)
+    jobs = job_service_pb2_grpc.JobServiceStub(channel)
+    await jobs.CancelJob(job_service_pb2.CancelJobRequest(name=job.name), metadata=as_caller(admin))
+    with structlog.testing.capture_logs() as logs:
+        await jobs.DeleteJob(
+            job_service_pb2.DeleteJobRequest(name=job.name), metadata=as_caller(admin)
+        )
+        with pytest.raises(grpc.aio.AioRpcError):
+            await jobs.DeleteJob(
+                job_service_pb2.DeleteJobRequest(name=job.name), metadata=as_caller(admin)
+            )
+        with pytest.raises(grpc.aio.AioRpcError):  # refused at the door: nothing to audit
+            await jobs.DeleteJob(job_service_pb2.DeleteJobRequest(name=job.name), metadata=())
+    audits = [entry for entry in logs if entry["event"] == "audit"]
+    assert [(a["rpc"], a["target"], a["outcome"]) for a in audits] == [
+        ("/jobs.v1.JobService/DeleteJob", job.name, "ok"),
+        ("/jobs.v1.JobService/DeleteJob", job.name, "error"),
+    ]
+    assert {(a["tenant"], a["key"].startswith("apiKeys/")) for a in audits} == {("acme", True)}
