@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,6 +52,14 @@ class Watch:
 
 
 @dataclass(frozen=True, slots=True)
+class Frame:
+    """An event and its encoding for the wire, made once per event however many receive it."""
+
+    event: event_pb2.JobEvent
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Lagged:
     """The subscriber fell `queue_size` events behind; resume after `last_event_id`."""
 
@@ -62,8 +70,15 @@ class _End:
     """The upstream ended normally (a WatchJob after its finishing event)."""
 
 
+class Idle:
+    """The subscriber's buffer was empty at a keep-alive tick: the stream sends a keep-alive."""
+
+
+IDLE = Idle()
+
+
 _END = _End()
-_Item = event_pb2.JobEvent | grpc.aio.AioRpcError | _End
+_Item = Frame | Idle | grpc.aio.AioRpcError | _End
 
 
 def stream_id(event_id: str) -> tuple[int, int]:
@@ -90,10 +105,20 @@ class _Upstream:
 class SseHub:
     """The upstream watches of one gateway process, keyed by `Watch`."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, queue_size: int = 1000) -> None:
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        encode: Callable[[event_pb2.JobEvent], bytes],
+        queue_size: int = 1000,
+        keepalive_s: float = 15.0,
+    ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.queue_size = queue_size
+        self._encode = encode
+        self._keepalive_s = keepalive_s
+        self._ticker: asyncio.Task[None] | None = None
         self._jobs = job_service_pb2_grpc.JobServiceStub(channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(channel)
         self._auth = auth_service_pb2_grpc.AuthServiceStub(channel)
@@ -129,7 +154,7 @@ class SseHub:
         return Watch(caller.tenant, kind, name)
 
     def _offer(self, upstream: _Upstream, subscriber: _Subscriber, item: _Item) -> None:
-        if isinstance(item, event_pb2.JobEvent) and subscriber.queue.qsize() >= self.queue_size:
+        if isinstance(item, Frame) and subscriber.queue.qsize() >= self.queue_size:
             subscriber.lagged = True
             self.lagged_count += 1
             self._drop(upstream, subscriber)
@@ -143,8 +168,9 @@ class SseHub:
             async for event in call:
                 if event.event_id:
                     upstream.last_id = event.event_id
+                frame = Frame(event, self._encode(event))
                 for subscriber in list(upstream.subscribers):
-                    self._offer(upstream, subscriber, event)
+                    self._offer(upstream, subscriber, frame)
         except grpc.aio.AioRpcError as error:
             end = error
         finally:
@@ -155,7 +181,19 @@ class SseHub:
             subscriber.queue.put_nowait(end)
         upstream.subscribers.clear()
 
+    async def _tick(self) -> None:
+        """Every `keepalive_s`, an Idle for each subscriber with nothing buffered: one timer for
+        all of them, so a delivered event costs no timer of its own."""
+        while True:
+            await asyncio.sleep(self._keepalive_s)
+            for upstream in list(self._upstreams.values()):
+                for subscriber in upstream.subscribers:
+                    if subscriber.queue.empty():
+                        subscriber.queue.put_nowait(IDLE)
+
     def _open(self, watch: Watch, after: str, metadata: Metadata) -> _Upstream:
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick(), name="sse keep-alive")
         upstream = _Upstream(watch, metadata, start=after)
         self._upstreams[watch] = upstream
         self.upstreams_opened += 1
@@ -174,12 +212,17 @@ class SseHub:
             upstream.task.cancel()
 
     async def subscribe(
-        self, watch: Watch, *, after: str = "", metadata: Metadata = ()
-    ) -> AsyncIterator[event_pb2.JobEvent | Lagged]:
+        self,
+        watch: Watch,
+        *,
+        after: str = "",
+        metadata: Metadata = (),
+    ) -> AsyncGenerator[Frame | Lagged | Idle, None]:
         """Events after `after` (empty: every kept event of a job, the next ones of a queue), live,
         until the upstream ends; ends with Lagged when this subscriber falls behind. `metadata`
         carries the subscriber's credential (`authorize` it first). Raises the upstream's
-        AioRpcError."""
+        AioRpcError. While following the shared upstream, yields IDLE at keep-alive ticks that
+        find nothing buffered."""
         upstream = self._upstreams.get(watch)
         boundary = "" if upstream is None else (upstream.last_id or upstream.start)
         if upstream is not None and not boundary and watch.kind == "queue" and after:
@@ -196,7 +239,7 @@ class SseHub:
             if replay and (not after or stream_id(after) < stream_id(boundary)):
                 async for event in self._replay(watch, after, boundary, metadata):
                     cursor = event.event_id or cursor
-                    yield event
+                    yield Frame(event, self._encode(event))
             async for shared in self._shared(subscriber, cursor):
                 yield shared
         finally:
@@ -204,7 +247,7 @@ class SseHub:
 
     async def _shared(
         self, subscriber: _Subscriber, cursor: str
-    ) -> AsyncIterator[event_pb2.JobEvent | Lagged]:
+    ) -> AsyncIterator[Frame | Lagged | Idle]:
         """The upstream's events after `cursor` from the subscriber's buffer, then Lagged if it
         was dropped for falling behind."""
         while True:
@@ -212,13 +255,17 @@ class SseHub:
                 yield Lagged(cursor)
                 return
             item = await subscriber.queue.get()
+            if isinstance(item, Idle):
+                yield item
+                continue
             if isinstance(item, _End):
                 return
             if isinstance(item, grpc.aio.AioRpcError):
                 raise item
-            if item.event_id and cursor and stream_id(item.event_id) <= stream_id(cursor):
+            event_id = item.event.event_id
+            if event_id and cursor and stream_id(event_id) <= stream_id(cursor):
                 continue
-            cursor = item.event_id or cursor
+            cursor = event_id or cursor
             yield item
 
     async def _replay(
@@ -239,19 +286,32 @@ class SseHub:
 
     async def _private(
         self, watch: Watch, after: str, metadata: Metadata
-    ) -> AsyncIterator[event_pb2.JobEvent | Lagged]:
+    ) -> AsyncIterator[Frame | Lagged]:
         self.replays_opened += 1
         call = self._call(watch, after, metadata)
         try:
             async for event in call:
-                yield event
+                yield Frame(event, self._encode(event))
         finally:
             call.cancel()
+
+    def end_streams(self) -> None:
+        """Ends every subscriber's stream (after what it has buffered) and cancels the upstreams:
+        at shutdown, so open streams do not hold the server for its whole grace period."""
+        for upstream in list(self._upstreams.values()):
+            for subscriber in upstream.subscribers:
+                subscriber.queue.put_nowait(_END)
+            if upstream.task is not None:
+                upstream.task.cancel()
+        self._upstreams.clear()
 
     async def close(self) -> None:
         """Cancels every upstream and waits for them to end."""
         self._upstreams.clear()
         tasks = list(self._tasks)
+        if self._ticker is not None:
+            tasks.append(self._ticker)
+            self._ticker = None
         for task in tasks:
             task.cancel()
         for task in tasks:

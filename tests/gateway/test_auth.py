@@ -5,10 +5,12 @@ allow-listed origins. A real scheduler with auth required behind a real uvicorn 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 
 import grpc
 import httpx
+import jwt
 import pytest
 import structlog
 from httpx_sse import aconnect_sse
@@ -17,7 +19,15 @@ from services.common.redis_client import RedisClient
 from services.gateway.bindings import load_bindings
 from services.scheduler.app import Scheduler
 from tests.gateway.harness import gateway_client
-from tests.support.auth import ADMIN, BOOTSTRAP_KEY, OPERATOR, VIEWER, create_key, required_auth
+from tests.support.auth import (
+    ADMIN,
+    BOOTSTRAP_KEY,
+    OPERATOR,
+    TOKEN_SECRET,
+    VIEWER,
+    create_key,
+    required_auth,
+)
 from tests.support.scheduler import in_process_scheduler
 
 ALLOWED_ORIGIN = "https://app.example.com"
@@ -177,6 +187,19 @@ async def test_a_browser_watch_token_opens_its_job_stream_only(
         assert refused.status_code == 401, path
     wrong = await anonymous.get(f"/v1/{job['name']}:watch", params={"access_token": "x.y.z"})
     assert wrong.status_code == 401
+    now = int(time.time())
+    expired = jwt.encode(
+        {
+            **jwt.decode(token, options={"verify_signature": False}),
+            "iat": now - 120,
+            "nbf": now - 120,
+            "exp": now - 60,
+        },
+        TOKEN_SECRET,
+        algorithm="HS256",
+    )
+    late = await anonymous.get(f"/v1/{job['name']}:watch", params={"access_token": expired})
+    assert late.status_code == 401
 
 
 async def test_rate_limited_calls_are_429_with_retry_after(
