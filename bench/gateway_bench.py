@@ -21,12 +21,7 @@ JOBSTREAM_BENCH_GATEWAY_<FLAG>.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import json
-import os
-import platform
-import tempfile
 import time
 from collections.abc import Awaitable
 from pathlib import Path
@@ -43,10 +38,9 @@ from bench.gateway_stack import GatewayStack, OtherLoad, gateway_stack, raise_op
 from bench.measure import BenchFailed
 from bench.processes import ChildFailed
 from bench.profiling import Profiler, py_spy
+from bench.recording import record
 from bench.sse_fanout import FanoutSizes, run_fanout
-from tests.support.redis_server import RedisServer
 
-RESULTS = Path(__file__).resolve().parent / "results"
 Profile = Literal["auto", "always", "never"]
 PROFILED_PAIRS = 1_000
 QUICK = {"samples": 500, "warmup": 100, "events": 20}
@@ -176,27 +170,13 @@ def _ran(results: dict[str, object], workload: str) -> bool:
 def main() -> None:
     args = parse_args()
     open_files = raise_open_files_limit()
-    load = os.getloadavg()
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    logs = RESULTS / f"gateway-{stamp}-logs"  # every child's output, and the profiles
-    with (
-        tempfile.TemporaryDirectory(prefix="jobstream-gateway-bench-") as directory,
-        RedisServer(Path(directory)) as server,
-    ):
-        results = asyncio.run(run(args, server.url, logs))
-    results = {
-        "timestamp": stamp,
-        "python": platform.python_version(),
-        "cores": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in load],
-        "open_files_limit": open_files,
-        "sizes": {k: v for k, v in vars(args).items() if k not in ("profile", "only")},
-    } | results
-    results["targets"] = evaluate_targets(results)
-    results["logs"] = str(logs)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"gateway-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    results, path = record(
+        "gateway",
+        lambda redis_url, logs: run(args, redis_url, logs),
+        sizes={k: v for k, v in vars(args).items() if k not in ("profile", "only")},
+        context={"open_files_limit": open_files},
+        derive=lambda figures: {"targets": evaluate_targets(figures)},
+    )
     print_summary(results, path)
 
 

@@ -25,6 +25,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from bench.recording import RESULTS
 from services.common.config import StoreSettings
 from services.common.names import AttemptRef, new_job_id
 from services.common.redis_keys import QueueKeys
@@ -38,7 +39,6 @@ BATCH = 100
 QUEUE = "bench"
 WORKER = "bench-worker"
 READ_BLOCK_MS = 5_000
-RESULTS = Path(__file__).resolve().parent / "results"
 
 # XREAD / XREADGROUP reply (RESP2): [[stream, [(entry id, {field: value})]]]
 StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]

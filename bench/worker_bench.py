@@ -20,12 +20,7 @@ JOBSTREAM_BENCH_JOBS, ...); `--jobs 2000` is a quick run.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib.util
-import json
-import os
-import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Literal, Protocol
@@ -35,10 +30,9 @@ from redis.asyncio import Redis
 
 from bench.baseline_taskiq import TaskiqSide
 from bench.profiling import profile_misses
+from bench.recording import record
 from bench.report import evaluate, missed, print_summary, ratios
-from tests.support.redis_server import RedisServer
 
-RESULTS = Path(__file__).resolve().parent / "results"
 Profile = Literal["auto", "always", "never"]
 PROFILED_JOBS = 5_000  # a profiled W1 runs at most this many
 MEMORY_JOBS = 5_000
@@ -159,27 +153,12 @@ async def run_jobstream(
 
 def main() -> None:
     args = parse_args()
-    load = os.getloadavg()
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    logs = RESULTS / f"worker-{stamp}-logs"  # every child's output, and the profiles
-    with (
-        tempfile.TemporaryDirectory(prefix="jobstream-worker-bench-") as directory,
-        RedisServer(Path(directory)) as server,
-    ):
-        results = asyncio.run(run(args, server.url, logs))
-    results = {
-        "timestamp": stamp,
-        "python": platform.python_version(),
-        "cores": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in load],
-        "sizes": {k: v for k, v in vars(args).items() if k not in ("systems", "profile")},
-    } | results
-    results["ratios"] = ratios(results)
-    results["targets"] = evaluate(results)
-    results["logs"] = str(logs)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"worker-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
+    results, path = record(
+        "worker",
+        lambda redis_url, logs: run(args, redis_url, logs),
+        sizes={k: v for k, v in vars(args).items() if k not in ("systems", "profile")},
+        derive=lambda figures: {"ratios": ratios(figures), "targets": evaluate(figures)},
+    )
     print_summary(results, path)
 
 

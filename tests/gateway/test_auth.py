@@ -42,12 +42,6 @@ async def scheduler(redis: RedisClient) -> AsyncIterator[Scheduler]:
 
 
 @pytest.fixture
-async def channel(scheduler: Scheduler) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{scheduler.port}") as channel:
-        yield channel
-
-
-@pytest.fixture
 async def anonymous(channel: grpc.aio.Channel) -> AsyncIterator[httpx.AsyncClient]:
     """A client that sends no credentials of its own."""
     async with gateway_client(channel, headers={}, cors_origins=(ALLOWED_ORIGIN,)) as client:

@@ -57,12 +57,6 @@ async def scheduler(redis: RedisClient) -> AsyncIterator[Scheduler]:
         yield running
 
 
-@pytest.fixture
-async def channel(scheduler: Scheduler) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{scheduler.port}") as channel:
-        yield channel
-
-
 def _served_methods(scheduler: Scheduler) -> list[str]:
     """Every method the scheduler serves, from the descriptors of its registered services."""
     from google.protobuf import descriptor_pool

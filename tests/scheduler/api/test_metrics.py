@@ -67,12 +67,6 @@ async def scheduler(redis: RedisClient, clock: ManualClock) -> AsyncIterator[Sch
 
 
 @pytest.fixture
-async def channel(scheduler: Scheduler) -> AsyncIterator[grpc.aio.Channel]:
-    async with grpc.aio.insecure_channel(f"{LOOPBACK}:{scheduler.port}") as channel:
-        yield channel
-
-
-@pytest.fixture
 async def stream(channel: grpc.aio.Channel) -> AsyncIterator[WorkerStream]:
     stream = WorkerStream.open(worker_service_pb2_grpc.WorkerServiceStub(channel))
     await stream.hello()
