@@ -20,6 +20,7 @@ TAG = re.compile(r"[A-Za-z0-9_.:=-]{1,64}")
 METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 WORKER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+API_KEY_ID = re.compile(r"[0-9a-f]{16}")
 DEFAULT_TENANT = "default"
 MAX_ATTEMPT_NUMBER = 1_000_000
 

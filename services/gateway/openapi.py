@@ -12,6 +12,7 @@ from typing import Any
 from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from services.common import names
 from services.gateway.bindings import Binding, streaming, unary
 
 Schema = dict[str, Any]
@@ -111,6 +112,21 @@ class _Schemas:
         return schema
 
 
+# The id formats the scheduler accepts (services/common/names.py), so a client generator, or a
+# fuzzer, can tell a well-formed id from a malformed one before calling.
+_SEGMENT_PATTERNS = {
+    "queue": names.QUEUE_ID.pattern,
+    "job": names.JOB_ID.pattern,
+    "worker": names.WORKER_ID.pattern,
+    "apiKey": names.API_KEY_ID.pattern,
+}
+
+
+def _segment_schema(segment: str) -> Schema:
+    pattern = _SEGMENT_PATTERNS.get(segment)
+    return {"type": "string"} if pattern is None else {"type": "string", "pattern": f"^{pattern}$"}
+
+
 def _parameters(binding: Binding, schemas: _Schemas) -> list[Schema]:
     params: list[Schema] = []
     for variable in binding.variables:
@@ -122,7 +138,7 @@ def _parameters(binding: Binding, schemas: _Schemas) -> list[Schema]:
                     "required": True,
                     "description": f"A segment of `{'.'.join(variable.field_path)}` "
                     f"({variable.pattern}).",
-                    "schema": {"type": "string"},
+                    "schema": _segment_schema(segment),
                 }
             )
     if binding.body == "*":

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from typing import cast
 
 from jobs.v1 import auth_service_pb2
-from services.common import redis_keys
+from services.common import names, redis_keys
 from services.common.errors import ApiKeyNotFound
 from services.common.redis_client import RedisClient
 from services.scheduler.auth.principal import Principal, Role
 
 KEY_PREFIX = "jsk_"
-KEY_ID = re.compile(r"[0-9a-f]{16}")
+KEY_ID = names.API_KEY_ID
 _KEY = re.compile(r"jsk_(?P<id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})")
 _CACHE_SIZE = 10_000
 
