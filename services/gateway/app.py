@@ -30,7 +30,7 @@ from starlette.types import Message as Message_
 from services.common.config import GatewaySettings, LogSettings, TelemetrySettings
 from services.common.logging import configure_logging
 from services.common.telemetry import configure_telemetry
-from services.gateway.auth import credential_metadata
+from services.gateway.auth import QueryToken, credential_metadata
 from services.gateway.bindings import Binding, load_bindings, unary
 from services.gateway.errors import ApiError, from_rpc_error
 from services.gateway.metrics import GatewayMetrics
@@ -174,8 +174,9 @@ def build_app(
     ]
     middleware = [request_spans(tracer_provider), Middleware(AccessLog)]  # AccessLog in the span
     middleware.append(metrics.middleware())
-    if cors_origins:  # outermost: a preflight needs no credential
+    if cors_origins:  # a preflight needs no credential
         middleware.insert(0, _cors(cors_origins))
+    middleware.insert(0, Middleware(QueryToken))  # before the span and the logs see the URL
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.sse_hub = hub
     return app

@@ -114,7 +114,7 @@ async def _frames(
     hub: SseHub, watch: Watch, request: Request, *, after: str
 ) -> AsyncGenerator[bytes, None]:
     """The subscriber's stream as wire frames, with keep-alives."""
-    metadata = credential_metadata(request, query_token=True)
+    metadata = credential_metadata(request)
     try:
         subscription = hub.subscribe(watch, after=after, metadata=metadata)
         async with contextlib.aclosing(subscription) as items:
@@ -146,7 +146,7 @@ def build_sse(
 
     async def watch(request: Request, kind: Kind, name: str) -> Response:
         try:
-            metadata = credential_metadata(request, query_token=True)
+            metadata = credential_metadata(request)
             after = _after(request)
             target = await hub.authorize(kind, name, metadata)
         except ApiError as error:

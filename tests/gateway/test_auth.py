@@ -14,6 +14,8 @@ import jwt
 import pytest
 import structlog
 from httpx_sse import aconnect_sse
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.common.redis_client import RedisClient
 from services.gateway.bindings import load_bindings
@@ -42,9 +44,13 @@ async def scheduler(redis: RedisClient) -> AsyncIterator[Scheduler]:
 
 
 @pytest.fixture
-async def anonymous(channel: grpc.aio.Channel) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous(
+    channel: grpc.aio.Channel, tracer_provider: TracerProvider
+) -> AsyncIterator[httpx.AsyncClient]:
     """A client that sends no credentials of its own."""
-    async with gateway_client(channel, headers={}, cors_origins=(ALLOWED_ORIGIN,)) as client:
+    async with gateway_client(
+        channel, headers={}, cors_origins=(ALLOWED_ORIGIN,), tracer_provider=tracer_provider
+    ) as client:
         yield client
 
 
@@ -152,7 +158,7 @@ async def test_keys_are_created_listed_and_revoked_over_rest(anonymous: httpx.As
 
 
 async def test_a_browser_watch_token_opens_its_job_stream_only(
-    anonymous: httpx.AsyncClient, channel: grpc.aio.Channel
+    anonymous: httpx.AsyncClient, channel: grpc.aio.Channel, span_exporter: InMemorySpanExporter
 ) -> None:
     operator = await create_key(channel, OPERATOR)
     job = (
@@ -173,7 +179,11 @@ async def test_a_browser_watch_token_opens_its_job_stream_only(
         ) as source:
             first = await anext(aiter(source.aiter_sse()))
     assert first.event == "state_changed"
-    assert token not in repr(logs)  # the access log has the path, never the query string
+    # The token never reaches a log line or a span (the query string is in neither).
+    assert token not in repr(logs)
+    spans = span_exporter.get_finished_spans()
+    assert any(span.name.startswith("GET /v1/") for span in spans)
+    assert token not in repr([dict(span.attributes or {}) for span in spans])
 
     for path in (f"/v1/{other['name']}:watch", f"/v1/{job['name']}:cancel"):
         method = "GET" if path.endswith(":watch") else "POST"
