@@ -38,7 +38,7 @@ from bench.processes import Child, python_module, redis_used_memory, rss_bytes, 
 from bench.profiling import Profiler
 from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
 from services.client import EnqueueRequest, JobstreamClient
-from services.common.credentials import auth_interceptors
+from services.common.credentials import credentials
 from tests.support.ports import LOOPBACK, free_port
 
 AUTH = BenchAuth()  # the scheduler's bootstrap key; the producer and the workers send it
@@ -69,7 +69,7 @@ class JobstreamSide:
         self.log_dir = log_dir
         self.concurrency = concurrency
         self.client = JobstreamClient(address, api_key=AUTH.key)
-        self._channel = grpc.aio.insecure_channel(address, interceptors=auth_interceptors(AUTH.key))
+        self._channel = grpc.aio.insecure_channel(address)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._started = 0
 
@@ -247,7 +247,7 @@ class JobstreamSide:
             queue=queue_pb2.Queue(name=f"queues/{queue}", retention=retention),
             update_mask=field_mask_pb2.FieldMask(paths=["retention.succeeded"]),
         )
-        await self._queues.UpdateQueue(request)
+        await self._queues.UpdateQueue(request, metadata=credentials(AUTH.key))
 
     async def _enqueue_batches(self, queue: str, jobs: int) -> None:
         for start in range(0, jobs, BATCH):

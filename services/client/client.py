@@ -23,7 +23,7 @@ from jobs.v1 import (
     worker_registry_service_pb2_grpc,
 )
 from services.client import names
-from services.client.channel import open_channel, unary
+from services.client.channel import call_metadata, open_channel, unary
 from services.client.codec import TERMINAL_STATES, JsonValue
 from services.client.outcome import job_result
 from services.client.requests import (
@@ -32,8 +32,8 @@ from services.client.requests import (
     create_job_request,
     jobs_filter,
 )
-from services.client.tracing import trace_metadata
 from services.client.watch import Reconnect, WatchCall, resumable_events
+from services.common.credentials import credentials
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 Req = TypeVar("Req")
@@ -61,7 +61,8 @@ class JobstreamClient:
         self.address = address
         self._timeout = call_timeout
         self._reconnect = reconnect or Reconnect()
-        self._channel = open_channel(address, api_key=api_key)
+        self._channel = open_channel(address)
+        self._credentials = credentials(api_key)
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._workers = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(self._channel)
@@ -84,7 +85,7 @@ class JobstreamClient:
     async def _call(
         self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], request: Req
     ) -> Resp:
-        return await unary(method, request, deadline=self._timeout)
+        return await unary(method, request, deadline=self._timeout, credentials=self._credentials)
 
     async def enqueue(
         self,
@@ -181,7 +182,7 @@ class JobstreamClient:
 
         def open_watch(after: str) -> WatchCall:
             request = job_service_pb2.WatchJobRequest(name=job, after_event_id=after)
-            return self._jobs.WatchJob(request, metadata=trace_metadata())
+            return self._jobs.WatchJob(request, metadata=call_metadata(self._credentials))
 
         return resumable_events(
             open_watch, after_event_id=after_event_id, reconnect=self._reconnect

@@ -22,9 +22,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from services.common.config import ClientSettings
-from services.common.credentials import bearer
-
-Metadata = tuple[tuple[str, str], ...]
+from services.common.credentials import Metadata, credentials
 
 
 def _method(pool: descriptor_pool.DescriptorPool, full_name: str) -> MethodDescriptor:
@@ -79,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             body = sys.stdin.read() if args.body == "-" else args.body
             key = ClientSettings().api_key
-            metadata = (bearer(key.get_secret_value()),) if key else ()
+            metadata = credentials(key.get_secret_value() if key else None)
             method = _method(pool, args.method)
             try:
                 for response in _call(channel, method, body, args.timeout, metadata):

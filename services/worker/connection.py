@@ -22,7 +22,7 @@ import grpc
 import structlog
 
 from jobs.v1 import worker_service_pb2, worker_service_pb2_grpc
-from services.common.credentials import auth_interceptors
+from services.common.credentials import credentials
 from services.worker.backoff import Backoff
 from services.worker.outbox import OnResult, Outbox
 
@@ -82,9 +82,7 @@ class SchedulerConnection:
         self.settings: worker_service_pb2.WorkerSettings | None = None
 
     async def __aenter__(self) -> SchedulerConnection:
-        self._channel = grpc.aio.insecure_channel(
-            self._address, options=_CHANNEL_OPTIONS, interceptors=auth_interceptors(self._api_key)
-        )
+        self._channel = grpc.aio.insecure_channel(self._address, options=_CHANNEL_OPTIONS)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -152,7 +150,8 @@ class SchedulerConnection:
     async def _session(self) -> None:
         if self._channel is None:
             raise RuntimeError("use the connection in `async with`")
-        call = worker_service_pb2_grpc.WorkerServiceStub(self._channel).Connect(None)
+        stub = worker_service_pb2_grpc.WorkerServiceStub(self._channel)
+        call = stub.Connect(None, metadata=credentials(self._api_key))
         try:
             await call.write(
                 worker_service_pb2.ConnectRequest(hello=self._info, status=self._owner.status())
