@@ -137,6 +137,11 @@ class _WorkerCollector(Collector):
         yield family
 
 
+# The series one kind of ended attempt counts in: attempts, durations (not for a rejected
+# attempt, which never ran) and finished jobs (only when the job finished).
+_EndSeries = tuple[Counter, Histogram | None, Counter | None]
+
+
 class SchedulerMetrics:
     """The metrics of one scheduler in its own `registry`; the methods are the hooks."""
 
@@ -181,6 +186,7 @@ class SchedulerMetrics:
             [*QUEUE_LABELS, "type", "state", "reason"],
             registry=self.registry,
         )
+        self._series: dict[tuple[str, str, ReportKind, str, str], _EndSeries] = {}
 
     def track_workers(self, workers: WorkerRegistry) -> None:
         """Exposes how many worker streams `workers` holds."""
@@ -207,16 +213,32 @@ class SchedulerMetrics:
         ended = outcome.ended
         if ended is None or outcome.error is not None:
             return
-        labels = {**queue_labels(report.attempt.queue), "type": ended.job_type}
-        outcome_label = _OUTCOMES[report.kind]
-        self._attempts.labels(**labels, outcome=outcome_label).inc()
-        if report.kind is not ReportKind.REJECTED:
-            seconds = max(ended.end_ms - ended.start_ms, 0) / 1000
-            self._durations.labels(**labels, outcome=outcome_label).observe(seconds)
-        if ended.job_state in TERMINAL:
-            reason = ended.reason if ended.job_state == "FAILED" else ""
-            state = ended.job_state.lower()
-            self._finished.labels(**labels, state=state, reason=reason).inc()
+        key = (report.attempt.queue, ended.job_type, report.kind, ended.job_state, ended.reason)
+        series = self._series.get(key)
+        if series is None:  # labels() costs microseconds per call: once per label set
+            series = self._series[key] = self._series_of(*key)
+        attempts, durations, finished = series
+        attempts.inc()
+        if durations is not None:
+            durations.observe(max(ended.end_ms - ended.start_ms, 0) / 1000)
+        if finished is not None:
+            finished.inc()
+
+    def _series_of(
+        self, queue: str, job_type: str, kind: ReportKind, job_state: str, reason: str
+    ) -> _EndSeries:
+        labels = {**queue_labels(queue), "type": job_type}
+        outcome = _OUTCOMES[kind]
+        durations = (
+            None
+            if kind is ReportKind.REJECTED  # never ran
+            else self._durations.labels(**labels, outcome=outcome)
+        )
+        finished = None
+        if job_state in TERMINAL:
+            state_reason = reason if job_state == "FAILED" else ""
+            finished = self._finished.labels(**labels, state=job_state.lower(), reason=state_reason)
+        return self._attempts.labels(**labels, outcome=outcome), durations, finished
 
     async def refresh_queue_depths(self, source: DepthSource, *, interval: timedelta) -> None:
         """Rebuilds the queue-depth snapshot from `source` every `interval`, until cancelled. A
