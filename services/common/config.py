@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.common.names import TENANT_ID
 from services.common.states import State
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
@@ -34,6 +35,7 @@ def _parse_duration(value: object) -> object:
 Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
 
 _PREFIX = "JOBSTREAM_"
+_TENANT = f"^{TENANT_ID.pattern}$"
 
 
 def _config() -> SettingsConfigDict:
@@ -166,7 +168,7 @@ class AuthSettings(BaseSettings):
         description="An admin credential of the bootstrap tenant that can also create keys in any "
         "tenant; use it to create the real keys. Unset: no bootstrap key.",
     )
-    auth_bootstrap_tenant: str = Field(default="default", pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    auth_bootstrap_tenant: str = Field(default="default", pattern=_TENANT)
     auth_token_secret: SecretStr | None = Field(
         default=None,
         min_length=32,
@@ -223,7 +225,7 @@ class WorkerSettings(BaseSettings):
     )
     tenant: str = Field(
         default="default",
-        pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        pattern=_TENANT,
         validation_alias="JOBSTREAM_WORKER_TENANT",
         description="Tenant whose queues it consumes; its API key must belong to it.",
     )

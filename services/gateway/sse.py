@@ -38,7 +38,7 @@ from jobs.v1 import event_pb2
 from services.gateway.auth import credential_metadata
 from services.gateway.bindings import Binding, load_bindings, streaming
 from services.gateway.errors import ApiError, from_rpc_error
-from services.gateway.sse_hub import Idle, Kind, Lagged, SseHub, Watch
+from services.gateway.sse_hub import Idle, Kind, Lagged, Metadata, SseHub, Watch
 
 _EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _VARIABLE = re.compile(r"\{name=([^}]*)\}")
@@ -111,10 +111,9 @@ def encode_event(event: event_pb2.JobEvent) -> bytes:
 
 
 async def _frames(
-    hub: SseHub, watch: Watch, request: Request, *, after: str
+    hub: SseHub, watch: Watch, *, after: str, metadata: Metadata
 ) -> AsyncGenerator[bytes, None]:
     """The subscriber's stream as wire frames, with keep-alives."""
-    metadata = credential_metadata(request)
     try:
         subscription = hub.subscribe(watch, after=after, metadata=metadata)
         async with contextlib.aclosing(subscription) as items:
@@ -153,7 +152,7 @@ def build_sse(
             return error.response()
         except grpc.aio.AioRpcError as error:
             return from_rpc_error(error).response()
-        return EventStream(_frames(hub, target, request, after=after))
+        return EventStream(_frames(hub, target, after=after, metadata=metadata))
 
     def route(binding: Binding) -> Route:
         kind: Kind = "job" if binding.method.name == "WatchJob" else "queue"

@@ -25,8 +25,7 @@ from services.common.redis_client import RedisClient
 from services.scheduler.auth.principal import Principal, Role
 
 KEY_PREFIX = "jsk_"
-KEY_ID = names.API_KEY_ID
-_KEY = re.compile(r"jsk_(?P<id>[0-9a-f]{16})_(?P<secret>[A-Za-z0-9_-]{43})")
+_KEY = re.compile(rf"jsk_(?P<id>{names.API_KEY_ID.pattern})_(?P<secret>[A-Za-z0-9_-]{{43}})")
 _CACHE_SIZE = 10_000
 
 
@@ -117,9 +116,7 @@ class ApiKeyStore:
             now_ms = time.time_ns() // 1_000_000
             await self._redis.hsetnx(key, "rtime", now_ms)
             fields = cast(dict[bytes, bytes], await self._redis.hgetall(key))
-        self._cache = OrderedDict(
-            (k, v) for k, v in self._cache.items() if v[1].key != key_name(key_id)
-        )
+        self._cache.pop(key_id, None)  # at once on this replica
         return _record(key_id, fields)
 
     async def verify(self, credential: str) -> Principal | None:

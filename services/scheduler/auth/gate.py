@@ -92,8 +92,7 @@ class Gate:
 
     async def authenticate(self, context: Context) -> Principal:
         credential = _bearer(context)
-        presented = digest(credential)
-        if self._bootstrap is not None and hmac.compare_digest(presented, self._bootstrap):
+        if self._bootstrap is not None and hmac.compare_digest(digest(credential), self._bootstrap):
             return self._bootstrap_principal
         if looks_like_token(credential):
             caller = await self.tokens.verify(credential)

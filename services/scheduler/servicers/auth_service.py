@@ -11,7 +11,6 @@ from jobs.v1 import auth_service_pb2, auth_service_pb2_grpc
 from services.common import names
 from services.common.errors import InvalidArgument, PermissionDenied
 from services.scheduler import paging
-from services.scheduler.auth.api_keys import KEY_ID
 from services.scheduler.auth.gate import Gate
 from services.scheduler.auth.principal import Principal, Role, caller
 from services.scheduler.store.store import JobStore
@@ -89,7 +88,7 @@ class AuthService(auth_service_pb2_grpc.AuthServiceServicer):
     ) -> auth_service_pb2.ApiKey:
         me = caller()
         match = _KEY_NAME.fullmatch(request.name)
-        if match is None or not KEY_ID.fullmatch(match["id"]):
+        if match is None or not names.API_KEY_ID.fullmatch(match["id"]):
             raise InvalidArgument.field("name", "must have the form apiKeys/{16 hex digits}")
         tenant = None if me.manages_all_tenants else me.tenant
         return await self._gate.keys.revoke(tenant, match["id"])
