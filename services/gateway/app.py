@@ -33,6 +33,7 @@ from services.common.telemetry import configure_telemetry
 from services.gateway.auth import QueryToken, credential_metadata
 from services.gateway.bindings import Binding, load_bindings, unary
 from services.gateway.errors import ApiError, from_rpc_error
+from services.gateway.http_errors import EXCEPTION_HANDLERS
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.openapi import docs_page, openapi_document
 from services.gateway.sse import build_sse
@@ -177,7 +178,12 @@ def build_app(
     if cors_origins:  # a preflight needs no credential
         middleware.insert(0, _cors(cors_origins))
     middleware.insert(0, Middleware(QueryToken))  # before the span and the logs see the URL
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers=EXCEPTION_HANDLERS,  # no plain-text 404, 405 or 500
+        lifespan=lifespan,
+    )
     app.state.sse_hub = hub
     return app
 

@@ -4,7 +4,8 @@ Body: `{"error": {"code": 404, "status": "NOT_FOUND", "message": "...", "reason"
 "metadata": {...}, "fieldViolations": [{"field": "...", "description": "..."}]}}`. `reason` and
 `metadata` come from the status's `google.rpc.ErrorInfo`, `fieldViolations` from its
 `google.rpc.BadRequest`. Messages are the scheduler's own, which never carry stack traces or Redis
-keys (its INTERNAL errors carry only a correlation id).
+keys (its INTERNAL errors carry only a correlation id). Paths no route matches, methods a path does
+not take and the gateway's own unexpected failures answer in this shape too (http_errors.py).
 """
 
 from __future__ import annotations

@@ -9,11 +9,21 @@ A request is built from, in order: the JSON body (`body: "*"`: the whole request
 that field), the query parameters (every other field, repeated ones by repeating the parameter),
 then the path variables, which win. An unknown field, in the body or the query, is a 400 naming
 it; so is JSON that does not parse (with its line and column) or does not fit the field's type.
+
+A body may nest arrays and objects at most `MAX_JSON_DEPTH` levels deep, its own object being the
+first; a deeper one is a 400 naming `body`, found by a linear scan before the JSON is parsed.
+Deeper input would fail further on: json.loads recurses once per level (a RecursionError past
+about 990), protobuf's JSON parser stops at 100 messages (a payload about 48 levels deep) and its
+binary decoder, the scheduler's too, at 100 (a CreateJob payload of objects 32 deep: each is a
+Struct, a map entry and a Value). An integer past a double's range reads as infinity, which every
+field refuses with a 400, rather than overflowing inside protobuf.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +37,14 @@ from services.gateway.bindings import Binding
 from services.gateway.errors import ApiError
 
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
+MAX_JSON_DEPTH = 32
+# A JSON string, or an unterminated one up to the end: always matched once opened, so one scan
+# is linear even for bodies full of escaped quotes.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+# Python ints of more digits may not fit a double (any `Value` number) nor any integer field.
+_EXACT_DIGITS = 300
 
 
 def _too_large(limit: int) -> ApiError:
@@ -96,11 +114,39 @@ def check_known(value: object, descriptor: Descriptor, where: str) -> None:
             _check_item(item, field, message, path)
 
 
+def _nesting_depth(text: str) -> int:
+    """How deep `text`'s arrays and objects nest, brackets in strings aside; for text that is not
+    JSON, at least as deep as a parser gets before it fails. Linear, without recursion."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _check_depth(text: str) -> None:
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:  # cannot nest deeper: skip the scan
+        return
+    depth = _nesting_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError.bad_request(
+            "body",
+            f"the request body nests arrays and objects {depth} levels deep; at most "
+            f"{MAX_JSON_DEPTH} are allowed (the body's own object is one)",
+        )
+
+
+def _integer(digits: str) -> int | float:
+    """A JSON integer; past `_EXACT_DIGITS` digits a float (infinity once past a double's range),
+    so that protobuf refuses it with a ParseError or the scheduler as not finite, rather than
+    overflowing in protobuf (OverflowError) or in int() (ValueError past 4,300 digits)."""
+    return int(digits) if len(digits) <= _EXACT_DIGITS else float(digits)
+
+
 def _parse_json(body: bytes) -> object:
     if not body.strip():
         return {}
     try:
-        return json.loads(body)
+        text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads does
+        _check_depth(text)
+        return json.loads(text, parse_int=_integer)
     except UnicodeDecodeError as error:
         raise ApiError.bad_request("body", f"the request body is not UTF-8: {error}") from None
     except json.JSONDecodeError as error:
