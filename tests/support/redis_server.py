@@ -58,12 +58,19 @@ class RedisServer:
         appendonly: bool = False,
         appendfsync: AppendFsync = "everysec",
         cluster_enabled: bool = False,
+        aclfile: Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
         self.directory = directory
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.cluster_enabled = cluster_enabled
+        self.aclfile = aclfile
+        # Who the readiness check logs in as, when `aclfile` turns the default user off.
+        self.username = username
+        self.password = password
         self.startup_timeout = startup_timeout
         self._fixed_port = port is not None
         self._port = port
@@ -125,6 +132,8 @@ class RedisServer:
         ]  # fmt: skip
         if self.cluster_enabled:
             args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+        if self.aclfile is not None:
+            args += ["--aclfile", str(self.aclfile)]
         return args
 
     def _wait_ready(self) -> None:
@@ -132,7 +141,14 @@ class RedisServer:
         assert self._process is not None
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.002
-        with Redis(host=LOOPBACK, port=self.port, socket_timeout=1, socket_connect_timeout=1) as c:
+        with Redis(
+            host=LOOPBACK,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            socket_timeout=1,
+            socket_connect_timeout=1,
+        ) as c:
             while True:
                 if self._process.poll() is not None:
                     raise RedisStartupFailed(
