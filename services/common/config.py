@@ -132,18 +132,32 @@ class SchedulerSettings(BaseSettings):
         default=timedelta(seconds=5),
         description="A worker whose stream drops keeps its leases this long, to reconnect.",
     )
+    replica_ttl: Duration = Field(
+        default=timedelta(seconds=10),
+        validation_alias="JOBSTREAM_REPLICA_TTL",
+        description="A scheduler replica that has not renewed its liveness in Redis for this long "
+        "is presumed dead: the worker streams it held are released (their attempts' leases end, "
+        "what they fetched is handed out again). Renewed every fifth of it.",
+    )
     max_message_bytes: int = Field(default=4 << 20, ge=1 << 20)
     metrics_enabled: bool = Field(
         default=True,
         validation_alias="JOBSTREAM_SCHEDULER_METRICS_ENABLED",
-        description="Serve Prometheus metrics at http://<host>:<metrics_port>/metrics.",
+        description="Serve Prometheus metrics at http://<metrics_host>:<metrics_port>/metrics.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        validation_alias="JOBSTREAM_SCHEDULER_METRICS_HOST",
+        description="Address of /metrics, apart from the gRPC API's: its labels name tenants and "
+        "queues and it asks for no credential, so it stays on loopback unless set to a private "
+        "address your Prometheus reaches.",
     )
     metrics_port: int = Field(
         default=9464,
         ge=0,
         le=65535,
         validation_alias="JOBSTREAM_SCHEDULER_METRICS_PORT",
-        description="Port of /metrics on the scheduler's host; 0: a free port (logged).",
+        description="Port of /metrics; 0: a free port (logged).",
     )
     metrics_refresh_interval: Duration = Field(
         default=timedelta(seconds=5),

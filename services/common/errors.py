@@ -184,6 +184,43 @@ class Unauthenticated(JobstreamError):
     reason = "UNAUTHENTICATED"
 
 
+class CredentialRevoked(Unauthenticated):
+    """The API key of a long-lived stream (or the key its watch token came from) was revoked."""
+
+    reason = "CREDENTIAL_REVOKED"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"the stream ended: its credential ({key}) was revoked", metadata={"key": key}
+        )
+
+
+class CredentialExpired(Unauthenticated):
+    """The watch token that opened a stream expired."""
+
+    reason = "CREDENTIAL_EXPIRED"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the stream ended: its watch token expired; ask for a new token and resume after "
+            "the last event received"
+        )
+
+
+class WorkerIdInUse(JobstreamError):
+    """Another live process of the tenant is connected with this worker id."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "WORKER_ID_IN_USE"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"worker {name} is connected already from another process; give each worker "
+            "process its own id (JOBSTREAM_WORKER_ID), or leave it unset for a unique one",
+            metadata={"worker": name},
+        )
+
+
 class PermissionDenied(JobstreamError):
     code = grpc.StatusCode.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"

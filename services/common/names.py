@@ -38,6 +38,18 @@ def scoped_queue(tenant: str, queue: str) -> str:
     return f"{tenant}/{queue}"
 
 
+def tenant_of(queue: str) -> str:
+    """The tenant of a store queue id: `acme/emails` -> `acme` (an unscoped id: the default)."""
+    tenant, _, _ = queue.rpartition("/")
+    return tenant or DEFAULT_TENANT
+
+
+def scoped_worker(tenant: str, worker: str) -> str:
+    """A worker's identity across tenants, `<tenant>/<id>`: ids are chosen per tenant, so two
+    tenants' workers may share one (neither id pattern has a `/`)."""
+    return f"{tenant}/{worker}"
+
+
 def local_queue(queue: str) -> str:
     """The queue id as its tenant sees it: `acme/emails` -> `emails` (an unscoped id is kept)."""
     return queue.rpartition("/")[2]

@@ -13,14 +13,31 @@ from services.common.states import State
 
 ROOT = "jobstream"
 QUEUES = f"{ROOT}:queues"  # zset of every queue id (score 0, lexicographic); outside any slot
-CANCEL_CHANNEL = f"{ROOT}:cancel"  # pub/sub: "<worker> <attempt name>" when a cancel is requested
+# pub/sub: "<tenant>/<worker> <attempt name>" when a running attempt is asked to stop
+CANCEL_CHANNEL = f"{ROOT}:cancel"
+REVOKED_CHANNEL = f"{ROOT}:revoked"  # pub/sub: "apiKeys/<id>" when a key is revoked
 BOOT_EPOCH = f"{ROOT}:boot"  # set once per keyspace; a change means Redis came back empty
-WORKERS = f"{ROOT}:workers"  # zset of worker ids scored by their stream's connect time (ms)
+
+# The worker directory and the scheduler replicas' liveness: one hash tag, so claiming a worker id
+# (its record and the liveness of the replica holding it) is one script on a cluster too.
+WORKERS_PREFIX = f"{ROOT}:{{workers}}"
+REPLICAS = f"{WORKERS_PREFIX}:replicas"  # zset: scheduler replica id -> liveness deadline (ms)
 
 
-def worker_key(worker: str) -> str:
-    """Hash of one worker's record (info, status, times); expires an hour after its last word."""
-    return f"{ROOT}:worker:{worker}"
+def worker_record(worker: str) -> str:
+    """Hash of one worker's record (info, status, times, the stream holding its id), by its
+    tenant-scoped id `<tenant>/<id>`; expires an hour after its last word."""
+    return f"{WORKERS_PREFIX}:worker:{worker}"
+
+
+def tenant_workers(tenant: str) -> str:
+    """Zset of a tenant's worker ids scored by their stream's connect time (ms)."""
+    return f"{WORKERS_PREFIX}:tenant:{tenant}"
+
+
+def replica_streams(replica: str) -> str:
+    """Set of `<tenant>/<worker> <session>`: the worker streams a scheduler replica holds."""
+    return f"{WORKERS_PREFIX}:replica:{replica}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@
   marker instead of raising, which stock grpcio would answer with INTERNAL.
 - The method name is bound into the structlog context of the RPC's task.
 - With a `Gate`, the handler runs inside `gate.admit(...)`: authentication and authorization
-  fail as statuses like any other error.
+  fail as statuses like any other error. A streaming response is taken through the `StreamEnd`
+  the gate gives it, so the gate can end the stream later (its credential was revoked or expired).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import NoReturn, Protocol, TypeAlias, TypeVar, cast
 
 import grpc
@@ -32,6 +33,7 @@ from services.common.errors import (
     StoreUnavailable,
     to_rpc_status,
 )
+from services.common.stream_end import StreamEnd
 
 log = structlog.get_logger(__name__)
 
@@ -45,17 +47,25 @@ B = TypeVar("B")
 
 
 class Gate(Protocol):
-    """Admits an RPC (or raises a JobstreamError) and holds it admitted for the block."""
+    """Admits an RPC (or raises a JobstreamError) and holds it admitted for the block. For an RPC
+    with streaming responses (`stream`) it yields the StreamEnd that may end it early."""
 
     def admit(
-        self, method: str, request: object | None, context: Context
-    ) -> contextlib.AbstractAsyncContextManager[None]: ...
+        self, method: str, request: object | None, context: Context, *, stream: bool
+    ) -> contextlib.AbstractAsyncContextManager[StreamEnd | None]: ...
+
+
+@contextlib.asynccontextmanager
+async def _open_end() -> AsyncIterator[StreamEnd | None]:
+    yield StreamEnd()
 
 
 def _admitted(
-    gate: Gate | None, method: str, request: object | None, context: Context
-) -> contextlib.AbstractAsyncContextManager[None]:
-    return gate.admit(method, request, context) if gate else contextlib.nullcontext()
+    gate: Gate | None, method: str, request: object | None, context: Context, *, stream: bool
+) -> contextlib.AbstractAsyncContextManager[StreamEnd | None]:
+    if gate is not None:
+        return gate.admit(method, request, context, stream=stream)
+    return _open_end() if stream else contextlib.nullcontext()
 
 
 UNDECODABLE_DESCRIPTION = "the request body is not a valid message of the method's request type"
@@ -119,7 +129,10 @@ def _guard_unary(
         structlog.contextvars.bind_contextvars(rpc=method)
         try:
             _check(request)
-            async with _admitted(gate, method, None if streaming_requests else request, context):
+            admitted = _admitted(
+                gate, method, None if streaming_requests else request, context, stream=False
+            )
+            async with admitted:
                 return await behavior(request, context)
         except Exception as error:  # every error leaves as a mapped status
             await _abort(context, error, method)
@@ -134,13 +147,23 @@ def _guard_stream(
         structlog.contextvars.bind_contextvars(rpc=method)
         try:
             _check(request)
-            async with _admitted(gate, method, None if streaming_requests else request, context):
+            admitted = _admitted(
+                gate, method, None if streaming_requests else request, context, stream=True
+            )
+            async with admitted as end:
                 result = behavior(request, context)
                 if inspect.isawaitable(result):  # a handler that writes with context.write()
                     await result
                     return
-                async for response in result:
-                    yield response
+                if end is None:
+                    raise RuntimeError(f"{method}: the gate gave a stream no StreamEnd")
+                async with contextlib.aclosing(cast(AsyncGenerator[object, None], result)) as gen:
+                    while True:
+                        try:
+                            response = await end.pull(gen)
+                        except StopAsyncIteration:
+                            return
+                        yield response
         except Exception as error:  # every error leaves as a mapped status
             await _abort(context, error, method)
 

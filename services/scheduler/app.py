@@ -36,10 +36,12 @@ from services.common.config import (
 from services.common.grpc_server import GrpcServer, address, build_server, registration
 from services.common.logging import configure_logging
 from services.common.redis_client import RedisClient, open_redis
+from services.common.redis_keys import CANCEL_CHANNEL, REVOKED_CHANNEL
 from services.common.telemetry import configure_telemetry
 from services.scheduler.auth.gate import Gate
 from services.scheduler.loops import run_background_loops
 from services.scheduler.metrics import SchedulerMetrics, serving_metrics, store_depths
+from services.scheduler.notices import Notices
 from services.scheduler.servicers.auth_service import AuthService
 from services.scheduler.servicers.job_service import JobService
 from services.scheduler.servicers.queue_service import QueueService
@@ -62,6 +64,8 @@ class Scheduler:
     server: GrpcServer
     watches: WatchHub
     workers: WorkerServicer
+    gate: Gate
+    notices: Notices
     metrics_port: int | None = None  # where /metrics is served; None: metrics disabled
 
 
@@ -78,10 +82,10 @@ async def serve(
 ) -> AsyncIterator[Scheduler]:
     """Serves on `settings.host:settings.port` (port 0: a free port, see `Scheduler.port`) until
     the block exits, then shuts down gracefully: NOT_SERVING, `server.stop(grace)`, watches
-    closed, loops and the workers' cancel router cancelled. `tracer_provider` defaults to the
-    global one. A crashing loop ends the block. Prometheus metrics are served on
-    `settings.metrics_port` (see `Scheduler.metrics_port`) unless `settings.metrics_enabled` is
-    off."""
+    closed, then the loops, the notices subscriber and the worker streams' liveness cancelled.
+    `tracer_provider` defaults to the global one. A crashing loop ends the block. Prometheus
+    metrics are served on `settings.metrics_host:metrics_port` (see `Scheduler.metrics_port`)
+    unless `settings.metrics_enabled` is off."""
     store = JobStore(redis, settings=store_settings, clock=clock)
     gate = Gate(redis, auth)
     watches = WatchHub(block_ms=store_settings.max_block_ms)
@@ -121,15 +125,29 @@ async def serve(
             interval = settings.metrics_refresh_interval
             depths = metrics.refresh_queue_depths(store_depths(store), interval=interval)
             stack.push_async_callback(cancel_and_wait, tasks.create_task(depths, name="depths"))
-        cancel_router = tasks.create_task(workers.run(), name="cancel router")
-        stack.push_async_callback(cancel_and_wait, cancel_router)
+        notices = Notices(
+            redis,
+            {
+                CANCEL_CHANNEL: workers.route_cancel,
+                REVOKED_CHANNEL: gate.credential_revoked,
+            },
+            poll_s=store_settings.max_block_ms / 1000,
+        )
+        for name, job in (
+            ("notices", notices.run()),
+            ("worker streams", workers.run()),
+            ("stream credentials", gate.streams.run()),
+        ):
+            stack.push_async_callback(cancel_and_wait, tasks.create_task(job, name=name))
         if run_loops:
             loops = tasks.create_task(run_background_loops(store, settings), name="loops")
             stack.push_async_callback(cancel_and_wait, loops)
         stack.push_async_callback(watches.close)
-        # Not waiting for workers.wait_ready(): with Redis down the server must still start and
-        # answer UNAVAILABLE; until the router subscribes, cancels reach workers by heartbeat.
+        # Not waiting for notices.wait_subscribed(): with Redis down the server must still start
+        # and answer UNAVAILABLE; until it subscribes, cancels reach workers by heartbeat and
+        # revokes reach open streams through their credentials' re-check.
         stack.push_async_callback(server.stop, settings.shutdown_grace.total_seconds())
+        await workers.announce()
         await server.start()
         yield Scheduler(
             port=server.port,
@@ -137,6 +155,8 @@ async def serve(
             server=server,
             watches=watches,
             workers=workers,
+            gate=gate,
+            notices=notices,
             metrics_port=metrics_port,
         )
 

@@ -259,15 +259,14 @@ class SchedulerMetrics:
 async def serving_metrics(
     metrics: SchedulerMetrics, *, workers: WorkerRegistry, settings: SchedulerSettings
 ) -> AsyncIterator[int | None]:
-    """Serves `metrics` at `settings.host:settings.metrics_port/metrics` while the block runs
+    """Serves `metrics` at `settings.metrics_host:metrics_port/metrics` while the block runs
     and yields the port (None: metrics disabled); run `refresh_queue_depths` beside it. Raises
     RuntimeError when the port cannot be bound."""
     metrics.track_workers(workers)
     if not settings.metrics_enabled:
         yield None
         return
-    async with serve_metrics(
-        metrics.registry, host=settings.host, port=settings.metrics_port
-    ) as port:
-        log.info("metrics_serving", url=f"http://{address(settings.host, port)}{METRICS_PATH}")
+    host = settings.metrics_host
+    async with serve_metrics(metrics.registry, host=host, port=settings.metrics_port) as port:
+        log.info("metrics_serving", url=f"http://{address(host, port)}{METRICS_PATH}")
         yield port

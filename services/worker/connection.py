@@ -22,7 +22,9 @@ import grpc
 import structlog
 
 from jobs.v1 import worker_service_pb2, worker_service_pb2_grpc
+from services.client.errors import JobstreamError, from_rpc_error
 from services.common.credentials import credentials
+from services.common.errors import CredentialRevoked
 from services.worker.backoff import Backoff
 from services.worker.outbox import OnResult, Outbox
 
@@ -30,7 +32,11 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_HEARTBEAT_S = 10.0  # until the scheduler's settings say otherwise
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20)]
-_REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+_REFUSED = (
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.ALREADY_EXISTS,  # another live process holds this worker id
+)
 
 Report = worker_service_pb2.AttemptReport
 Result = worker_service_pb2.ReportResult
@@ -51,9 +57,17 @@ class StreamOwner(Protocol):
 
     def on_cancel(self, attempt: str) -> None: ...
 
+    def on_revoked(self) -> None:
+        """The worker's credential was revoked: its attempts cannot be reported any more."""
+
 
 class StreamEnded(Exception):
-    """The scheduler ended the stream."""
+    """The scheduler ended the stream, or sent something that is not a stream's start."""
+
+
+def _ended(error: Exception) -> JobstreamError | None:
+    """What the scheduler said when it ended the stream; None for anything else."""
+    return from_rpc_error(error) if isinstance(error, grpc.aio.AioRpcError) else None
 
 
 class SchedulerConnection:
@@ -118,22 +132,24 @@ class SchedulerConnection:
     async def run(self) -> None:
         """Keeps a stream open until `close()`, reconnecting with capped backoff."""
         while not self._closing.is_set():
-            refused = False
+            ended: JobstreamError | None = None
             try:
                 await self._session()
                 reason = "the scheduler ended the stream"
             except (grpc.aio.AioRpcError, StreamEnded) as error:
-                reason = _describe(error)
-                refused = isinstance(error, grpc.aio.AioRpcError) and error.code() in _REFUSED
+                ended = _ended(error)
+                reason = str(ended or error)
             except Exception as error:  # a bug must not end the worker's only stream for good
                 log.exception("scheduler_stream_failed")
-                reason = _describe(error)
+                reason = str(error)
             if self._closing.is_set():
                 return
+            if ended is not None and ended.reason == CredentialRevoked.reason:
+                self._owner.on_revoked()
             # Said once per outage; each further try only at debug level. A refused credential
-            # is said every time: it does not heal by itself.
+            # (or worker id) is said every time: it does not heal by itself.
             report = log.warning if self._reconnect.failures == 0 else log.debug
-            if refused:
+            if ended is not None and ended.code in _REFUSED:
                 report = log.error
             delay = self._reconnect.next()
             report("scheduler_disconnected", reason=reason, retry_in_s=round(delay, 3))
@@ -153,22 +169,31 @@ class SchedulerConnection:
         stub = worker_service_pb2_grpc.WorkerServiceStub(self._channel)
         call = stub.Connect(None, metadata=credentials(self._api_key))
         try:
-            await call.write(
-                worker_service_pb2.ConnectRequest(hello=self._info, status=self._owner.status())
-            )
-            first = await call.read()
-            if not isinstance(first, Response) or not first.HasField("settings"):
-                raise StreamEnded("the scheduler sent no settings")
-            self.settings = first.settings
-            self._outbox.resend_unanswered()
-            self._send_heartbeats()  # renews the leases at once on a new stream
-            self._reconnect.reset()
-            self.ready.set()
-            log.info("scheduler_connected", address=self._address, worker=first.settings.worker)
-            await self._serve(call)
+            await self._open(call)
+        except asyncio.InvalidStateError:
+            if not call.done():
+                raise
+            # A write found the call over (grpc.aio: "RPC already finished"): what ended it is
+            # the call's status, an expected end (a scheduler restart), not a bug.
+            await _raise_status(call)
         finally:
             self.ready.clear()
             call.cancel()
+
+    async def _open(self, call: Call) -> None:
+        await call.write(
+            worker_service_pb2.ConnectRequest(hello=self._info, status=self._owner.status())
+        )
+        first = await call.read()
+        if not isinstance(first, Response) or not first.HasField("settings"):
+            raise StreamEnded("the scheduler sent no settings")
+        self.settings = first.settings
+        self._outbox.resend_unanswered()
+        self._send_heartbeats()  # renews the leases at once on a new stream
+        self._reconnect.reset()
+        self.ready.set()
+        log.info("scheduler_connected", address=self._address, worker=first.settings.worker)
+        await self._serve(call)
 
     async def _serve(self, call: Call) -> None:
         tasks = [
@@ -238,7 +263,10 @@ class _HeartbeatAnswer:
         self.owner.on_heartbeat(self.attempt, result)
 
 
-def _describe(error: Exception) -> str:
-    if isinstance(error, grpc.aio.AioRpcError):
-        return f"{error.code().name}: {error.details()}"
-    return str(error)
+async def _raise_status(call: Call) -> None:
+    """Raises the ended call's status as the AioRpcError a read would raise."""
+    try:
+        await call.read()
+    except grpc.aio.AioRpcError:
+        raise
+    raise StreamEnded(f"{(await call.code()).name}: {await call.details()}")

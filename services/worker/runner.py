@@ -260,6 +260,20 @@ class Runner:
         )
         attempt.context.request_cancel()  # its outcome will be refused: let it stop early
 
+    def on_revoked(self) -> None:
+        """The worker's credential was revoked, which ended its stream for good: no outcome can
+        be reported any more, and the scheduler has handed its attempts to other workers. So the
+        running handlers stop now (async ones cancelled, threads left behind) and nothing new
+        starts; the connection keeps trying, saying why."""
+        if self.stopping:
+            return
+        stopped = self.stop_running()
+        log.error(
+            "worker_credential_revoked",
+            stopped=stopped,
+            detail="the worker runs nothing until restarted with a valid JOBSTREAM_API_KEY",
+        )
+
     # --- shutdown -------------------------------------------------------------------------------
     async def wait_settled(self, within_s: float) -> bool:
         """Waits until every attempt ran and its last report was answered, for `within_s`."""

@@ -87,6 +87,7 @@ async def run_worker(
         concurrency=settings.concurrency,
         version=version(),
         tenant=settings.tenant,
+        instance=secrets.token_hex(16),  # tells this process's reconnects from another process
     )
     broker = DispatchBroker(
         config.redis.url,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 
 import structlog
 
@@ -123,3 +124,16 @@ async def slow_always(ctx: JobContext) -> dict[str, object]:
     await asyncio.sleep(float(str(_payload(ctx).get("seconds", 1))))
     log.info("handler_returning", job=ctx.job_name, attempt=ctx.attempt)
     return {"pid": os.getpid(), "attempt": ctx.attempt}
+
+
+@job("chatty")
+async def chatty(ctx: JobContext) -> int:
+    """Reports progress every millisecond for `seconds` (payload), keeping its worker's stream
+    busy; returns how many it reported."""
+    until = time.monotonic() + float(str(_payload(ctx).get("seconds", 1)))
+    reported = 0
+    while time.monotonic() < until:
+        reported += 1
+        ctx.progress(reported % 100)
+        await asyncio.sleep(0.001)
+    return reported

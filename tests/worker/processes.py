@@ -56,14 +56,19 @@ class WorkerProcess:
         return [e for e in self.events if e.get("event") == name and where(e)]
 
     async def event(
-        self, name: str, where: Callable[[Event], bool] = lambda _: True, *, within: float = 20
+        self,
+        name: str,
+        where: Callable[[Event], bool] = lambda _: True,
+        *,
+        within: float = 20,
+        nth: int = 1,
     ) -> Event:
-        """The first event called `name` (matching `where`), waiting for it if need be."""
+        """The `nth` event called `name` (matching `where`), waiting for it if need be."""
 
         def found() -> Event | None:
             matches = self.find(name, where)
-            if matches or self.find("eof"):
-                return matches[0] if matches else {}
+            if len(matches) >= nth or self.find("eof"):
+                return matches[nth - 1] if len(matches) >= nth else {}
             return None
 
         try:
@@ -109,9 +114,10 @@ async def start_worker(
     concurrency: int = 4,
     env: Mapping[str, str] | None = None,
     stdout: IO[bytes] | None = None,
+    ready: bool = True,
 ) -> WorkerProcess:
-    """Starts a worker and returns once it logged `worker_ready`. Its stdout (where nothing but
-    the console span exporter writes) goes to `stdout`, or nowhere."""
+    """Starts a worker and returns once it logged `worker_ready` (at once when not `ready`). Its
+    stdout (where nothing but the console span exporter writes) goes to `stdout`, or nowhere."""
     argv = [sys.executable, "-m", "services.worker", HANDLERS, "--scheduler", scheduler]
     argv += ["--concurrency", str(concurrency)]
     for queue in queues:
@@ -137,10 +143,12 @@ async def start_worker(
         start_new_session=True,
     )
     worker = WorkerProcess(process)
+    if not ready:
+        return worker
     try:
-        ready = await worker.event("worker_ready", within=STARTUP_S)
+        announced = await worker.event("worker_ready", within=STARTUP_S)
     except BaseException:
         await worker.kill()
         raise
-    worker.id = str(ready["id"])
+    worker.id = str(announced["id"])
     return worker

@@ -122,3 +122,30 @@ async def _redis_outage(server: RedisServer, redis: RedisClient) -> None:
             job, _ = await finished(jobs, later.name)
             assert job.state == State.STATE_SUCCEEDED
             assert worker.process.returncode is None
+
+
+async def test_scheduler_restarts_are_one_warning_each_for_the_worker(
+    redis: RedisClient, redis_url: str
+) -> None:
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    restarts = 8
+    scheduler = AsyncExitStack()
+    await scheduler.enter_async_context(_scheduler(redis, port))
+    try:
+        async with _worker(address, redis_url) as worker:
+            async with grpc.aio.insecure_channel(address) as channel:
+                # Progress every millisecond: the worker is writing whenever the stream ends.
+                created = await enqueue(_stub(channel), "chatty", {"seconds": 60})
+                await running(_stub(channel), created.name)
+            for restart in range(1, restarts + 1):
+                await scheduler.aclose()
+                await worker.event("scheduler_disconnected", nth=restart)
+                scheduler = AsyncExitStack()
+                await scheduler.enter_async_context(_scheduler(redis, port))
+                await worker.event("scheduler_connected", nth=restart + 1)
+    finally:
+        await scheduler.aclose()
+    disconnects = worker.find("scheduler_disconnected")[:restarts]
+    assert [(e["level"], "exception" in e) for e in disconnects] == [("warning", False)] * restarts
+    assert [e for e in worker.events if e.get("level") in ("error", "critical")] == []

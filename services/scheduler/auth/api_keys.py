@@ -22,7 +22,7 @@ from jobs.v1 import auth_service_pb2
 from services.common import names, redis_keys
 from services.common.errors import ApiKeyNotFound
 from services.common.redis_client import RedisClient
-from services.scheduler.auth.principal import Principal, Role
+from services.scheduler.auth.principal import API_KEY_PREFIX, Principal, Role
 
 KEY_PREFIX = "jsk_"
 _KEY = re.compile(rf"jsk_(?P<id>{names.API_KEY_ID.pattern})_(?P<secret>[A-Za-z0-9_-]{{43}})")
@@ -34,7 +34,7 @@ def digest(secret: str) -> bytes:
 
 
 def key_name(key_id: str) -> str:
-    return f"apiKeys/{key_id}"
+    return f"{API_KEY_PREFIX}{key_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +50,10 @@ class KeyPage:
 
 
 class ApiKeyStore:
-    """Creates, lists, revokes and verifies keys. Verified keys are cached for `cache_ttl_s`, so a
-    revoke on another replica takes effect within that time (at once on this one)."""
+    """Creates, lists, revokes and verifies keys. Verified keys are cached for `cache_ttl_s`; a
+    revoke drops the key from this replica's cache and publishes a notice on `REVOKED_CHANNEL`
+    that drops it from the others' (`forget`), so it holds at once everywhere, and within
+    `cache_ttl_s` on a replica that missed the notice."""
 
     def __init__(
         self,
@@ -116,8 +118,13 @@ class ApiKeyStore:
             now_ms = time.time_ns() // 1_000_000
             await self._redis.hsetnx(key, "rtime", now_ms)
             fields = cast(dict[bytes, bytes], await self._redis.hgetall(key))
-        self._cache.pop(key_id, None)  # at once on this replica
+        self.forget(key_name(key_id))  # at once on this replica; the notice tells the others
+        await self._redis.publish(redis_keys.REVOKED_CHANNEL, key_name(key_id))
         return _record(key_id, fields)
+
+    def forget(self, key: str) -> None:
+        """Drops `apiKeys/<id>` from the cache: its next use reads Redis."""
+        self._cache.pop(key.removeprefix(API_KEY_PREFIX), None)
 
     async def verify(self, credential: str) -> Principal | None:
         """The principal of a valid, unrevoked key; None for anything else (malformed, unknown,
@@ -151,11 +158,12 @@ class ApiKeyStore:
             self._cache.popitem(last=False)
         return principal
 
-    async def is_valid(self, principal_key: str) -> bool:
-        """Whether the key a watch token was issued to is still unrevoked (cached like `verify`)."""
-        key_id = principal_key.removeprefix("apiKeys/")
-        cached = self._cache.get(key_id)
-        if cached is not None and cached[0] > self._clock():
+    async def is_valid(self, principal_key: str, *, cached: bool = True) -> bool:
+        """Whether the key a watch token was issued to is still unrevoked (cached like `verify`,
+        unless `cached` is False)."""
+        key_id = principal_key.removeprefix(API_KEY_PREFIX)
+        entry = self._cache.get(key_id) if cached else None
+        if entry is not None and entry[0] > self._clock():
             return True
         tenant, revoked = await self._redis.hmget(redis_keys.api_key(key_id), ["tenant", "rtime"])
         return tenant is not None and revoked is None

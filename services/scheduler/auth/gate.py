@@ -1,6 +1,7 @@
 """The scheduler's front door: every RPC is authenticated, authorized by role and scope, and
 counted against its credential's limits before its handler runs; the handler reads the caller
-with `principal.caller()`."""
+with `principal.caller()`. A streaming RPC stays supervised while it runs: it ends when its
+credential is revoked or expires (streams.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from services.common.config import AuthSettings
 from services.common.errors import PermissionDenied, Unauthenticated
 from services.common.names import DEFAULT_TENANT
 from services.common.redis_client import RedisClient
+from services.common.stream_end import StreamEnd
 from services.scheduler.auth import principal as principals
 from services.scheduler.auth.api_keys import ApiKeyStore, digest
 from services.scheduler.auth.limits import CallLimits
 from services.scheduler.auth.policy import RULES, Rule
 from services.scheduler.auth.principal import ANONYMOUS, BOOTSTRAP, Principal, Role
+from services.scheduler.auth.streams import OpenStreams
 from services.scheduler.auth.tokens import WatchTokens, looks_like_token
 
 Context = grpc.aio.ServicerContext[object, object]
@@ -40,6 +43,7 @@ class Gate:
             secret=secret.get_secret_value() if secret else None,
             ttl_s=settings.auth_token_ttl.total_seconds(),
         )
+        self.streams = OpenStreams(self.keys, recheck_s=settings.auth_key_cache_ttl.total_seconds())
         self.limits = CallLimits(
             rate=settings.auth_rate_limit,
             burst=settings.auth_rate_burst,
@@ -56,12 +60,13 @@ class Gate:
 
     @contextlib.asynccontextmanager
     async def admit(
-        self, method: str, request: object | None, context: Context
-    ) -> AsyncIterator[None]:
-        """Runs the block as the authenticated caller. Raises Unauthenticated, PermissionDenied,
-        RateLimited."""
+        self, method: str, request: object | None, context: Context, *, stream: bool
+    ) -> AsyncIterator[StreamEnd | None]:
+        """Runs the block as the authenticated caller; for a `stream`, yields the StreamEnd that
+        ends it when the credential is revoked or expires. Raises Unauthenticated,
+        PermissionDenied, RateLimited."""
         if method.startswith(PUBLIC_PREFIX):
-            yield
+            yield StreamEnd() if stream else None
             return
         rule = RULES.get(method)
         if rule is None:  # fail closed: a method without a rule is open to no one
@@ -72,11 +77,10 @@ class Gate:
         bound = principals.bind(caller)
         outcome = "error"
         try:
-            if rule.streaming:
-                with self.limits.stream(caller.key):
-                    yield
-            else:
-                yield
+            with contextlib.ExitStack() as held:
+                if rule.streaming:
+                    held.enter_context(self.limits.stream(caller.key))
+                yield held.enter_context(self.streams.supervised(caller)) if stream else None
             outcome = "ok"
         finally:
             principals.unbind(bound)
@@ -89,6 +93,12 @@ class Gate:
                     target=_target(request),
                     outcome=outcome,
                 )
+
+    def credential_revoked(self, key: str) -> None:
+        """A revoke notice (`apiKeys/<id>`, from any replica): the key leaves the cache and the
+        streams it opened here end."""
+        self.keys.forget(key)
+        self.streams.revoked(key)
 
     async def authenticate(self, context: Context) -> Principal:
         credential = _bearer(context)

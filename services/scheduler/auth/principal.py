@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class Role(enum.IntEnum):
 
 BOOTSTRAP = "bootstrap"
 ANONYMOUS = "anonymous"
+API_KEY_PREFIX = "apiKeys/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,12 @@ class Principal:
     key: str  # `apiKeys/<id>`, BOOTSTRAP or ANONYMOUS
     manages_all_tenants: bool = False  # the bootstrap key only: creates and lists any tenant's keys
     resource: str = ""  # a watch token's one resource; empty for keys
+    expire_ms: int | None = None  # a watch token's expiry (Unix ms); None for keys
+
+    @property
+    def revocable(self) -> bool:
+        """Whether a revoke can end it: a key made through the API, or a token it issued."""
+        return self.key.startswith(API_KEY_PREFIX)
 
     def queue(self, queue: str) -> str:
         """The store's id of this tenant's queue `queue`."""
@@ -49,12 +57,15 @@ class Principal:
         return names.scoped_queue(self.tenant, "")
 
     def as_proto(self) -> auth_service_pb2.Caller:
-        return auth_service_pb2.Caller(
+        proto = auth_service_pb2.Caller(
             tenant=self.tenant,
             role=auth_service_pb2.Role.ValueType(self.role),
             key=self.key,
             resource=self.resource,
         )
+        if self.expire_ms is not None:
+            proto.expire_time.FromMilliseconds(self.expire_ms)
+        return proto
 
 
 _current: contextvars.ContextVar[Principal | None] = contextvars.ContextVar(
@@ -76,4 +87,8 @@ def bind(principal: Principal) -> contextvars.Token[Principal | None]:
 
 
 def unbind(token: contextvars.Token[Principal | None]) -> None:
-    _current.reset(token)
+    # A stream handler whose client left may be closed by the garbage collector in another
+    # context (grpc.aio does not close it; see StreamDetachNoise in common/logging.py). That
+    # context never had the caller bound: there is nothing to restore.
+    with contextlib.suppress(ValueError):
+        _current.reset(token)

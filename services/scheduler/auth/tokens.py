@@ -2,7 +2,8 @@
 
 A browser's EventSource cannot send headers, so the page asks for a token with its key and puts it
 in the watch URL. A token names its tenant, its resource and the key it came from; it opens a watch
-for `ttl` (60 s by default) and is refused once that key is revoked. PyJWT checks the signature
+for `ttl` (60 s by default) and is refused once that key is revoked. A watch it opened ends when it
+expires or its key is revoked (auth/streams.py). PyJWT checks the signature
 with the one allowed algorithm (so `alg: none` and key confusion fail), `exp`, `nbf`, `iat`, `aud`
 and `iss`.
 """
@@ -88,4 +89,5 @@ class WatchTokens:
             role=Role.VIEWER,
             key=str(claims["sub"]),
             resource=str(claims["res"]),
+            expire_ms=int(claims["exp"]) * 1000,
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Collection
 
 import grpc
 import structlog
@@ -15,29 +17,36 @@ from typing_extensions import override
 from jobs.v1 import worker_service_pb2, worker_service_pb2_grpc
 from services.common import names
 from services.common.config import SchedulerSettings, StoreSettings
-from services.common.errors import InvalidArgument, PermissionDenied
+from services.common.errors import InvalidArgument, PermissionDenied, WorkerIdInUse
+from services.common.names import AttemptRef
 from services.common.redis_client import RedisClient
 from services.scheduler.auth.principal import Principal, caller
+from services.scheduler.directory import Replicas, StreamClaim, WorkerDirectory
+from services.scheduler.directory.liveness import Liveness
+from services.scheduler.loops.resilience import run_forever
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.report_codec import ReportCodec
 from services.scheduler.store.store import JobStore
 from services.scheduler.stream_buffers import Outbox
-from services.scheduler.worker_directory import WorkerDirectory
 from services.scheduler.worker_session import MAX_QUEUED_RESPONSES, StreamStats, WorkerSession
-from services.scheduler.worker_streams import CancelRouter, WorkerConnection, WorkerRegistry
+from services.scheduler.worker_streams import WorkerConnection, WorkerRegistry
 
 log = structlog.get_logger(__name__)
 
 Context = grpc.aio.ServicerContext
 _HEADROOM_BYTES = 4096  # of a response, for everything but its results
+MAX_QUEUES = 1000  # per worker
 
 
 class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
-    """Serves each worker process's Connect stream: the hello and the settings, batched reports
-    applied through the store (coalesced while an apply is in flight, in order), cancellations
-    pushed down, and shorter leases for what a worker held when its stream ends.
+    """Serves each worker process's Connect stream: the hello (which claims the worker's id in
+    its tenant) and the settings, batched reports applied through the store (coalesced while an
+    apply is in flight, in order), cancellations pushed down (`route_cancel`), and, when a
+    stream ends, the release of what it held: its attempts' leases end soon and what it fetched
+    but did not start is handed to other workers at once.
 
-    Lifecycle: `run()` is the process's one subscriber of cancellation requests; it runs until
+    Lifecycle: `run()` keeps this replica's liveness in Redis and releases the worker streams of
+    replicas presumed dead (and streams of this one whose release failed); it runs until
     cancelled and survives Redis outages. `main()` starts it next to the background loops and
     stops it after the server stopped, for example:
 
@@ -46,9 +55,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             tasks.create_task(servicer.run())
             ...  # start the server; on shutdown: server.stop(grace), then cancel the tasks
 
-    `wait_ready()` returns once the subscription is in place. Without `run()` cancellations still
-    reach workers, one heartbeat later (`ReportResult.cancel_requested`). `registry` lists the
-    connected workers; `stats` counts requests, reports and store calls.
+    `registry` lists the connected workers; `stats` counts requests, reports and store calls.
     """
 
     def __init__(
@@ -70,24 +77,40 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self._heartbeat = duration_pb2.Duration()
         self._heartbeat.FromTimedelta(store_settings.lease / 3)
         self.registry = WorkerRegistry()
+        self._sessions: set[str] = set()  # streams of this replica, from before their claim
         self._cleanups: set[asyncio.Task[None]] = set()
         self.directory = WorkerDirectory(
             redis, clock=store.clock, heartbeat=self._heartbeat.ToTimedelta()
         )
+        self.replicas = Replicas(redis, clock=store.clock, ttl=settings.replica_ttl)
         self.stats = StreamStats()
-        self._router = CancelRouter(redis, self.registry, poll_s=store_settings.max_block_ms / 1000)
+
+    async def announce(self) -> None:
+        """Lists this replica as alive, before the server starts (with Redis down it starts
+        anyway, and `run` lists it once Redis is back)."""
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+            await self.replicas.renew()
 
     async def run(self) -> None:
-        """Routes cancellation requests to the connected streams until cancelled; then waits for
-        the clean-up of streams that just ended (lease and directory writes)."""
+        """Renews this replica's liveness and sweeps until cancelled; then waits for the clean-up
+        of streams that just ended (lease and directory writes) and unlists the replica."""
+        liveness = Liveness(
+            self.replicas,
+            open_sessions=self._sessions,
+            release=self._release_stream,
+            reclaim=self._reclaim,
+        )
         try:
-            await self._router.run()
+            await run_forever("replica liveness", liveness.tick)
         finally:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
+            if not self._sessions:
+                with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                    await self.replicas.leave()
 
-    async def wait_ready(self) -> None:
-        """Returns once cancellation requests published from now on reach the streams."""
-        await self._router.wait_subscribed()
+    def route_cancel(self, notice: str) -> None:
+        """A cancel notice (notices.py): pushed down the named worker's streams here."""
+        self.registry.route_cancel(notice)
 
     @override
     async def Connect(
@@ -100,13 +123,18 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         if first is None:  # the worker left before saying hello
             return
         info = _hello(first, caller())
+        claim = StreamClaim(info.tenant, info.id, uuid.uuid4().hex, self.replicas.id)
         structlog.contextvars.bind_contextvars(worker=info.id)
-        await self._record(
-            "connected",
-            self.directory.connected(info, first.status if first.HasField("status") else None),
-        )
+        self._sessions.add(claim.session)
+        try:
+            await self.directory.claim(
+                claim, info, first.status if first.HasField("status") else None
+            )
+        except BaseException:
+            self._sessions.discard(claim.session)
+            raise
         connection = WorkerConnection(
-            info, self._store.clock.now_ms(), Outbox(max_queued=MAX_QUEUED_RESPONSES)
+            info, claim, self._store.clock.now_ms(), Outbox(max_queued=MAX_QUEUED_RESPONSES)
         )
         session = WorkerSession(
             store=self._store,
@@ -115,9 +143,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             stats=self.stats,
             metrics=self._metrics,
             message_budget=self._budget,
-            on_status=lambda status: self._record(
-                "status", self.directory.reported(info.id, status)
-            ),
+            on_status=lambda status: self._record("status", self.directory.reported(claim, status)),
         )
         self.registry.add(connection)
         log.info("worker_connected", **_describe(info))
@@ -127,8 +153,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             while (response := await session.next_response()) is not None:
                 yield response
         finally:
-            # The RPC may be ending by cancellation (server shutdown): the clean-up runs as its own
-            # task so its Redis writes finish, and `run` waits for it before returning.
+            # The RPC may be ending by cancellation (server shutdown, a revoked key): the clean-up
+            # runs as its own task so its Redis writes finish, and `run` waits for it.
             cleanup = asyncio.create_task(self._disconnect(session, connection))
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanups.discard)
@@ -137,9 +163,44 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     async def _disconnect(self, session: WorkerSession, connection: WorkerConnection) -> None:
         await session.stop()
         self.registry.remove(connection)
-        await self._release(connection)
-        if not self.registry.connected(connection.worker):
-            await self._record("disconnected", self.directory.disconnected(connection.worker))
+        self._sessions.discard(connection.claim.session)
+        released = await self._release_stream(
+            connection.claim, held=connection.held, within_ms=self._grace_ms
+        )
+        log.info("worker_disconnected", **_describe(connection.info), **released)
+
+    async def _release_stream(
+        self, claim: StreamClaim, *, held: Collection[AttemptRef] | None, within_ms: int
+    ) -> dict[str, object]:
+        """A stream ended (or its replica died): unless a newer stream of the worker took its id
+        over, the record says GONE, the leases of the attempts it `held` (None: all the worker's)
+        end within `within_ms`, and what it fetched but did not start is handed out again. On a
+        Redis outage the stream stays listed as this replica's, so `run` retries the release;
+        meanwhile its leases run out at their usual time. Returns what it did, for the log."""
+        try:
+            info = await self.directory.leave(claim)
+            if info is None:
+                return {"released": False, "reason": "reconnected"}
+            queues = [names.scoped_queue(claim.tenant, queue) for queue in info.queues]
+            result = await self._store.release_worker(
+                worker=claim.worker, queues=queues, held=held, within_ms=within_ms
+            )
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            return {"released": False, "error": str(error)}
+        return {
+            "released": True,
+            "leases_shortened": result.shortened,
+            "redispatched": result.redispatched,
+        }
+
+    async def _reclaim(self) -> None:
+        """Claims the worker ids of this replica's open streams again (it had been presumed dead
+        and its streams released); a stream whose id another process took meanwhile ends."""
+        for connection in self.registry.connections():
+            try:
+                await self.directory.claim(connection.claim, connection.info, None)
+            except WorkerIdInUse as error:
+                connection.outbox.close(error)
 
     async def _record(self, what: str, write: Awaitable[None]) -> None:
         """Writes the worker directory; an outage there must not break the worker's stream (the
@@ -154,22 +215,6 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             lease_duration=self._lease, heartbeat_interval=self._heartbeat, worker=worker
         )
 
-    async def _release(self, connection: WorkerConnection) -> None:
-        """Lets the leases of what the stream held end soon, unless another open stream of the
-        same worker (a quick reconnect) holds them."""
-        attempts = sorted(
-            connection.held - self.registry.held_elsewhere(connection), key=lambda a: a.name
-        )
-        describe = _describe(connection.info)
-        try:
-            if attempts:
-                await self._store.shorten_leases(attempts, within_ms=self._grace_ms)
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            # Their leases then run out at their usual time instead.
-            log.warning("worker_disconnected", **describe, held=len(attempts), error=str(error))
-            return
-        log.info("worker_disconnected", **describe, held=len(attempts))
-
 
 def _hello(
     request: worker_service_pb2.ConnectRequest, credential: Principal
@@ -179,6 +224,10 @@ def _hello(
     if not request.HasField("hello"):
         raise InvalidArgument.field("hello", "the first request of a stream must carry hello")
     names.check(names.WORKER_ID, request.hello.id, "hello.id", "worker id")
+    if len(request.hello.queues) > MAX_QUEUES:
+        raise InvalidArgument.field("hello.queues", f"at most {MAX_QUEUES} queues per worker")
+    for index, queue in enumerate(request.hello.queues):
+        names.check(names.QUEUE_ID, queue, f"hello.queues[{index}]", "queue id")
     info = worker_service_pb2.WorkerInfo()
     info.CopyFrom(request.hello)
     info.tenant = info.tenant or names.DEFAULT_TENANT
@@ -193,6 +242,7 @@ def _hello(
 def _describe(info: worker_service_pb2.WorkerInfo) -> dict[str, object]:
     return {
         "worker": info.id,
+        "tenant": info.tenant,
         "host": info.host,
         "pid": info.pid,
         "queues": list(info.queues),

@@ -20,7 +20,7 @@ _SCRIPT_NAMES = (
     "reap_expired",
     "expire_retained",
     "update_queue",
-    "shorten_leases",
+    "release_worker",
 )
 
 
@@ -39,7 +39,7 @@ class Scripts:
     reap_expired: AsyncScript
     expire_retained: AsyncScript
     update_queue: AsyncScript
-    shorten_leases: AsyncScript
+    release_worker: AsyncScript
 
     @classmethod
     def register(cls, redis: RedisClient) -> Scripts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -64,6 +64,12 @@ _REPORT_SOURCES = json.dumps(
         "reject": _sources(Action.REJECT),
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseResult:
+    shortened: int  # leases that now end within the grace
+    redispatched: int  # fetched, unstarted jobs handed out again
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +213,7 @@ class JobStore:
                 ref.job,
                 reason,
                 redis_keys.CANCEL_CHANNEL,
+                names.scoped_worker(names.tenant_of(ref.queue), ""),
             ],
         )
         _raise_for(reply, ref, Action.CANCEL)
@@ -309,16 +316,37 @@ class JobStore:
         reply: Reply = await self.scripts.apply_reports(keys=keys, args=args)
         return reply
 
-    async def shorten_leases(self, attempts: Sequence[AttemptRef], *, within_ms: int) -> None:
-        """Lets these attempts' leases end within `within_ms` (their worker's stream dropped)."""
-        by_queue: dict[str, list[str]] = {}
-        for attempt in attempts:
-            by_queue.setdefault(attempt.queue, []).append(f"{attempt.job} {attempt.number}")
-        for queue, pairs in by_queue.items():
+    async def release_worker(
+        self,
+        *,
+        worker: str,
+        queues: Sequence[str],
+        held: Collection[AttemptRef] | None,
+        within_ms: int,
+    ) -> ReleaseResult:
+        """A worker's stream ended (or its scheduler replica died): in each of its `queues`, the
+        leases of the attempts it `held` (None: of every attempt it runs) end within `within_ms`,
+        what it fetched but did not start is handed out again, and its consumer leaves the
+        dispatch group."""
+        total = ReleaseResult(0, 0)
+        for queue in queues:
+            pairs = [f"{a.job} {a.number}" for a in held or () if a.queue == queue]
             keys, args = self._call_args(queue)
-            await self.scripts.shorten_leases(
-                keys=keys, args=[*args, _sources(Action.HEARTBEAT), str(within_ms), *pairs]
+            reply: Reply = await self.scripts.release_worker(
+                keys=keys,
+                args=[
+                    *args,
+                    _sources(Action.HEARTBEAT),
+                    worker,
+                    str(within_ms),
+                    "1" if held is None else "0",
+                    *pairs,
+                ],
             )
+            total = ReleaseResult(
+                total.shortened + as_int(reply[1]), total.redispatched + as_int(reply[2])
+            )
+        return total
 
     # --- background loops -----------------------------------------------------------------------
     async def promote_due(self, queue: str, *, limit: int = 1000) -> tuple[int, int | None]:

@@ -130,7 +130,9 @@ async def test_cancel_of_a_running_job_is_published_to_its_worker(
         message = None
         while message is None or message["type"] != "message":
             message = await pubsub.get_message(timeout=5)
-        assert message["data"] == f"worker-1 {ref.name}/attempts/1".encode()
+        # Worker ids are per tenant: the notice names the queue's tenant (an unscoped queue id is
+        # the default tenant's) with the worker.
+        assert message["data"] == f"default/worker-1 {ref.name}/attempts/1".encode()
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
     outcome = await apply_one(store, ref, 1, ReportKind.HEARTBEAT)

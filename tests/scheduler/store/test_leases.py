@@ -19,6 +19,7 @@ from services.scheduler.store.models import ReportKind
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import (
     POLICY,
+    WORKER,
     ManualClock,
     apply_one,
     create,
@@ -109,7 +110,9 @@ async def test_shortened_lease_runs_out_within_the_grace(
 ) -> None:
     ref = await create(store)
     await start(store, ref)
-    await store.shorten_leases([AttemptRef(ref.queue, ref.job, 1)], within_ms=5000)
+    await store.release_worker(
+        worker=WORKER, queues=[ref.queue], held=[AttemptRef(ref.queue, ref.job, 1)], within_ms=5000
+    )
     clock.advance(5001)
     await store.reap_expired("q1")
     assert state_of(await store.get_job(ref)).value == "QUEUED"

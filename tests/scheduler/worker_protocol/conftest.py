@@ -14,9 +14,12 @@ import pytest
 from redis.asyncio import Redis
 
 from jobs.v1 import worker_service_pb2_grpc
+from services.common.aio_compat import cancel_and_wait
 from services.common.config import SchedulerSettings, StoreSettings
 from services.common.grpc_server import GrpcServer, build_server, registration
+from services.common.redis_keys import CANCEL_CHANNEL
 from services.scheduler.auth.gate import Gate
+from services.scheduler.notices import Notices
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import ManualClock
@@ -54,13 +57,14 @@ async def servicer(
     scheduler_settings: SchedulerSettings,
     store_settings: StoreSettings,
 ) -> AsyncIterator[WorkerServicer]:
+    """The servicer with its liveness loop, and the notices subscriber routing cancels to it."""
     servicer = WorkerServicer(store, redis, scheduler_settings, store_settings)
-    router = asyncio.create_task(servicer.run())
-    await servicer.wait_ready()
+    notices = Notices(redis, {CANCEL_CHANNEL: servicer.route_cancel}, poll_s=0.2)
+    tasks = [asyncio.create_task(notices.run()), asyncio.create_task(servicer.run())]
+    await notices.wait_subscribed()
     yield servicer
-    router.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await router
+    for task in tasks:
+        await cancel_and_wait(task)
 
 
 @contextlib.asynccontextmanager

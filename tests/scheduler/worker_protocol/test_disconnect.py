@@ -3,17 +3,18 @@ again in seconds; a worker that reconnected keeps them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from redis.asyncio import Redis
 
-from services.common.config import SchedulerSettings
+from services.common.config import SchedulerSettings, StoreSettings
 from services.common.redis_keys import QueueKeys
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import (
     STORE_QUEUE,
+    WORKER,
     WorkerStream,
     attempt,
     create_job,
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from jobs.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
 
 LEASES = QueueKeys(STORE_QUEUE).leases
+Entry = tuple[bytes, dict[bytes, bytes]]
+Read = list[tuple[bytes, list[Entry]]]
 
 
 async def test_a_dropped_stream_shortens_the_leases_it_held(
@@ -105,3 +108,34 @@ async def test_a_reconnected_worker_renews_a_shortened_lease_with_a_heartbeat(
     assert is_ok(beat), beat.status
     assert beat.lease_expire_time.ToMilliseconds() == clock.now + 30_000
     new.call.cancel()
+
+
+async def test_a_dropped_stream_hands_out_at_once_what_its_worker_fetched_but_did_not_start(
+    stub: WorkerServiceAsyncStub,
+    store: JobStore,
+    servicer: WorkerServicer,
+    redis: Redis,
+    store_settings: StoreSettings,
+) -> None:
+    group, dispatch = store_settings.dispatch_group, QueueKeys(STORE_QUEUE).dispatch
+    stream = WorkerStream.open(stub)
+    await stream.hello()
+    job = await create_job(store)
+    # The worker's broker fetches the job's entry (as its consumer), then the worker dies.
+    read = await redis.xreadgroup(group, WORKER, {dispatch: ">"}, count=10)
+    [[_, [(fetched, _)]]] = cast(Read, read)
+
+    stream.call.cancel()
+
+    async def handed_out_again() -> None:
+        assert [c["name"] for c in await redis.xinfo_consumers(dispatch, group)] == []
+        [(entry, _)] = cast(list[Entry], await redis.xrange(dispatch))
+        assert entry != fetched
+
+    await eventually(handed_out_again)  # not after the dispatch timeout: it is minutes
+    read = await redis.xreadgroup(group, "rescuer", {dispatch: ">"}, count=10)
+    [[_, [(taken, _)]]] = cast(Read, read)
+    rescuer = WorkerStream.open(stub)
+    await rescuer.hello("rescuer")
+    assert is_ok(await rescuer.report(started(attempt(job)))), taken
+    rescuer.call.cancel()

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 
-from jobs.v1 import worker_service_pb2
+from jobs.v1 import worker_pb2, worker_service_pb2
 from services.common.config import StoreSettings
+from services.common.names import DEFAULT_TENANT
 from services.scheduler.servicers.worker_service import WorkerServicer
 from tests.scheduler.worker_protocol.worker_client import (
     QUEUE,
@@ -18,6 +19,7 @@ from tests.scheduler.worker_protocol.worker_client import (
     rich_status,
     violated_fields,
 )
+from tests.support.eventually import eventually
 
 if TYPE_CHECKING:
     from jobs.v1.worker_service_pb2_grpc import WorkerServiceAsyncStub
@@ -49,6 +51,12 @@ async def test_hello_is_answered_with_the_lease_and_heartbeat_settings(
         (
             worker_service_pb2.ConnectRequest(hello=worker_service_pb2.WorkerInfo(id="")),
             "hello.id",
+        ),
+        (
+            worker_service_pb2.ConnectRequest(
+                hello=worker_service_pb2.WorkerInfo(id=WORKER, queues=["ok", "x}:job:1"])
+            ),
+            "hello.queues[1]",
         ),
     ],
 )
@@ -101,3 +109,60 @@ async def test_a_stream_the_worker_ends_gets_every_result_then_ends_ok(
     assert [r.id for r in results] == ids
     assert not isinstance(await stream.call.read(), worker_service_pb2.ConnectResponse)  # EOF
     assert await stream.call.code() == grpc.StatusCode.OK
+
+
+async def _refusal(stream: WorkerStream, *, instance: str) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stream.hello(instance=instance)
+    return refused.value
+
+
+async def test_another_process_claiming_a_connected_workers_id_is_refused(
+    stub: WorkerServiceAsyncStub, servicer: WorkerServicer
+) -> None:
+    first = WorkerStream.open(stub)
+    await first.hello(instance="process-a")
+    impostor = WorkerStream.open(stub)
+
+    refused = await _refusal(impostor, instance="process-b")
+
+    assert refused.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert error_info(await rich_status(impostor.call)).reason == "WORKER_ID_IN_USE"
+    [connected] = servicer.registry.workers()  # never merged into the first one's streams
+    assert connected.info.instance == "process-a"
+    first.call.cancel()
+
+
+async def test_a_worker_without_an_instance_cannot_take_a_connected_id(
+    stub: WorkerServiceAsyncStub, stream: WorkerStream
+) -> None:
+    second = WorkerStream.open(stub)
+    refused = await _refusal(second, instance="")
+    assert refused.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+async def test_the_same_process_reconnects_while_its_old_stream_is_open(
+    stub: WorkerServiceAsyncStub, servicer: WorkerServicer, stream: WorkerStream
+) -> None:
+    again = WorkerStream.open(stub)
+    await again.hello()  # the same instance as `stream`: a reconnect
+    assert len(servicer.registry.workers()) == 2
+    again.call.cancel()
+
+
+async def test_an_id_is_free_once_its_stream_ended(
+    stub: WorkerServiceAsyncStub, servicer: WorkerServicer
+) -> None:
+    first = WorkerStream.open(stub)
+    await first.hello(instance="process-a")
+    first.call.cancel()
+
+    async def gone() -> None:
+        record = await servicer.directory.get(WORKER, tenant=DEFAULT_TENANT)
+        assert record is not None
+        assert record.state == worker_pb2.Worker.STATE_GONE
+
+    await eventually(gone)
+    second = WorkerStream.open(stub)
+    await second.hello(instance="process-b")
+    second.call.cancel()

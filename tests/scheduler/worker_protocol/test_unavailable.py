@@ -1,11 +1,14 @@
 """While Redis is unreachable each report is answered UNAVAILABLE and the stream stays up, so the
-worker retries them."""
+worker retries them; a new stream is refused UNAVAILABLE (its worker id cannot be claimed), so the
+worker connects again later."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import grpc
 import pytest
 from google.rpc import code_pb2
 from redis.asyncio import Redis
@@ -20,8 +23,10 @@ from tests.scheduler.worker_protocol.worker_client import (
     WorkerStream,
     error_info,
     heartbeat,
+    rich_status,
     started,
 )
+from tests.support.redis_server import RedisServer
 
 
 def _closed_port() -> int:
@@ -41,22 +46,41 @@ async def unreachable() -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-async def test_reports_are_unavailable_while_redis_is_unreachable(
+async def test_a_hello_is_unavailable_while_redis_is_unreachable(
     unreachable: Redis, scheduler_settings: SchedulerSettings, store_settings: StoreSettings
 ) -> None:
     store = JobStore(unreachable, settings=store_settings)
     servicer = WorkerServicer(store, unreachable, scheduler_settings, store_settings)
     async with serving(servicer, scheduler_settings, unreachable) as stub:
         stream = WorkerStream.open(stub)
-        await stream.hello()
-        name = "queues/q1/jobs/j1/attempts/1"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stream.hello()
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert error_info(await rich_status(stream.call)).reason == "STORE_UNAVAILABLE"
 
-        ids = await stream.send(started(name), heartbeat(name))
-        first = await stream.results(2)
-        again = await stream.report(heartbeat(name))
 
-        assert [r.id for r in first] == ids
-        for result in [*first, again]:
-            assert result.status.code == code_pb2.UNAVAILABLE
-            assert error_info(result.status).reason == "STORE_UNAVAILABLE"
-        stream.call.cancel()
+async def test_reports_are_unavailable_while_redis_is_unreachable(
+    tmp_path: Path, scheduler_settings: SchedulerSettings, store_settings: StoreSettings
+) -> None:
+    with RedisServer(tmp_path / "redis") as server:
+        redis = Redis.from_url(server.url, socket_timeout=1, retry=Retry(NoBackoff(), retries=0))
+        try:
+            store = JobStore(redis, settings=store_settings)
+            servicer = WorkerServicer(store, redis, scheduler_settings, store_settings)
+            async with serving(servicer, scheduler_settings, redis) as stub:
+                stream = WorkerStream.open(stub)
+                await stream.hello()
+                server.stop()
+                name = "queues/q1/jobs/j1/attempts/1"
+
+                ids = await stream.send(started(name), heartbeat(name))
+                first = await stream.results(2)
+                again = await stream.report(heartbeat(name))
+
+                assert [r.id for r in first] == ids
+                for result in [*first, again]:
+                    assert result.status.code == code_pb2.UNAVAILABLE
+                    assert error_info(result.status).reason == "STORE_UNAVAILABLE"
+                stream.call.cancel()
+        finally:
+            await redis.aclose()

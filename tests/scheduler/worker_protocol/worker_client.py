@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 QUEUE = "q1"
 STORE_QUEUE = scoped_queue(DEFAULT_TENANT, QUEUE)  # the store's id of the default tenant's q1
 WORKER = "host-a:4242:abc"
+INSTANCE = "process-a"  # the streams a test opens are one process's unless it says otherwise
 READ_GUARD_S = 10  # only against a hang; every read normally returns at once
 POLICY = RetryPolicy(
     max_attempts=3,
@@ -97,9 +98,10 @@ def log_line(name: str, message: str) -> Report:
     return Report(attempt=name, log=worker_service_pb2.AttemptLog(message=message))
 
 
-def hello(worker: str = WORKER) -> worker_service_pb2.WorkerInfo:
+def hello(worker: str = WORKER, *, instance: str = INSTANCE) -> worker_service_pb2.WorkerInfo:
     return worker_service_pb2.WorkerInfo(
         id=worker,
+        instance=instance,
         host="host-a",
         pid=4242,
         queues=[QUEUE],
@@ -152,8 +154,12 @@ class WorkerStream:
     def open(cls, stub: WorkerServiceAsyncStub) -> WorkerStream:
         return cls(stub.Connect(None))
 
-    async def hello(self, worker: str = WORKER) -> worker_service_pb2.WorkerSettings:
-        await self.call.write(worker_service_pb2.ConnectRequest(hello=hello(worker)))
+    async def hello(
+        self, worker: str = WORKER, *, instance: str = INSTANCE
+    ) -> worker_service_pb2.WorkerSettings:
+        await self.call.write(
+            worker_service_pb2.ConnectRequest(hello=hello(worker, instance=instance))
+        )
         response = await self.read()
         assert response.HasField("settings"), response
         return response.settings

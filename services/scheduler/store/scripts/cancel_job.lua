@@ -6,7 +6,9 @@
   ARGV[3]  states asked to stop (csv)
   ARGV[4]  job id
   ARGV[5]  reason (may be empty)
-  ARGV[6]  pub/sub channel told "<worker> <attempt name>" when a running job is asked to stop
+  ARGV[6]  pub/sub channel told "<tenant>/<worker> <attempt name>" when a running job is asked to
+           stop (worker ids are per tenant, so the notice names the tenant too)
+  ARGV[7]  the queue's tenant and a slash, `<tenant>/`
   Returns {0, state after} | {-1} no such job | {-2, state} wrong state
 ]]
 local id, reason = ARGV[4], ARGV[5]
@@ -32,7 +34,7 @@ if set_of(ARGV[3])[f[1]] then
     redis.call('HSET', key, 'cancel', NOW, 'cancel_reason', reason, 'utime', NOW)
     emit(id, {t = 'CANCEL_REQUESTED', s = f[1], a = attempt, m = message})
   end
-  redis.call('PUBLISH', ARGV[6], f[5] .. ' queues/' .. ctx.q .. '/jobs/' .. id .. '/attempts/' .. attempt)
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. f[5] .. ' queues/' .. ctx.q .. '/jobs/' .. id .. '/attempts/' .. attempt)
   return {OK, f[1]}
 end
 return {WRONG_STATE, f[1]}
