@@ -8,7 +8,11 @@ carrying `finishedJob`. A subscriber that falls `queue_size` events behind gets 
 `event: lagged` with `{"lastEventId": ...}` and should reconnect with it. An upstream error ends the
 stream with `event: error` and the gateway's JSON error body; an unknown job or queue is a plain 404
 JSON answer before any event. Subscribers share upstream calls through `SseHub` (sse_hub.py).
-Credentials: `Authorization: Bearer`, or `?access_token=` with a watch token (auth.py).
+Credentials: `Authorization: Bearer`, or `?access_token=` with a watch token (auth.py). A stream
+ends when its own credential does, with `event: error` (401 UNAUTHENTICATED): reason
+CREDENTIAL_EXPIRED when its watch token expires, CREDENTIAL_REVOKED when its key (or the key its
+token came from) is revoked, at once, or within the scheduler's JOBSTREAM_AUTH_KEY_CACHE_TTL if it
+missed the revoke's notice.
 
 `EventStream` sends the frames itself rather than through sse-starlette's EventSourceResponse
 (whose ServerSentEvent still encodes them): that runs four tasks per connection (stream, ping,
@@ -38,7 +42,7 @@ from jobs.v1 import event_pb2
 from services.gateway.auth import credential_metadata
 from services.gateway.bindings import Binding, load_bindings, streaming
 from services.gateway.errors import ApiError, from_rpc_error
-from services.gateway.sse_hub import Idle, Kind, Lagged, Metadata, SseHub, Watch
+from services.gateway.sse_hub import Credential, Idle, Kind, Lagged, SseHub, Watch
 
 _EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 _VARIABLE = re.compile(r"\{name=([^}]*)\}")
@@ -111,11 +115,11 @@ def encode_event(event: event_pb2.JobEvent) -> bytes:
 
 
 async def _frames(
-    hub: SseHub, watch: Watch, *, after: str, metadata: Metadata
+    hub: SseHub, watch: Watch, *, credential: Credential, after: str
 ) -> AsyncGenerator[bytes, None]:
     """The subscriber's stream as wire frames, with keep-alives."""
     try:
-        subscription = hub.subscribe(watch, after=after, metadata=metadata)
+        subscription = hub.subscribe(watch, credential=credential, after=after)
         async with contextlib.aclosing(subscription) as items:
             async for item in items:
                 if isinstance(item, Lagged):
@@ -123,8 +127,8 @@ async def _frames(
                     yield ServerSentEvent(data=json.dumps(lagged), event="lagged").encode()
                     return
                 yield _KEEPALIVE if isinstance(item, Idle) else item.data
-    except grpc.aio.AioRpcError as error:
-        body = json.dumps(from_rpc_error(error).body(), separators=(",", ":"))
+    except ApiError as error:
+        body = json.dumps(error.body(), separators=(",", ":"))
         yield ServerSentEvent(data=body, event="error").encode()
 
 
@@ -147,12 +151,12 @@ def build_sse(
         try:
             metadata = credential_metadata(request)
             after = _after(request)
-            target = await hub.authorize(kind, name, metadata)
+            target, credential = await hub.authorize(kind, name, metadata)
         except ApiError as error:
             return error.response()
         except grpc.aio.AioRpcError as error:
             return from_rpc_error(error).response()
-        return EventStream(_frames(hub, target, after=after, metadata=metadata))
+        return EventStream(_frames(hub, target, credential=credential, after=after))
 
     def route(binding: Binding) -> Route:
         kind: Kind = "job" if binding.method.name == "WatchJob" else "queue"

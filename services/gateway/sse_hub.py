@@ -1,4 +1,5 @@
-"""One upstream gRPC watch per job or queue in this gateway process, fanned out to SSE subscribers.
+"""One upstream gRPC watch per job or queue and API key in this gateway process, fanned out to SSE
+subscribers.
 
 Sharing: the first subscriber of a resource opens the upstream (`WatchJob`/`WatchQueue` after its
 own position). A later subscriber joins the live upstream at once, so it misses nothing from that
@@ -8,10 +9,21 @@ had delivered when it joined; then it takes the shared events, skipping any it a
 case that cannot join is a queue resumer arriving before the upstream delivered anything (there is
 no boundary to replay up to): it gets a private upstream.
 
-Tenancy: resource names are relative to the caller's tenant, so upstreams are shared per (tenant,
-kind, name) (`Watch`). Each subscriber is authorized with its own credential first (`authorize`);
-the upstream runs with the credential of the subscriber that opened it, gap replays and private
-upstreams with the subscriber's own.
+Tenancy and credentials: resource names are relative to the caller's tenant, and each subscriber's
+stream ends when its own credential does, so upstreams are shared per (tenant, kind, name, key)
+(`Watch`): subscribers with one API key, or with watch tokens issued from it, share one. Each
+subscriber is authorized with its own credential first (`authorize`, which also tells its key and
+when it expires). The upstream runs with one subscriber's credential, gap replays and private
+upstreams with the subscriber's own; the scheduler ends each call when the credential it runs with
+is revoked (CREDENTIAL_REVOKED: the key's, so every sharer's too) or expires (CREDENTIAL_EXPIRED).
+
+Expiry: a subscriber whose credential expires (a watch token) ends then, after what it has
+buffered, with CREDENTIAL_EXPIRED from a timer of its own. When the upstream's credential expires,
+the subscribers whose credentials expire no later end with it, and the upstream reopens after its
+last event with the longest-lasting credential of the others (a key's never expires), so they see
+no gap and no repeat (a queue upstream opened for the next events that has delivered none has no
+position: it reopens for the next events, and one written meanwhile can be missed). Any other
+upstream error (revoked, NOT_FOUND, UNAVAILABLE...) ends all its subscribers with it.
 
 Bounds: each subscriber buffers at most `queue_size` events; when the upstream has one more for a
 full buffer, the subscriber is dropped from the upstream, drains what it has, and ends with
@@ -22,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -37,6 +51,8 @@ from jobs.v1 import (
     queue_service_pb2,
     queue_service_pb2_grpc,
 )
+from services.common.errors import CredentialExpired
+from services.gateway.errors import ApiError, from_rpc_error
 
 Kind = Literal["job", "queue"]
 Metadata = tuple[tuple[str, str], ...]
@@ -44,11 +60,20 @@ Metadata = tuple[tuple[str, str], ...]
 
 @dataclass(frozen=True, slots=True)
 class Watch:
-    """One tenant's job or queue: what subscribers share an upstream for."""
+    """One tenant's job or queue as one API key sees it: what subscribers share an upstream for."""
 
     tenant: str
     kind: Kind
     name: str
+    key: str  # `apiKeys/<id>` for the key and the watch tokens it issued; `bootstrap`, `anonymous`
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A subscriber's credential as call metadata, and when it expires (Unix seconds)."""
+
+    metadata: Metadata
+    expire_s: float = math.inf  # an API key's never does
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +103,7 @@ IDLE = Idle()
 
 
 _END = _End()
-_Item = Frame | Idle | grpc.aio.AioRpcError | _End
+_Item = Frame | Idle | ApiError | _End
 
 
 def stream_id(event_id: str) -> tuple[int, int]:
@@ -88,6 +113,7 @@ def stream_id(event_id: str) -> tuple[int, int]:
 
 @dataclass(eq=False)
 class _Subscriber:
+    credential: Credential
     queue: asyncio.Queue[_Item] = field(default_factory=asyncio.Queue)
     lagged: bool = False
 
@@ -95,7 +121,7 @@ class _Subscriber:
 @dataclass(eq=False)
 class _Upstream:
     watch: Watch
-    metadata: Metadata
+    credential: Credential  # the one its call runs with
     start: str
     last_id: str = ""
     subscribers: set[_Subscriber] = field(default_factory=set)
@@ -125,6 +151,7 @@ class SseHub:
         self._upstreams: dict[Watch, _Upstream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.upstreams_opened = 0  # shared upstream calls opened so far (for tests and metrics)
+        self.upstreams_reopened = 0  # ... and reopened with another credential after an expiry
         self.replays_opened = 0  # short-lived gap replays and private upstreams
         self.lagged_count = 0
 
@@ -144,14 +171,32 @@ class SseHub:
         queue_request = queue_service_pb2.WatchQueueRequest(name=watch.name, after_event_id=after)
         return self._queues.WatchQueue(queue_request, metadata=metadata)
 
-    async def authorize(self, kind: Kind, name: str, metadata: Metadata) -> Watch:
-        """What the credential in `metadata` may watch as `name`. Raises the AioRpcError of a
-        credential that may not (UNAUTHENTICATED, PERMISSION_DENIED) or of a job or queue its
-        tenant does not have (NOT_FOUND)."""
+    async def _events(
+        self, watch: Watch, after: str, metadata: Metadata
+    ) -> AsyncGenerator[event_pb2.JobEvent, None]:
+        """One call's events; closing cancels it. Raises its error as ApiError."""
+        call = self._call(watch, after, metadata)
+        try:
+            async for event in call:
+                yield event
+        except grpc.aio.AioRpcError as error:
+            raise from_rpc_error(error) from None
+        finally:
+            call.cancel()
+
+    async def authorize(
+        self, kind: Kind, name: str, metadata: Metadata
+    ) -> tuple[Watch, Credential]:
+        """What the credential in `metadata` may watch as `name`, and the credential. Raises the
+        AioRpcError of a credential that may not (UNAUTHENTICATED, PERMISSION_DENIED) or of a job
+        or queue its tenant does not have (NOT_FOUND)."""
         caller = await self._auth.GetCaller(
             auth_service_pb2.GetCallerRequest(resource=name), metadata=metadata
         )
-        return Watch(caller.tenant, kind, name)
+        expire_s = math.inf
+        if caller.HasField("expire_time"):
+            expire_s = caller.expire_time.ToMilliseconds() / 1000
+        return Watch(caller.tenant, kind, name, caller.key), Credential(metadata, expire_s)
 
     def _offer(self, upstream: _Upstream, subscriber: _Subscriber, item: _Item) -> None:
         if isinstance(item, Frame) and subscriber.queue.qsize() >= self.queue_size:
@@ -162,24 +207,53 @@ class SseHub:
         subscriber.queue.put_nowait(item)
 
     async def _pump(self, upstream: _Upstream) -> None:
-        call = self._call(upstream.watch, upstream.start, upstream.metadata)
-        end: _Item = _END
         try:
-            async for event in call:
-                if event.event_id:
-                    upstream.last_id = event.event_id
-                frame = Frame(event, self._encode(event))
-                for subscriber in list(upstream.subscribers):
-                    self._offer(upstream, subscriber, frame)
-        except grpc.aio.AioRpcError as error:
-            end = error
+            end = await self._follow(upstream)
+            while isinstance(end, ApiError) and self._hand_over(upstream, end):
+                end = await self._follow(upstream)
         finally:
-            call.cancel()
             if self._upstreams.get(upstream.watch) is upstream:
                 del self._upstreams[upstream.watch]
         for subscriber in upstream.subscribers:
             subscriber.queue.put_nowait(end)
         upstream.subscribers.clear()
+
+    async def _follow(self, upstream: _Upstream) -> ApiError | _End:
+        """Fans out the events of one call, made with the upstream's credential after its last
+        event; returns how the call ended."""
+        after = upstream.last_id or upstream.start
+        events = self._events(upstream.watch, after, upstream.credential.metadata)
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if event.event_id:
+                        upstream.last_id = event.event_id
+                    frame = Frame(event, self._encode(event))
+                    for subscriber in list(upstream.subscribers):
+                        self._offer(upstream, subscriber, frame)
+        except ApiError as error:
+            return error
+        return _END
+
+    def _hand_over(self, upstream: _Upstream, error: ApiError) -> bool:
+        """After the upstream's credential expired: ends the subscribers whose credentials expire
+        no later, and gives the upstream the longest-lasting credential of the others. Returns
+        whether any are left to reopen it for."""
+        if error.reason != "CREDENTIAL_EXPIRED":
+            return False
+        expired = upstream.credential.expire_s
+        for subscriber in list(upstream.subscribers):
+            if subscriber.credential.expire_s <= expired:
+                upstream.subscribers.discard(subscriber)
+                subscriber.queue.put_nowait(error)
+        if not upstream.subscribers:
+            return False
+        upstream.credential = max(
+            (subscriber.credential for subscriber in upstream.subscribers),
+            key=lambda credential: credential.expire_s,
+        )
+        self.upstreams_reopened += 1
+        return True
 
     async def _tick(self) -> None:
         """Every `keepalive_s`, an Idle for each subscriber with nothing buffered: one timer for
@@ -191,10 +265,10 @@ class SseHub:
                     if subscriber.queue.empty():
                         subscriber.queue.put_nowait(IDLE)
 
-    def _open(self, watch: Watch, after: str, metadata: Metadata) -> _Upstream:
+    def _open(self, watch: Watch, after: str, credential: Credential) -> _Upstream:
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick(), name="sse keep-alive")
-        upstream = _Upstream(watch, metadata, start=after)
+        upstream = _Upstream(watch, credential, start=after)
         self._upstreams[watch] = upstream
         self.upstreams_opened += 1
         upstream.task = asyncio.create_task(
@@ -211,38 +285,53 @@ class SseHub:
                 del self._upstreams[upstream.watch]
             upstream.task.cancel()
 
+    def _expiry(self, upstream: _Upstream, subscriber: _Subscriber) -> asyncio.TimerHandle | None:
+        """A timer that ends the subscriber with CREDENTIAL_EXPIRED when its credential expires."""
+        expire_s = subscriber.credential.expire_s
+        if expire_s == math.inf:
+            return None
+
+        def expire() -> None:
+            if subscriber in upstream.subscribers:  # not ended, lagged or handed over already
+                self._drop(upstream, subscriber)
+                error = CredentialExpired()  # as the scheduler ends a call
+                subscriber.queue.put_nowait(
+                    ApiError(error.code, error.message, reason=error.reason)
+                )
+
+        return asyncio.get_running_loop().call_later(max(0.0, expire_s - time.time()), expire)
+
     async def subscribe(
-        self,
-        watch: Watch,
-        *,
-        after: str = "",
-        metadata: Metadata = (),
+        self, watch: Watch, *, credential: Credential, after: str = ""
     ) -> AsyncGenerator[Frame | Lagged | Idle, None]:
         """Events after `after` (empty: every kept event of a job, the next ones of a queue), live,
-        until the upstream ends; ends with Lagged when this subscriber falls behind. `metadata`
-        carries the subscriber's credential (`authorize` it first). Raises the upstream's
-        AioRpcError. While following the shared upstream, yields IDLE at keep-alive ticks that
-        find nothing buffered."""
+        until the upstream ends; ends with Lagged when this subscriber falls behind. `credential`
+        is the subscriber's (`authorize` it first). Raises ApiError: the upstream's error, or
+        CREDENTIAL_EXPIRED at the credential's expiry. While following the shared upstream,
+        yields IDLE at keep-alive ticks that find nothing buffered."""
         upstream = self._upstreams.get(watch)
         boundary = "" if upstream is None else (upstream.last_id or upstream.start)
         if upstream is not None and not boundary and watch.kind == "queue" and after:
-            async for item in self._private(watch, after, metadata):
+            async for item in self._private(watch, after, credential.metadata):
                 yield item
             return
-        subscriber = _Subscriber()
+        subscriber = _Subscriber(credential)
         if upstream is None:
-            upstream = self._open(watch, after, metadata)
+            upstream = self._open(watch, after, credential)
         upstream.subscribers.add(subscriber)
+        expiry = self._expiry(upstream, subscriber)
         try:
             cursor = after
             replay = bool(boundary) and (watch.kind == "job" or bool(after))
             if replay and (not after or stream_id(after) < stream_id(boundary)):
-                async for event in self._replay(watch, after, boundary, metadata):
+                async for event in self._replay(watch, after, boundary, credential.metadata):
                     cursor = event.event_id or cursor
                     yield Frame(event, self._encode(event))
             async for shared in self._shared(subscriber, cursor):
                 yield shared
         finally:
+            if expiry is not None:
+                expiry.cancel()
             self._drop(upstream, subscriber)
 
     async def _shared(
@@ -260,7 +349,7 @@ class SseHub:
                 continue
             if isinstance(item, _End):
                 return
-            if isinstance(item, grpc.aio.AioRpcError):
+            if isinstance(item, ApiError):
                 raise item
             event_id = item.event.event_id
             if event_id and cursor and stream_id(event_id) <= stream_id(cursor):
@@ -273,27 +362,21 @@ class SseHub:
     ) -> AsyncIterator[event_pb2.JobEvent]:
         """The events after `after` up to and including `boundary`, from a call of its own."""
         self.replays_opened += 1
-        call = self._call(watch, after, metadata)
-        try:
-            async for event in call:
+        async with contextlib.aclosing(self._events(watch, after, metadata)) as events:
+            async for event in events:
                 if event.event_id and stream_id(event.event_id) > stream_id(boundary):
                     return
                 yield event
                 if event.event_id == boundary:
                     return
-        finally:
-            call.cancel()
 
     async def _private(
         self, watch: Watch, after: str, metadata: Metadata
     ) -> AsyncIterator[Frame | Lagged]:
         self.replays_opened += 1
-        call = self._call(watch, after, metadata)
-        try:
-            async for event in call:
+        async with contextlib.aclosing(self._events(watch, after, metadata)) as events:
+            async for event in events:
                 yield Frame(event, self._encode(event))
-        finally:
-            call.cancel()
 
     def end_streams(self) -> None:
         """Ends every subscriber's stream (after what it has buffered) and cancels the upstreams:

@@ -239,7 +239,7 @@ async def test_two_subscribers_of_one_job_share_one_upstream_and_get_the_same_ev
             second_events = [await anext(second), await anext(second)]  # its gap, replayed
             assert gateway.hub.upstreams_opened == 1
             assert gateway.hub.upstream_count == 1
-            shared = Watch("default", "job", "queues/q1/jobs/shared")
+            shared = Watch("default", "job", "queues/q1/jobs/shared", "anonymous")
             assert gateway.hub.subscriber_count(shared) == 2
             await worker.progress(job, percent=70)
             await worker.succeed(job, None)
