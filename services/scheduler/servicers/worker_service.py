@@ -93,7 +93,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
 
     async def run(self) -> None:
         """Renews this replica's liveness and sweeps until cancelled; then waits for the clean-up
-        of streams that just ended (lease and directory writes) and unlists the replica."""
+        of streams that just ended (lease and directory writes) and unlists the replica, unless a
+        stream's release failed (Redis away): then its deadline passes and another replica (or
+        this one restarted) releases the rest."""
         liveness = Liveness(
             self.replicas,
             open_sessions=self._sessions,
@@ -104,8 +106,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             await run_forever("replica liveness", liveness.tick)
         finally:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
-            if not self._sessions:
-                with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError):
+                if not self._sessions and not await self.replicas.own_streams():
                     await self.replicas.leave()
 
     def route_cancel(self, notice: str) -> None:

@@ -134,7 +134,7 @@ async def test_cancel_of_a_running_job_is_published_to_its_worker(
         # the default tenant's) with the worker.
         assert message["data"] == f"default/worker-1 {ref.name}/attempts/1".encode()
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
     outcome = await apply_one(store, ref, 1, ReportKind.HEARTBEAT)
     assert outcome.cancel_requested
     await apply_one(store, ref, 1, ReportKind.CANCELLED, {"forced": True})
