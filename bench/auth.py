@@ -6,7 +6,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from services.common.names import DEFAULT_TENANT, scoped_queue
+
 BOOTSTRAP_KEY_ENV = "JOBSTREAM_AUTH_BOOTSTRAP_KEY"
+BOOTSTRAP_TENANT_ENV = "JOBSTREAM_AUTH_BOOTSTRAP_TENANT"
 
 
 @dataclass(frozen=True)
@@ -14,6 +17,7 @@ class BenchAuth:
     """A fresh random key (43 URL-safe characters; the scheduler wants 32 or more)."""
 
     key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    tenant: str = DEFAULT_TENANT  # the key's tenant: the one every bench queue belongs to
 
     @property
     def authorization(self) -> str:
@@ -21,8 +25,12 @@ class BenchAuth:
 
     @property
     def scheduler_env(self) -> dict[str, str]:
-        """What the scheduler's environment needs to accept the key."""
-        return {BOOTSTRAP_KEY_ENV: self.key}
+        """What the scheduler's environment needs to accept the key (as `tenant`'s admin)."""
+        return {BOOTSTRAP_KEY_ENV: self.key, BOOTSTRAP_TENANT_ENV: self.tenant}
+
+    def store_queue(self, queue: str) -> str:
+        """The store's id of a bench queue, which its Redis keys are under (read-only figures)."""
+        return scoped_queue(self.tenant, queue)
 
     @property
     def headers(self) -> dict[str, str]:

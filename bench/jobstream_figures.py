@@ -37,8 +37,9 @@ def new_steps() -> dict[str, list[float]]:
 
 
 async def memory_breakdown(redis: Redis, queue: str) -> dict[str, int]:
-    """MEMORY USAGE of one retained job's hash and history, and of the queue's shared keys
-    (read only; the keys are the store's)."""
+    """MEMORY USAGE of one retained job's hash and history, of one request id, and of the queue's
+    shared keys; `queue` is the store's id, `<tenant>/<queue>` (read only; the keys are the
+    store's)."""
     keys = QueueKeys(queue)
     newest = cast(list[bytes], await redis.zrange(keys.retained(State.SUCCEEDED), -1, -1))
     sizes: dict[str, int] = {}
@@ -54,4 +55,12 @@ async def memory_breakdown(redis: Redis, queue: str) -> dict[str, int]:
         ("retained", keys.retained(State.SUCCEEDED)),
     ):
         sizes[f"queue_{name}_index_bytes"] = int(await redis.memory_usage(key) or 0)
+    async for key in redis.scan_iter(match=keys.request("*"), count=1000):
+        sizes["request_id_bytes"] = int(await redis.memory_usage(key) or 0)
+        break
     return sizes
+
+
+async def request_id_keys(redis: Redis, queue: str) -> int:
+    """How many request ids the queue (its store id) remembers: a SCAN, on the bench's own Redis."""
+    return sum([1 async for _ in redis.scan_iter(match=QueueKeys(queue).request("*"), count=1000)])

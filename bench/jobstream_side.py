@@ -4,8 +4,10 @@ The scheduler is `python -m services.scheduler.app` on a free port; workers are
 `python -m services.worker bench.handlers --queue Q --concurrency N --scheduler ADDR`, ready when
 they print `worker_ready`. The producer is `JobstreamClient` in this process: `enqueue` one job at
 a time (W1, W3), `enqueue` then `wait` (which follows WatchJob) for W2, `enqueue_many` only to
-fill the memory rounds. A workload is done when GetQueue counts nothing scheduled, queued or
-running. The scheduler's CPU is reported beside the worker's: it is part of jobstream's cost.
+fill the memory rounds, where every job carries its own request id (as idempotent producers send),
+so the request-id keys count in the memory figures. A workload is done when GetQueue counts nothing
+scheduled, queued or running. The scheduler's CPU is reported beside the worker's: it is part of
+jobstream's cost.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +27,7 @@ from redis.asyncio import Redis
 
 from bench.auth import BenchAuth
 from bench.handlers import NOOP
-from bench.jobstream_figures import add_steps, memory_breakdown, new_steps
+from bench.jobstream_figures import add_steps, memory_breakdown, new_steps, request_id_keys
 from bench.measure import (
     BenchFailed,
     Phase,
@@ -250,15 +253,19 @@ class JobstreamSide:
         await self._queues.UpdateQueue(request, metadata=credentials(AUTH.key))
 
     async def _enqueue_batches(self, queue: str, jobs: int) -> None:
+        """`jobs` jobs, each with a new request id."""
         for start in range(0, jobs, BATCH):
             size = min(BATCH, jobs - start)
-            await self.client.enqueue_many(queue, [EnqueueRequest(type=NOOP)] * size)
+            batch = [EnqueueRequest(type=NOOP, request_id=_request_id()) for _ in range(size)]
+            await self.client.enqueue_many(queue, batch)
 
     async def memory(self, jobs: int, rounds: int) -> dict[str, object]:
         """Rounds of `jobs` through one worker with the queue keeping the last `jobs` succeeded
-        jobs: used_memory after each round should stay flat from the second round on."""
+        jobs, every job with its own request id: used_memory after each round should stay flat
+        from the second round on, request-id keys included."""
         queue = "bench-memory"
-        await self.client.enqueue(queue, NOOP)  # the queue exists from its first job
+        # The queue exists from its first job.
+        await self.client.enqueue(queue, NOOP, request_id=_request_id())
         await self._set_retention(queue, jobs)
         worker = await self.start_worker(queue)
         used: list[int] = []
@@ -271,15 +278,17 @@ class JobstreamSide:
                 await until(self._all_done(queue), within=drain_timeout(jobs), what="memory")
                 used.append(await redis_used_memory(self.redis))
             retained = (await self._counts(queue)).succeeded
-            breakdown = await memory_breakdown(self.redis, queue)
+            breakdown = await memory_breakdown(self.redis, AUTH.store_queue(queue))
+            request_ids = await request_id_keys(self.redis, AUTH.store_queue(queue))
             rss = {"scheduler": rss_bytes(self.scheduler.pid), "worker": rss_bytes(worker.pid)}
         finally:
             await worker.stop()
         await self._check_none_failed(queue)
         return {
-            "what": f"retention: the last {jobs} succeeded jobs (UpdateQueue)",
+            "what": f"retention: the last {jobs} succeeded jobs (UpdateQueue); a request id each",
             "jobs_per_round": jobs,
             "retained": retained,
+            "request_id_keys": request_ids,
             "used_memory_empty": empty,
             "used_memory_after_rounds": used,
             "bytes_per_job": round((used[0] - empty) / max(retained, 1)),
@@ -289,3 +298,8 @@ class JobstreamSide:
             "breakdown": breakdown,
             "rss_bytes": rss,
         }
+
+
+def _request_id() -> str:
+    """A new idempotency key, shaped as producers usually make them."""
+    return str(uuid.uuid4())

@@ -64,6 +64,15 @@ def _memory_flat(results: Figures) -> tuple[float, bool] | None:
     return round(growth, 4), growth <= FLAT_MAX_GROWTH
 
 
+def _request_ids_kept(results: Figures) -> tuple[int, int] | None:
+    """(request ids the memory queue remembers, jobs it keeps) after the rounds."""
+    jobstream = results.get("jobstream")
+    memory = jobstream.get("memory") if isinstance(jobstream, dict) else None
+    if not isinstance(memory, dict) or "request_id_keys" not in memory:
+        return None
+    return cast(int, memory["request_id_keys"]), cast(int, memory["retained"])
+
+
 def evaluate(results: Figures) -> dict[str, dict[str, object]]:
     """Each target of the issue that the results can judge: value, bound, pass."""
     targets: dict[str, dict[str, object]] = {}
@@ -85,6 +94,13 @@ def evaluate(results: Figures) -> dict[str, dict[str, object]]:
             "value": flat[0],
             "target": f"last round adds <= {FLAT_MAX_GROWTH:.0%} of what the first added",
             "pass": flat[1],
+        }
+    if (kept := _request_ids_kept(results)) is not None:
+        request_ids, jobs = kept
+        targets["memory_request_ids"] = {
+            "value": request_ids,
+            "target": f"<= {jobs:,}, the jobs kept",
+            "pass": request_ids <= jobs,
         }
     return targets
 
@@ -170,6 +186,13 @@ def _print_memory(results: Figures, targets: dict[str, dict[str, object]]) -> No
         rss = ", ".join(f"{name} {size / 1e6:.0f} MB" for name, size in memory["rss_bytes"].items())
         verdict = _verdict(targets, "memory_flat") if side == "jobstream" else "(no target)"
         print(f"{side:9} used_memory after rounds (MB): {rounds}  {verdict}; RSS {rss}")
+        if "request_id_keys" in memory:  # every jobstream enqueue of the rounds has a request id
+            growth = memory["growth_last_round_bytes_per_job"]
+            print(
+                f"{'':9} last round adds {growth} bytes/job; kept {memory['retained']:,} jobs and "
+                f"{memory['request_id_keys']:,} request ids  "
+                f"{_verdict(targets, 'memory_request_ids')}"
+            )
 
 
 def _print_profiles(profiles: object, top: int = 6) -> None:

@@ -9,8 +9,9 @@ task) and then against jobstream (scheduler + `python -m services.worker`):
   W2 latency one idle worker, sequential enqueue-and-wait round trips: p50 / p99 / max;
   W3 mixed   two worker processes running while one producer enqueues N serially: jobs/s from
              the first enqueue to the last completion;
-  memory     rounds of jobs with retention on: Redis bytes per retained finished job, used_memory
-             after each round (flat?), RSS of the scheduler and the worker.
+  memory     rounds of jobs with retention on, each jobstream job with its own request id: Redis
+             bytes per retained finished job, used_memory after each round (flat?), request ids
+             kept, RSS of the scheduler and the worker.
 Prints the figures with jobstream/baseline ratios and PASS/MISS against the issue's targets,
 profiles jobstream with py-spy when a target is missed, and writes
 bench/results/worker-<timestamp>.json. Sizes: `--jobs`, `--round-trips`, ... (or

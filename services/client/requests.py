@@ -30,7 +30,8 @@ class EnqueueRequest:
     `run_at` (an aware datetime) and `delay` (seconds or a timedelta from now, by this machine's
     clock) are alternatives. `max_attempts` counts attempts that end in a handler failure,
     `max_lost_attempts` those lost with their worker. With `request_id` the create is idempotent
-    for 24 h: the same request returns the first job."""
+    while the first job exists (at most the server's request-id TTL, 24 h by default): the same
+    request returns the first job."""
 
     type: str
     payload: object = None

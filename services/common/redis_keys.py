@@ -112,7 +112,7 @@ class QueueKeys:
         return f"{self.prefix}history:{job_id}"
 
     def request(self, request_id: str) -> str:
-        """`<job id> <request hash>` of an idempotency key; expires after the dedup window."""
+        """`<job id> <request hash>` of an idempotency key; deleted with its job, or expires."""
         return f"{self.prefix}req:{request_id}"
 
 

@@ -137,14 +137,24 @@ local function dispatch()
   return #popped / 2
 end
 
--- Deletes a job, its history and its index entries.
+-- Forgets a job's request id, unless its TTL ran out and a newer job took it (the key holds
+-- `<job id> <request hash>`; job ids have no space).
+local function forget_request(id, rid)
+  if not rid or rid == '' then return end
+  local rkey = P .. 'req:' .. rid
+  local stored = redis.call('GET', rkey)
+  if stored and string.sub(stored, 1, #id + 1) == id .. ' ' then redis.call('DEL', rkey) end
+end
+
+-- Deletes a job, its history, its index entries and its request id.
 local function delete_job(id, key)
-  local f = redis.call('HMGET', key, 'state', 'ix', 'type')
+  local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'rid')
   index_state(id, f[2], f[3], f[1], nil)
   redis.call('ZREM', P .. 'idx:all', f[2])
   redis.call('ZREM', P .. 'idx:type:' .. f[3], f[2])
   redis.call('ZREM', P .. 'retain:' .. f[1], id)
   redis.call('DEL', key, P .. 'history:' .. id)
+  forget_request(id, f[4])
 end
 
 local function retention(state)
