@@ -74,7 +74,7 @@ class Phase:
             raise RuntimeError("the phase has not started")
         return self.before.at
 
-    def per_job(self, jobs: int) -> dict[str, float]:
+    def per_job(self, jobs: int) -> dict[str, object]:
         if self.before is None or self.after is None:
             raise RuntimeError("the phase has not run")
         return cpu_ms_per_job(self.before, self.after, jobs)

@@ -207,8 +207,18 @@ async def redis_cpu_seconds(redis: Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
+async def redis_commands(redis: Redis) -> dict[str, int]:
+    """Calls of each Redis command so far (INFO commandstats; a script's calls count one by one)."""
+    stats = await redis.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(entry["calls"]) for name, entry in stats.items()}
+
+
 async def redis_used_memory(redis: Redis) -> int:
     return int((await redis.info("memory"))["used_memory"])
+
+
+# The bench's own reads around each phase, not the system's work.
+_SAMPLING_COMMANDS = frozenset({"info"})
 
 
 @dataclass(frozen=True)
@@ -220,6 +230,7 @@ class CpuSample:
     redis: float
     producer: float  # this process: the producer (client) and the completion checks
     machine: float  # busy CPU seconds of the whole machine (/proc/stat), to see other load
+    commands: dict[str, int]  # Redis calls per command so far
 
 
 async def sample_cpu(redis: Redis, children: Mapping[str, Sequence[Child]]) -> CpuSample:
@@ -228,14 +239,21 @@ async def sample_cpu(redis: Redis, children: Mapping[str, Sequence[Child]]) -> C
         name: sum(cpu_seconds(child.pid) for child in group) for name, group in children.items()
     }
     redis_cpu = await redis_cpu_seconds(redis)
+    commands = await redis_commands(redis)
     return CpuSample(
-        time.perf_counter(), sessions, redis_cpu, time.process_time(), machine_busy_seconds()
+        time.perf_counter(),
+        sessions,
+        redis_cpu,
+        time.process_time(),
+        machine_busy_seconds(),
+        commands,
     )
 
 
-def cpu_ms_per_job(before: CpuSample, after: CpuSample, jobs: int) -> dict[str, float]:
-    """CPU milliseconds per job between two samples, per watched group and for Redis."""
-    costs = {
+def cpu_ms_per_job(before: CpuSample, after: CpuSample, jobs: int) -> dict[str, object]:
+    """CPU milliseconds per job between two samples, per watched group and for Redis, and the
+    Redis commands per job."""
+    costs: dict[str, object] = {
         f"{name}_cpu_ms_per_job": round(1000 * (after.sessions[name] - spent) / jobs, 4)
         for name, spent in before.sessions.items()
     }
@@ -249,4 +267,12 @@ def cpu_ms_per_job(before: CpuSample, after: CpuSample, jobs: int) -> dict[str, 
     others = (after.machine - before.machine) - ours
     # Cores busy with processes that are not part of the bench (a noisy machine skews figures).
     costs["other_load_cores"] = round(max(others, 0.0) / (after.at - before.at), 2)
+    calls = {
+        name: count - before.commands.get(name, 0)
+        for name, count in after.commands.items()
+        if name not in _SAMPLING_COMMANDS
+    }
+    costs["redis_commands_per_job"] = round(sum(calls.values()) / jobs, 2)
+    busiest = sorted(calls.items(), key=lambda item: -item[1])[:6]
+    costs["redis_commands_top"] = {name: round(count / jobs, 2) for name, count in busiest}
     return costs

@@ -146,13 +146,13 @@ async def profile_misses(
     if py_spy() is None:
         return {"error": "py-spy is not installed (pip install -e '.[dev]')"}
     profiles: dict[str, object] = {"missed": missed}
-    if always or "w1_drain_ratio" in missed:
+    if always or {"w1_enqueue_ratio", "w1_drain_ratio", "w1_redis_commands"} & set(missed):
         print(f"[profile] W1 drain of {jobs:,} jobs under py-spy", flush=True)
         profiles["w1"] = await side.drain(jobs, profiler=Profiler(directory, "w1"))
-    if always or {"w2_p50_ms", "w2_p99_ms"} & set(missed):
+    if always or {"w2_p50_ratio", "w2_p99_ms"} & set(missed):
         print(f"[profile] W2 {round_trips} round trips under py-spy", flush=True)
         profiles["w2"] = await side.latency(round_trips, 0, profiler=Profiler(directory, "w2"))
-    if always:
+    if always or "w3_ratio" in missed:
         print(f"[profile] W3 {jobs:,} jobs under py-spy", flush=True)
         profiles["w3"] = await side.mixed(jobs, workers, profiler=Profiler(directory, "w3"))
     return profiles
