@@ -115,14 +115,6 @@ class AttemptSuperseded(JobstreamError):
         super().__init__(f"attempt {attempt} is no longer current", metadata={"attempt": attempt})
 
 
-class QueuePaused(JobstreamError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "QUEUE_PAUSED"
-
-    def __init__(self, queue: str) -> None:
-        super().__init__(f"queue {queue} is paused", metadata={"queue": queue})
-
-
 class RequestIdReused(JobstreamError):
     """A request id came back with a different request."""
 

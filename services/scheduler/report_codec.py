@@ -157,8 +157,6 @@ def encode_outcome(outcome: ReportOutcome, into: worker_service_pb2.ReportResult
         into.status.SetInParent()  # OK: code 0, no details
     else:
         into.status.CopyFrom(to_rpc_status(outcome.error))
-    if outcome.job is not None:
-        into.job.CopyFrom(outcome.job)
     if outcome.lease_expire_ms is not None:
         into.lease_expire_time.FromMilliseconds(outcome.lease_expire_ms)
     into.cancel_requested = outcome.cancel_requested

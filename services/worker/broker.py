@@ -171,10 +171,11 @@ class DispatchBroker(RedisStreamBroker):
             entries = cast(list[_Entry], reply[1])
             if entries:
                 log.info("dispatch_entries_claimed", stream=stream, count=len(entries))
-                await self._accept(redis, [(stream.encode(), entries)])
+                await self._accept(redis, [(stream.encode(), entries)], claimed=True)
 
-    async def _accept(self, redis: Redis, reply: _Reply) -> None:
-        """Buffers the valid deliveries; logs and acks the malformed entries."""
+    async def _accept(self, redis: Redis, reply: _Reply, *, claimed: bool = False) -> None:
+        """Buffers the valid deliveries (`claimed`: from another consumer or the pending list);
+        logs and acks the malformed entries."""
         for raw_stream, entries in reply:
             stream = raw_stream.decode()
             queue = self.queue_of[stream]
@@ -182,7 +183,7 @@ class DispatchBroker(RedisStreamBroker):
             for raw_id, fields in entries:
                 entry_id = raw_id.decode()
                 try:
-                    self._buffer.append(self._parse(stream, queue, entry_id, fields))
+                    self._buffer.append(self._parse(stream, queue, entry_id, fields, claimed))
                 except MalformedEntry as error:
                     log.warning(
                         "malformed_dispatch_entry",
@@ -196,16 +197,18 @@ class DispatchBroker(RedisStreamBroker):
                 await redis.xack(stream, self.consumer_group_name, *malformed)
 
     def _parse(
-        self, stream: str, queue: str, entry_id: str, fields: dict[bytes, bytes] | None
+        self,
+        stream: str,
+        queue: str,
+        entry_id: str,
+        fields: dict[bytes, bytes] | None,
+        claimed: bool,
     ) -> Delivery:
         data = (fields or {}).get(b"data")
         if data is None:
             raise MalformedEntry("the entry has no data field")
         return dispatch.parse(
-            stream=stream,
-            queue=queue,
-            entry_id=entry_id,
-            data=data,
+            stream=stream, queue=queue, entry_id=entry_id, data=data, claimed=claimed
         )
 
     def take_buffered(self) -> list[Delivery]:
@@ -224,7 +227,7 @@ class DispatchBroker(RedisStreamBroker):
                 dict.fromkeys(self.streams, "0"),
                 count=count,
             )
-            await self._accept(redis, cast(_Reply, reply or []))
+            await self._accept(redis, cast(_Reply, reply or []), claimed=True)
         return self.take_buffered()
 
     async def delete_consumer(self) -> None:

@@ -119,6 +119,15 @@ class SchedulerConnection:
     def unanswered(self) -> int:
         return self._outbox.unanswered
 
+    @property
+    def fresh_within_ms(self) -> float:
+        """How recently an attempt must have been dispatched to run before its start is
+        confirmed: half the scheduler's dispatch timeout (0, never, before it said)."""
+        settings = self.settings
+        if settings is None:
+            return 0.0
+        return settings.dispatch_timeout.ToMilliseconds() / 2
+
     async def flush(self, within_s: float) -> bool:
         """Waits until every report was answered, for at most `within_s` seconds."""
         try:

@@ -12,6 +12,7 @@ from typing import Protocol
 from google.protobuf import json_format
 
 from jobs.v1 import job_pb2
+from services.worker.dispatch import Delivery
 from services.worker.handler import JobCancelled
 
 MAX_LOG_BYTES = 4 * 1024  # the scheduler's bound of one log line
@@ -93,22 +94,13 @@ class JobContext:
     stopped by force (an async handler's task is cancelled, a thread is left behind)."""
 
     def __init__(
-        self,
-        *,
-        job: job_pb2.Job,
-        payload: object,
-        queue: str,
-        attempt: int,
-        attempt_name: str,
-        sink: ReportSink,
-        loop: asyncio.AbstractEventLoop,
+        self, delivery: Delivery, *, sink: ReportSink, loop: asyncio.AbstractEventLoop
     ) -> None:
-        self.payload = payload
-        self.job = job  # the Job as the attempt started (read only)
-        self.job_name = job.name
-        self.queue = queue
-        self.attempt = attempt
-        self.attempt_name = attempt_name
+        self._delivery = delivery  # the dispatch message: the job as the attempt started
+        self.payload = delivery.payload
+        self.queue = delivery.queue
+        self.attempt = delivery.attempt
+        self.attempt_name = delivery.attempt_name
         self._sink = sink
         self._loop = loop
         self._cancel = threading.Event()  # also read and waited on by sync handlers' threads
@@ -116,28 +108,32 @@ class JobContext:
 
     @property
     def job_id(self) -> str:
-        return self.job_name.rsplit("/", 1)[-1]
+        return self._delivery.job
+
+    @property
+    def job_name(self) -> str:
+        return self._delivery.job_name
 
     @property
     def job_type(self) -> str:
-        return self.job.type
+        return self._delivery.task_name
 
     @property
     def max_attempts(self) -> int:
-        return self.job.retry_policy.max_attempts
+        return self._delivery.max_attempts
 
     @property
     def trace_context(self) -> dict[str, str]:
         """W3C trace context (`traceparent`, ...) of the call that created the job."""
-        return dict(self.job.trace_context)
+        return dict(self._delivery.labels)
 
     @property
     def metadata(self) -> dict[str, str]:
-        return dict(self.job.metadata)
+        return dict(self._delivery.metadata)
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return tuple(self.job.tags)
+        return self._delivery.tags
 
     def progress(
         self,

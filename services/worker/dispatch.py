@@ -2,15 +2,17 @@
 
 The store XADDs one field, `data`, holding taskiq's message:
 `{"task_id": "<job>.<attempt>", "task_name": "<job type>", "labels": {<trace context>},
-"labels_types": {}, "args": [], "kwargs": {"queue": q, "job": id, "attempt": n}}`.
+"labels_types": {}, "args": [], "kwargs": {"queue": q, "job": id, "attempt": n,
+"max_attempts": m, "payload": <JSON>, "metadata": {...}, "tags": [...]}}`: everything the handler
+gets, so a fresh delivery runs without waiting for the answer to `started`.
 It is parsed with `json.loads` and a few checks into a slotted dataclass, not taskiq's pydantic
-models: this runs once per job on the hot path, and the message is only a pointer (the job itself
-comes with the answer to `started`).
+models: this runs once per job on the hot path.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +37,29 @@ class Delivery:
     job: str
     attempt: int
     task_name: str
-    labels: dict[str, str]
+    labels: dict[str, str]  # the W3C trace context of the call that created the job
+    payload: object
+    max_attempts: int
+    metadata: dict[str, str]
+    tags: tuple[str, ...]
+    claimed: bool = False  # taken over from another consumer, or re-read from the pending list
 
     @property
     def attempt_name(self) -> str:
         return names.attempt_name(self.queue, self.job, self.attempt)
+
+    @property
+    def job_name(self) -> str:
+        return names.job_name(self.queue, self.job)
+
+    def fresh(self, within_ms: float) -> bool:
+        """Whether it was read new (not claimed) and dispatched less than `within_ms` ago (the
+        entry id's time, from Redis's clock, against this host's), so no other worker can have
+        been handed this attempt yet."""
+        if self.claimed:
+            return False
+        dispatched_ms = int(self.entry_id.split("-", 1)[0])
+        return time.time() * 1000 - dispatched_ms < within_ms
 
 
 def shown(raw: object) -> str:
@@ -54,7 +74,15 @@ def _text(value: object, what: str) -> str:
     return value
 
 
-def parse(*, stream: str, queue: str, entry_id: str, data: bytes) -> Delivery:
+def _strings(value: object, what: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise MalformedEntry(f"{what} is not an object of strings")
+    return value
+
+
+def parse(
+    *, stream: str, queue: str, entry_id: str, data: bytes, claimed: bool = False
+) -> Delivery:
     """The delivery in one entry's `data`. Raises MalformedEntry saying what is wrong."""
     try:
         message: Any = json.loads(data)
@@ -68,6 +96,14 @@ def parse(*, stream: str, queue: str, entry_id: str, data: bytes) -> Delivery:
     attempt = kwargs.get("attempt")
     if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
         raise MalformedEntry("kwargs.attempt is not a positive integer")
+    max_attempts = kwargs.get("max_attempts")
+    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool):
+        raise MalformedEntry("kwargs.max_attempts is not an integer")
+    if "payload" not in kwargs:
+        raise MalformedEntry("kwargs.payload is missing")
+    tags = kwargs.get("tags")
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise MalformedEntry("kwargs.tags is not a list of strings")
     if kwargs.get("queue") != queue:
         raise MalformedEntry(f"kwargs.queue is not {queue!r}, the stream's queue")
     job = _text(kwargs.get("job"), "kwargs.job")
@@ -87,4 +123,9 @@ def parse(*, stream: str, queue: str, entry_id: str, data: bytes) -> Delivery:
             if isinstance(labels, dict)
             else {}
         ),
+        payload=kwargs["payload"],
+        max_attempts=max_attempts,
+        metadata=_strings(kwargs.get("metadata"), "kwargs.metadata"),
+        tags=tuple(tags),
+        claimed=claimed,
     )

@@ -1,9 +1,13 @@
-"""The attempt lifecycle: delivery -> `started` -> handler -> outcome report, with the slots that
+"""The attempt lifecycle: delivery -> handler and `started` -> outcome report, with the slots that
 bound concurrency, cancellation (cooperative, then forced) and heartbeats.
 
-Everything here runs on the event loop's thread and does not await on the hot path: a delivery
-queues `started` and returns; the answer starts the handler from a callback; the handler's end
-queues its outcome from a done-callback. The connection batches all of it.
+Everything here runs on the event loop's thread and does not await on the hot path. A fresh
+delivery starts its handler at once (the dispatch message carries the job) and queues `started`
+one loop turn later, unless the handler finished by then: a short job's `started` and outcome
+then leave together, in one request applied by one script call. A start the scheduler refuses
+(the job was cancelled meanwhile) cancels the handler; its outcome is refused in turn. A delivery
+that is not fresh (claimed from another consumer, or dispatched long ago) could have been handed
+to another worker since, so it waits for the answer to `started` before its handler runs.
 """
 
 from __future__ import annotations
@@ -14,11 +18,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import structlog
-from google.protobuf import json_format
 from google.rpc import code_pb2
 from opentelemetry import trace
 
-from jobs.v1 import job_pb2, worker_service_pb2
+from jobs.v1 import worker_service_pb2
 from services.worker import execution, reports
 from services.worker.connection import SchedulerConnection
 from services.worker.context import JobContext
@@ -26,6 +29,7 @@ from services.worker.discovery import describe
 from services.worker.dispatch import Delivery
 from services.worker.execution import Execution
 from services.worker.handler import Handler
+from services.worker.outbox import OnResult
 from services.worker.resources import CpuMeter, rss_bytes
 from services.worker.sink import StreamSink, log_refusal
 from services.worker.slots import Slots
@@ -48,6 +52,7 @@ class Attempt:
     cancel_requested: bool = False
     force_timer: asyncio.TimerHandle | None = None
     superseded: bool = False
+    announced: bool = False  # its `started` report is queued
 
 
 class Runner:
@@ -79,7 +84,22 @@ class Runner:
 
     def attach(self, connection: SchedulerConnection) -> None:
         self._connection = connection
-        self._sink = StreamSink(connection.send, self._loop)
+        self._sink = StreamSink(self._send_from_handler, self._loop)
+
+    def _send_from_handler(self, report: reports.Report, on_result: OnResult) -> None:
+        """A handler's progress or log line; its attempt's `started` goes first."""
+        attempt = self._attempts.get(report.attempt)
+        if attempt is not None:
+            self._announce(attempt)
+        self.connection.send(
+            report, functools.partial(self._on_handler_report, report.attempt, on_result)
+        )
+
+    def _on_handler_report(self, name: str, on_result: OnResult, result: Result) -> None:
+        """A refused progress or log line is expected once its attempt lost its start or lease."""
+        attempt = self._attempts.get(name)
+        if attempt is None or not attempt.superseded:
+            on_result(result)
 
     @property
     def connection(self) -> SchedulerConnection:
@@ -97,7 +117,8 @@ class Runner:
         return await self._slots.wait_free(self.connection.ready)
 
     def deliver(self, delivery: Delivery) -> None:
-        """Takes one fetched attempt: rejects an unknown job type, else reports `started`."""
+        """Takes one fetched attempt: rejects an unknown job type, runs a fresh one at once, and
+        starts any other once the scheduler confirms it."""
         name = delivery.attempt_name
         if name in self._attempts:
             return  # delivered twice (a claimed entry): the first delivery owns it
@@ -109,7 +130,27 @@ class Runner:
         self._attempts[name] = attempt
         self._settled.clear()
         self._slots.take()
+        if not self.stopping and delivery.fresh(self.connection.fresh_within_ms):
+            self._run(attempt)
+            self._loop.call_soon(self._announce_unless_done, attempt)
+            return
+        attempt.announced = True
         self.connection.send(reports.started(name), functools.partial(self._on_started, attempt))
+
+    def _announce_unless_done(self, attempt: Attempt) -> None:
+        """One loop turn after the handler started: a handler that finished in its first step
+        (its done-callback runs next) sends `started` with its outcome instead."""
+        if attempt.execution is None or not attempt.execution.future.done():
+            self._announce(attempt)
+
+    def _announce(self, attempt: Attempt) -> None:
+        """Queues `started` for an attempt already running, unless its outcome queued it."""
+        if attempt.announced:
+            return
+        attempt.announced = True
+        self.connection.send(
+            reports.started(attempt.name), functools.partial(self._on_start_answer, attempt)
+        )
 
     def release(self, deliveries: Iterable[Delivery]) -> int:
         """Hands fetched, unstarted attempts back to the scheduler at once; returns how many."""
@@ -139,22 +180,30 @@ class Runner:
 
     # --- running --------------------------------------------------------------------------------
     def _on_started(self, attempt: Attempt, result: Result) -> None:
+        """The answer to `started` of an attempt that waited for it."""
         if result.status.code != code_pb2.OK or self.stopping:
             reason = reports.reason(result.status) if result.status.code else "WORKER_STOPPING"
             log.info("attempt_not_started", attempt=attempt.name, reason=reason)
             self._slots.give_back()
             self._forget(attempt)
             return
-        job = result.job
-        attempt.context = JobContext(
-            job=job,
-            payload=_payload(job),
-            queue=attempt.delivery.queue,
-            attempt=attempt.delivery.attempt,
-            attempt_name=attempt.name,
-            sink=self._sink,
-            loop=self._loop,
-        )
+        self._run(attempt)
+        if attempt.cancel_requested:
+            attempt.cancel_requested = False
+            self.on_cancel(attempt.name)
+
+    def _on_start_answer(self, attempt: Attempt, result: Result) -> None:
+        """The answer to `started` of an attempt that ran without waiting for it: a refusal means
+        the job is not this attempt's any more, so the handler is stopped (its outcome, if it
+        went out already, is refused too)."""
+        if result.status.code == code_pb2.OK:
+            return
+        log.info("attempt_not_started", attempt=attempt.name, reason=reports.reason(result.status))
+        attempt.superseded = True
+        self.on_cancel(attempt.name)
+
+    def _run(self, attempt: Attempt) -> None:
+        attempt.context = JobContext(attempt.delivery, sink=self._sink, loop=self._loop)
         execution_ = execution.start(
             handler=attempt.handler,
             context=attempt.context,
@@ -165,9 +214,6 @@ class Runner:
         )
         attempt.execution = execution_
         execution_.future.add_done_callback(functools.partial(self._on_done, attempt))
-        if attempt.cancel_requested:
-            attempt.cancel_requested = False
-            self.on_cancel(attempt.name)
 
     def _on_done(self, attempt: Attempt, _future: asyncio.Future[object]) -> None:
         run = attempt.execution
@@ -188,12 +234,14 @@ class Runner:
             log.warning("attempt_abandoned", attempt=attempt.name)
             self._forget(attempt)
             return
+        self._announce(attempt)  # a short job: `started` and its outcome in one request
         self.connection.send(report, functools.partial(self._on_final, attempt, report))
 
     def _on_final(self, attempt: Attempt, report: reports.Report, result: Result) -> None:
         self._forget(attempt)
         if result.status.code != code_pb2.OK:
-            log.warning(
+            # Expected for an attempt that lost its start or its lease: not a warning then.
+            (log.info if attempt.superseded else log.warning)(
                 "report_refused",
                 attempt=attempt.name,
                 report=report.WhichOneof("report"),
@@ -303,9 +351,3 @@ class Runner:
             else:
                 run.future.cancel()
         return stopped
-
-
-def _payload(job: job_pb2.Job) -> object:
-    if not job.HasField("payload"):
-        return None
-    return json_format.MessageToDict(job.payload)

@@ -26,7 +26,15 @@ def _data(job: str, attempt: int = 1) -> str:
             "labels": {},
             "labels_types": {},
             "args": [],
-            "kwargs": {"queue": "q1", "job": job, "attempt": attempt},
+            "kwargs": {
+                "queue": "q1",
+                "job": job,
+                "attempt": attempt,
+                "max_attempts": 3,
+                "payload": None,
+                "metadata": {},
+                "tags": [],
+            },
         }
     )
 

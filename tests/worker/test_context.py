@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 
 import pytest
 
 from jobs.v1 import job_pb2
-from services.worker import JobCancelled, JobContext
+from services.worker import JobCancelled, JobContext, dispatch
 from services.worker.context import MAX_LOG_BYTES, build_progress, truncate_utf8
 
 
@@ -24,18 +25,29 @@ class Sink:
 
 
 def _context(sink: Sink) -> JobContext:
-    job = job_pb2.Job(name="queues/q/jobs/j1", type="t", tags=["a"], metadata={"k": "v"})
-    job.retry_policy.max_attempts = 4
-    job.trace_context["traceparent"] = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
-    return JobContext(
-        job=job,
-        payload={"n": 1},
+    message = {
+        "task_id": "j1.2",
+        "task_name": "t",
+        "labels": {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+        "labels_types": {},
+        "args": [],
+        "kwargs": {
+            "queue": "q",
+            "job": "j1",
+            "attempt": 2,
+            "max_attempts": 4,
+            "payload": {"n": 1},
+            "metadata": {"k": "v"},
+            "tags": ["a"],
+        },
+    }
+    delivery = dispatch.parse(
+        stream="jobstream:{q}:dispatch",
         queue="q",
-        attempt=2,
-        attempt_name="queues/q/jobs/j1/attempts/2",
-        sink=sink,
-        loop=asyncio.get_running_loop(),
+        entry_id="1-0",
+        data=json.dumps(message).encode(),
     )
+    return JobContext(delivery, sink=sink, loop=asyncio.get_running_loop())
 
 
 async def test_context_describes_the_job() -> None:

@@ -4,6 +4,7 @@ ones in a thread, and the outcome maps to the report the scheduler gets."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 
@@ -14,7 +15,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from jobs.v1 import job_pb2
-from services.worker import JobCancelled, JobContext, NonRetryable, RetryAfter, execution, reports
+from services.worker import (
+    JobCancelled,
+    JobContext,
+    NonRetryable,
+    RetryAfter,
+    dispatch,
+    execution,
+    reports,
+)
 from services.worker.handler import Handler
 from services.worker.threads import HandlerThreads
 
@@ -30,15 +39,15 @@ class NoSink:
 
 
 def _context() -> JobContext:
-    return JobContext(
-        job=job_pb2.Job(name="queues/q/jobs/j1", type="t"),
-        payload=None,
+    kwargs = {"queue": "q", "job": "j1", "attempt": 1, "max_attempts": 3, "payload": None}
+    message = {"task_name": "t", "kwargs": kwargs | {"metadata": {}, "tags": []}}
+    delivery = dispatch.parse(
+        stream="jobstream:{q}:dispatch",
         queue="q",
-        attempt=1,
-        attempt_name=ATTEMPT,
-        sink=NoSink(),
-        loop=asyncio.get_running_loop(),
+        entry_id="1-0",
+        data=json.dumps(message).encode(),
     )
+    return JobContext(delivery, sink=NoSink(), loop=asyncio.get_running_loop())
 
 
 async def _run(

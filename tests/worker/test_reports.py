@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import timedelta
 
 import pytest
@@ -68,6 +69,17 @@ def test_long_messages_and_traces_are_cut() -> None:
     assert len(error.stack_trace) <= reports.MAX_STACK_TRACE_CHARS + len("[truncated]\n")
 
 
+KWARGS = {
+    "queue": "q",
+    "job": "j1",
+    "attempt": 2,
+    "max_attempts": 5,
+    "payload": {"size": 64},
+    "metadata": {"user": "42"},
+    "tags": ["nightly"],
+}
+
+
 def _message(**overrides: object) -> bytes:
     message: dict[str, object] = {
         "task_id": "j1.2",
@@ -75,7 +87,7 @@ def _message(**overrides: object) -> bytes:
         "labels": {"traceparent": "00-abc", "n": 1},
         "labels_types": {},
         "args": [],
-        "kwargs": {"queue": "q", "job": "j1", "attempt": 2},
+        "kwargs": KWARGS,
     }
     message.update(overrides)
     return json.dumps(message).encode()
@@ -86,6 +98,23 @@ def test_dispatch_message_is_read() -> None:
     assert delivery.attempt_name == "queues/q/jobs/j1/attempts/2"
     assert delivery.task_name == "image.build"
     assert delivery.labels == {"traceparent": "00-abc"}  # only string labels
+    assert delivery.payload == {"size": 64}
+    assert (delivery.max_attempts, delivery.metadata, delivery.tags) == (
+        5,
+        {"user": "42"},
+        ("nightly",),
+    )
+
+
+def test_a_delivery_is_fresh_when_read_new_and_dispatched_recently() -> None:
+    now_ms = int(time.time() * 1000)
+    recent = parse(stream="s", queue="q", entry_id=f"{now_ms - 1_000}-0", data=_message())
+    old = parse(stream="s", queue="q", entry_id=f"{now_ms - 61_000}-3", data=_message())
+    claimed = parse(stream="s", queue="q", entry_id=f"{now_ms}-0", data=_message(), claimed=True)
+    assert recent.fresh(60_000)
+    assert not old.fresh(60_000)
+    assert not claimed.fresh(60_000)
+    assert not recent.fresh(0)  # a scheduler that did not say its dispatch timeout
 
 
 @pytest.mark.parametrize(
@@ -95,10 +124,14 @@ def test_dispatch_message_is_read() -> None:
         (b"\xff", "not JSON"),
         (b"[1]", "not a JSON object"),
         (_message(kwargs=None), "kwargs is not an object"),
-        (_message(kwargs={"queue": "q", "job": "j1", "attempt": 0}), "attempt"),
-        (_message(kwargs={"queue": "q", "job": "j1", "attempt": True}), "attempt"),
-        (_message(kwargs={"queue": "other", "job": "j1", "attempt": 1}), "stream's queue"),
-        (_message(kwargs={"queue": "q", "job": "a:b", "attempt": 1}), "not a job id"),
+        (_message(kwargs=KWARGS | {"attempt": 0}), "attempt"),
+        (_message(kwargs=KWARGS | {"attempt": True}), "attempt"),
+        (_message(kwargs=KWARGS | {"queue": "other"}), "stream's queue"),
+        (_message(kwargs=KWARGS | {"job": "a:b"}), "not a job id"),
+        (_message(kwargs=KWARGS | {"max_attempts": "3"}), "max_attempts"),
+        (_message(kwargs={k: v for k, v in KWARGS.items() if k != "payload"}), "payload"),
+        (_message(kwargs=KWARGS | {"metadata": {"n": 1}}), "metadata"),
+        (_message(kwargs=KWARGS | {"tags": "a"}), "tags"),
         (_message(task_name=""), "task_name"),
     ],
 )

@@ -76,6 +76,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         self._lease.FromTimedelta(store_settings.lease)
         self._heartbeat = duration_pb2.Duration()
         self._heartbeat.FromTimedelta(store_settings.lease / 3)
+        self._dispatch_timeout = duration_pb2.Duration()
+        self._dispatch_timeout.FromTimedelta(store_settings.dispatch_timeout)
         self.registry = WorkerRegistry()
         self._sessions: set[str] = set()  # streams of this replica, from before their claim
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -214,7 +216,10 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
 
     def _settings_for(self, worker: str) -> worker_service_pb2.WorkerSettings:
         return worker_service_pb2.WorkerSettings(
-            lease_duration=self._lease, heartbeat_interval=self._heartbeat, worker=worker
+            lease_duration=self._lease,
+            heartbeat_interval=self._heartbeat,
+            worker=worker,
+            dispatch_timeout=self._dispatch_timeout,
         )
 
 

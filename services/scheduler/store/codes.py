@@ -10,7 +10,6 @@ from services.common.errors import (
     JobAlreadyExists,
     JobNotFound,
     JobstreamError,
-    QueuePaused,
 )
 from services.common.names import AttemptRef, JobRef
 
@@ -36,7 +35,6 @@ class Code(enum.IntEnum):
     SUPERSEDED = -3
     REQUEST_REUSED = -4
     ID_TAKEN = -5
-    PAUSED = -6
 
 
 def job_error(code: int, ref: JobRef, *, action: str, state: str = "") -> JobstreamError:
@@ -48,8 +46,6 @@ def job_error(code: int, ref: JobRef, *, action: str, state: str = "") -> Jobstr
             return InvalidState(ref.name, action=action, state=state)
         case Code.ID_TAKEN:
             return JobAlreadyExists(ref.name)
-        case Code.PAUSED:
-            return QueuePaused(ref.queue)
         case _:
             raise ValueError(f"no job-level error for script code {code}")
 

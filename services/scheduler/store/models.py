@@ -106,7 +106,6 @@ class ReportOutcome:
 
     id: int
     error: JobstreamError | None = None
-    job: job_pb2.Job | None = None  # STARTED only: the job with payload and trace context
     lease_expire_ms: int | None = None  # STARTED and HEARTBEAT
     cancel_requested: bool = False  # HEARTBEAT: a cancel is pending for this attempt
     next_run_ms: int | None = None  # FAILED and retried: when the next attempt becomes ready

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import random
-from typing import cast
 
 from services.common.errors import JobstreamError
-from services.scheduler.store import codec
 from services.scheduler.store.codes import Code, Reply, as_int, as_text, report_error
 from services.scheduler.store.fingerprint import fingerprint
 from services.scheduler.store.models import AttemptEnd, Report, ReportKind, ReportOutcome
@@ -65,15 +63,13 @@ def _error(report: Report, reply: Reply) -> JobstreamError:
     return report_error(as_int(reply[0]), report.attempt, action=_ACTIONS[report.kind], state=state)
 
 
-def decode(report: Report, reply: Reply, queue: str) -> ReportOutcome:
+def decode(report: Report, reply: Reply) -> ReportOutcome:
     """The outcome of one report from its entry in the script's reply."""
     if as_int(reply[0]) != Code.OK:
         return ReportOutcome(report.id, error=_error(report, reply))
     match report.kind:
         case ReportKind.STARTED:
-            fields = codec.hash_pairs(cast(list[bytes], reply[2]))
-            job = codec.job_from_hash(queue, report.attempt.job, fields)
-            return ReportOutcome(report.id, job=job, lease_expire_ms=as_int(reply[1]))
+            return ReportOutcome(report.id, lease_expire_ms=as_int(reply[1]))
         case ReportKind.HEARTBEAT:
             return ReportOutcome(
                 report.id, lease_expire_ms=as_int(reply[1]), cancel_requested=as_int(reply[2]) == 1

@@ -304,7 +304,7 @@ class JobStore:
                     outcomes[id(report)] = ReportOutcome(report.id, error=_unexpected(reply))
                 continue
             for report, entry in zip(queued, reply, strict=True):
-                outcome = reports.decode(report, cast(Reply, entry), queue)
+                outcome = reports.decode(report, cast(Reply, entry))
                 outcomes[id(report)] = outcome
                 if outcome.next_run_ms and self.on_scheduled:
                     self.on_scheduled(queue, outcome.next_run_ms)

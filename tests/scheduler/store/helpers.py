@@ -94,11 +94,11 @@ async def create(store: JobStore, **changes: object) -> JobRef:
 
 
 async def start(store: JobStore, ref: JobRef) -> job_pb2.Job:
+    """Starts the job's next attempt; returns the job as it is then."""
     attempt = (await store.get_job(ref)).attempt + 1
     outcome = await apply_one(store, ref, attempt, ReportKind.STARTED)
     assert outcome.error is None, outcome.error
-    assert outcome.job is not None
-    return outcome.job
+    return await store.get_job(ref)
 
 
 async def job_in(store: JobStore, state: State, clock: ManualClock) -> JobRef:

@@ -10,7 +10,6 @@ import pytest
 
 from jobs.v1 import job_pb2
 from services.common.config import StoreSettings
-from services.common.errors import QueuePaused
 from services.common.names import JobRef
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
@@ -35,14 +34,32 @@ def store_settings() -> StoreSettings:
     return StoreSettings(lease=timedelta(seconds=30), dispatch_window=2)
 
 
-async def test_message_is_a_taskiq_message_pointing_at_the_attempt(
+async def test_message_is_a_taskiq_message_carrying_what_the_handler_gets(
     store: JobStore, redis: RedisClient
 ) -> None:
-    ref = await create(store)
+    ref = await create(
+        store,
+        payload_json='{"size":64,"name":"a\\u00e9"}',
+        tags=("nightly",),
+        metadata_json='{"user":"42"}',
+        trace_context_json='{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
+    )
     [message] = await dispatched(redis)
     assert message["task_name"] == "demo"
+    assert message["task_id"] == f"{ref.job}.1"
     assert message["args"] == []
-    assert message["kwargs"] == {"queue": QUEUE, "job": ref.job, "attempt": 1}
+    assert message["labels"] == {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    }
+    assert message["kwargs"] == {
+        "queue": QUEUE,
+        "job": ref.job,
+        "attempt": 1,
+        "max_attempts": 3,
+        "payload": {"size": 64, "name": "a\u00e9"},
+        "metadata": {"user": "42"},
+        "tags": ["nightly"],
+    }
     assert set(message) == {"task_id", "task_name", "labels", "labels_types", "args", "kwargs"}
 
 
@@ -65,19 +82,22 @@ async def test_higher_priority_runs_first_and_fifo_within_a_priority(
     assert order == [high_a.job, high_b.job, mid.job, low.job]
 
 
-async def test_paused_queue_sends_nothing_and_start_is_refused(
+async def test_pause_takes_back_what_no_worker_fetched_and_sends_nothing_new(
     store: JobStore, redis: RedisClient
 ) -> None:
-    sent = await create(store)
+    fetched, unfetched = await create(store), await create(store)
+    group = store.settings.dispatch_group
+    await redis.xreadgroup(group, "w1", {QueueKeys(QUEUE).dispatch: ">"}, count=1)
     await store.set_paused(QUEUE, paused=True)
     waiting = await create(store)
-    assert await dispatched_jobs(redis) == [sent.job]
-    outcome = await apply_one(store, sent, 1, ReportKind.STARTED)
-    assert isinstance(outcome.error, QueuePaused)
-    assert await dispatched_jobs(redis) == []
+    assert await dispatched_jobs(redis) == [fetched.job]
+    assert (await store.get_job(unfetched)).state == job_pb2.Job.STATE_QUEUED
+    # What a worker fetched before the pause may be running already: its start holds.
+    outcome = await apply_one(store, fetched, 1, ReportKind.STARTED)
+    assert outcome.error is None
     queue = await store.set_paused(QUEUE, paused=False)
     assert not queue.paused
-    assert await dispatched_jobs(redis) == [sent.job, waiting.job]
+    assert await dispatched_jobs(redis) == [unfetched.job, waiting.job]
 
 
 async def test_max_running_limits_dispatch_across_workers(

@@ -31,7 +31,7 @@ from tests.scheduler.worker_protocol.worker_client import (
 )
 
 
-async def test_a_started_attempt_gets_the_job_and_its_lease(
+async def test_a_started_attempt_gets_its_lease(
     stream: WorkerStream, store: JobStore, clock: ManualClock
 ) -> None:
     job = await create_job(store, payload={"to": "ada@example.com", "n": 3})
@@ -39,14 +39,30 @@ async def test_a_started_attempt_gets_the_job_and_its_lease(
     result = await stream.report(started(attempt(job)))
 
     assert is_ok(result), result.status
-    assert result.job.name == job.name
-    assert result.job.state == job_pb2.Job.STATE_RUNNING
-    assert result.job.attempt == 1
-    assert json_format.MessageToDict(result.job.payload) == {"to": "ada@example.com", "n": 3}
     assert result.lease_expire_time.ToMilliseconds() == clock.now + 30_000
     stored = await store.get_job(job)
     assert stored.state == job_pb2.Job.STATE_RUNNING
+    assert stored.attempt == 1
     assert stored.attempts[-1].worker == WORKER
+
+
+async def test_a_short_jobs_start_and_outcome_apply_in_one_request(
+    stream: WorkerStream, store: JobStore
+) -> None:
+    job = await create_job(store)
+
+    responses = stream.responses
+    ids = await stream.send(started(attempt(job)), succeeded(attempt(job), {"ok": True}))
+    first, second = await stream.results(2)
+
+    assert [first.id, second.id] == ids
+    assert stream.responses == responses + 1  # applied as one batch
+    assert is_ok(first), first.status
+    assert is_ok(second), second.status
+    stored = await store.get_job(job)
+    assert stored.state == job_pb2.Job.STATE_SUCCEEDED
+    assert json_format.MessageToDict(stored.result) == {"ok": True}
+    assert [a.outcome for a in stored.attempts] == [job_pb2.Attempt.OUTCOME_SUCCEEDED]
 
 
 async def test_heartbeats_renew_the_lease(

@@ -11,7 +11,7 @@
            except that progress and succeeded carry their JSON as text in `raw` (progress, result),
            so user numbers never pass through cjson, which keeps only 14 digits.
   Returns one entry per report:
-    started   -> {0, lease_until_ms, {job hash field, value, ...}} | {-6} queue paused
+    started   -> {0, lease_until_ms} (a paused queue still starts what a worker fetched)
     heartbeat -> {0, lease_until_ms, cancel_requested 0|1}
     succeeded, failed, cancelled, rejected -> {0, next state, run_at_ms | -1, job type,
                  attempt start_ms, end_ms (now), error reason | ""}: metrics of the ended attempt
@@ -44,18 +44,13 @@ local function start(id, key, n)
   if not f[1] then return {NOT_FOUND} end
   if n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
   if not src.start[f[1]] then return {WRONG_STATE, f[1]} end
-  if redis.call('HGET', KEYS[1], 'paused') == '1' then
-    undispatch(key, id)
-    make_ready(key, id)
-    return {PAUSED}
-  end
   undispatch(key, id)
   redis.call('HSET', key, 'state', 'RUNNING', 'attempt', n, 'worker', worker, 'stime', NOW, 'utime', NOW)
   local until_ms = renew(key, id)
   index_state(id, f[3], f[4], f[1], 'RUNNING')
   update_attempts(key, function(list) list[#list + 1] = {n = n, w = worker, s = NOW, o = 'RUNNING'} end)
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
-  return {OK, until_ms, redis.call('HGETALL', key)}
+  return {OK, until_ms}
 end
 
 local function backoff_ms(key, failures, u)

@@ -8,9 +8,9 @@
           dto: dispatch timeout ms, grp: dispatch consumer group, hmax: history MAXLEN,
           emax: queue events MAXLEN, keep: {STATE: [max_count, max_age_ms]} retention defaults}.
   Return codes (store/codes.py): 0 ok, -1 no such job, -2 wrong state, -3 attempt superseded,
-          -4 request id reused, -5 job id taken, -6 queue paused.
+          -4 request id reused, -5 job id taken.
 ]]
-local OK, NOT_FOUND, WRONG_STATE, SUPERSEDED, REQUEST_REUSED, ID_TAKEN, PAUSED = 0, -1, -2, -3, -4, -5, -6
+local OK, NOT_FOUND, WRONG_STATE, SUPERSEDED, REQUEST_REUSED, ID_TAKEN = 0, -1, -2, -3, -4, -5
 local ctx = cjson.decode(ARGV[1])
 local P = string.sub(KEYS[1], 1, -6) -- strip "queue"
 local NOW = ctx.now
@@ -96,23 +96,52 @@ local function make_ready(key, id)
   redis.call('ZADD', P .. 'ready', redis.call('HGET', key, 'rs'), id)
 end
 
--- The taskiq message for one delivery: a pointer to the job and the attempt it may start.
-local function taskiq_message(id, jtype, attempt, trace)
+-- The taskiq message for one delivery: the attempt it may start and everything the handler gets
+-- (payload, metadata, tags and max attempts), so a worker can run it without asking first. JSON
+-- fields are stored as JSON text and spliced in as they are.
+local function taskiq_message(id, f, attempt)
   local labels = '{}'
-  if trace and trace ~= '' and trace ~= '{}' then labels = trace end
+  if f[3] and f[3] ~= '' and f[3] ~= '{}' then labels = f[3] end
   return '{"task_id":' .. cjson.encode(id .. '.' .. attempt) ..
-    ',"task_name":' .. cjson.encode(jtype) ..
+    ',"task_name":' .. cjson.encode(f[1]) ..
     ',"labels":' .. labels .. ',"labels_types":{},"args":[]' ..
-    ',"kwargs":' .. cjson.encode({queue = ctx.q, job = id, attempt = attempt}) .. '}'
+    ',"kwargs":{"queue":' .. cjson.encode(ctx.q) .. ',"job":' .. cjson.encode(id) ..
+    ',"attempt":' .. attempt .. ',"max_attempts":' .. f[5] ..
+    ',"payload":' .. f[4] .. ',"metadata":' .. f[6] .. ',"tags":' .. f[7] .. '}}'
 end
 
 local function send(id)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'type', 'attempt', 'tc')
+  local f = redis.call('HMGET', key, 'type', 'attempt', 'tc', 'payload', 'p_max', 'meta', 'tags')
   local attempt = tonumber(f[2]) + 1
-  local entry = redis.call('XADD', P .. 'dispatch', '*', 'data', taskiq_message(id, f[1], attempt, f[3]))
+  local entry = redis.call('XADD', P .. 'dispatch', '*', 'data', taskiq_message(id, f, attempt))
   redis.call('HSET', key, 'de', entry)
   redis.call('ZADD', P .. 'dispatched', NOW + ctx.dto, id)
+end
+
+-- Takes back the dispatch entries no worker fetched yet (after the group's last delivered id):
+-- their jobs are ready again, in their place. Entries a worker fetched stay: it may have started.
+local function take_back_unfetched()
+  if redis.call('EXISTS', P .. 'dispatch') == 0 then return 0 end
+  local last = '0-0'
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', P .. 'dispatch')) do
+    for i = 1, #group, 2 do
+      if group[i] == 'name' and group[i + 1] ~= ctx.grp then break end
+      if group[i] == 'last-delivered-id' then last = group[i + 1] end
+    end
+  end
+  local taken = 0
+  for _, entry in ipairs(redis.call('XRANGE', P .. 'dispatch', '(' .. last, '+')) do
+    local data = entry[2][2]
+    local id = cjson.decode(data).kwargs.job
+    local key = job_key(id)
+    if redis.call('HGET', key, 'de') == entry[1] then
+      undispatch(key, id)
+      make_ready(key, id)
+      taken = taken + 1
+    end
+  end
+  return taken
 end
 
 -- Hands ready jobs to workers in priority order while the queue is running, the dispatch window

@@ -4,6 +4,7 @@
   ARGV[1]  context JSON (see lib)
   ARGV[2]  JSON object of settings to set: paused "0"|"1", max_running, keep_n:<STATE>,
            keep_ms:<STATE>; a JSON null deletes the field (back to the default)
+  A pause takes back what no worker fetched yet; what a worker fetched starts (it may be running).
   Returns {0}
 ]]
 local changes = cjson.decode(ARGV[2])
@@ -16,5 +17,6 @@ for field, value in pairs(changes) do
   end
 end
 redis.call('HSET', KEYS[1], 'utime', NOW)
+if changes.paused == '1' then take_back_unfetched() end
 dispatch()
 return {OK}
