@@ -266,4 +266,5 @@ def main() -> None:
         # per-request Python and system calls, which both cut.
         uvloop.run(run(GatewaySettings(), tracer_provider=provider))
     finally:
-        provider.shutdown()  # flushes pending spans
+        if provider is not None:
+            provider.shutdown()  # flushes pending spans

@@ -200,7 +200,8 @@ async def run(config: SchedulerConfig) -> None:
     """Runs the scheduler until SIGINT or SIGTERM; everything opened here closes in reverse."""
     async with AsyncExitStack() as stack:
         provider = configure_telemetry(config.telemetry, service_name=SERVICE_NAME)
-        stack.callback(provider.shutdown)  # flushes pending spans
+        if provider is not None:
+            stack.callback(provider.shutdown)  # flushes pending spans
         redis = open_redis(config.redis)
         stack.push_async_callback(redis.aclose)
         scheduler = await stack.enter_async_context(

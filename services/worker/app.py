@@ -89,7 +89,8 @@ async def _run(config: WorkerConfig, handlers: Mapping[str, Handler]) -> None:
     try:
         await run_worker(config, handlers, signals)
     finally:
-        provider.shutdown()  # flushes pending spans
+        if provider is not None:
+            provider.shutdown()  # flushes pending spans
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 

@@ -12,7 +12,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
+from jobs.v1 import job_pb2, job_service_pb2
+from jobs.v1.job_service_pb2_grpc import JobServiceStub
 from services.common.config import child_environment
+from tests.support.scheduler import scheduler_process
 
 STARTUP_S = 20
 
@@ -63,3 +66,26 @@ async def test_scheduler_process_serves_until_sigterm(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.mark.usefixtures("redis")
+async def test_without_an_exporter_a_job_keeps_its_creators_trace_context(
+    redis_url: str, redis_cluster_mode: bool
+) -> None:
+    """JOBSTREAM_OTEL_EXPORTER=none (the default) makes no spans: the caller's traceparent is
+    stored on the job unchanged, so an exporting worker continues the caller's trace."""
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    env = {
+        "JOBSTREAM_AUTH_MODE": "disabled",
+        "JOBSTREAM_OTEL_EXPORTER": "none",
+        "JOBSTREAM_REDIS_CLUSTER": "true" if redis_cluster_mode else "false",
+    }
+    async with (
+        scheduler_process(redis_url, env) as scheduler,
+        grpc.aio.insecure_channel(scheduler.address) as channel,
+    ):
+        created = await JobServiceStub(channel).CreateJob(
+            job_service_pb2.CreateJobRequest(parent="queues/q1", job=job_pb2.Job(type="demo")),
+            metadata=(("traceparent", traceparent),),
+        )
+    assert dict(created.trace_context) == {"traceparent": traceparent}
