@@ -97,3 +97,28 @@ def value(data: object) -> struct_pb2.Value:
     message = struct_pb2.Value()
     json_format.Parse(json.dumps(data), message)
     return message
+
+
+def dispatch_message(
+    job: str, attempt: int = 1, *, task_name: str = "echo", queue: str = "default", **fields: object
+) -> dict[str, object]:
+    """A taskiq message as the store dispatches it; `fields` change its kwargs or, for `labels`,
+    the trace context."""
+    labels = fields.pop("labels", {})
+    kwargs: dict[str, object] = {
+        "queue": queue,
+        "job": job,
+        "attempt": attempt,
+        "max_attempts": 3,
+        "payload": None,
+        "metadata": {},
+        "tags": [],
+    }
+    return {
+        "task_id": f"{job}.{attempt}",
+        "task_name": task_name,
+        "labels": labels,
+        "labels_types": {},
+        "args": [],
+        "kwargs": kwargs | fields,
+    }

@@ -13,30 +13,14 @@ from services.common.names import DEFAULT_TENANT, scoped_queue
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.worker.broker import DispatchBroker
+from tests.worker.helpers import dispatch_message
 
 GROUP = "jobstream"
 STREAM = QueueKeys(scoped_queue(DEFAULT_TENANT, "q1")).dispatch
 
 
 def _data(job: str, attempt: int = 1) -> str:
-    return json.dumps(
-        {
-            "task_id": f"{job}.{attempt}",
-            "task_name": "echo",
-            "labels": {},
-            "labels_types": {},
-            "args": [],
-            "kwargs": {
-                "queue": "q1",
-                "job": job,
-                "attempt": attempt,
-                "max_attempts": 3,
-                "payload": None,
-                "metadata": {},
-                "tags": [],
-            },
-        }
-    )
+    return json.dumps(dispatch_message(job, attempt, queue="q1"))
 
 
 class Room:

@@ -11,6 +11,7 @@ import pytest
 from jobs.v1 import job_pb2
 from services.worker import JobCancelled, JobContext, dispatch
 from services.worker.context import MAX_LOG_BYTES, build_progress, truncate_utf8
+from tests.worker.helpers import dispatch_message
 
 
 class Sink:
@@ -25,22 +26,17 @@ class Sink:
 
 
 def _context(sink: Sink) -> JobContext:
-    message = {
-        "task_id": "j1.2",
-        "task_name": "t",
-        "labels": {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
-        "labels_types": {},
-        "args": [],
-        "kwargs": {
-            "queue": "q",
-            "job": "j1",
-            "attempt": 2,
-            "max_attempts": 4,
-            "payload": {"n": 1},
-            "metadata": {"k": "v"},
-            "tags": ["a"],
-        },
-    }
+    message = dispatch_message(
+        "j1",
+        2,
+        task_name="t",
+        queue="q",
+        labels={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
+        max_attempts=4,
+        payload={"n": 1},
+        metadata={"k": "v"},
+        tags=["a"],
+    )
     delivery = dispatch.parse(
         stream="jobstream:{q}:dispatch",
         queue="q",

@@ -26,6 +26,7 @@ from services.worker import (
 )
 from services.worker.handler import Handler
 from services.worker.threads import HandlerThreads
+from tests.worker.helpers import dispatch_message
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
@@ -39,8 +40,7 @@ class NoSink:
 
 
 def _context() -> JobContext:
-    kwargs = {"queue": "q", "job": "j1", "attempt": 1, "max_attempts": 3, "payload": None}
-    message = {"task_name": "t", "kwargs": kwargs | {"metadata": {}, "tags": []}}
+    message = dispatch_message("j1", task_name="t", queue="q")
     delivery = dispatch.parse(
         stream="jobstream:{q}:dispatch",
         queue="q",

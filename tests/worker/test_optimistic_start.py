@@ -11,7 +11,7 @@ from services.common.names import DEFAULT_TENANT, scoped_queue
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.scheduler.app import Scheduler
-from tests.worker.helpers import Event, State, enqueue, finished, result
+from tests.worker.helpers import Event, State, dispatch_message, enqueue, finished, result
 from tests.worker.processes import WorkerProcess
 
 if TYPE_CHECKING:
@@ -42,22 +42,7 @@ async def test_a_refused_start_stops_the_handler_that_ran_without_waiting(
     job_id = job.name.rsplit("/", 1)[1]
     # A second attempt of a job that already succeeded: what a worker holds when the job was
     # cancelled or handed out again between the dispatch and the start.
-    message = {
-        "task_id": f"{job_id}.2",
-        "task_name": "cooperative",
-        "labels": {},
-        "labels_types": {},
-        "args": [],
-        "kwargs": {
-            "queue": "default",
-            "job": job_id,
-            "attempt": 2,
-            "max_attempts": 3,
-            "payload": None,
-            "metadata": {},
-            "tags": [],
-        },
-    }
+    message = dispatch_message(job_id, 2, task_name="cooperative")
     stream = QueueKeys(scoped_queue(DEFAULT_TENANT, "default")).dispatch
     await redis.xadd(stream, {"data": json.dumps(message)})
     attempt = f"{job.name}/attempts/2"

@@ -7,12 +7,14 @@ import json
 import math
 import time
 from datetime import timedelta
+from typing import cast
 
 import pytest
 from google.protobuf import json_format
 
 from services.worker import NonRetryable, RetryAfter, reports
 from services.worker.dispatch import MalformedEntry, parse
+from tests.worker.helpers import dispatch_message
 
 ATTEMPT = "queues/q/jobs/j1/attempts/1"
 
@@ -69,28 +71,22 @@ def test_long_messages_and_traces_are_cut() -> None:
     assert len(error.stack_trace) <= reports.MAX_STACK_TRACE_CHARS + len("[truncated]\n")
 
 
-KWARGS = {
-    "queue": "q",
-    "job": "j1",
-    "attempt": 2,
-    "max_attempts": 5,
-    "payload": {"size": 64},
-    "metadata": {"user": "42"},
-    "tags": ["nightly"],
-}
+BASE = dispatch_message(
+    "j1",
+    2,
+    task_name="image.build",
+    queue="q",
+    labels={"traceparent": "00-abc", "n": 1},
+    max_attempts=5,
+    payload={"size": 64},
+    metadata={"user": "42"},
+    tags=["nightly"],
+)
+KWARGS = cast(dict[str, object], BASE["kwargs"])
 
 
 def _message(**overrides: object) -> bytes:
-    message: dict[str, object] = {
-        "task_id": "j1.2",
-        "task_name": "image.build",
-        "labels": {"traceparent": "00-abc", "n": 1},
-        "labels_types": {},
-        "args": [],
-        "kwargs": KWARGS,
-    }
-    message.update(overrides)
-    return json.dumps(message).encode()
+    return json.dumps(BASE | overrides).encode()
 
 
 def test_dispatch_message_is_read() -> None:
