@@ -23,15 +23,58 @@ end
 
 local function job_key(id) return P .. 'job:' .. id end
 
+-- Index and dispatch-entry writes a script may gather and send once per key (variadic ZADD, ZREM,
+-- XACK, XDEL) instead of once per job: `gather()` turns it on, `flush()` writes what was gathered
+-- and must run before anything reads those keys and before the script returns. For each
+-- (index, member) only the last move counts, so a job moved twice in one call lands where it ended.
+local gathered = nil
+
+local function gather() gathered = {zadd = {}, zrem = {}, acks = {}} end
+
+local function flush()
+  if not gathered then return end
+  for zkey, members in pairs(gathered.zrem) do
+    local list = {}
+    for member in pairs(members) do list[#list + 1] = member end
+    if #list > 0 then redis.call('ZREM', zkey, unpack(list)) end
+  end
+  for zkey, members in pairs(gathered.zadd) do
+    local args = {}
+    for member, score in pairs(members) do args[#args + 1] = score; args[#args + 1] = member end
+    if #args > 0 then redis.call('ZADD', zkey, unpack(args)) end
+  end
+  if #gathered.acks > 0 then
+    redis.call('XACK', P .. 'dispatch', ctx.grp, unpack(gathered.acks))
+    redis.call('XDEL', P .. 'dispatch', unpack(gathered.acks))
+  end
+  gathered = {zadd = {}, zrem = {}, acks = {}}
+end
+
+local function zadd(zkey, score, member)
+  if not gathered then return redis.call('ZADD', zkey, score, member) end
+  local removed = gathered.zrem[zkey]
+  if removed then removed[member] = nil end
+  gathered.zadd[zkey] = gathered.zadd[zkey] or {}
+  gathered.zadd[zkey][member] = score
+end
+
+local function zrem(zkey, member)
+  if not gathered then return redis.call('ZREM', zkey, member) end
+  local added = gathered.zadd[zkey]
+  if added then added[member] = nil end
+  gathered.zrem[zkey] = gathered.zrem[zkey] or {}
+  gathered.zrem[zkey][member] = true
+end
+
 -- Moves a job between state indexes (nil `from` for a new job, nil `to` for a deleted one).
 local function index_state(id, ix, jtype, from, to)
   if from then
-    redis.call('ZREM', P .. 'idx:state:' .. from, ix)
-    redis.call('ZREM', P .. 'idx:type:' .. jtype .. ':' .. from, ix)
+    zrem(P .. 'idx:state:' .. from, ix)
+    zrem(P .. 'idx:type:' .. jtype .. ':' .. from, ix)
   end
   if to then
-    redis.call('ZADD', P .. 'idx:state:' .. to, 0, ix)
-    redis.call('ZADD', P .. 'idx:type:' .. jtype .. ':' .. to, 0, ix)
+    zadd(P .. 'idx:state:' .. to, 0, ix)
+    zadd(P .. 'idx:type:' .. jtype .. ':' .. to, 0, ix)
   end
 end
 
@@ -75,14 +118,21 @@ local function end_attempt(key, n, outcome, err)
 end
 
 -- Takes the job's dispatch entry back out of the taskiq stream (and any consumer's pending list).
-local function undispatch(key, id)
-  local entry = redis.call('HGET', key, 'de')
+-- `entry` is the job's `de` field when the caller read it already; the caller that passes it also
+-- clears the field in its own HSET.
+local function undispatch(key, id, entry)
+  local clear = entry == nil
+  if clear then entry = redis.call('HGET', key, 'de') end
   if entry and entry ~= '' then
-    redis.call('XACK', P .. 'dispatch', ctx.grp, entry)
-    redis.call('XDEL', P .. 'dispatch', entry)
-    redis.call('HDEL', key, 'de')
+    if gathered then
+      gathered.acks[#gathered.acks + 1] = entry
+    else
+      redis.call('XACK', P .. 'dispatch', ctx.grp, entry)
+      redis.call('XDEL', P .. 'dispatch', entry)
+    end
+    if clear then redis.call('HDEL', key, 'de') end
   end
-  redis.call('ZREM', P .. 'dispatched', id)
+  zrem(P .. 'dispatched', id)
 end
 
 -- Ready order: higher priority first, then FIFO by a per-queue sequence. Formatted by hand: a Lua
@@ -147,6 +197,7 @@ end
 -- Hands ready jobs to workers in priority order while the queue is running, the dispatch window
 -- has room and the queue's max_running allows. Returns how many were sent.
 local function dispatch()
+  flush()
   local q = redis.call('HMGET', KEYS[1], 'paused', 'max_running')
   if q[1] == '1' then return 0 end
   local inflight = redis.call('ZCARD', P .. 'dispatched')
@@ -179,17 +230,24 @@ end
 local function delete_job(id, key)
   local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'rid')
   index_state(id, f[2], f[3], f[1], nil)
-  redis.call('ZREM', P .. 'idx:all', f[2])
-  redis.call('ZREM', P .. 'idx:type:' .. f[3], f[2])
+  zrem(P .. 'idx:all', f[2])
+  zrem(P .. 'idx:type:' .. f[3], f[2])
   redis.call('ZREM', P .. 'retain:' .. f[1], id)
   redis.call('DEL', key, P .. 'history:' .. id)
   forget_request(id, f[4])
 end
 
+-- A state's retention bounds (the queue's own, else the defaults), read once per script call.
+local retention_of = {}
 local function retention(state)
-  local q = redis.call('HMGET', KEYS[1], 'keep_n:' .. state, 'keep_ms:' .. state)
-  local default = ctx.keep[state]
-  return tonumber(q[1]) or default[1], tonumber(q[2]) or default[2]
+  local known = retention_of[state]
+  if not known then
+    local q = redis.call('HMGET', KEYS[1], 'keep_n:' .. state, 'keep_ms:' .. state)
+    local default = ctx.keep[state]
+    known = {tonumber(q[1]) or default[1], tonumber(q[2]) or default[2]}
+    retention_of[state] = known
+  end
+  return known[1], known[2]
 end
 
 -- Records a job as finished in `state` and deletes the oldest finished jobs past the count bound
@@ -208,7 +266,7 @@ end
 -- Ends a running job in a terminal state: lease dropped, indexes moved, retention applied.
 local function finish(id, key, attempt, to, fields, message, err, from)
   from = from or 'RUNNING'
-  redis.call('ZREM', P .. 'leases', id)
+  zrem(P .. 'leases', id)
   fields[#fields + 1] = 'state'; fields[#fields + 1] = to
   fields[#fields + 1] = 'ftime'; fields[#fields + 1] = NOW
   fields[#fields + 1] = 'utime'; fields[#fields + 1] = NOW
