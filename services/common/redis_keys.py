@@ -108,8 +108,9 @@ class QueueKeys:
         return f"{self.prefix}job:{job_id}"
 
     def history(self, job_id: str) -> str:
-        """Stream of one job's events (WatchJob, SSE replay)."""
-        return f"{self.prefix}history:{job_id}"
+        """One job's events, a line each (WatchJob's replay); jobs stored before this layout
+        kept them in a stream at `history:<id>`, deleted with the job."""
+        return f"{self.prefix}hist:{job_id}"
 
     def request(self, request_id: str) -> str:
         """`<job id> <request hash>` of an idempotency key; deleted with its job, or expires."""

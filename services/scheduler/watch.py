@@ -9,6 +9,10 @@ watcher leaves.
 A watcher joins the reader first and replays from its own position afterwards, so the events the
 reader had read before the join come from the replay and the later ones from the reader: no gap;
 events seen twice are dropped by id.
+
+A job's watchers share its queue's reader and keep only their job's events; they replay from the
+job's history, whose event ids are the queue stream's, and a reset of the queue's reader (it fell
+behind the stream's trimming) makes them replay the history again rather than end.
 """
 
 from __future__ import annotations
@@ -72,7 +76,15 @@ def _stream_id(event_id: str) -> tuple[int, int]:
 
 @dataclass(eq=False)
 class _Watcher:
+    job: str | None = None  # only this job's events (its resource name), or all
     queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
+
+
+def _skipped_by(watcher: _Watcher, item: Item) -> bool:
+    """Another job's event, for a watcher of one job (a reset concerns every watcher)."""
+    if watcher.job is None or not isinstance(item, event_pb2.JobEvent):
+        return False
+    return item.type != event_pb2.JobEvent.TYPE_RESET and item.job != watcher.job
 
 
 class _Reader:
@@ -88,6 +100,8 @@ class _Reader:
 
     def _deliver(self, item: Item) -> None:
         for watcher in list(self.watchers):
+            if _skipped_by(watcher, item):
+                continue
             if isinstance(item, event_pb2.JobEvent) and watcher.queue.qsize() >= self.limit:
                 self.watchers.discard(watcher)
                 watcher.queue.put_nowait(_LAGGED)
@@ -158,16 +172,21 @@ class WatchHub:
     def reader_count(self) -> int:
         return len(self._readers)
 
-    def _join(self, key: str, read: Read, position: str | None) -> _Watcher:
+    def _join(self, key: str, read: Read, position: str | None, job: str | None = None) -> _Watcher:
         reader = self._readers.get(key)
         if reader is None or reader.task is None or reader.task.done():
             reader = _Reader(read, position, block_ms=self.block_ms, limit=self.queue_size)
             self._readers[key] = reader
-        watcher = _Watcher()
+        watcher = _Watcher(job)
         reader.watchers.add(watcher)
         if reader.task is None:
             reader.task = asyncio.create_task(reader.run(), name=f"watch {key}")
         return watcher
+
+    def following(self, key: str) -> bool:
+        """Whether a reader follows `key` now (a new watcher of it joins without a first read)."""
+        reader = self._readers.get(key)
+        return reader is not None and reader.task is not None and not reader.task.done()
 
     def _leave(self, key: str, watcher: _Watcher) -> None:
         reader = self._readers.get(key)
@@ -182,18 +201,28 @@ class WatchHub:
                 reader.task.add_done_callback(self._retired.discard)
 
     async def watch(
-        self, key: str, read: Read, *, after: str | None
+        self,
+        key: str,
+        read: Read,
+        *,
+        after: str | None,
+        job: str | None = None,
+        history: Read | None = None,
+        start: str | None = None,
     ) -> AsyncGenerator[event_pb2.JobEvent, None]:
-        """Events of stream `key` after `after`, then live ones, until the caller stops.
+        """Events of stream `key` after `after`, then live ones, until the caller stops. With
+        `job`, only that job's events: replayed by `history` and followed on the shared reader of
+        `key` (its queue's stream), which starts at `start` when this watcher opens it.
 
         Raises WatchLagged when the caller falls `queue_size` events behind, and whatever the
         reader's `read` raised."""
+        replaying = history or read
         cursor = _Cursor(position=after, delivered=after or "")
-        async for event in _replay(read, cursor):
+        async for event in _replay(replaying, cursor):
             yield event
-        watcher = self._join(key, read, cursor.position)
+        watcher = self._join(key, read, cursor.position if job is None else start, job)
         try:
-            async for event in _replay(read, cursor):
+            async for event in _replay(replaying, cursor):
                 yield event
             while True:
                 _raise_if_cancelled()
@@ -202,6 +231,10 @@ class WatchHub:
                     raise WatchLagged(cursor.delivered)
                 if isinstance(item, Exception):
                     raise item
+                if job is not None and item.type == event_pb2.JobEvent.TYPE_RESET:
+                    async for event in _replay(replaying, cursor):  # the history has them all
+                        yield event
+                    continue
                 if cursor.is_new(item):
                     cursor.advance(item)
                     yield item

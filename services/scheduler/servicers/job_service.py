@@ -130,14 +130,23 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         job = await self._store.get_job(ref)  # before the replay: a finished job has all its events
         await context.send_initial_metadata(())
 
-        async def read(position: str | None, block_ms: int | None) -> EventBatch:
-            return await self._store.job_events(ref, after=position, block_ms=block_ms)
+        async def history(position: str | None, block_ms: int | None) -> EventBatch:
+            return await self._store.job_events(ref, after=position, block_ms=None)
 
-        events = (
-            replay(read, after=after)
-            if job.state in _TERMINAL
-            else self._watches.watch(ref.key, read, after=after)
-        )
+        async def queue_events(position: str | None, block_ms: int | None) -> EventBatch:
+            return await self._store.queue_events(ref.queue, after=position, block_ms=block_ms)
+
+        if job.state in _TERMINAL:
+            events = replay(history, after=after)
+        else:
+            # The queue's reader (shared with WatchQueue) carries the live events. A watcher that
+            # opens it fixes its start first, so nothing falls between the replay and the reader.
+            start = None
+            if not self._watches.following(ref.queue):
+                start = (await queue_events(None, None)).position
+            events = self._watches.watch(
+                ref.queue, queue_events, after=after, job=ref.name, history=history, start=start
+            )
         async with contextlib.aclosing(events):
             async for event in events:
                 event.job = event.job or ref.name

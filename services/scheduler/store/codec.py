@@ -134,6 +134,30 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
     return job
 
 
+def job_name(queue: str, job_id: str) -> str:
+    return names.job_name(queue, job_id)
+
+
+def event_from_history(queue: str, job_id: str, line: bytes) -> event_pb2.JobEvent:
+    """The JobEvent of one line of a job's history (written by lib.emit): a JSON array of
+    [id, type, state, ms, previous state, attempt, message, progress JSON, error JSON]."""
+    eid, kind, state, ms, previous, attempt, message, progress, error = json.loads(line)
+    fields: dict[bytes, bytes] = {
+        b"t": kind.encode(),
+        b"j": job_id.encode(),
+        b"s": state.encode(),
+        b"ms": str(int(ms)).encode(),
+        b"p": previous.encode(),
+        b"a": str(int(attempt)).encode(),
+        b"m": message.encode(),
+    }
+    if progress:
+        fields[b"pr"] = progress.encode()
+    if error:
+        fields[b"er"] = error.encode()
+    return event_from_entry(queue, eid.encode(), fields)
+
+
 def event_from_entry(queue: str, entry_id: bytes, fields: Fields) -> event_pb2.JobEvent:
     """The JobEvent a history or queue-event stream entry describes (fields written by lib.emit)."""
     states = job_pb2.Job.State

@@ -1,7 +1,13 @@
-"""Reads job histories and queue event streams, detecting ranges that retention removed."""
+"""Reads job histories and queue event streams, detecting ranges that trimming removed.
+
+A job's history is a string of one JSON array per event (lib.lua's `emit` writes it) under the
+event's id in the queue's event stream; it is bounded in bytes (HISTORY_BYTES_PER_EVENT times the
+configured count), and a first line `~` says that older events were dropped. Waiting for a job's
+next event reads the queue's stream after the job's last one."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -12,6 +18,8 @@ from services.common.redis_client import RedisClient
 from services.scheduler.store import codec
 
 READ_COUNT = 500
+HISTORY_BYTES_PER_EVENT = 256  # the history's bound: about JOBSTREAM_HISTORY_MAX_LEN events
+_TRIMMED = b"~"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +99,54 @@ class EventReader:
             return []
         entries = reply[0][1]
         return [codec.event_from_entry(queue, entry_id, fields) for entry_id, fields in entries]
+
+    async def read_history(
+        self,
+        queue: str,
+        job_id: str,
+        *,
+        job_key: str,
+        history_key: str,
+        events_key: str,
+        after: str | None,
+        block_ms: int | None,
+    ) -> EventBatch | None:
+        """The job's events after `after` (None: all it keeps); when there are none and
+        `block_ms` is set, waits up to that long for the next one. None when the job does not
+        exist."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(job_key)
+            pipe.get(history_key)
+            exists, raw = await pipe.execute()
+        if not exists:
+            return None
+        lines = cast(bytes, raw or b"").split(b"\n")
+        trimmed = lines[0] == _TRIMMED
+        kept = [codec.event_from_history(queue, job_id, line) for line in lines if len(line) > 1]
+        position = after or "0-0"
+        events = [e for e in kept if _stream_id(e.event_id) > _stream_id(position)]
+        reset = trimmed and after is not None and bool(kept)
+        reset = reset and _stream_id(after or "0-0") < _stream_id(kept[0].event_id)
+        if not events and block_ms and kept:
+            events = await self._next_of(queue, job_id, events_key, kept[-1].event_id, block_ms)
+        if events:
+            position = events[-1].event_id
+        elif kept:
+            position = max(position, kept[-1].event_id, key=_stream_id)
+        return EventBatch(events, reset=reset, position=position)
+
+    async def _next_of(
+        self, queue: str, job_id: str, events_key: str, position: str, block_ms: int
+    ) -> list[event_pb2.JobEvent]:
+        """The job's events in the queue's stream after `position`, waiting up to `block_ms` for
+        the first one."""
+        name = codec.job_name(queue, job_id)
+        deadline = asyncio.get_running_loop().time() + min(block_ms, self.max_block_ms) / 1000
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            events = await self._xread(queue, events_key, position, block=max(1, int(left * 1000)))
+            if not events:
+                return []
+            position = events[-1].event_id
+            if mine := [e for e in events if e.job == name]:
+                return mine
+        return []

@@ -30,7 +30,7 @@ from services.common.redis_keys import QueueKeys
 from services.common.states import TERMINAL, TRANSITIONS, Action
 from services.scheduler.store import codec, reports
 from services.scheduler.store.codes import Code, Reply, as_int, as_text, job_error
-from services.scheduler.store.events import EventBatch, EventReader
+from services.scheduler.store.events import HISTORY_BYTES_PER_EVENT, EventBatch, EventReader
 from services.scheduler.store.models import (
     JobPage,
     ListQuery,
@@ -99,7 +99,7 @@ class JobStore:
             "win": settings.dispatch_window,
             "dto": settings.dispatch_timeout.total_seconds() * _MS,
             "grp": settings.dispatch_group,
-            "hmax": settings.history_max_len,
+            "hbytes": settings.history_max_len * HISTORY_BYTES_PER_EVENT,
             "emax": settings.events_max_len,
             "keep": {
                 state: [count, age.total_seconds() * _MS]
@@ -234,12 +234,14 @@ class JobStore:
         """Events of one job after `after` (None: from the start); waits up to `block_ms` for new
         ones when there are none (None: no wait). Raises JobNotFound."""
         keys = QueueKeys(ref.queue)
-        batch = await self.events.read(
+        batch = await self.events.read_history(
             ref.queue,
-            keys.history(ref.job),
-            after=after or "0-0",
+            ref.job,
+            job_key=keys.job(ref.job),
+            history_key=keys.history(ref.job),
+            events_key=keys.events,
+            after=after,
             block_ms=block_ms,
-            exists_key=keys.job(ref.job),
         )
         if batch is None:
             raise JobNotFound(ref.name)

@@ -163,6 +163,39 @@ async def test_watchers_of_one_stream_share_one_reader(
     await eventually(reader_stopped)  # the clients went away: the server side notices
 
 
+async def test_watchers_of_a_queues_jobs_share_its_reader_and_see_only_their_job(
+    jobs: jobs_grpc.JobServiceAsyncStub,
+    queues: queues_grpc.QueueServiceAsyncStub,
+    scheduler: Scheduler,
+) -> None:
+    first, second = await _create(jobs), await _create(jobs)
+    on_queue = queues.WatchQueue(queue_service_pb2.WatchQueueRequest(name="queues/q1"))
+    await on_queue.initial_metadata()
+    on_first, on_second = _watch_job(jobs, first), _watch_job(jobs, second)
+    assert (await next_event(on_first)).job == first.name  # the replayed creation
+    assert (await next_event(on_second)).job == second.name
+    assert scheduler.watches.reader_count == 1  # the queue's, for all three
+
+    await _run_to_success(scheduler.store, second)
+    await _run_to_success(scheduler.store, first)
+
+    assert {e.job for e in await rest(on_first)} == {first.name}
+    assert {e.job for e in await rest(on_second)} == {second.name}
+    assert (await next_event(on_queue)).job == second.name
+    on_queue.cancel()
+
+
+async def test_a_finished_jobs_history_is_small(
+    jobs: jobs_grpc.JobServiceAsyncStub, scheduler: Scheduler, redis: RedisClient
+) -> None:
+    job = await _create(jobs)
+    await _run_to_success(scheduler.store, job)
+    ref = parse_job_name(job.name)
+    history = QueueKeys(scoped_queue(DEFAULT_TENANT, ref.queue)).history(ref.job)
+    # Five events (created, started, progress, log, succeeded); a stream of them took ~4.8 KB.
+    assert 0 < cast(int, await redis.memory_usage(history)) < 1536
+
+
 async def test_an_earlier_finish_before_a_retry_does_not_end_the_watch(
     jobs: jobs_grpc.JobServiceAsyncStub, scheduler: Scheduler
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import cast
 
 from google.protobuf import json_format
+from redis.asyncio.cluster import RedisCluster
 
 from jobs.v1 import job_pb2
 from services.common.errors import AttemptSuperseded, InvalidState
@@ -120,7 +121,12 @@ def _failure() -> dict[str, object]:
 
 
 async def _calls(redis: RedisClient) -> _Counter:
-    stats = await redis.info("commandstats")
+    """Calls per command on the node that holds the queue (on a cluster, INFO goes to one node)."""
+    if isinstance(redis, RedisCluster):
+        holder = redis.get_node_from_key(QueueKeys(QUEUE).settings)
+        stats = await redis.info("commandstats", target_nodes=holder)
+    else:
+        stats = await redis.info("commandstats")
     return _Counter({k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()})
 
 

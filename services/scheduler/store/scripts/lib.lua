@@ -5,8 +5,9 @@
           names every other key the script touches, spelled as services/common/redis_keys.py spells
           them, so all of them share the queue's cluster slot.
   ARGV[1] is the call context, JSON: {q: queue id, now: ms, lease: ms, win: dispatch window,
-          dto: dispatch timeout ms, grp: dispatch consumer group, hmax: history MAXLEN,
-          emax: queue events MAXLEN, keep: {STATE: [max_count, max_age_ms]} retention defaults}.
+          dto: dispatch timeout ms, grp: dispatch consumer group, hbytes: bound of a job's
+          history in bytes, emax: queue events MAXLEN, keep: {STATE: [max_count, max_age_ms]}
+          retention defaults}.
   Return codes (store/codes.py): 0 ok, -1 no such job, -2 wrong state, -3 attempt superseded,
           -4 request id reused, -5 job id taken.
 ]]
@@ -78,7 +79,11 @@ local function index_state(id, ix, jtype, from, to)
   end
 end
 
--- Appends an event to the job's history and the queue's event stream; returns the history id.
+-- Appends an event to the queue's event stream and to the job's history; returns the event id.
+-- The history is a string of one JSON array per line, [id, type, state, ms, previous state,
+-- attempt, message, progress JSON, error JSON], under the event's id in the queue stream: a
+-- string costs a few hundred bytes where a stream of three entries took ~4.8 KB. Past
+-- `ctx.hbytes` it keeps its newest half after a `~` line that says older events were dropped.
 local function emit(id, fields)
   local args = {'t', fields.t, 'j', id, 's', fields.s or '', 'ms', NOW}
   if fields.p then args[#args + 1] = 'p'; args[#args + 1] = fields.p end
@@ -86,8 +91,15 @@ local function emit(id, fields)
   if fields.m then args[#args + 1] = 'm'; args[#args + 1] = fields.m end
   if fields.pr then args[#args + 1] = 'pr'; args[#args + 1] = fields.pr end
   if fields.er then args[#args + 1] = 'er'; args[#args + 1] = fields.er end
-  local eid = redis.call('XADD', P .. 'history:' .. id, 'MAXLEN', '~', ctx.hmax, '*', unpack(args))
-  redis.call('XADD', P .. 'events', 'MAXLEN', '~', ctx.emax, '*', unpack(args))
+  local eid = redis.call('XADD', P .. 'events', 'MAXLEN', '~', ctx.emax, '*', unpack(args))
+  local hkey = P .. 'hist:' .. id
+  local line = cjson.encode({eid, fields.t, fields.s or '', NOW, fields.p or '', fields.a or 0,
+    fields.m or '', fields.pr or '', fields.er or ''})
+  local size = redis.call('APPEND', hkey, line .. '\n')
+  if size > ctx.hbytes then
+    local tail = redis.call('GETRANGE', hkey, size - math.floor(ctx.hbytes / 2), -1)
+    redis.call('SET', hkey, '~\n' .. string.sub(tail, string.find(tail, '\n', 1, true) + 1))
+  end
   return eid
 end
 
@@ -233,7 +245,7 @@ local function delete_job(id, key)
   zrem(P .. 'idx:all', f[2])
   zrem(P .. 'idx:type:' .. f[3], f[2])
   redis.call('ZREM', P .. 'retain:' .. f[1], id)
-  redis.call('DEL', key, P .. 'history:' .. id)
+  redis.call('DEL', key, P .. 'hist:' .. id, P .. 'history:' .. id) -- and the stream of old
   forget_request(id, f[4])
 end
 
