@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import cast
 from collections.abc import Mapping, Sequence
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
@@ -69,9 +70,23 @@ def progress_from_json(raw: str, update_ms: int) -> job_pb2.Progress:
     return progress
 
 
-def _attempts(queue: str, job_id: str, raw: str) -> list[job_pb2.Attempt]:
+def _attempts(queue: str, job_id: str, fields: Fields) -> list[job_pb2.Attempt]:
+    """The earlier attempts (a JSON array in `attempts`), then the current one (the hash's own
+    `attempt`, `worker`, `stime`, `aend`, `aout`, `aet` and `aem` fields; see lib.lua)."""
+    items = json.loads(fields[b"attempts"]) if fields.get(b"attempts") else []
+    if fields.get(b"aout"):
+        current = {
+            "n": _int(fields, b"attempt"),
+            "w": _text(fields, b"worker"),
+            "s": _int(fields, b"stime"),
+            "o": _text(fields, b"aout"),
+        }
+        for key, name in ((b"aend", "e"), (b"aet", "et"), (b"aem", "em")):
+            if fields.get(key):
+                current[name] = fields[key].decode()
+        items.append(current)
     attempts = []
-    for item in json.loads(raw):
+    for item in items:
         attempt = job_pb2.Attempt(
             name=names.attempt_name(queue, job_id, item["n"]),
             number=item["n"],
@@ -86,6 +101,26 @@ def _attempts(queue: str, job_id: str, raw: str) -> list[job_pb2.Attempt]:
             attempt.error.message = item.get("em", "")
         attempts.append(attempt)
     return attempts
+
+
+_TRACEPARENT = "traceparent"
+
+
+def compact_trace_context(text: str) -> str:
+    """A job's W3C trace context as stored: the bare `traceparent` when that is all of it (55
+    bytes, where the JSON object takes 72: a value over 64 bytes makes Redis keep the whole
+    hash as a table, 4x the size), else the JSON object."""
+    context = json.loads(text)
+    if list(context) == [_TRACEPARENT]:
+        return str(context[_TRACEPARENT])
+    return text
+
+
+def trace_context(stored: str) -> dict[str, str]:
+    """The trace context `compact_trace_context` stored."""
+    if stored.startswith("{"):
+        return cast(dict[str, str], json.loads(stored))
+    return {_TRACEPARENT: stored}
 
 
 def _retry_policy(fields: Fields) -> job_pb2.RetryPolicy:
@@ -113,7 +148,7 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
         tags=json.loads(_text(fields, b"tags", "[]")),
         metadata=json.loads(_text(fields, b"meta", "{}")),
         request_id=_text(fields, b"rid"),
-        trace_context=json.loads(_text(fields, b"tc", "{}")),
+        trace_context=trace_context(_text(fields, b"tc", "{}")),
         lost_attempts=_int(fields, b"lost"),
         failed_attempts=_int(fields, b"failures"),
     )
@@ -129,8 +164,7 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
         job.result.CopyFrom(_value(_text(fields, b"result")))
     if b"error" in fields:
         job.error.CopyFrom(error_from_json(_text(fields, b"error")))
-    if b"attempts" in fields:
-        job.attempts.extend(_attempts(queue, job_id, _text(fields, b"attempts")))
+    job.attempts.extend(_attempts(queue, job_id, fields))
     return job
 
 

@@ -420,6 +420,6 @@ def _encode_new_job(job: NewJob) -> str:
             "meta": job.metadata_json,
             "rid": job.request_id,
             "rhash": job.request_hash,
-            "tc": job.trace_context_json,
+            "tc": codec.compact_trace_context(job.trace_context_json),
         }
     )

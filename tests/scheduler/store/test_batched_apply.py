@@ -4,6 +4,7 @@ reports had been applied one call at a time."""
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
 from google.protobuf import json_format
@@ -16,7 +17,7 @@ from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.scheduler.store.models import ReportKind
 from services.scheduler.store.store import JobStore
-from tests.scheduler.store.helpers import QUEUE, WORKER, apply_one, create, report
+from tests.scheduler.store.helpers import QUEUE, WORKER, apply_one, create, failure, report
 
 State = job_pb2.Job.State
 STATES = ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "SCHEDULED")
@@ -133,3 +134,50 @@ async def _calls(redis: RedisClient) -> _Counter:
 class _Counter(dict[str, int]):
     def __sub__(self, other: dict[str, int]) -> dict[str, int]:
         return {k: v - other.get(k, 0) for k, v in self.items()}
+
+
+async def test_a_job_that_ran_once_keeps_a_compact_hash(
+    store: JobStore, redis: RedisClient
+) -> None:
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    job = await create(store, trace_context_json=json.dumps({"traceparent": traceparent}))
+    await store.apply_reports(
+        WORKER,
+        [
+            report(job, 1, ReportKind.STARTED),
+            report(job, 1, ReportKind.SUCCEEDED, {"result": {"n": 1}}),
+        ],
+    )
+    # Every value under 64 bytes (the current attempt in fields of its own, a bare traceparent):
+    # Redis keeps the hash as a listpack, a quarter of a hash table's size.
+    assert await redis.object("encoding", QueueKeys(QUEUE).job(job.job)) == b"listpack"
+    stored = await store.get_job(job)
+    assert dict(stored.trace_context) == {"traceparent": traceparent}
+    [attempt] = stored.attempts
+    assert (attempt.number, attempt.worker, attempt.outcome) == (
+        1,
+        WORKER,
+        job_pb2.Attempt.OUTCOME_SUCCEEDED,
+    )
+
+
+async def test_a_job_stored_with_its_attempts_in_one_array_still_ends_right(
+    store: JobStore, redis: RedisClient
+) -> None:
+    """A running job written before the current attempt had fields of its own."""
+    job = await create(store)
+    assert (await apply_one(store, job, 1, ReportKind.STARTED)).error is None
+    key = QueueKeys(QUEUE).job(job.job)
+    await redis.hdel(key, "aout", "aend", "aet", "aem")
+    running = {"n": 1, "w": WORKER, "s": 1, "o": "RUNNING"}
+    await redis.hset(key, "attempts", json.dumps([running]))
+
+    again_now = failure(retry_after_ms=0)
+    assert (await apply_one(store, job, 1, ReportKind.FAILED, again_now)).error is None
+    assert (await apply_one(store, job, 2, ReportKind.STARTED)).error is None
+
+    attempts = (await store.get_job(job)).attempts
+    assert [(a.number, a.outcome) for a in attempts] == [
+        (1, job_pb2.Attempt.OUTCOME_RETRY_REQUESTED),
+        (2, job_pb2.Attempt.OUTCOME_RUNNING),
+    ]

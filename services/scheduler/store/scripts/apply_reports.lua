@@ -45,10 +45,10 @@ local function start(id, key, n)
   if n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
   if not src.start[f[1]] then return {WRONG_STATE, f[1]} end
   undispatch(key, id)
-  redis.call('HSET', key, 'state', 'RUNNING', 'attempt', n, 'worker', worker, 'stime', NOW, 'utime', NOW)
+  local fields = begin_attempt(redis.call('HMGET', key, unpack(ATTEMPT_FIELDS)), n, worker)
+  redis.call('HSET', key, 'state', 'RUNNING', 'utime', NOW, unpack(fields))
   local until_ms = renew(key, id)
   index_state(id, f[3], f[4], f[1], 'RUNNING')
-  update_attempts(key, function(list) list[#list + 1] = {n = n, w = worker, s = NOW, o = 'RUNNING'} end)
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   return {OK, until_ms}
 end
@@ -100,10 +100,8 @@ local function reject(id, key, n, err)
   if not f[1] then return {NOT_FOUND} end
   if not src.reject[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
   undispatch(key, id)
-  redis.call('HSET', key, 'attempt', n, 'worker', worker, 'stime', NOW)
-  update_attempts(key, function(list)
-    list[#list + 1] = {n = n, w = worker, s = NOW, e = NOW, o = 'FAILED', et = err.type, em = err.message}
-  end)
+  local fields = begin_attempt(redis.call('HMGET', key, unpack(ATTEMPT_FIELDS)), n, worker, 'FAILED', err)
+  redis.call('HSET', key, unpack(fields))
   local encoded = cjson.encode(err)
   finish(id, key, n, 'FAILED', {'error', encoded}, 'no handler on ' .. worker, encoded, f[1])
   return {OK, 'FAILED', -1, f[3], NOW, NOW, err.reason or ''}
@@ -162,19 +160,17 @@ end
 -- one and say why.
 local function run_through(id, n, raw)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'de', 'attempts')
-  if not f[1] or n ~= tonumber(f[2]) + 1 or not src.start[f[1]] then return nil end
-  undispatch(key, id, f[5] or '')
-  local list = (f[6] and f[6] ~= '') and cjson.decode(f[6]) or {}
-  list[#list + 1] = {n = n, w = worker, s = NOW, e = NOW, o = 'SUCCEEDED'}
-  while #list > 50 do table.remove(list, 1) end
-  redis.call('HSET', key, 'state', 'SUCCEEDED', 'attempt', n, 'worker', worker, 'stime', NOW,
-    'ftime', NOW, 'utime', NOW, 'result', raw, 'attempts', cjson.encode(list), 'de', '')
-  index_state(id, f[3], f[4], f[1], 'SUCCEEDED')
+  local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'de', unpack(ATTEMPT_FIELDS))
+  if not f[1] or n ~= tonumber(f[5]) + 1 or not src.start[f[1]] then return nil end
+  undispatch(key, id, f[4] or '')
+  local fields = begin_attempt({unpack(f, 5)}, n, worker, 'SUCCEEDED')
+  redis.call('HSET', key, 'state', 'SUCCEEDED', 'ftime', NOW, 'utime', NOW, 'result', raw, 'de', '',
+    unpack(fields))
+  index_state(id, f[2], f[3], f[1], 'SUCCEEDED')
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   state_changed(id, 'RUNNING', 'SUCCEEDED', n, 'attempt ' .. n .. ' succeeded')
   retain(id, 'SUCCEEDED')
-  return {{OK, NOW + ctx.lease}, {OK, 'SUCCEEDED', -1, f[4], NOW, NOW, ''}}
+  return {{OK, NOW + ctx.lease}, {OK, 'SUCCEEDED', -1, f[3], NOW, NOW, ''}}
 end
 
 gather()

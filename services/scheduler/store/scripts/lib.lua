@@ -107,26 +107,51 @@ local function state_changed(id, from, to, attempt, message, err)
   return emit(id, {t = 'STATE_CHANGED', p = from, s = to, a = attempt, m = message, er = err})
 end
 
--- The attempt history, a JSON array of {n, w, s, e, o, et, em}; the last 50 are kept.
-local function update_attempts(key, change)
-  local raw = redis.call('HGET', key, 'attempts')
-  local list = (raw and raw ~= '') and cjson.decode(raw) or {}
-  change(list)
-  while #list > 50 do table.remove(list, 1) end
-  redis.call('HSET', key, 'attempts', cjson.encode(list))
+-- The attempt history. The current attempt lives in the hash's own fields: `attempt` (its number),
+-- `worker`, `stime`, `aend`, `aout` (its outcome, RUNNING while it runs), `aet` and `aem` (its
+-- error's type and message). The earlier ones are a JSON array of {n, w, s, e, o, et, em} in
+-- `attempts` (the last 49). So a job that ran once keeps every value under 64 bytes, which lets
+-- Redis store its hash as a listpack: ~0.5 KB where a hash table took ~2 KB. Jobs stored before
+-- this layout have the current attempt in the array too and no `aout`: it is updated there.
+local ATTEMPT_FIELDS = {'attempt', 'worker', 'stime', 'aend', 'aout', 'aet', 'aem', 'attempts'}
+
+-- The fields that start attempt `n` on `worker`, after moving the current one (as read into `a`
+-- with ATTEMPT_FIELDS) to the array. `ended`: the attempt ends at once with that outcome.
+local function begin_attempt(a, n, worker, ended, err)
+  local fields = {'attempt', n, 'worker', worker, 'stime', NOW, 'aout', ended or 'RUNNING',
+    'aend', ended and NOW or '', 'aet', err and err.type or '', 'aem', err and err.message or ''}
+  if a[5] and a[5] ~= '' then
+    local list = (a[8] and a[8] ~= '') and cjson.decode(a[8]) or {}
+    local prior = {n = tonumber(a[1]), w = a[2] or '', s = tonumber(a[3]), o = a[5]}
+    if a[4] and a[4] ~= '' then prior.e = tonumber(a[4]) end
+    if a[6] and a[6] ~= '' then prior.et = a[6] end
+    if a[7] and a[7] ~= '' then prior.em = a[7] end
+    list[#list + 1] = prior
+    while #list > 49 do table.remove(list, 1) end
+    fields[#fields + 1] = 'attempts'
+    fields[#fields + 1] = cjson.encode(list)
+  end
+  return fields
 end
 
 local function end_attempt(key, n, outcome, err)
-  update_attempts(key, function(list)
-    for i = #list, 1, -1 do
-      if list[i].n == n then
-        list[i].e = NOW
-        list[i].o = outcome
-        if err then list[i].et = err.type; list[i].em = err.message end
-        return
-      end
+  local a = redis.call('HMGET', key, 'attempt', 'aout')
+  if a[2] and tonumber(a[1]) == n then
+    redis.call('HSET', key, 'aend', NOW, 'aout', outcome,
+      'aet', err and err.type or '', 'aem', err and err.message or '')
+    return
+  end
+  local raw = redis.call('HGET', key, 'attempts') -- a job stored before the current layout
+  local list = (raw and raw ~= '') and cjson.decode(raw) or {}
+  for i = #list, 1, -1 do
+    if list[i].n == n then
+      list[i].e = NOW
+      list[i].o = outcome
+      if err then list[i].et = err.type; list[i].em = err.message end
+      redis.call('HSET', key, 'attempts', cjson.encode(list))
+      return
     end
-  end)
+  end
 end
 
 -- Takes the job's dispatch entry back out of the taskiq stream (and any consumer's pending list).
@@ -163,7 +188,11 @@ end
 -- fields are stored as JSON text and spliced in as they are.
 local function taskiq_message(id, f, attempt)
   local labels = '{}'
-  if f[3] and f[3] ~= '' and f[3] ~= '{}' then labels = f[3] end
+  if f[3] and string.sub(f[3], 1, 1) == '{' then
+    labels = f[3]
+  elseif f[3] and f[3] ~= '' then -- a bare traceparent (see codec.compact_trace_context)
+    labels = '{"traceparent":' .. cjson.encode(f[3]) .. '}'
+  end
   return '{"task_id":' .. cjson.encode(id .. '.' .. attempt) ..
     ',"task_name":' .. cjson.encode(f[1]) ..
     ',"labels":' .. labels .. ',"labels_types":{},"args":[]' ..

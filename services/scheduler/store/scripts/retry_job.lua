@@ -11,7 +11,7 @@ local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type')
 if not f[1] then return {NOT_FOUND} end
 if not set_of(ARGV[2])[f[1]] then return {WRONG_STATE, f[1]} end
 redis.call('ZREM', P .. 'retain:' .. f[1], id)
-redis.call('HDEL', key, 'ftime', 'cancel', 'cancel_reason', 'lease', 'worker')
+redis.call('HDEL', key, 'ftime', 'cancel', 'cancel_reason', 'lease')
 -- A new sequence number: the job goes to the back of its priority.
 local rs = ready_score(tonumber(redis.call('HGET', key, 'prio')))
 redis.call('HSET', key, 'state', 'QUEUED', 'failures', 0, 'lost', 0, 'rs', rs, 'run_at', NOW, 'utime', NOW)
