@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import cast
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
