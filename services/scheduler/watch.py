@@ -1,7 +1,9 @@
 """Watches of event streams: replay from a position, then live events fanned out in process.
 
 One reader task per stream key follows the stream for every watcher of that key in this process, so
-a thousand dashboards on one queue cost one blocking Redis read. Each watcher has a bounded buffer;
+a thousand dashboards on one queue cost one blocking Redis read. A reader whose last watcher left
+follows on for `linger_s`, so the next watcher (a client waiting for each job it creates) joins
+without a first read. Each watcher has a bounded buffer;
 one that falls behind by more than `queue_size` events is ended with WatchLagged (ABORTED), naming
 the last event it received so it can resume from there without a gap. A reader stops when its last
 watcher leaves.
@@ -28,6 +30,7 @@ from services.common.errors import InvalidArgument, WatchLagged
 from services.scheduler.store.events import EventBatch
 
 QUEUE_SIZE = 1000
+LINGER_S = 10.0
 _EVENT_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 
 Read = Callable[[str | None, int | None], Awaitable[EventBatch]]
@@ -90,13 +93,21 @@ def _skipped_by(watcher: _Watcher, item: Item) -> bool:
 class _Reader:
     """Follows one stream from `position` and hands every event to each watcher."""
 
-    def __init__(self, read: Read, position: str | None, *, block_ms: int, limit: int) -> None:
+    def __init__(
+        self, read: Read, position: str | None, *, block_ms: int, limit: int, linger_s: float
+    ) -> None:
         self.read = read
         self.position = position
         self.block_ms = block_ms
         self.limit = limit
+        self.linger_s = linger_s
         self.watchers: set[_Watcher] = set()
         self.task: asyncio.Task[None] | None = None
+        self.idle_since: float | None = None  # loop time its last watcher left
+
+    def _lingers(self) -> bool:
+        idle = self.idle_since
+        return idle is not None and asyncio.get_running_loop().time() - idle < self.linger_s
 
     def _deliver(self, item: Item) -> None:
         for watcher in list(self.watchers):
@@ -110,7 +121,7 @@ class _Reader:
 
     async def run(self) -> None:
         try:
-            while self.watchers:
+            while self.watchers or self._lingers():
                 _raise_if_cancelled()
                 batch = await self.read(self.position, self.block_ms)
                 self.position = batch.position
@@ -138,16 +149,14 @@ class _Cursor:
             self.position = self.delivered = event.event_id
 
 
-async def replay(read: Read, *, after: str | None) -> AsyncGenerator[event_pb2.JobEvent, None]:
-    """Every event after `after` that exists now, without blocking and without a reader."""
-    async for event in _replay(read, _Cursor(position=after, delivered=after or "")):
-        yield event
-
-
-async def _replay(read: Read, cursor: _Cursor) -> AsyncGenerator[event_pb2.JobEvent, None]:
-    """Every event after the cursor that exists now, without blocking."""
+async def _replay(
+    read: Read, cursor: _Cursor, first: EventBatch | None = None
+) -> AsyncGenerator[event_pb2.JobEvent, None]:
+    """Every event after the cursor that exists now, without blocking; `first` is the first
+    batch when the caller read it already."""
     while True:
-        batch = await read(cursor.position, None)
+        batch = first if first is not None else await read(cursor.position, None)
+        first = None
         _raise_if_cancelled()
         if batch.reset:
             yield reset_event()
@@ -155,50 +164,83 @@ async def _replay(read: Read, cursor: _Cursor) -> AsyncGenerator[event_pb2.JobEv
             cursor.advance(event)
             yield event
         cursor.position = batch.position
-        if not batch.events:
+        if not batch.more:
             return
 
 
 class WatchHub:
     """The readers of this process, by stream key. Opened with the server, closed after it."""
 
-    def __init__(self, *, block_ms: int, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self, *, block_ms: int, queue_size: int = QUEUE_SIZE, linger_s: float = LINGER_S
+    ) -> None:
         self.block_ms = block_ms
         self.queue_size = queue_size
+        self.linger_s = linger_s
         self._readers: dict[str, _Reader] = {}
         self._retired: set[asyncio.Task[None]] = set()  # cancelled, perhaps not yet ended
 
     @property
     def reader_count(self) -> int:
-        return len(self._readers)
+        """Readers that have watchers (lingering ones are not counted)."""
+        return sum(1 for reader in self._readers.values() if reader.watchers)
+
+    def watcher_count(self, key: str) -> int:
+        """Watchers that joined the reader of `key` (replayed, now following it)."""
+        reader = self._readers.get(key)
+        return 0 if reader is None else len(reader.watchers)
 
     def _join(self, key: str, read: Read, position: str | None, job: str | None = None) -> _Watcher:
         reader = self._readers.get(key)
         if reader is None or reader.task is None or reader.task.done():
-            reader = _Reader(read, position, block_ms=self.block_ms, limit=self.queue_size)
+            reader = _Reader(
+                read,
+                position,
+                block_ms=self.block_ms,
+                limit=self.queue_size,
+                linger_s=self.linger_s,
+            )
             self._readers[key] = reader
         watcher = _Watcher(job)
         reader.watchers.add(watcher)
+        reader.idle_since = None
         if reader.task is None:
             reader.task = asyncio.create_task(reader.run(), name=f"watch {key}")
+            reader.task.add_done_callback(lambda _: self._forget(key, reader))
         return watcher
 
-    def following(self, key: str) -> bool:
-        """Whether a reader follows `key` now (a new watcher of it joins without a first read)."""
-        reader = self._readers.get(key)
-        return reader is not None and reader.task is not None and not reader.task.done()
+    def _forget(self, key: str, reader: _Reader) -> None:
+        if self._readers.get(key) is reader:
+            del self._readers[key]
 
     def _leave(self, key: str, watcher: _Watcher) -> None:
         reader = self._readers.get(key)
         if reader is None:
             return
         reader.watchers.discard(watcher)
-        if not reader.watchers:
-            del self._readers[key]
-            if reader.task is not None:
-                reader.task.cancel()
-                self._retired.add(reader.task)
-                reader.task.add_done_callback(self._retired.discard)
+        if reader.watchers:
+            return
+        if self.linger_s > 0:
+            reader.idle_since = asyncio.get_running_loop().time()
+            return
+        del self._readers[key]
+        if reader.task is not None:
+            reader.task.cancel()
+            self._retired.add(reader.task)
+            reader.task.add_done_callback(self._retired.discard)
+
+    def _covers(self, key: str, cursor: _Cursor) -> bool:
+        """Whether the reader of `key` will deliver every event after the cursor: it reads from
+        a position no later than the cursor's (no event can fall between replay and reader)."""
+        reader = self._readers.get(key)
+        if reader is None or reader.position is None or cursor.position is None:
+            return False
+        return _stream_id(reader.position) <= _stream_id(cursor.position)
+
+    def following(self, key: str) -> bool:
+        """Whether a reader follows `key` now (a new watcher of it joins without a first read)."""
+        reader = self._readers.get(key)
+        return reader is not None and reader.task is not None and not reader.task.done()
 
     async def watch(
         self,
@@ -209,21 +251,24 @@ class WatchHub:
         job: str | None = None,
         history: Read | None = None,
         start: str | None = None,
+        first: EventBatch | None = None,
     ) -> AsyncGenerator[event_pb2.JobEvent, None]:
         """Events of stream `key` after `after`, then live ones, until the caller stops. With
-        `job`, only that job's events: replayed by `history` and followed on the shared reader of
-        `key` (its queue's stream), which starts at `start` when this watcher opens it.
+        `job`, only that job's events: replayed by `history` (`first`: its first batch, read
+        already) and followed on the shared reader of `key` (its queue's stream), which starts
+        at `start` when this watcher opens it.
 
         Raises WatchLagged when the caller falls `queue_size` events behind, and whatever the
         reader's `read` raised."""
         replaying = history or read
         cursor = _Cursor(position=after, delivered=after or "")
-        async for event in _replay(replaying, cursor):
+        async for event in _replay(replaying, cursor, first):
             yield event
         watcher = self._join(key, read, cursor.position if job is None else start, job)
         try:
-            async for event in _replay(replaying, cursor):
-                yield event
+            if not self._covers(key, cursor):
+                async for event in _replay(replaying, cursor):
+                    yield event
             while True:
                 _raise_if_cancelled()
                 item = await watcher.queue.get()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 from google.protobuf import empty_pb2
@@ -17,7 +17,7 @@ from services.scheduler.auth.principal import caller
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
-from services.scheduler.watch import WatchHub, parse_event_id, replay
+from services.scheduler.watch import WatchHub, parse_event_id, reset_event
 
 Context = grpc.aio.ServicerContext
 
@@ -127,7 +127,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         already finished. Initial metadata is sent once the job is found."""
         ref = caller().job(names.parse_job_name(request.name))
         after = parse_event_id(request.after_event_id)
-        job = await self._store.get_job(ref)  # before the replay: a finished job has all its events
+        job, first = await self._store.job_with_history(ref, after=after)
         await context.send_initial_metadata(())
 
         async def history(position: str | None, block_ms: int | None) -> EventBatch:
@@ -137,7 +137,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             return await self._store.queue_events(ref.queue, after=position, block_ms=block_ms)
 
         if job.state in _TERMINAL:
-            events = replay(history, after=after)
+            events = _events_of(first)
         else:
             # The queue's reader (shared with WatchQueue) carries the live events. A watcher that
             # opens it fixes its start first, so nothing falls between the replay and the reader.
@@ -145,7 +145,13 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             if not self._watches.following(ref.queue):
                 start = (await queue_events(None, None)).position
             events = self._watches.watch(
-                ref.queue, queue_events, after=after, job=ref.name, history=history, start=start
+                ref.queue,
+                queue_events,
+                after=after,
+                job=ref.name,
+                history=history,
+                start=start,
+                first=first,
             )
         async with contextlib.aclosing(events):
             async for event in events:
@@ -157,6 +163,14 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
                         yield _with_finished_job(event, job)
                         return
                 yield event
+
+
+async def _events_of(batch: EventBatch) -> AsyncGenerator[event_pb2.JobEvent, None]:
+    """A finished job's history, read already: all its events."""
+    if batch.reset:
+        yield reset_event()
+    for event in batch.events:
+        yield event
 
 
 def _finished_by(job: job_pb2.Job, event: event_pb2.JobEvent) -> bool:

@@ -33,6 +33,7 @@ class EventBatch:
     events: list[event_pb2.JobEvent] = field(default_factory=list)
     reset: bool = False
     position: str = "0-0"
+    more: bool = False  # cut at the read's count: more events may follow right away
 
 
 def _stream_id(value: str | bytes) -> tuple[int, int]:
@@ -86,7 +87,12 @@ class EventReader:
             events = await self._xread(queue, key, position, block=min(block_ms, self.max_block_ms))
         if events:
             position = events[-1].event_id
-        return EventBatch(events, reset=reset and after is not None, position=position)
+        return EventBatch(
+            events,
+            reset=reset and after is not None,
+            position=position,
+            more=len(events) >= READ_COUNT,
+        )
 
     async def _xread(
         self, queue: str, key: str, position: str, *, block: int | None
@@ -120,20 +126,12 @@ class EventReader:
             exists, raw = await pipe.execute()
         if not exists:
             return None
-        lines = cast(bytes, raw or b"").split(b"\n")
-        trimmed = lines[0] == _TRIMMED
-        kept = [codec.event_from_history(queue, job_id, line) for line in lines if len(line) > 1]
-        position = after or "0-0"
-        events = [e for e in kept if _stream_id(e.event_id) > _stream_id(position)]
-        reset = trimmed and after is not None and bool(kept)
-        reset = reset and _stream_id(after or "0-0") < _stream_id(kept[0].event_id)
-        if not events and block_ms and kept:
-            events = await self._next_of(queue, job_id, events_key, kept[-1].event_id, block_ms)
-        if events:
-            position = events[-1].event_id
-        elif kept:
-            position = max(position, kept[-1].event_id, key=_stream_id)
-        return EventBatch(events, reset=reset, position=position)
+        batch = history_batch(queue, job_id, raw, after=after)
+        if not batch.events and block_ms and batch.position != "0-0":
+            events = await self._next_of(queue, job_id, events_key, batch.position, block_ms)
+            if events:
+                return EventBatch(events, reset=batch.reset, position=events[-1].event_id)
+        return batch
 
     async def _next_of(
         self, queue: str, job_id: str, events_key: str, position: str, block_ms: int
@@ -150,3 +148,18 @@ class EventReader:
             if mine := [e for e in events if e.job == name]:
                 return mine
         return []
+
+
+def history_batch(queue: str, job_id: str, raw: bytes | None, *, after: str | None) -> EventBatch:
+    """The events after `after` in a job's history as stored (`raw`, the string; None when it has
+    none); `position` is the last event's id, or `after` when none is newer."""
+    lines = (raw or b"").split(b"\n")
+    trimmed = lines[0] == _TRIMMED
+    kept = [codec.event_from_history(queue, job_id, line) for line in lines if len(line) > 1]
+    position = after or "0-0"
+    events = [e for e in kept if _stream_id(e.event_id) > _stream_id(position)]
+    reset = trimmed and after is not None and bool(kept)
+    reset = reset and _stream_id(after or "0-0") < _stream_id(kept[0].event_id)
+    if kept:
+        position = max(position, kept[-1].event_id, key=_stream_id)
+    return EventBatch(events, reset=reset, position=position)

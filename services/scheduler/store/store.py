@@ -30,7 +30,12 @@ from services.common.redis_keys import QueueKeys
 from services.common.states import TERMINAL, TRANSITIONS, Action
 from services.scheduler.store import codec, reports
 from services.scheduler.store.codes import Code, Reply, as_int, as_text, job_error
-from services.scheduler.store.events import HISTORY_BYTES_PER_EVENT, EventBatch, EventReader
+from services.scheduler.store.events import (
+    HISTORY_BYTES_PER_EVENT,
+    EventBatch,
+    EventReader,
+    history_batch,
+)
 from services.scheduler.store.models import (
     JobPage,
     ListQuery,
@@ -163,6 +168,21 @@ class JobStore:
         if not fields:
             raise JobNotFound(ref.name)
         return codec.job_from_hash(ref.queue, ref.job, fields)
+
+    async def job_with_history(
+        self, ref: JobRef, *, after: str | None
+    ) -> tuple[job_pb2.Job, EventBatch]:
+        """The job and its events after `after`, read together (the job first: a finished job's
+        history holds all its events). Raises JobNotFound."""
+        keys = QueueKeys(ref.queue)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.job(ref.job))
+            pipe.get(keys.history(ref.job))
+            fields, raw = await pipe.execute()
+        if not fields:
+            raise JobNotFound(ref.name)
+        job = codec.job_from_hash(ref.queue, ref.job, cast(dict[bytes, bytes], fields))
+        return job, history_batch(ref.queue, ref.job, cast(bytes | None, raw), after=after)
 
     async def list_jobs(self, query: ListQuery) -> JobPage:
         """One page of a queue's jobs in creation order, read from an index, never scanned."""

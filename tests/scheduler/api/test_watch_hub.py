@@ -17,7 +17,8 @@ from services.common.redis_client import RedisClient
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.models import NewJob, RetryPolicy
 from services.scheduler.store.store import JobStore
-from services.scheduler.watch import WatchHub
+from services.scheduler.watch import Read, WatchHub
+from tests.support.eventually import eventually
 
 POLICY = RetryPolicy(3, 1000, 2.0, 60_000, 0.0, 3)
 KEY = "queues/q1"
@@ -39,37 +40,33 @@ async def hub() -> AsyncGenerator[WatchHub]:
     await hub.close()
 
 
-class Reads:
-    """The queue's events as the hub reads them, counting the watchers' own (non-blocking) reads:
-    after its last one a watcher waits for the shared reader, so the test knows when it joined."""
+async def joined(hub: WatchHub, watchers: int) -> None:
+    """Returns once `watchers` watchers replayed and follow the reader of KEY."""
 
-    def __init__(self, store: JobStore, *, until: int) -> None:
-        self.store = store
-        self.until = until
-        self.count = 0
-        self.joined = asyncio.Event()
+    def check() -> None:
+        assert hub.watcher_count(KEY) == watchers
 
-    async def __call__(self, after: str | None, block_ms: int | None) -> EventBatch:
-        batch = await self.store.queue_events("q1", after=after, block_ms=block_ms)
-        if block_ms is None:
-            self.count += 1
-            if self.count == self.until:
-                self.joined.set()
-        return batch
+    await eventually(check)
+
+
+def reads(store: JobStore) -> Read:
+    async def read(after: str | None, block_ms: int | None) -> EventBatch:
+        return await store.queue_events("q1", after=after, block_ms=block_ms)
+
+    return read
 
 
 async def test_a_lagging_watcher_ends_with_the_last_event_it_received(
     store: JobStore, hub: WatchHub
 ) -> None:
-    # Each watcher reads the old event, finds no more, joins the reader, replays nothing: 3 reads.
-    read = Reads(store, until=6)
+    read = reads(store)
     await store.create_jobs("q1", _jobs(1))
     slow = hub.watch(KEY, read, after="0-0")  # takes one event, then stops reading
     fast = hub.watch(KEY, read, after="0-0")
     assert await anext(slow) == await anext(fast)
     slow_next = asyncio.create_task(anext(slow))
     fast_next = asyncio.create_task(anext(fast))
-    await read.joined.wait()
+    await joined(hub, 2)
     assert hub.reader_count == 1
 
     created: list[str] = []
@@ -94,17 +91,23 @@ async def test_a_lagging_watcher_ends_with_the_last_event_it_received(
         await generator.aclose()
 
 
-async def test_watchers_share_one_reader_that_stops_with_the_last(
-    store: JobStore, hub: WatchHub
+@pytest.mark.parametrize("linger_s", [0.0, 60.0])
+async def test_watchers_share_one_reader_that_lingers_after_the_last(
+    store: JobStore, linger_s: float
 ) -> None:
-    read = Reads(store, until=6)  # each: find the stream's end, join, replay nothing
-    watchers = [hub.watch(KEY, read, after=None) for _ in range(3)]
-    pending = [asyncio.create_task(anext(w)) for w in watchers]
-    await read.joined.wait()
-    [job] = await store.create_jobs("q1", _jobs(1))
-    events: list[event_pb2.JobEvent] = [await task for task in pending]
-    assert {e.job for e in events} == {job.name}
-    assert hub.reader_count == 1
-    for watcher in watchers:
-        await watcher.aclose()
-    assert hub.reader_count == 0
+    hub = WatchHub(block_ms=100, linger_s=linger_s)
+    try:
+        watchers = [hub.watch(KEY, reads(store), after=None) for _ in range(3)]
+        pending = [asyncio.create_task(anext(w)) for w in watchers]
+        await joined(hub, 3)
+        [job] = await store.create_jobs("q1", _jobs(1))
+        events: list[event_pb2.JobEvent] = [await task for task in pending]
+        assert {e.job for e in events} == {job.name}
+        assert hub.reader_count == 1
+        for watcher in watchers:
+            await watcher.aclose()
+        assert hub.reader_count == 0
+        # It follows on for the next watcher (which then joins without a first read), or stops.
+        assert hub.following(KEY) == (linger_s > 0)
+    finally:
+        await hub.close()
