@@ -28,7 +28,6 @@ MAX_ERROR_MESSAGE_CHARS = 8 * 1024
 MAX_STACK_TRACE_CHARS = 32 * 1024
 MAX_RETRY_AFTER = timedelta(days=365)
 KINDS = ", ".join(kind.value for kind in ReportKind)
-_EMPTY_BODY = "{}"
 _TRUNCATED = "[truncated]\n"
 
 
@@ -62,31 +61,30 @@ class ReportCodec:
         kind = ReportKind(which)
         named = names.parse_attempt_name(report.attempt, f"{path}.attempt")
         attempt = AttemptRef(names.scoped_queue(tenant, named.queue), named.job, named.number)
-        return Report(
-            id=report.id, attempt=attempt, kind=kind, body_json=self._body(report, kind, path)
-        )
-
-    def _body(self, report: worker_service_pb2.AttemptReport, kind: ReportKind, path: str) -> str:
         match kind:
             case ReportKind.PROGRESS:
-                return _progress(report.progress, f"{path}.progress")
-            case ReportKind.LOG:
-                return _log(report.log, f"{path}.log")
+                raw = _progress(report.progress, f"{path}.progress")
+                return Report(report.id, attempt, kind, raw=raw)
             case ReportKind.SUCCEEDED:
-                return self._succeeded(report.succeeded, f"{path}.succeeded")
+                raw = self._result(report.succeeded, f"{path}.succeeded")
+                return Report(report.id, attempt, kind, raw=raw)
+            case ReportKind.LOG:
+                body = _log(report.log, f"{path}.log")
             case ReportKind.FAILED:
-                return _failed(report.failed, f"{path}.failed")
+                body = _failed(report.failed, f"{path}.failed")
             case ReportKind.CANCELLED:
-                return '{"forced":true}' if report.cancelled.forced else '{"forced":false}'
+                body = {"forced": report.cancelled.forced}
             case ReportKind.REJECTED:
-                return _json({"message": report.rejected.message[:MAX_ERROR_MESSAGE_CHARS]})
+                body = {"message": report.rejected.message[:MAX_ERROR_MESSAGE_CHARS]}
             case _:
-                return _EMPTY_BODY
+                body = {}
+        return Report(report.id, attempt, kind, body)
 
-    def _succeeded(self, succeeded: worker_service_pb2.AttemptSucceeded, path: str) -> str:
+    def _result(self, succeeded: worker_service_pb2.AttemptSucceeded, path: str) -> str:
+        """The result as JSON text (`null` when unset)."""
         field = f"{path}.result"
         if not succeeded.HasField("result"):
-            return '{"result":null}'
+            return "null"
         try:
             text = _json(json_format.MessageToDict(succeeded.result))
         except ValueError as error:  # NaN or infinity, or a Value with nothing set inside
@@ -96,7 +94,7 @@ class ReportCodec:
             raise TooLarge.field(
                 field, f"is {size} bytes as JSON; at most {self.max_result_bytes} are allowed"
             )
-        return f'{{"result":{text}}}'
+        return text
 
 
 def _progress(progress: job_pb2.Progress, path: str) -> str:
@@ -116,17 +114,17 @@ def _progress(progress: job_pb2.Progress, path: str) -> str:
     return text
 
 
-def _log(log: worker_service_pb2.AttemptLog, path: str) -> str:
+def _log(log: worker_service_pb2.AttemptLog, path: str) -> dict[str, object]:
     field = f"{path}.message"
     if not log.message:
         raise InvalidArgument.field(field, "is required")
     size = _size(log.message)
     if size > MAX_LOG_BYTES:
         raise TooLarge.field(field, f"is {size} bytes; at most {MAX_LOG_BYTES} are allowed")
-    return _json({"message": log.message})
+    return {"message": log.message}
 
 
-def _failed(failed: worker_service_pb2.AttemptFailed, path: str) -> str:
+def _failed(failed: worker_service_pb2.AttemptFailed, path: str) -> dict[str, object]:
     if not failed.HasField("error"):
         raise InvalidArgument.field(f"{path}.error", "is required")
     retry_after_ms: int | None = None
@@ -138,7 +136,7 @@ def _failed(failed: worker_service_pb2.AttemptFailed, path: str) -> str:
             )
         retry_after_ms = failed.retry_after.ToMilliseconds()
     error = failed.error
-    body = {
+    body: dict[str, object] = {
         "error": {
             "type": error.type[:MAX_ERROR_TYPE_CHARS],
             "message": _tail(error.message, MAX_ERROR_MESSAGE_CHARS),
@@ -147,7 +145,7 @@ def _failed(failed: worker_service_pb2.AttemptFailed, path: str) -> str:
         "retry_after_ms": retry_after_ms,
         "non_retryable": failed.non_retryable,
     }
-    return _json(body)
+    return body
 
 
 def encode_outcome(outcome: ReportOutcome, into: worker_service_pb2.ReportResult) -> None:

@@ -18,6 +18,10 @@ from services.worker.handler import JobCancelled
 MAX_LOG_BYTES = 4 * 1024  # the scheduler's bound of one log line
 MAX_PROGRESS_DATA_BYTES = 60 * 1024  # below the scheduler's 64 KiB bound of one progress
 _CUT = " [truncated]"
+# Guards making a context's threading.Event against a cancel arriving meanwhile. The Event is
+# made only for a sync handler that waits: building one (a Condition and its lock) for every job
+# took ~30% of a draining worker's CPU.
+_SIGNALS = threading.Lock()
 
 
 class ReportSink(Protocol):
@@ -103,7 +107,8 @@ class JobContext:
         self.attempt_name = delivery.attempt_name
         self._sink = sink
         self._loop = loop
-        self._cancel = threading.Event()  # also read and waited on by sync handlers' threads
+        self._cancelled = False  # read by sync handlers' threads too (a bool read is atomic)
+        self._blocking: threading.Event | None = None  # made when a sync handler waits on it
         self._waiter: asyncio.Future[None] | None = None
 
     @property
@@ -157,16 +162,16 @@ class JobContext:
     @property
     def cancelled(self) -> bool:
         """Whether cancellation of this job was requested."""
-        return self._cancel.is_set()
+        return self._cancelled
 
     def raise_if_cancelled(self) -> None:
         """Raises JobCancelled when cancellation was requested."""
-        if self._cancel.is_set():
+        if self._cancelled:
             raise JobCancelled(f"job {self.job_name} was cancelled")
 
     async def wait_cancelled(self) -> None:
         """Returns once cancellation is requested (async handlers, on the worker's loop)."""
-        if self._cancel.is_set():
+        if self._cancelled:
             return
         if self._waiter is None:
             self._waiter = self._loop.create_future()
@@ -175,10 +180,19 @@ class JobContext:
     def wait_cancelled_blocking(self, timeout: float | None = None) -> bool:
         """Blocks a sync handler until cancellation is requested or `timeout` seconds passed;
         returns whether it was requested (a `time.sleep` that wakes up for a cancel)."""
-        return self._cancel.wait(timeout)
+        with _SIGNALS:
+            if self._blocking is None:
+                self._blocking = threading.Event()
+                if self._cancelled:
+                    self._blocking.set()
+            blocking = self._blocking
+        return blocking.wait(timeout)
 
     def request_cancel(self) -> None:
         """Sets the cancellation signal (the worker calls it, on its loop)."""
-        self._cancel.set()
+        with _SIGNALS:
+            self._cancelled = True
+            if self._blocking is not None:
+                self._blocking.set()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)

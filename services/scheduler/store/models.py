@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from jobs.v1 import job_pb2
 from services.common.errors import JobstreamError
@@ -72,19 +75,32 @@ class ReportKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """One worker report about one attempt. `body_json` depends on `kind`:
-
-    progress: the Progress as JSON (`percent`, `current`, `total`, `message`, `data`);
-    log: `{"message": ...}`; succeeded: `{"result": <json>}`;
-    failed: `{"error": {type, message, stack_trace}, "retry_after_ms": int | null,
-    "non_retryable": bool}`;
-    cancelled: `{"forced": bool}`; rejected: `{"message": ...}`; started, heartbeat, released: `{}`.
-    """
+    """One worker report about one attempt, as decoded once from the wire. `body` depends on
+    `kind`: log: `{"message": ...}`; failed: `{"error": {type, message, stack_trace},
+    "retry_after_ms": int | None, "non_retryable": bool}`; cancelled: `{"forced": bool}`;
+    rejected: `{"message": ...}`; the others: empty. `raw` is JSON text the store keeps as it is
+    (user numbers never pass through Lua's cjson, which keeps 14 digits): the progress
+    (`percent`, `current`, `total`, `message`, `data`) and the result of `succeeded`."""
 
     id: int
     attempt: AttemptRef
     kind: ReportKind
-    body_json: str = "{}"
+    body: Mapping[str, Any] = field(default_factory=dict)
+    raw: str | None = None
+
+    @classmethod
+    def of(
+        cls, report_id: int, attempt: AttemptRef, kind: ReportKind, content: Mapping[str, Any]
+    ) -> Report:
+        """A report from one JSON object per kind, as the protocol's messages read: a progress
+        itself, `{"result": ...}` for succeeded, else the body."""
+        match kind:
+            case ReportKind.PROGRESS:
+                return cls(report_id, attempt, kind, raw=json.dumps(content))
+            case ReportKind.SUCCEEDED:
+                return cls(report_id, attempt, kind, raw=json.dumps(content.get("result")))
+            case _:
+                return cls(report_id, attempt, kind, content)
 
 
 @dataclass(frozen=True, slots=True)

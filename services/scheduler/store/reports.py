@@ -26,23 +26,22 @@ _ACTIONS = {
 
 
 def encode(report: Report) -> str:
-    """The JSON object apply_reports.lua reads for one report."""
-    body = json.loads(report.body_json)
+    """The JSON object apply_reports.lua reads for one report (the only JSON encoding a report
+    gets on the scheduler: its body was decoded once from the wire)."""
     arg: dict[str, object] = {
         "k": report.kind.value,
         "j": report.attempt.job,
         "n": report.attempt.number,
     }
+    body = report.body
     match report.kind:
-        case ReportKind.PROGRESS:
-            arg["raw"] = json.dumps(body)
-        case ReportKind.SUCCEEDED:
-            arg["raw"] = json.dumps(body.get("result"))
+        case ReportKind.PROGRESS | ReportKind.SUCCEEDED:
+            arg["raw"] = report.raw
         case ReportKind.FAILED:
-            error = body.setdefault("error", {})
+            error = dict(body.get("error", {}))
             error.pop("reason", None)
             error["fingerprint"] = fingerprint(error.get("type", ""), error.get("stack_trace", ""))
-            arg["b"] = body
+            arg["b"] = {**body, "error": error}
             arg["u"] = random.random()  # backoff jitter; not for security  # noqa: S311
         case ReportKind.REJECTED:
             arg["b"] = {

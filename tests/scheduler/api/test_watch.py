@@ -3,7 +3,6 @@ a job's stream, and the in-process fan-out (one reader per stream, bounded watch
 
 from __future__ import annotations
 
-import json
 from typing import cast
 
 import grpc
@@ -34,7 +33,7 @@ async def _create(jobs: jobs_grpc.JobServiceAsyncStub, queue: str = "q1") -> job
 async def _report(store: JobStore, job: job_pb2.Job, kind: ReportKind, body: object = None) -> None:
     ref = parse_job_name(job.name)
     attempt = AttemptRef(scoped_queue(DEFAULT_TENANT, ref.queue), ref.job, 1)
-    report = Report(1, attempt, kind, json.dumps(body or {}))
+    report = Report.of(1, attempt, kind, cast(dict[str, object], body or {}))
     [outcome] = await store.apply_reports("worker-1", [report])
     assert outcome.error is None, outcome.error
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from jobs.v1 import job_pb2
 from services.common.names import AttemptRef, JobRef, new_job_id
@@ -56,12 +57,8 @@ class ReportMaker:
     sent: list[Report] = field(default_factory=list)
 
     def __call__(self, job: JobRef, attempt: int, kind: ReportKind, body: object = None) -> Report:
-        report = Report(
-            id=self.next_id,
-            attempt=AttemptRef(job.queue, job.job, attempt),
-            kind=kind,
-            body_json=json.dumps(body if body is not None else {}),
-        )
+        content = cast(dict[str, object], body if body is not None else {})
+        report = Report.of(self.next_id, AttemptRef(job.queue, job.job, attempt), kind, content)
         self.next_id += 1
         return report
 
