@@ -128,8 +128,8 @@ def dispatched_attempt(fields: dict[bytes, bytes]) -> AttemptRef:
 
 
 async def report_all(store: JobStore, attempts: list[AttemptRef], kind: ReportKind) -> None:
-    body = '{"result": null}' if kind is ReportKind.SUCCEEDED else "{}"
-    reports = [Report(i, attempt, kind, body) for i, attempt in enumerate(attempts)]
+    body = {"result": None} if kind is ReportKind.SUCCEEDED else {}
+    reports = [Report.of(i, attempt, kind, body) for i, attempt in enumerate(attempts)]
     for outcome in await store.apply_reports(WORKER, reports):
         if outcome.error is not None:
             raise RuntimeError(f"{kind} report refused: {outcome.error}")
