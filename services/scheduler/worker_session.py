@@ -17,7 +17,7 @@ from services.common.errors import AttemptSuperseded, InvalidArgument
 from services.common.rpc_guard import domain_error
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.report_codec import ReportCodec, encode_outcome
-from services.scheduler.store.models import Report, ReportKind, ReportOutcome
+from services.scheduler.store.models import Report, ReportOutcome
 from services.scheduler.store.store import JobStore
 from services.scheduler.stream_buffers import ReportInbox, Reports
 from services.scheduler.worker_streams import WorkerConnection
@@ -28,17 +28,6 @@ BATCH_REPORTS = 1000  # most reports one store call applies (one Lua call per qu
 MAX_PENDING_REPORTS = 10_000  # then the reader stops reading: gRPC flow control slows the worker
 MAX_QUEUED_RESPONSES = 16
 _RESULT_OVERHEAD = 11  # field tag and length prefix of one result inside a response
-
-_ALIVE = frozenset({ReportKind.STARTED, ReportKind.HEARTBEAT, ReportKind.PROGRESS, ReportKind.LOG})
-_ENDING = frozenset(
-    {
-        ReportKind.SUCCEEDED,
-        ReportKind.FAILED,
-        ReportKind.CANCELLED,
-        ReportKind.RELEASED,
-        ReportKind.REJECTED,
-    }
-)
 
 Requests = AsyncIterator[worker_service_pb2.ConnectRequest]
 StatusCallback = Callable[[worker_service_pb2.WorkerStatus], Awaitable[None]]
@@ -207,9 +196,9 @@ class WorkerSession:
     def _track(self, report: Report, outcome: ReportOutcome) -> None:
         held = self._connection.held
         if outcome.error is None:
-            if report.kind in _ALIVE:
+            if report.kind.keeps_running:
                 held.add(report.attempt)
-            elif report.kind in _ENDING:
+            else:
                 held.discard(report.attempt)
         elif isinstance(outcome.error, AttemptSuperseded):
             held.discard(report.attempt)

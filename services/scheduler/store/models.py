@@ -11,7 +11,7 @@ from typing import Any
 from jobs.v1 import job_pb2
 from services.common.errors import JobstreamError
 from services.common.names import AttemptRef
-from services.common.states import State
+from services.common.states import TRANSITIONS, Action, State
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,8 @@ class ListQuery:
 
 
 class ReportKind(enum.StrEnum):
+    """A worker report's kind: the name of its field in `AttemptReport.report`."""
+
     STARTED = "started"
     HEARTBEAT = "heartbeat"
     PROGRESS = "progress"
@@ -71,6 +73,29 @@ class ReportKind(enum.StrEnum):
     CANCELLED = "cancelled"
     RELEASED = "released"
     REJECTED = "rejected"
+
+    @property
+    def action(self) -> Action:
+        """What the report does to its job (the state machine's action: sources, destinations)."""
+        return REPORT_ACTIONS[self]
+
+    @property
+    def keeps_running(self) -> bool:
+        """Whether the attempt runs on after it: the worker holds it (its lease) until an end."""
+        return State.RUNNING in TRANSITIONS[self.action].destinations
+
+
+REPORT_ACTIONS: Mapping[ReportKind, Action] = {
+    ReportKind.STARTED: Action.START,
+    ReportKind.HEARTBEAT: Action.HEARTBEAT,
+    ReportKind.PROGRESS: Action.REPORT,
+    ReportKind.LOG: Action.REPORT,
+    ReportKind.SUCCEEDED: Action.SUCCEED,
+    ReportKind.FAILED: Action.FAIL,
+    ReportKind.CANCELLED: Action.CONFIRM_CANCEL,
+    ReportKind.RELEASED: Action.RELEASE,
+    ReportKind.REJECTED: Action.REJECT,
+}
 
 
 @dataclass(frozen=True, slots=True)

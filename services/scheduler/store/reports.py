@@ -12,18 +12,6 @@ from services.scheduler.store.models import AttemptEnd, Report, ReportKind, Repo
 
 UNKNOWN_JOB_TYPE_ERROR = "UnknownJobType"  # error type of a job no worker had a handler for
 
-_ACTIONS = {
-    ReportKind.STARTED: "start",
-    ReportKind.HEARTBEAT: "heartbeat",
-    ReportKind.PROGRESS: "report",
-    ReportKind.LOG: "report",
-    ReportKind.SUCCEEDED: "succeed",
-    ReportKind.FAILED: "fail",
-    ReportKind.CANCELLED: "confirm_cancel",
-    ReportKind.RELEASED: "release",
-    ReportKind.REJECTED: "reject",
-}
-
 
 def encode(report: Report) -> str:
     """The JSON object apply_reports.lua reads for one report (the only JSON encoding a report
@@ -59,7 +47,7 @@ def encode(report: Report) -> str:
 
 def _error(report: Report, reply: Reply) -> JobstreamError:
     state = reply[1].decode() if len(reply) > 1 and isinstance(reply[1], bytes) else ""
-    return report_error(as_int(reply[0]), report.attempt, action=_ACTIONS[report.kind], state=state)
+    return report_error(as_int(reply[0]), report.attempt, action=report.kind.action, state=state)
 
 
 def decode(report: Report, reply: Reply) -> ReportOutcome:

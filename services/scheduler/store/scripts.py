@@ -1,14 +1,20 @@
-"""Loads the Lua scripts: each file is prefixed with lib.lua and registered once (EVALSHA, with a
-reload on NOSCRIPT by redis-py)."""
+"""Loads the Lua scripts: each file is prefixed with the state machine (generated from
+services/common/states.py, so Lua cannot drift from it) and lib.lua, and registered once (EVALSHA,
+with a reload on NOSCRIPT by redis-py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 
 from redis.commands.core import AsyncScript
 
 from services.common.redis_client import RedisClient
+from services.common.states import TRANSITIONS, Action, Transition
+from services.scheduler.store.models import REPORT_ACTIONS
+
+DELETED = "DELETED"  # the destination of a move that deletes the job
 
 _SCRIPT_NAMES = (
     "create_jobs",
@@ -28,6 +34,31 @@ def _source(name: str) -> str:
     return (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
 
 
+def _lua_set(names: Iterable[str]) -> str:
+    return "{" + ", ".join(f"{name} = true" for name in sorted(names)) + "}"
+
+
+def state_machine(transitions: Mapping[Action, Transition] = TRANSITIONS) -> str:
+    """The Lua prelude every script starts with: TRANSITIONS[action] = {src = set, dst = set},
+    REPORT_ACTIONS[report kind] = action, and DELETED."""
+    rows = [
+        f"  {action.value} = {{src = {_lua_set(s.value for s in t.sources)}, "
+        f"dst = {_lua_set(DELETED if d is None else d.value for d in t.destinations)}}},"
+        for action, t in transitions.items()
+    ]
+    kinds = ", ".join(f"{kind.value} = '{action.value}'" for kind, action in REPORT_ACTIONS.items())
+    return "\n".join(
+        [
+            f"local DELETED = '{DELETED}'",
+            "local TRANSITIONS = {",
+            *rows,
+            "}",
+            f"local REPORT_ACTIONS = {{{kinds}}}",
+            "",
+        ]
+    )
+
+
 @dataclass(frozen=True)
 class Scripts:
     create_jobs: AsyncScript
@@ -42,8 +73,11 @@ class Scripts:
     release_worker: AsyncScript
 
     @classmethod
-    def register(cls, redis: RedisClient) -> Scripts:
-        lib = _source("lib")
+    def register(
+        cls, redis: RedisClient, transitions: Mapping[Action, Transition] = TRANSITIONS
+    ) -> Scripts:
+        """The scripts, obeying `transitions` (another table only in a test of the checks)."""
+        lib = state_machine(transitions) + _source("lib")
         return cls(
             **{name: redis.register_script(lib + "\n" + _source(name)) for name in _SCRIPT_NAMES}
         )

@@ -57,20 +57,6 @@ def _sources(action: Action) -> str:
     return TRANSITIONS[action].sources_arg
 
 
-_REPORT_SOURCES = json.dumps(
-    {
-        "start": _sources(Action.START),
-        "heartbeat": _sources(Action.HEARTBEAT),
-        "report": _sources(Action.REPORT),
-        "succeed": _sources(Action.SUCCEED),
-        "fail": _sources(Action.FAIL),
-        "confirm_cancel": _sources(Action.CONFIRM_CANCEL),
-        "release": _sources(Action.RELEASE),
-        "reject": _sources(Action.REJECT),
-    }
-)
-
-
 @dataclass(frozen=True, slots=True)
 class ReleaseResult:
     shortened: int  # leases that now end within the grace
@@ -334,7 +320,7 @@ class JobStore:
 
     async def _apply_queue(self, worker: str, queue: str, queued: list[Report]) -> Reply:
         keys, args = self._call_args(queue)
-        args += [_REPORT_SOURCES, worker, *(reports.encode(r) for r in queued)]
+        args += [worker, *(reports.encode(r) for r in queued)]
         reply: Reply = await self.scripts.apply_reports(keys=keys, args=args)
         return reply
 

@@ -9,14 +9,25 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
+from redis.exceptions import ResponseError
 
 from jobs.v1 import job_pb2
 from services.common.errors import AttemptSuperseded, InvalidState, JobNotFound, JobstreamError
 from services.common.names import JobRef
-from services.common.states import TRANSITIONS, Action, State
+from services.common.redis_client import RedisClient
+from services.common.states import TRANSITIONS, Action, State, Transition
 from services.scheduler.store.models import ReportKind
+from services.scheduler.store.scripts import Scripts
 from services.scheduler.store.store import JobStore
-from tests.scheduler.store.helpers import ManualClock, apply_one, failure, job_in, state_of
+from tests.scheduler.store.helpers import (
+    WORKER,
+    ManualClock,
+    apply_one,
+    failure,
+    job_in,
+    report,
+    state_of,
+)
 
 REACHABLE = [s for s in State if s != State.BLOCKED]
 Step = Callable[[JobStore, JobRef, ManualClock], Awaitable[None]]
@@ -136,3 +147,36 @@ def test_job_states_match_the_proto() -> None:
         if name != "STATE_UNSPECIFIED"
     }
     assert proto_states == {s.value for s in State}
+
+
+def _without(action: Action, destination: State) -> dict[Action, Transition]:
+    """The state machine with one destination of `action` taken out."""
+    changed = dict(TRANSITIONS)
+    kept = TRANSITIONS[action]
+    changed[action] = Transition(kept.sources, kept.destinations - {destination})
+    return changed
+
+
+MOVES = [
+    (Action.SUCCEED, State.SUCCEEDED, [ReportKind.STARTED, ReportKind.SUCCEEDED]),  # fused
+    (Action.START, State.RUNNING, [ReportKind.STARTED]),
+    (Action.FAIL, State.SCHEDULED, [ReportKind.STARTED, ReportKind.FAILED]),
+]
+
+
+@pytest.mark.parametrize(("action", "destination", "reports"), MOVES)
+async def test_the_scripts_refuse_a_move_the_table_does_not_have(
+    store: JobStore,
+    redis: RedisClient,
+    action: Action,
+    destination: State,
+    reports: list[ReportKind],
+) -> None:
+    """The table is generated into every script: taking a destination out of it makes the script
+    that would write it fail, rather than write a state the table does not allow."""
+    ref = await job_in(store, State.QUEUED, ManualClock())
+    store.scripts = Scripts.register(redis, _without(action, destination))
+    bodies = {ReportKind.FAILED: failure()}
+    batch = [report(ref, 1, kind, bodies.get(kind)) for kind in reports]
+    with pytest.raises(ResponseError, match="is not in the state machine"):
+        await store.apply_reports(WORKER, batch)

@@ -3,10 +3,8 @@
   job is in an allowed state for it and its attempt is the job's current one.
   KEYS[1]  queue settings hash (prefix of every other key; see lib)
   ARGV[1]  context JSON (see lib)
-  ARGV[2]  allowed source states per action, JSON {start, heartbeat, report, succeed, fail,
-           confirm_cancel, release, reject: csv}
-  ARGV[3]  worker id
-  ARGV[4+] one JSON object per report: {k: kind, j: job id, n: attempt, b: body, raw: JSON text,
+  ARGV[2]  worker id
+  ARGV[3+] one JSON object per report: {k: kind, j: job id, n: attempt, b: body, raw: JSON text,
            u: uniform random in [0, 1) for backoff jitter}. Bodies as in store/models.py Report,
            except that progress and succeeded carry their JSON as text in `raw` (progress, result),
            so user numbers never pass through cjson, which keeps only 14 digits.
@@ -19,9 +17,7 @@
     refused   -> {-1} no such job | {-3} attempt superseded (not the current attempt, or it ended)
                | {-2, state} wrong state (started only: the job is not QUEUED)
 ]]
-local src = cjson.decode(ARGV[2])
-for action, csv in pairs(src) do src[action] = set_of(csv) end
-local worker = ARGV[3]
+local worker = ARGV[2]
 
 -- The fence: the job exists, is in an allowed state, and `n` is its current attempt.
 local function fenced(key, n, allowed)
@@ -43,12 +39,12 @@ local function start(id, key, n)
   local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type')
   if not f[1] then return {NOT_FOUND} end
   if n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
-  if not src.start[f[1]] then return {WRONG_STATE, f[1]} end
+  if not TRANSITIONS.start.src[f[1]] then return {WRONG_STATE, f[1]} end
+  index_state(id, f[3], f[4], f[1], 'RUNNING', 'start')
   undispatch(key, id)
   local fields = begin_attempt(redis.call('HMGET', key, unpack(ATTEMPT_FIELDS)), n, worker)
   redis.call('HSET', key, 'state', 'RUNNING', 'utime', NOW, unpack(fields))
   local until_ms = renew(key, id)
-  index_state(id, f[3], f[4], f[1], 'RUNNING')
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   return {OK, until_ms}
 end
@@ -74,7 +70,7 @@ local function fail(id, key, n, f, body, u)
   else err.reason = 'HANDLER_ERROR' end
   local encoded = cjson.encode(err)
   if final then
-    finish(id, key, n, final, {'error', encoded}, 'attempt ' .. n .. ' failed', encoded)
+    finish('fail', id, key, n, final, {'error', encoded}, 'attempt ' .. n .. ' failed', encoded)
     return {OK, final, -1, f[4], f[6], NOW, err.reason or ''}
   end
   local delay = backoff_ms(key, failures, u)
@@ -82,8 +78,8 @@ local function fail(id, key, n, f, body, u)
   zrem(P .. 'leases', id)
   local to = 'QUEUED'
   if delay > 0 then to = 'SCHEDULED' end
+  index_state(id, f[3], f[4], 'RUNNING', to, 'fail')
   redis.call('HSET', key, 'state', to, 'error', encoded, 'run_at', NOW + delay, 'utime', NOW)
-  index_state(id, f[3], f[4], 'RUNNING', to)
   if to == 'SCHEDULED' then
     redis.call('ZADD', P .. 'scheduled', NOW + delay, id)
   else
@@ -98,12 +94,12 @@ end
 local function reject(id, key, n, err)
   local f = redis.call('HMGET', key, 'state', 'attempt', 'type')
   if not f[1] then return {NOT_FOUND} end
-  if not src.reject[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
+  if not TRANSITIONS.reject.src[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
   undispatch(key, id)
   local fields = begin_attempt(redis.call('HMGET', key, unpack(ATTEMPT_FIELDS)), n, worker, 'FAILED', err)
   redis.call('HSET', key, unpack(fields))
   local encoded = cjson.encode(err)
-  finish(id, key, n, 'FAILED', {'error', encoded}, 'no handler on ' .. worker, encoded, f[1])
+  finish('reject', id, key, n, 'FAILED', {'error', encoded}, 'no handler on ' .. worker, encoded, f[1])
   return {OK, 'FAILED', -1, f[3], NOW, NOW, err.reason or ''}
 end
 
@@ -115,18 +111,14 @@ local function apply(r)
   if kind == 'released' then
     local f = redis.call('HMGET', key, 'state', 'attempt')
     if not f[1] then return {NOT_FOUND} end
-    if not src.release[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
+    if not TRANSITIONS.release.src[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
     if redis.call('ZSCORE', P .. 'dispatched', id) then
       undispatch(key, id)
       make_ready(key, id)
     end
     return {OK}
   end
-  local allowed = src.report
-  if kind == 'heartbeat' then allowed = src.heartbeat
-  elseif kind == 'succeeded' then allowed = src.succeed
-  elseif kind == 'failed' then allowed = src.fail
-  elseif kind == 'cancelled' then allowed = src.confirm_cancel end
+  local allowed = TRANSITIONS[REPORT_ACTIONS[kind]].src
   local f, refusal = fenced(key, n, allowed)
   if refusal then return refusal end
   if kind == 'heartbeat' then
@@ -141,14 +133,14 @@ local function apply(r)
     emit(id, {t = 'LOG', s = 'RUNNING', a = n, m = r.b.message})
   elseif kind == 'succeeded' then
     end_attempt(key, n, 'SUCCEEDED')
-    finish(id, key, n, 'SUCCEEDED', {'result', r.raw}, 'attempt ' .. n .. ' succeeded')
+    finish('succeed', id, key, n, 'SUCCEEDED', {'result', r.raw}, 'attempt ' .. n .. ' succeeded')
     return {OK, 'SUCCEEDED', -1, f[4], f[6], NOW, ''}
   elseif kind == 'failed' then
     return fail(id, key, n, f, r.b, r.u)
   elseif kind == 'cancelled' then
     local outcome = r.b.forced and 'CANCELLED_FORCED' or 'CANCELLED'
     end_attempt(key, n, outcome)
-    finish(id, key, n, 'CANCELLED', {}, outcome == 'CANCELLED' and 'handler stopped' or 'handler stopped by force')
+    finish('confirm_cancel', id, key, n, 'CANCELLED', {}, outcome == 'CANCELLED' and 'handler stopped' or 'handler stopped by force')
     return {OK, 'CANCELLED', -1, f[4], f[6], NOW, ''}
   end
   return {OK}
@@ -161,12 +153,14 @@ end
 local function run_through(id, n, raw)
   local key = job_key(id)
   local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'de', unpack(ATTEMPT_FIELDS))
-  if not f[1] or n ~= tonumber(f[5]) + 1 or not src.start[f[1]] then return nil end
+  if not f[1] or n ~= tonumber(f[5]) + 1 or not TRANSITIONS.start.src[f[1]] then return nil end
+  allow('start', f[1], 'RUNNING')
+  allow('succeed', 'RUNNING', 'SUCCEEDED')
+  index_state(id, f[2], f[3], f[1], 'SUCCEEDED')
   undispatch(key, id, f[4] or '')
   local fields = begin_attempt({unpack(f, 5)}, n, worker, 'SUCCEEDED')
   redis.call('HSET', key, 'state', 'SUCCEEDED', 'ftime', NOW, 'utime', NOW, 'result', raw, 'de', '',
     unpack(fields))
-  index_state(id, f[2], f[3], f[1], 'SUCCEEDED')
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   state_changed(id, 'RUNNING', 'SUCCEEDED', n, 'attempt ' .. n .. ' succeeded')
   retain(id, 'SUCCEEDED')
@@ -175,7 +169,7 @@ end
 
 gather()
 local results = {}
-local i = 4
+local i = 3
 while i <= #ARGV do
   local r = cjson.decode(ARGV[i])
   local fused = nil

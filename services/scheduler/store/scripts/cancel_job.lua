@@ -24,7 +24,7 @@ if set_of(ARGV[2])[f[1]] then
   redis.call('ZREM', P .. 'ready', id)
   undispatch(key, id)
   redis.call('HSET', key, 'state', 'CANCELLED', 'cancel', NOW, 'cancel_reason', reason, 'ftime', NOW, 'utime', NOW)
-  index_state(id, f[3], f[4], f[1], 'CANCELLED')
+  index_state(id, f[3], f[4], f[1], 'CANCELLED', 'cancel')
   state_changed(id, f[1], 'CANCELLED', attempt, message)
   retain(id, 'CANCELLED')
   return {OK, 'CANCELLED'}

@@ -59,7 +59,7 @@ for n = 1, #jobs do
       'tags', job.tags, 'meta', job.meta, 'rid', job.rid, 'tc', job.tc)
     redis.call('ZADD', P .. 'idx:all', 0, ix)
     redis.call('ZADD', P .. 'idx:type:' .. job.type, 0, ix)
-    index_state(job.id, ix, job.type, nil, state)
+    index_state(job.id, ix, job.type, nil, state, 'create')
     if state == 'SCHEDULED' then
       redis.call('ZADD', P .. 'scheduled', job.run_at, job.id)
     else

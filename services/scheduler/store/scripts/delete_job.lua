@@ -10,5 +10,5 @@ local key = job_key(id)
 local state = redis.call('HGET', key, 'state')
 if not state then return {NOT_FOUND} end
 if not set_of(ARGV[2])[state] then return {WRONG_STATE, state} end
-delete_job(id, key)
+delete_job(id, key, 'delete')
 return {OK}

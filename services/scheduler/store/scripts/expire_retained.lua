@@ -19,7 +19,7 @@ for state in pairs(set_of(ARGV[2])) do
   for _, id in ipairs(victims) do
     local key = job_key(id)
     if redis.call('HGET', key, 'state') == state then
-      delete_job(id, key)
+      delete_job(id, key, 'expire')
       deleted = deleted + 1
     else
       redis.call('ZREM', zkey, id)

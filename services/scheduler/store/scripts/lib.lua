@@ -67,8 +67,23 @@ local function zrem(zkey, member)
   gathered.zrem[zkey][member] = true
 end
 
--- Moves a job between state indexes (nil `from` for a new job, nil `to` for a deleted one).
-local function index_state(id, ix, jtype, from, to)
+-- Refuses (a script error) a move the state machine does not have: TRANSITIONS, REPORT_ACTIONS
+-- and DELETED are generated from services/common/states.py into every script (scripts.py). nil
+-- `from` is a new job, nil `to` a deleted one. Redis does not undo what a script wrote before an
+-- error, so transitions check before they write the job where they can; the check is there to
+-- make a script that strays from the table fail loudly (the suite drives every transition).
+local function allow(action, from, to)
+  local t = TRANSITIONS[action]
+  if not t or (from and not t.src[from]) or not t.dst[to or DELETED] then
+    error('transition ' .. action .. ' ' .. tostring(from) .. ' -> ' .. tostring(to) ..
+      ' is not in the state machine')
+  end
+end
+
+-- Moves a job between state indexes by `action` (checked against the table; nil skips the check
+-- for a caller that checked each step of a combined move).
+local function index_state(id, ix, jtype, from, to, action)
+  if action then allow(action, from, to) end
   if from then
     zrem(P .. 'idx:state:' .. from, ix)
     zrem(P .. 'idx:type:' .. jtype .. ':' .. from, ix)
@@ -267,10 +282,10 @@ local function forget_request(id, rid)
   if stored and string.sub(stored, 1, #id + 1) == id .. ' ' then redis.call('DEL', rkey) end
 end
 
--- Deletes a job, its history, its index entries and its request id.
-local function delete_job(id, key)
+-- Deletes a job (by `action`: delete or expire), its history, its index entries and request id.
+local function delete_job(id, key, action)
   local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'rid')
-  index_state(id, f[2], f[3], f[1], nil)
+  index_state(id, f[2], f[3], f[1], nil, action)
   zrem(P .. 'idx:all', f[2])
   zrem(P .. 'idx:type:' .. f[3], f[2])
   redis.call('ZREM', P .. 'retain:' .. f[1], id)
@@ -300,20 +315,20 @@ local function retain(id, state)
   local excess = redis.call('ZCARD', zkey) - max_count
   if excess > 0 then
     local old = redis.call('ZRANGE', zkey, 0, math.min(excess, 2) - 1)
-    for _, old_id in ipairs(old) do delete_job(old_id, job_key(old_id)) end
+    for _, old_id in ipairs(old) do delete_job(old_id, job_key(old_id), 'expire') end
   end
 end
 
 -- Ends a running job in a terminal state: lease dropped, indexes moved, retention applied.
-local function finish(id, key, attempt, to, fields, message, err, from)
+local function finish(action, id, key, attempt, to, fields, message, err, from)
   from = from or 'RUNNING'
+  local f = redis.call('HMGET', key, 'ix', 'type')
+  index_state(id, f[1], f[2], from, to, action)
   zrem(P .. 'leases', id)
   fields[#fields + 1] = 'state'; fields[#fields + 1] = to
   fields[#fields + 1] = 'ftime'; fields[#fields + 1] = NOW
   fields[#fields + 1] = 'utime'; fields[#fields + 1] = NOW
   redis.call('HSET', key, unpack(fields))
-  local f = redis.call('HMGET', key, 'ix', 'type')
-  index_state(id, f[1], f[2], from, to)
   state_changed(id, from, to, attempt, message, err)
   retain(id, to)
 end

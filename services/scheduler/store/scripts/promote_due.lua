@@ -14,7 +14,7 @@ for _, id in ipairs(due) do
   local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'attempt')
   if f[1] and sources[f[1]] then
     redis.call('HSET', key, 'state', 'QUEUED', 'utime', NOW)
-    index_state(id, f[2], f[3], f[1], 'QUEUED')
+    index_state(id, f[2], f[3], f[1], 'QUEUED', 'promote')
     make_ready(key, id)
     state_changed(id, f[1], 'QUEUED', tonumber(f[4]), 'run time reached')
     promoted = promoted + 1

@@ -20,14 +20,14 @@ local function lose(id)
   end_attempt(key, n, 'WORKER_LOST')
   local message = 'attempt ' .. n .. ' lost: lease expired'
   if f[5] then
-    finish(id, key, n, 'CANCELLED', {}, message)
+    finish('lose', id, key, n, 'CANCELLED', {}, message)
   elseif lost >= tonumber(f[6]) then
     local err = cjson.encode({reason = 'WORKER_LOST', type = 'WorkerLost',
       message = 'the worker was lost ' .. lost .. ' times (lease expired without a report)'})
-    finish(id, key, n, 'FAILED', {'error', err}, message, err)
+    finish('lose', id, key, n, 'FAILED', {'error', err}, message, err)
   else
     redis.call('HSET', key, 'state', 'QUEUED', 'utime', NOW)
-    index_state(id, f[3], f[4], 'RUNNING', 'QUEUED')
+    index_state(id, f[3], f[4], 'RUNNING', 'QUEUED', 'lose')
     make_ready(key, id)
     state_changed(id, 'RUNNING', 'QUEUED', n, message)
   end

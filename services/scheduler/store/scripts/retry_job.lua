@@ -15,7 +15,7 @@ redis.call('HDEL', key, 'ftime', 'cancel', 'cancel_reason', 'lease')
 -- A new sequence number: the job goes to the back of its priority.
 local rs = ready_score(tonumber(redis.call('HGET', key, 'prio')))
 redis.call('HSET', key, 'state', 'QUEUED', 'failures', 0, 'lost', 0, 'rs', rs, 'run_at', NOW, 'utime', NOW)
-index_state(id, f[3], f[4], f[1], 'QUEUED')
+index_state(id, f[3], f[4], f[1], 'QUEUED', 'retry')
 make_ready(key, id)
 state_changed(id, f[1], 'QUEUED', tonumber(f[2]), 'retried')
 dispatch()
