@@ -1,13 +1,16 @@
 """Every Redis key jobstream uses; nothing else builds a key.
 
 Shape: `jobstream:{<queue>}:<family>[:<id>[:<sub>]]`. The braces are a cluster hash tag, so every
-key one transition touches lives in the queue's slot. `store/scripts/lib.lua` derives per-job keys
-from `QueueKeys.prefix` with the same families (`job:`, `history:`, `idx:`), checked by a test.
+key one transition touches lives in the queue's slot. The store's scripts get the queue-level keys
+as KEYS in the order of `QueueKeys.SCRIPT_KEYS`, and build per-job and per-state keys from the
+prefix and the family names below: both are generated into the scripts (store/scripts.py), so
+the Lua never spells a key itself. A test checks that the scripts write only keys named here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from services.common.states import State
 
@@ -40,11 +43,46 @@ def replica_streams(replica: str) -> str:
     return f"{WORKERS_PREFIX}:replica:{replica}"
 
 
+# Families of a queue's per-job, per-state and per-type keys (after the queue's prefix).
+JOB = "job:"
+HISTORY = "hist:"
+LEGACY_HISTORY = "history:"  # a job's events as a stream, before `hist:`; deleted with the job
+REQUEST = "req:"
+STATE_INDEX = "idx:state:"
+TYPE_INDEX = "idx:type:"
+RETAINED = "retain:"
+FAMILIES = {
+    "JOB": JOB,
+    "HISTORY": HISTORY,
+    "LEGACY_HISTORY": LEGACY_HISTORY,
+    "REQUEST": REQUEST,
+    "STATE_INDEX": STATE_INDEX,
+    "TYPE_INDEX": TYPE_INDEX,
+    "RETAINED": RETAINED,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
     """The keys of one queue."""
 
+    # The queue-level keys every store script gets, as KEYS in this order (names of properties).
+    SCRIPT_KEYS: ClassVar[tuple[str, ...]] = (
+        "settings",
+        "ready",
+        "dispatched",
+        "leases",
+        "scheduled",
+        "events",
+        "dispatch",
+        "all_jobs",
+    )
+
     queue: str
+
+    def script_keys(self) -> list[str]:
+        """KEYS of a store script call, in SCRIPT_KEYS order."""
+        return [getattr(self, name) for name in self.SCRIPT_KEYS]
 
     @property
     def prefix(self) -> str:
@@ -62,13 +100,13 @@ class QueueKeys:
 
     def state_index(self, state: State) -> str:
         """Lex zset of `<create_ms:013>:<id>` per state: listing and counts."""
-        return f"{self.prefix}idx:state:{state}"
+        return f"{self.prefix}{STATE_INDEX}{state}"
 
     def type_index(self, job_type: str) -> str:
-        return f"{self.prefix}idx:type:{job_type}"
+        return f"{self.prefix}{TYPE_INDEX}{job_type}"
 
     def type_state_index(self, job_type: str, state: State) -> str:
-        return f"{self.prefix}idx:type:{job_type}:{state}"
+        return f"{self.prefix}{TYPE_INDEX}{job_type}:{state}"
 
     @property
     def ready(self) -> str:
@@ -92,7 +130,7 @@ class QueueKeys:
 
     def retained(self, state: State) -> str:
         """Zset of finished job ids per terminal state scored by finish time: retention order."""
-        return f"{self.prefix}retain:{state}"
+        return f"{self.prefix}{RETAINED}{state}"
 
     @property
     def events(self) -> str:
@@ -105,16 +143,16 @@ class QueueKeys:
         return f"{self.prefix}dispatch"
 
     def job(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}"
+        return f"{self.prefix}{JOB}{job_id}"
 
     def history(self, job_id: str) -> str:
         """One job's events, a line each (WatchJob's replay); jobs stored before this layout
         kept them in a stream at `history:<id>`, deleted with the job."""
-        return f"{self.prefix}hist:{job_id}"
+        return f"{self.prefix}{HISTORY}{job_id}"
 
     def request(self, request_id: str) -> str:
         """`<job id> <request hash>` of an idempotency key; deleted with its job, or expires."""
-        return f"{self.prefix}req:{request_id}"
+        return f"{self.prefix}{REQUEST}{request_id}"
 
 
 # Auth: one hash tag, so creating a key (hash + tenant index) is one transaction on a cluster too.

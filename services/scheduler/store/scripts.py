@@ -1,6 +1,7 @@
-"""Loads the Lua scripts: each file is prefixed with the state machine (generated from
-services/common/states.py, so Lua cannot drift from it) and lib.lua, and registered once (EVALSHA,
-with a reload on NOSCRIPT by redis-py)."""
+"""Loads the Lua scripts: each file is prefixed with the names of its keys (from
+services/common/redis_keys.py), the state machine (from services/common/states.py), both generated
+so the Lua cannot drift from them, and lib.lua; each is registered once (EVALSHA, with a reload on
+NOSCRIPT by redis-py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from importlib import resources
 
 from redis.commands.core import AsyncScript
 
+from services.common import redis_keys
 from services.common.redis_client import RedisClient
+from services.common.redis_keys import QueueKeys
 from services.common.states import TRANSITIONS, Action, Transition
 from services.scheduler.store.models import REPORT_ACTIONS
 
@@ -36,6 +39,17 @@ def _source(name: str) -> str:
 
 def _lua_set(names: Iterable[str]) -> str:
     return "{" + ", ".join(f"{name} = true" for name in sorted(names)) + "}"
+
+
+def key_names() -> str:
+    """The Lua prelude that names the keys: K_<NAME> = KEYS[i] in QueueKeys.SCRIPT_KEYS order, the
+    queue's prefix P, and F_<FAMILY> for the per-job, per-state and per-type families."""
+    order = QueueKeys.SCRIPT_KEYS
+    settings_suffix = len(QueueKeys("q").settings) - len(QueueKeys("q").prefix)
+    lines = [f"local K_{name.upper()} = KEYS[{i}]" for i, name in enumerate(order, start=1)]
+    lines.append(f"local P = string.sub(K_{order[0].upper()}, 1, -{settings_suffix + 1})")
+    lines += [f"local F_{name} = '{family}'" for name, family in redis_keys.FAMILIES.items()]
+    return "\n".join([*lines, ""])
 
 
 def state_machine(transitions: Mapping[Action, Transition] = TRANSITIONS) -> str:
@@ -77,7 +91,7 @@ class Scripts:
         cls, redis: RedisClient, transitions: Mapping[Action, Transition] = TRANSITIONS
     ) -> Scripts:
         """The scripts, obeying `transitions` (another table only in a test of the checks)."""
-        lib = state_machine(transitions) + _source("lib")
+        lib = key_names() + state_machine(transitions) + _source("lib")
         return cls(
             **{name: redis.register_script(lib + "\n" + _source(name)) for name in _SCRIPT_NAMES}
         )

@@ -104,7 +104,7 @@ class JobStore:
         # know it. The keys come from KEYS[1], which is under the scoped id.
         local = names.local_queue(queue)
         context = json.dumps({**self._context, "q": local, "now": self.clock.now_ms()})
-        return [QueueKeys(queue).settings], [context]
+        return QueueKeys(queue).script_keys(), [context]
 
     # --- jobs -----------------------------------------------------------------------------------
     async def create_jobs(self, queue: str, jobs: Sequence[NewJob]) -> list[job_pb2.Job]:

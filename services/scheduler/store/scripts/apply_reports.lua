@@ -1,7 +1,7 @@
 --[[ apply_reports: a batch of one worker's reports about attempts of one queue, in order, then
   dispatch to refill the window. Each report is fenced by its attempt: it applies only while the
   job is in an allowed state for it and its attempt is the job's current one.
-  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  worker id
   ARGV[3+] one JSON object per report: {k: kind, j: job id, n: attempt, b: body, raw: JSON text,
@@ -31,7 +31,7 @@ end
 local function renew(key, id)
   local until_ms = NOW + ctx.lease
   redis.call('HSET', key, 'lease', until_ms)
-  zadd(P .. 'leases', until_ms, id)
+  zadd(K_LEASES, until_ms, id)
   return until_ms
 end
 
@@ -75,13 +75,13 @@ local function fail(id, key, n, f, body, u)
   end
   local delay = backoff_ms(key, failures, u)
   if outcome == 'RETRY_REQUESTED' then delay = body.retry_after_ms end
-  zrem(P .. 'leases', id)
+  zrem(K_LEASES, id)
   local to = 'QUEUED'
   if delay > 0 then to = 'SCHEDULED' end
   index_state(id, f[3], f[4], 'RUNNING', to, 'fail')
   redis.call('HSET', key, 'state', to, 'error', encoded, 'run_at', NOW + delay, 'utime', NOW)
   if to == 'SCHEDULED' then
-    redis.call('ZADD', P .. 'scheduled', NOW + delay, id)
+    redis.call('ZADD', K_SCHEDULED, NOW + delay, id)
   else
     make_ready(key, id)
   end
@@ -112,7 +112,7 @@ local function apply(r)
     local f = redis.call('HMGET', key, 'state', 'attempt')
     if not f[1] then return {NOT_FOUND} end
     if not TRANSITIONS.release.src[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
-    if redis.call('ZSCORE', P .. 'dispatched', id) then
+    if redis.call('ZSCORE', K_DISPATCHED, id) then
       undispatch(key, id)
       make_ready(key, id)
     end

@@ -1,6 +1,6 @@
 --[[ cancel_job: a waiting job -> CANCELLED at once; a running job is asked to stop (it becomes
   CANCELLED when its worker confirms, or when its lease expires).
-  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  states cancelled at once (csv)
   ARGV[3]  states asked to stop (csv)
@@ -20,8 +20,8 @@ local message = 'cancelled'
 if reason ~= '' then message = 'cancelled: ' .. reason end
 
 if set_of(ARGV[2])[f[1]] then
-  redis.call('ZREM', P .. 'scheduled', id)
-  redis.call('ZREM', P .. 'ready', id)
+  redis.call('ZREM', K_SCHEDULED, id)
+  redis.call('ZREM', K_READY, id)
   undispatch(key, id)
   redis.call('HSET', key, 'state', 'CANCELLED', 'cancel', NOW, 'cancel_reason', reason, 'ftime', NOW, 'utime', NOW)
   index_state(id, f[3], f[4], f[1], 'CANCELLED', 'cancel')

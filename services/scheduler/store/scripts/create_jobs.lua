@@ -1,5 +1,5 @@
 --[[ create_jobs: new -> QUEUED (or SCHEDULED when run_at is ahead), for a batch, all or none.
-  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  request id time-to-live, ms
   ARGV[3+] one JSON object per job: {id, type, payload, prio (0-100), run_at, policy: [max_attempts, initial_ms, multiplier, max_ms, jitter, max_lost],
@@ -21,7 +21,7 @@ for i = 3, #ARGV do
   if job.rid ~= '' then
     earlier = seen[job.rid]
     if not earlier then
-      local stored = redis.call('GET', P .. 'req:' .. job.rid)
+      local stored = redis.call('GET', P .. F_REQUEST .. job.rid)
       -- A key whose job retention or DeleteJob removed is stale: the request creates a new job.
       if stored and redis.call('EXISTS', job_key(string.match(stored, '^[^ ]+'))) == 1 then
         local sep = string.find(stored, ' ', 1, true)
@@ -41,7 +41,7 @@ for i = 3, #ARGV do
   end
 end
 
-redis.call('HSETNX', KEYS[1], 'ctime', NOW)
+redis.call('HSETNX', K_SETTINGS, 'ctime', NOW)
 local any_ready = false
 for n = 1, #jobs do
   local job = jobs[n]
@@ -57,17 +57,17 @@ for n = 1, #jobs do
       'run_at', math.max(job.run_at, NOW), 'ix', ix, 'rs', rs,
       'p_max', p[1], 'p_init', p[2], 'p_mult', p[3], 'p_cap', p[4], 'p_jit', p[5], 'p_lost', p[6],
       'tags', job.tags, 'meta', job.meta, 'rid', job.rid, 'tc', job.tc)
-    redis.call('ZADD', P .. 'idx:all', 0, ix)
-    redis.call('ZADD', P .. 'idx:type:' .. job.type, 0, ix)
+    redis.call('ZADD', K_ALL_JOBS, 0, ix)
+    redis.call('ZADD', P .. F_TYPE_INDEX .. job.type, 0, ix)
     index_state(job.id, ix, job.type, nil, state, 'create')
     if state == 'SCHEDULED' then
-      redis.call('ZADD', P .. 'scheduled', job.run_at, job.id)
+      redis.call('ZADD', K_SCHEDULED, job.run_at, job.id)
     else
-      redis.call('ZADD', P .. 'ready', rs, job.id)
+      redis.call('ZADD', K_READY, rs, job.id)
       any_ready = true
     end
     if job.rid ~= '' then
-      redis.call('SET', P .. 'req:' .. job.rid, job.id .. ' ' .. job.rhash, 'PX', rid_ttl)
+      redis.call('SET', P .. F_REQUEST .. job.rid, job.id .. ' ' .. job.rhash, 'PX', rid_ttl)
     end
     state_changed(job.id, nil, state, 0, 'created')
   end

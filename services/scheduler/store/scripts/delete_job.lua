@@ -1,5 +1,5 @@
 --[[ delete_job: removes a finished job, its history and its index entries.
-  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  allowed source states (csv)
   ARGV[3]  job id

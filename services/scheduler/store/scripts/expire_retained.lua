@@ -1,6 +1,6 @@
 --[[ expire_retained: deletes finished jobs past their queue's retention bounds (count and age per
   terminal state), oldest first.
-  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  allowed source states (csv): the terminal states
   ARGV[3]  most jobs to delete per state in this call
@@ -9,7 +9,7 @@
 local limit = tonumber(ARGV[3])
 local deleted = 0
 for state in pairs(set_of(ARGV[2])) do
-  local zkey = P .. 'retain:' .. state
+  local zkey = P .. F_RETAINED .. state
   local max_count, max_age = retention(state)
   local excess = math.min(redis.call('ZCARD', zkey) - max_count, limit)
   local victims = {}

@@ -1,9 +1,10 @@
 --[[ lib: helpers prepended to every store script (scripts.py joins them); not a script itself.
 
   Conventions every script shares:
-  KEYS[1] is the queue's settings hash `jobstream:{<queue>}:queue`. Its `jobstream:{<queue>}:` prefix
-          names every other key the script touches, spelled as services/common/redis_keys.py spells
-          them, so all of them share the queue's cluster slot.
+  KEYS    are the queue's keys in redis_keys.QueueKeys.SCRIPT_KEYS order, named K_SETTINGS,
+          K_READY, ... by the prelude scripts.py generates; P (the queue's prefix) and the family
+          names F_JOB, F_HISTORY, ... build the per-job, per-state and per-type keys. All share the
+          queue's cluster slot.
   ARGV[1] is the call context, JSON: {q: queue id, now: ms, lease: ms, win: dispatch window,
           dto: dispatch timeout ms, grp: dispatch consumer group, hbytes: bound of a job's
           history in bytes, emax: queue events MAXLEN, keep: {STATE: [max_count, max_age_ms]}
@@ -13,7 +14,6 @@
 ]]
 local OK, NOT_FOUND, WRONG_STATE, SUPERSEDED, REQUEST_REUSED, ID_TAKEN = 0, -1, -2, -3, -4, -5
 local ctx = cjson.decode(ARGV[1])
-local P = string.sub(KEYS[1], 1, -6) -- strip "queue"
 local NOW = ctx.now
 
 local function set_of(csv)
@@ -22,7 +22,7 @@ local function set_of(csv)
   return set
 end
 
-local function job_key(id) return P .. 'job:' .. id end
+local function job_key(id) return P .. F_JOB .. id end
 
 -- Index and dispatch-entry writes a script may gather and send once per key (variadic ZADD, ZREM,
 -- XACK, XDEL) instead of once per job: `gather()` turns it on, `flush()` writes what was gathered
@@ -45,8 +45,8 @@ local function flush()
     if #args > 0 then redis.call('ZADD', zkey, unpack(args)) end
   end
   if #gathered.acks > 0 then
-    redis.call('XACK', P .. 'dispatch', ctx.grp, unpack(gathered.acks))
-    redis.call('XDEL', P .. 'dispatch', unpack(gathered.acks))
+    redis.call('XACK', K_DISPATCH, ctx.grp, unpack(gathered.acks))
+    redis.call('XDEL', K_DISPATCH, unpack(gathered.acks))
   end
   gathered = {zadd = {}, zrem = {}, acks = {}}
 end
@@ -85,12 +85,12 @@ end
 local function index_state(id, ix, jtype, from, to, action)
   if action then allow(action, from, to) end
   if from then
-    zrem(P .. 'idx:state:' .. from, ix)
-    zrem(P .. 'idx:type:' .. jtype .. ':' .. from, ix)
+    zrem(P .. F_STATE_INDEX .. from, ix)
+    zrem(P .. F_TYPE_INDEX .. jtype .. ':' .. from, ix)
   end
   if to then
-    zadd(P .. 'idx:state:' .. to, 0, ix)
-    zadd(P .. 'idx:type:' .. jtype .. ':' .. to, 0, ix)
+    zadd(P .. F_STATE_INDEX .. to, 0, ix)
+    zadd(P .. F_TYPE_INDEX .. jtype .. ':' .. to, 0, ix)
   end
 end
 
@@ -106,8 +106,8 @@ local function emit(id, fields)
   if fields.m then args[#args + 1] = 'm'; args[#args + 1] = fields.m end
   if fields.pr then args[#args + 1] = 'pr'; args[#args + 1] = fields.pr end
   if fields.er then args[#args + 1] = 'er'; args[#args + 1] = fields.er end
-  local eid = redis.call('XADD', P .. 'events', 'MAXLEN', '~', ctx.emax, '*', unpack(args))
-  local hkey = P .. 'hist:' .. id
+  local eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ctx.emax, '*', unpack(args))
+  local hkey = P .. F_HISTORY .. id
   local line = cjson.encode({eid, fields.t, fields.s or '', NOW, fields.p or '', fields.a or 0,
     fields.m or '', fields.pr or '', fields.er or ''})
   local size = redis.call('APPEND', hkey, line .. '\n')
@@ -179,23 +179,23 @@ local function undispatch(key, id, entry)
     if gathered then
       gathered.acks[#gathered.acks + 1] = entry
     else
-      redis.call('XACK', P .. 'dispatch', ctx.grp, entry)
-      redis.call('XDEL', P .. 'dispatch', entry)
+      redis.call('XACK', K_DISPATCH, ctx.grp, entry)
+      redis.call('XDEL', K_DISPATCH, entry)
     end
     if clear then redis.call('HDEL', key, 'de') end
   end
-  zrem(P .. 'dispatched', id)
+  zrem(K_DISPATCHED, id)
 end
 
 -- Ready order: higher priority first, then FIFO by a per-queue sequence. Formatted by hand: a Lua
 -- number passed to redis.call keeps only 14 digits, and scores reach 2^51.
 local function ready_score(priority)
-  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  local seq = redis.call('HINCRBY', K_SETTINGS, 'seq', 1)
   return string.format('%.0f', (100 - priority) * 17592186044416 + seq)
 end
 
 local function make_ready(key, id)
-  redis.call('ZADD', P .. 'ready', redis.call('HGET', key, 'rs'), id)
+  redis.call('ZADD', K_READY, redis.call('HGET', key, 'rs'), id)
 end
 
 -- The taskiq message for one delivery: the attempt it may start and everything the handler gets
@@ -220,24 +220,24 @@ local function send(id)
   local key = job_key(id)
   local f = redis.call('HMGET', key, 'type', 'attempt', 'tc', 'payload', 'p_max', 'meta', 'tags')
   local attempt = tonumber(f[2]) + 1
-  local entry = redis.call('XADD', P .. 'dispatch', '*', 'data', taskiq_message(id, f, attempt))
+  local entry = redis.call('XADD', K_DISPATCH, '*', 'data', taskiq_message(id, f, attempt))
   redis.call('HSET', key, 'de', entry)
-  redis.call('ZADD', P .. 'dispatched', NOW + ctx.dto, id)
+  redis.call('ZADD', K_DISPATCHED, NOW + ctx.dto, id)
 end
 
 -- Takes back the dispatch entries no worker fetched yet (after the group's last delivered id):
 -- their jobs are ready again, in their place. Entries a worker fetched stay: it may have started.
 local function take_back_unfetched()
-  if redis.call('EXISTS', P .. 'dispatch') == 0 then return 0 end
+  if redis.call('EXISTS', K_DISPATCH) == 0 then return 0 end
   local last = '0-0'
-  for _, group in ipairs(redis.call('XINFO', 'GROUPS', P .. 'dispatch')) do
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', K_DISPATCH)) do
     for i = 1, #group, 2 do
       if group[i] == 'name' and group[i + 1] ~= ctx.grp then break end
       if group[i] == 'last-delivered-id' then last = group[i + 1] end
     end
   end
   local taken = 0
-  for _, entry in ipairs(redis.call('XRANGE', P .. 'dispatch', '(' .. last, '+')) do
+  for _, entry in ipairs(redis.call('XRANGE', K_DISPATCH, '(' .. last, '+')) do
     local data = entry[2][2]
     local id = cjson.decode(data).kwargs.job
     local key = job_key(id)
@@ -254,20 +254,20 @@ end
 -- has room and the queue's max_running allows. Returns how many were sent.
 local function dispatch()
   flush()
-  local q = redis.call('HMGET', KEYS[1], 'paused', 'max_running')
+  local q = redis.call('HMGET', K_SETTINGS, 'paused', 'max_running')
   if q[1] == '1' then return 0 end
-  local inflight = redis.call('ZCARD', P .. 'dispatched')
+  local inflight = redis.call('ZCARD', K_DISPATCHED)
   local budget = ctx.win - inflight
   local max_running = tonumber(q[2]) or 0
   if max_running > 0 then
-    budget = math.min(budget, max_running - inflight - redis.call('ZCARD', P .. 'idx:state:RUNNING'))
+    budget = math.min(budget, max_running - inflight - redis.call('ZCARD', P .. F_STATE_INDEX .. 'RUNNING'))
   end
   if budget <= 0 then return 0 end
-  local popped = redis.call('ZPOPMIN', P .. 'ready', budget)
+  local popped = redis.call('ZPOPMIN', K_READY, budget)
   if #popped == 0 then return 0 end
-  if redis.call('EXISTS', P .. 'dispatch') == 0 then
+  if redis.call('EXISTS', K_DISPATCH) == 0 then
     -- Create the group at 0 with the stream, so messages sent before any worker exists are read.
-    redis.call('XGROUP', 'CREATE', P .. 'dispatch', ctx.grp, '0', 'MKSTREAM')
+    redis.call('XGROUP', 'CREATE', K_DISPATCH, ctx.grp, '0', 'MKSTREAM')
   end
   for i = 1, #popped, 2 do send(popped[i]) end
   return #popped / 2
@@ -277,7 +277,7 @@ end
 -- `<job id> <request hash>`; job ids have no space).
 local function forget_request(id, rid)
   if not rid or rid == '' then return end
-  local rkey = P .. 'req:' .. rid
+  local rkey = P .. F_REQUEST .. rid
   local stored = redis.call('GET', rkey)
   if stored and string.sub(stored, 1, #id + 1) == id .. ' ' then redis.call('DEL', rkey) end
 end
@@ -286,10 +286,10 @@ end
 local function delete_job(id, key, action)
   local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'rid')
   index_state(id, f[2], f[3], f[1], nil, action)
-  zrem(P .. 'idx:all', f[2])
-  zrem(P .. 'idx:type:' .. f[3], f[2])
-  redis.call('ZREM', P .. 'retain:' .. f[1], id)
-  redis.call('DEL', key, P .. 'hist:' .. id, P .. 'history:' .. id) -- and the stream of old
+  zrem(K_ALL_JOBS, f[2])
+  zrem(P .. F_TYPE_INDEX .. f[3], f[2])
+  redis.call('ZREM', P .. F_RETAINED .. f[1], id)
+  redis.call('DEL', key, P .. F_HISTORY .. id, P .. F_LEGACY_HISTORY .. id) -- and the stream of old
   forget_request(id, f[4])
 end
 
@@ -298,7 +298,7 @@ local retention_of = {}
 local function retention(state)
   local known = retention_of[state]
   if not known then
-    local q = redis.call('HMGET', KEYS[1], 'keep_n:' .. state, 'keep_ms:' .. state)
+    local q = redis.call('HMGET', K_SETTINGS, 'keep_n:' .. state, 'keep_ms:' .. state)
     local default = ctx.keep[state]
     known = {tonumber(q[1]) or default[1], tonumber(q[2]) or default[2]}
     retention_of[state] = known
@@ -309,7 +309,7 @@ end
 -- Records a job as finished in `state` and deletes the oldest finished jobs past the count bound
 -- (at most two per call, so the work stays small and the bound holds once reached).
 local function retain(id, state)
-  local zkey = P .. 'retain:' .. state
+  local zkey = P .. F_RETAINED .. state
   redis.call('ZADD', zkey, NOW, id)
   local max_count = retention(state)
   local excess = redis.call('ZCARD', zkey) - max_count
@@ -324,7 +324,7 @@ local function finish(action, id, key, attempt, to, fields, message, err, from)
   from = from or 'RUNNING'
   local f = redis.call('HMGET', key, 'ix', 'type')
   index_state(id, f[1], f[2], from, to, action)
-  zrem(P .. 'leases', id)
+  zrem(K_LEASES, id)
   fields[#fields + 1] = 'state'; fields[#fields + 1] = to
   fields[#fields + 1] = 'ftime'; fields[#fields + 1] = NOW
   fields[#fields + 1] = 'utime'; fields[#fields + 1] = NOW

@@ -2,7 +2,7 @@
   against max_attempts), -> FAILED (reason WORKER_LOST) once max_lost_attempts is reached, or
   -> CANCELLED when a cancel was pending. Dispatched messages no worker started within the dispatch
   timeout are taken back and sent again. Then dispatch.
-  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  allowed source states of a lost attempt (csv)
   ARGV[3]  most leases and most dispatches to handle in this call (each)
@@ -33,12 +33,12 @@ local function lose(id)
   end
 end
 
-local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', NOW, 'LIMIT', 0, limit)
+local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, limit)
 for _, id in ipairs(expired) do
-  redis.call('ZREM', P .. 'leases', id)
+  redis.call('ZREM', K_LEASES, id)
   lose(id)
 end
-local stale = redis.call('ZRANGEBYSCORE', P .. 'dispatched', '-inf', NOW, 'LIMIT', 0, limit)
+local stale = redis.call('ZRANGEBYSCORE', K_DISPATCHED, '-inf', NOW, 'LIMIT', 0, limit)
 for _, id in ipairs(stale) do
   local key = job_key(id)
   undispatch(key, id)
@@ -46,7 +46,7 @@ for _, id in ipairs(stale) do
 end
 dispatch()
 local next_deadline = -1
-for _, zkey in ipairs({P .. 'leases', P .. 'dispatched'}) do
+for _, zkey in ipairs({K_LEASES, K_DISPATCHED}) do
   local first = redis.call('ZRANGE', zkey, 0, 0, 'WITHSCORES')
   if first[2] then
     local at = tonumber(first[2])

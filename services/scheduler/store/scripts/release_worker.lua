@@ -3,7 +3,7 @@
   was dispatched to it but not started (its pending entries in the dispatch group) is handed out
   again now; then it leaves the dispatch group. Only current, running attempts of this worker are
   touched, so a late call cannot disturb a newer attempt.
-  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  allowed source states of a running attempt (csv)
   ARGV[3]  worker id: the jobs' `worker` field and the worker's consumer name
@@ -24,7 +24,7 @@ local function shorten(id, n)
   if not (f[1] and sources[f[1]] and f[4] == worker and tonumber(f[3]) > until_ms) then return 0 end
   if n and tonumber(f[2]) ~= n then return 0 end
   redis.call('HSET', key, 'lease', until_ms)
-  redis.call('ZADD', P .. 'leases', until_ms, id)
+  redis.call('ZADD', K_LEASES, until_ms, id)
   return 1
 end
 
@@ -47,7 +47,7 @@ end
 
 -- Hands the worker's pending entries out again (those still current) and removes its consumer.
 local function redispatch_pending()
-  local stream = P .. 'dispatch'
+  local stream = K_DISPATCH
   if redis.call('EXISTS', stream) == 0 then return 0 end
   local count = 0
   for _ = 1, PENDING_ROUNDS do
@@ -72,7 +72,7 @@ end
 
 local shortened = 0
 if ARGV[5] == '1' then
-  for _, id in ipairs(redis.call('ZRANGE', P .. 'leases', 0, -1)) do
+  for _, id in ipairs(redis.call('ZRANGE', K_LEASES, 0, -1)) do
     shortened = shortened + shorten(id, nil)
   end
 else

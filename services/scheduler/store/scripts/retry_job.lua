@@ -1,5 +1,5 @@
 --[[ retry_job: a FAILED or CANCELLED job -> QUEUED with a fresh retry budget, then dispatch.
-  KEYS[1]  queue settings hash (prefix of every other key; see lib)
+  KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  allowed source states (csv)
   ARGV[3]  job id
@@ -10,7 +10,7 @@ local key = job_key(id)
 local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type')
 if not f[1] then return {NOT_FOUND} end
 if not set_of(ARGV[2])[f[1]] then return {WRONG_STATE, f[1]} end
-redis.call('ZREM', P .. 'retain:' .. f[1], id)
+redis.call('ZREM', P .. F_RETAINED .. f[1], id)
 redis.call('HDEL', key, 'ftime', 'cancel', 'cancel_reason', 'lease')
 -- A new sequence number: the job goes to the back of its priority.
 local rs = ready_score(tonumber(redis.call('HGET', key, 'prio')))
