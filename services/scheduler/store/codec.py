@@ -10,6 +10,8 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from jobs.v1 import event_pb2, job_pb2
 from services.common import names
+from services.scheduler.store.fields import EventField as E
+from services.scheduler.store.fields import JobField as J
 
 Fields = Mapping[bytes, bytes]
 
@@ -73,15 +75,19 @@ def progress_from_json(raw: str, update_ms: int) -> job_pb2.Progress:
 def _attempts(queue: str, job_id: str, fields: Fields) -> list[job_pb2.Attempt]:
     """The earlier attempts (a JSON array in `attempts`), then the current one (the hash's own
     `attempt`, `worker`, `stime`, `aend`, `aout`, `aet` and `aem` fields; see lib.lua)."""
-    items = json.loads(fields[b"attempts"]) if fields.get(b"attempts") else []
-    if fields.get(b"aout"):
+    items = json.loads(fields[J.EARLIER_ATTEMPTS.key]) if fields.get(J.EARLIER_ATTEMPTS.key) else []
+    if fields.get(J.ATTEMPT_OUTCOME.key):
         current = {
-            "n": _int(fields, b"attempt"),
-            "w": _text(fields, b"worker"),
-            "s": _int(fields, b"stime"),
-            "o": _text(fields, b"aout"),
+            "n": _int(fields, J.ATTEMPT.key),
+            "w": _text(fields, J.WORKER.key),
+            "s": _int(fields, J.START_TIME.key),
+            "o": _text(fields, J.ATTEMPT_OUTCOME.key),
         }
-        for key, name in ((b"aend", "e"), (b"aet", "et"), (b"aem", "em")):
+        for key, name in (
+            (J.ATTEMPT_END.key, "e"),
+            (J.ATTEMPT_ERROR_TYPE.key, "et"),
+            (J.ATTEMPT_ERROR_MESSAGE.key, "em"),
+        ):
             if fields.get(key):
                 current[name] = fields[key].decode()
         items.append(current)
@@ -125,13 +131,13 @@ def trace_context(stored: str) -> dict[str, str]:
 
 def _retry_policy(fields: Fields) -> job_pb2.RetryPolicy:
     policy = job_pb2.RetryPolicy(
-        max_attempts=_int(fields, b"p_max"),
-        backoff_multiplier=float(fields[b"p_mult"]),
-        jitter=float(fields[b"p_jit"]),
-        max_lost_attempts=_int(fields, b"p_lost"),
+        max_attempts=_int(fields, J.MAX_ATTEMPTS.key),
+        backoff_multiplier=float(fields[J.BACKOFF_MULTIPLIER.key]),
+        jitter=float(fields[J.JITTER.key]),
+        max_lost_attempts=_int(fields, J.MAX_LOST_ATTEMPTS.key),
     )
-    policy.initial_backoff.FromMilliseconds(_int(fields, b"p_init"))
-    policy.max_backoff.FromMilliseconds(_int(fields, b"p_cap"))
+    policy.initial_backoff.FromMilliseconds(_int(fields, J.INITIAL_BACKOFF_MS.key))
+    policy.max_backoff.FromMilliseconds(_int(fields, J.MAX_BACKOFF_MS.key))
     return policy
 
 
@@ -139,31 +145,33 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
     """The Job a job hash describes."""
     job = job_pb2.Job(
         name=names.job_name(queue, job_id),
-        type=_text(fields, b"type"),
-        payload=_value(_text(fields, b"payload", "null")),
-        priority=_int(fields, b"prio"),
-        state=job_pb2.Job.State.Value("STATE_" + _text(fields, b"state")),
-        attempt=_int(fields, b"attempt"),
+        type=_text(fields, J.TYPE.key),
+        payload=_value(_text(fields, J.PAYLOAD.key, "null")),
+        priority=_int(fields, J.PRIORITY.key),
+        state=job_pb2.Job.State.Value("STATE_" + _text(fields, J.STATE.key)),
+        attempt=_int(fields, J.ATTEMPT.key),
         retry_policy=_retry_policy(fields),
-        tags=json.loads(_text(fields, b"tags", "[]")),
-        metadata=json.loads(_text(fields, b"meta", "{}")),
-        request_id=_text(fields, b"rid"),
-        trace_context=trace_context(_text(fields, b"tc", "{}")),
-        lost_attempts=_int(fields, b"lost"),
-        failed_attempts=_int(fields, b"failures"),
+        tags=json.loads(_text(fields, J.TAGS.key, "[]")),
+        metadata=json.loads(_text(fields, J.METADATA.key, "{}")),
+        request_id=_text(fields, J.REQUEST_ID.key),
+        trace_context=trace_context(_text(fields, J.TRACE_CONTEXT.key, "{}")),
+        lost_attempts=_int(fields, J.LOST_ATTEMPTS.key),
+        failed_attempts=_int(fields, J.FAILURES.key),
     )
-    _set_time(job.run_time, fields, b"run_at")
-    _set_time(job.create_time, fields, b"ctime")
-    _set_time(job.start_time, fields, b"stime")
-    _set_time(job.finish_time, fields, b"ftime")
-    _set_time(job.update_time, fields, b"utime")
-    _set_time(job.cancel_time, fields, b"cancel")
-    if b"progress" in fields:
-        job.progress.CopyFrom(progress_from_json(_text(fields, b"progress"), _int(fields, b"pms")))
-    if b"result" in fields:
-        job.result.CopyFrom(_value(_text(fields, b"result")))
-    if b"error" in fields:
-        job.error.CopyFrom(error_from_json(_text(fields, b"error")))
+    _set_time(job.run_time, fields, J.RUN_AT.key)
+    _set_time(job.create_time, fields, J.CREATE_TIME.key)
+    _set_time(job.start_time, fields, J.START_TIME.key)
+    _set_time(job.finish_time, fields, J.FINISH_TIME.key)
+    _set_time(job.update_time, fields, J.UPDATE_TIME.key)
+    _set_time(job.cancel_time, fields, J.CANCEL_TIME.key)
+    if J.PROGRESS.key in fields:
+        job.progress.CopyFrom(
+            progress_from_json(_text(fields, J.PROGRESS.key), _int(fields, J.PROGRESS_TIME.key))
+        )
+    if J.RESULT.key in fields:
+        job.result.CopyFrom(_value(_text(fields, J.RESULT.key)))
+    if J.ERROR.key in fields:
+        job.error.CopyFrom(error_from_json(_text(fields, J.ERROR.key)))
     job.attempts.extend(_attempts(queue, job_id, fields))
     return job
 
@@ -177,18 +185,18 @@ def event_from_history(queue: str, job_id: str, line: bytes) -> event_pb2.JobEve
     [id, type, state, ms, previous state, attempt, message, progress JSON, error JSON]."""
     eid, kind, state, ms, previous, attempt, message, progress, error = json.loads(line)
     fields: dict[bytes, bytes] = {
-        b"t": kind.encode(),
-        b"j": job_id.encode(),
-        b"s": state.encode(),
-        b"ms": str(int(ms)).encode(),
-        b"p": previous.encode(),
-        b"a": str(int(attempt)).encode(),
-        b"m": message.encode(),
+        E.TYPE.key: kind.encode(),
+        E.JOB.key: job_id.encode(),
+        E.STATE.key: state.encode(),
+        E.TIME_MS.key: str(int(ms)).encode(),
+        E.PREVIOUS_STATE.key: previous.encode(),
+        E.ATTEMPT.key: str(int(attempt)).encode(),
+        E.MESSAGE.key: message.encode(),
     }
     if progress:
-        fields[b"pr"] = progress.encode()
+        fields[E.PROGRESS.key] = progress.encode()
     if error:
-        fields[b"er"] = error.encode()
+        fields[E.ERROR.key] = error.encode()
     return event_from_entry(queue, eid.encode(), fields)
 
 
@@ -197,18 +205,20 @@ def event_from_entry(queue: str, entry_id: bytes, fields: Fields) -> event_pb2.J
     states = job_pb2.Job.State
     event = event_pb2.JobEvent(
         event_id=entry_id.decode(),
-        type=event_pb2.JobEvent.Type.Value("TYPE_" + _text(fields, b"t")),
-        job=names.job_name(queue, _text(fields, b"j")),
-        time=_timestamp(_int(fields, b"ms")),
-        attempt=_int(fields, b"a"),
-        message=_text(fields, b"m"),
+        type=event_pb2.JobEvent.Type.Value("TYPE_" + _text(fields, E.TYPE.key)),
+        job=names.job_name(queue, _text(fields, E.JOB.key)),
+        time=_timestamp(_int(fields, E.TIME_MS.key)),
+        attempt=_int(fields, E.ATTEMPT.key),
+        message=_text(fields, E.MESSAGE.key),
     )
-    if fields.get(b"s"):
-        event.state = states.Value("STATE_" + _text(fields, b"s"))
-    if fields.get(b"p"):
-        event.previous_state = states.Value("STATE_" + _text(fields, b"p"))
-    if b"pr" in fields:
-        event.progress.CopyFrom(progress_from_json(_text(fields, b"pr"), _int(fields, b"ms")))
-    if b"er" in fields:
-        event.error.CopyFrom(error_from_json(_text(fields, b"er")))
+    if fields.get(E.STATE.key):
+        event.state = states.Value("STATE_" + _text(fields, E.STATE.key))
+    if fields.get(E.PREVIOUS_STATE.key):
+        event.previous_state = states.Value("STATE_" + _text(fields, E.PREVIOUS_STATE.key))
+    if E.PROGRESS.key in fields:
+        event.progress.CopyFrom(
+            progress_from_json(_text(fields, E.PROGRESS.key), _int(fields, E.TIME_MS.key))
+        )
+    if E.ERROR.key in fields:
+        event.error.CopyFrom(error_from_json(_text(fields, E.ERROR.key)))
     return event

@@ -12,6 +12,7 @@ from services.common.errors import QueueNotFound
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.common.states import State
+from services.scheduler.store.fields import QueueField as Q
 
 _COUNTED = (
     State.SCHEDULED,
@@ -79,19 +80,21 @@ class QueueReader:
     ) -> queue_pb2.Queue:
         proto = queue_pb2.Queue(
             name=names.queue_name(queue),
-            paused=settings.get(b"paused") == b"1",
-            limits=queue_pb2.QueueLimits(max_running=int(settings.get(b"max_running", 0))),
+            paused=settings.get(Q.PAUSED.key) == b"1",
+            limits=queue_pb2.QueueLimits(max_running=int(settings.get(Q.MAX_RUNNING.key, 0))),
             job_counts=queue_pb2.JobCounts(
                 **{state.lower(): int(n) for state, n in zip(_COUNTED, counts, strict=True)}
             ),
         )
         for state, (count, age) in self.settings.retention_defaults().items():
             bounds: queue_pb2.StateRetention = getattr(proto.retention, state.lower())
-            bounds.max_count = int(settings.get(f"keep_n:{state}".encode(), count))
-            age_ms = int(settings.get(f"keep_ms:{state}".encode(), age.total_seconds() * 1000))
+            bounds.max_count = int(settings.get(f"{Q.KEEP_COUNT}{state}".encode(), count))
+            age_ms = int(
+                settings.get(f"{Q.KEEP_AGE_MS}{state}".encode(), age.total_seconds() * 1000)
+            )
             bounds.max_age.FromMilliseconds(age_ms)
-        if b"ctime" in settings:
-            proto.create_time.FromMilliseconds(int(settings[b"ctime"]))
-        if b"utime" in settings:
-            proto.update_time.FromMilliseconds(int(settings[b"utime"]))
+        if Q.CREATE_TIME.key in settings:
+            proto.create_time.FromMilliseconds(int(settings[Q.CREATE_TIME.key]))
+        if Q.UPDATE_TIME.key in settings:
+            proto.update_time.FromMilliseconds(int(settings[Q.UPDATE_TIME.key]))
         return proto

@@ -1,7 +1,7 @@
 """Loads the Lua scripts: each file is prefixed with the names of its keys (from
-services/common/redis_keys.py), the state machine (from services/common/states.py), both generated
-so the Lua cannot drift from them, and lib.lua; each is registered once (EVALSHA, with a reload on
-NOSCRIPT by redis-py)."""
+services/common/redis_keys.py), of the stored fields (store/fields.py) and the state machine
+(services/common/states.py), all generated so the Lua cannot drift from them, and lib.lua; each
+is registered once (EVALSHA, with a reload on NOSCRIPT by redis-py)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from services.common import redis_keys
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.common.states import TRANSITIONS, Action, Transition
+from services.scheduler.store.fields import lua_tables
 from services.scheduler.store.models import REPORT_ACTIONS
 
 DELETED = "DELETED"  # the destination of a move that deletes the job
@@ -91,7 +92,7 @@ class Scripts:
         cls, redis: RedisClient, transitions: Mapping[Action, Transition] = TRANSITIONS
     ) -> Scripts:
         """The scripts, obeying `transitions` (another table only in a test of the checks)."""
-        lib = key_names() + state_machine(transitions) + _source("lib")
+        lib = key_names() + lua_tables() + state_machine(transitions) + _source("lib")
         return cls(
             **{name: redis.register_script(lib + "\n" + _source(name)) for name in _SCRIPT_NAMES}
         )

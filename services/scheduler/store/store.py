@@ -86,13 +86,13 @@ class JobStore:
         # Called with (queue, run_at_ms) when a write scheduled a job; the promoter wakes on it.
         self.on_scheduled: Callable[[str, int], None] | None = None
         self._context = {
-            "lease": settings.lease.total_seconds() * _MS,
-            "win": settings.dispatch_window,
-            "dto": settings.dispatch_timeout.total_seconds() * _MS,
-            "grp": settings.dispatch_group,
-            "hbytes": settings.history_max_len * HISTORY_BYTES_PER_EVENT,
-            "emax": settings.events_max_len,
-            "keep": {
+            "lease_ms": settings.lease.total_seconds() * _MS,
+            "dispatch_window": settings.dispatch_window,
+            "dispatch_timeout_ms": settings.dispatch_timeout.total_seconds() * _MS,
+            "dispatch_group": settings.dispatch_group,
+            "history_max_bytes": settings.history_max_len * HISTORY_BYTES_PER_EVENT,
+            "events_max_len": settings.events_max_len,
+            "retention": {
                 state: [count, age.total_seconds() * _MS]
                 for state, (count, age) in settings.retention_defaults().items()
             },
@@ -103,7 +103,7 @@ class JobStore:
         # `q` names the queue in dispatch messages and cancel notices: as its tenant's workers
         # know it. The keys come from KEYS[1], which is under the scoped id.
         local = names.local_queue(queue)
-        context = json.dumps({**self._context, "q": local, "now": self.clock.now_ms()})
+        context = json.dumps({**self._context, "queue": local, "now": self.clock.now_ms()})
         return QueueKeys(queue).script_keys(), [context]
 
     # --- jobs -----------------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from redis.crc import key_slot
 
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.common.states import State
-from services.scheduler.store.models import ReportKind
+from services.scheduler.store.fields import EventField, JobField, QueueField
+from services.scheduler.store.models import QueueSettingsUpdate, ReportKind
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import QUEUE, ManualClock, apply_one, create, failure, start
 
@@ -39,3 +42,36 @@ async def test_scripts_write_only_the_keys_redis_keys_names(
     found = {key.decode() async for key in redis.scan_iter(match="jobstream:{*")}
     assert found == expected
     assert {key_slot(key.encode()) for key in found} == {key_slot(k.settings.encode())}
+
+
+async def test_scripts_write_only_the_fields_fields_py_names(
+    store: JobStore, redis: RedisClient, clock: ManualClock
+) -> None:
+    done = await create(store, request_id="r", request_hash="h")
+    await start(store, done)
+    await apply_one(store, done, 1, ReportKind.PROGRESS, {"percent": 1})
+    await apply_one(store, done, 1, ReportKind.SUCCEEDED, {"result": 1})
+    retried = await create(store)
+    await start(store, retried)
+    await apply_one(store, retried, 1, ReportKind.FAILED, failure())
+    cancelled = await create(store, run_at_ms=clock.now + 60_000)
+    await store.cancel_job(cancelled, reason="not needed")
+    await store.update_queue(QUEUE, QueueSettingsUpdate(max_running=3))
+    await store.set_paused(QUEUE, paused=True)
+
+    k = QueueKeys(QUEUE)
+    written: set[str] = set()
+    for ref in (done, retried, cancelled):
+        written |= await _field_names(redis, k.job(ref.job))
+    assert written <= {field.value for field in JobField}
+    keep = (QueueField.KEEP_COUNT, QueueField.KEEP_AGE_MS)
+    queue = {n for n in await _field_names(redis, k.settings) if not n.startswith(keep)}
+    assert queue <= {field.value for field in QueueField}
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(k.events))
+    names = {name.decode() for _, event in entries for name in event}
+    assert names <= {field.value for field in EventField}
+
+
+async def _field_names(redis: RedisClient, key: str) -> set[str]:
+    fields = cast(dict[bytes, bytes], await redis.hgetall(key))
+    return {name.decode() for name in fields}

@@ -21,7 +21,7 @@ local worker = ARGV[2]
 
 -- The fence: the job exists, is in an allowed state, and `n` is its current attempt.
 local function fenced(key, n, allowed)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'cancel', 'stime')
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.CANCEL_TIME, J.START_TIME)
   if not f[1] then return nil, {NOT_FOUND} end
   if tonumber(f[2]) ~= n then return nil, {SUPERSEDED} end
   if not allowed[f[1]] then return nil, {SUPERSEDED} end -- the attempt has ended
@@ -29,28 +29,28 @@ local function fenced(key, n, allowed)
 end
 
 local function renew(key, id)
-  local until_ms = NOW + ctx.lease
-  redis.call('HSET', key, 'lease', until_ms)
+  local until_ms = NOW + ctx.lease_ms
+  redis.call('HSET', key, J.LEASE_UNTIL, until_ms)
   zadd(K_LEASES, until_ms, id)
   return until_ms
 end
 
 local function start(id, key, n)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type')
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE)
   if not f[1] then return {NOT_FOUND} end
   if n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
   if not TRANSITIONS.start.src[f[1]] then return {WRONG_STATE, f[1]} end
   index_state(id, f[3], f[4], f[1], 'RUNNING', 'start')
   undispatch(key, id)
   local fields = begin_attempt(redis.call('HMGET', key, unpack(ATTEMPT_FIELDS)), n, worker)
-  redis.call('HSET', key, 'state', 'RUNNING', 'utime', NOW, unpack(fields))
+  redis.call('HSET', key, J.STATE, 'RUNNING', J.UPDATE_TIME, NOW, unpack(fields))
   local until_ms = renew(key, id)
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   return {OK, until_ms}
 end
 
 local function backoff_ms(key, failures, u)
-  local p = redis.call('HMGET', key, 'p_init', 'p_mult', 'p_cap', 'p_jit')
+  local p = redis.call('HMGET', key, J.INITIAL_BACKOFF_MS, J.BACKOFF_MULTIPLIER, J.MAX_BACKOFF_MS, J.JITTER)
   local delay = tonumber(p[1]) * tonumber(p[2]) ^ (failures - 1)
   delay = math.min(delay, tonumber(p[3]))
   return math.floor(delay * (1 - tonumber(p[4]) * u))
@@ -58,8 +58,8 @@ end
 
 local function fail(id, key, n, f, body, u)
   local err = body.error
-  local failures = redis.call('HINCRBY', key, 'failures', 1)
-  local max = tonumber(redis.call('HGET', key, 'p_max'))
+  local failures = redis.call('HINCRBY', key, J.FAILURES, 1)
+  local max = tonumber(redis.call('HGET', key, J.MAX_ATTEMPTS))
   local outcome = 'FAILED'
   if body.retry_after_ms ~= cjson.null and body.retry_after_ms then outcome = 'RETRY_REQUESTED' end
   end_attempt(key, n, outcome, err)
@@ -70,7 +70,7 @@ local function fail(id, key, n, f, body, u)
   else err.reason = 'HANDLER_ERROR' end
   local encoded = cjson.encode(err)
   if final then
-    finish('fail', id, key, n, final, {'error', encoded}, 'attempt ' .. n .. ' failed', encoded)
+    finish('fail', id, key, n, final, {J.ERROR, encoded}, 'attempt ' .. n .. ' failed', encoded)
     return {OK, final, -1, f[4], f[6], NOW, err.reason or ''}
   end
   local delay = backoff_ms(key, failures, u)
@@ -79,7 +79,7 @@ local function fail(id, key, n, f, body, u)
   local to = 'QUEUED'
   if delay > 0 then to = 'SCHEDULED' end
   index_state(id, f[3], f[4], 'RUNNING', to, 'fail')
-  redis.call('HSET', key, 'state', to, 'error', encoded, 'run_at', NOW + delay, 'utime', NOW)
+  redis.call('HSET', key, J.STATE, to, J.ERROR, encoded, J.RUN_AT, NOW + delay, J.UPDATE_TIME, NOW)
   if to == 'SCHEDULED' then
     redis.call('ZADD', K_SCHEDULED, NOW + delay, id)
   else
@@ -92,14 +92,14 @@ end
 -- No handler for the job's type on the worker that fetched it: the attempt is recorded as failed
 -- without running, and the job fails for good (reason UNKNOWN_JOB_TYPE, set by the caller).
 local function reject(id, key, n, err)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'type')
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.TYPE)
   if not f[1] then return {NOT_FOUND} end
   if not TRANSITIONS.reject.src[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
   undispatch(key, id)
   local fields = begin_attempt(redis.call('HMGET', key, unpack(ATTEMPT_FIELDS)), n, worker, 'FAILED', err)
   redis.call('HSET', key, unpack(fields))
   local encoded = cjson.encode(err)
-  finish('reject', id, key, n, 'FAILED', {'error', encoded}, 'no handler on ' .. worker, encoded, f[1])
+  finish('reject', id, key, n, 'FAILED', {J.ERROR, encoded}, 'no handler on ' .. worker, encoded, f[1])
   return {OK, 'FAILED', -1, f[3], NOW, NOW, err.reason or ''}
 end
 
@@ -109,7 +109,7 @@ local function apply(r)
   if kind == 'started' then return start(id, key, n) end
   if kind == 'rejected' then return reject(id, key, n, r.b.error) end
   if kind == 'released' then
-    local f = redis.call('HMGET', key, 'state', 'attempt')
+    local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT)
     if not f[1] then return {NOT_FOUND} end
     if not TRANSITIONS.release.src[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
     if redis.call('ZSCORE', K_DISPATCHED, id) then
@@ -125,15 +125,15 @@ local function apply(r)
     return {OK, renew(key, id), f[5] and 1 or 0}
   elseif kind == 'progress' then
     local progress = r.raw
-    redis.call('HSET', key, 'progress', progress, 'pms', NOW, 'utime', NOW)
+    redis.call('HSET', key, J.PROGRESS, progress, J.PROGRESS_TIME, NOW, J.UPDATE_TIME, NOW)
     renew(key, id)
-    emit(id, {t = 'PROGRESS', s = 'RUNNING', a = n, pr = progress})
+    emit(id, {type = 'PROGRESS', state = 'RUNNING', attempt = n, progress = progress})
   elseif kind == 'log' then
     renew(key, id)
-    emit(id, {t = 'LOG', s = 'RUNNING', a = n, m = r.b.message})
+    emit(id, {type = 'LOG', state = 'RUNNING', attempt = n, message = r.b.message})
   elseif kind == 'succeeded' then
     end_attempt(key, n, 'SUCCEEDED')
-    finish('succeed', id, key, n, 'SUCCEEDED', {'result', r.raw}, 'attempt ' .. n .. ' succeeded')
+    finish('succeed', id, key, n, 'SUCCEEDED', {J.RESULT, r.raw}, 'attempt ' .. n .. ' succeeded')
     return {OK, 'SUCCEEDED', -1, f[4], f[6], NOW, ''}
   elseif kind == 'failed' then
     return fail(id, key, n, f, r.b, r.u)
@@ -152,19 +152,19 @@ end
 -- one and say why.
 local function run_through(id, n, raw)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'de', unpack(ATTEMPT_FIELDS))
+  local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.DISPATCH_ENTRY, unpack(ATTEMPT_FIELDS))
   if not f[1] or n ~= tonumber(f[5]) + 1 or not TRANSITIONS.start.src[f[1]] then return nil end
   allow('start', f[1], 'RUNNING')
   allow('succeed', 'RUNNING', 'SUCCEEDED')
   index_state(id, f[2], f[3], f[1], 'SUCCEEDED')
   undispatch(key, id, f[4] or '')
   local fields = begin_attempt({unpack(f, 5)}, n, worker, 'SUCCEEDED')
-  redis.call('HSET', key, 'state', 'SUCCEEDED', 'ftime', NOW, 'utime', NOW, 'result', raw, 'de', '',
+  redis.call('HSET', key, J.STATE, 'SUCCEEDED', J.FINISH_TIME, NOW, J.UPDATE_TIME, NOW, J.RESULT, raw, J.DISPATCH_ENTRY, '',
     unpack(fields))
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   state_changed(id, 'RUNNING', 'SUCCEEDED', n, 'attempt ' .. n .. ' succeeded')
   retain(id, 'SUCCEEDED')
-  return {{OK, NOW + ctx.lease}, {OK, 'SUCCEEDED', -1, f[3], NOW, NOW, ''}}
+  return {{OK, NOW + ctx.lease_ms}, {OK, 'SUCCEEDED', -1, f[3], NOW, NOW, ''}}
 end
 
 gather()

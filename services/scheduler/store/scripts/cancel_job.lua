@@ -13,7 +13,7 @@
 ]]
 local id, reason = ARGV[4], ARGV[5]
 local key = job_key(id)
-local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'worker', 'cancel')
+local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.WORKER, J.CANCEL_TIME)
 if not f[1] then return {NOT_FOUND} end
 local attempt = tonumber(f[2])
 local message = 'cancelled'
@@ -23,7 +23,7 @@ if set_of(ARGV[2])[f[1]] then
   redis.call('ZREM', K_SCHEDULED, id)
   redis.call('ZREM', K_READY, id)
   undispatch(key, id)
-  redis.call('HSET', key, 'state', 'CANCELLED', 'cancel', NOW, 'cancel_reason', reason, 'ftime', NOW, 'utime', NOW)
+  redis.call('HSET', key, J.STATE, 'CANCELLED', J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.FINISH_TIME, NOW, J.UPDATE_TIME, NOW)
   index_state(id, f[3], f[4], f[1], 'CANCELLED', 'cancel')
   state_changed(id, f[1], 'CANCELLED', attempt, message)
   retain(id, 'CANCELLED')
@@ -31,10 +31,10 @@ if set_of(ARGV[2])[f[1]] then
 end
 if set_of(ARGV[3])[f[1]] then
   if not f[6] then
-    redis.call('HSET', key, 'cancel', NOW, 'cancel_reason', reason, 'utime', NOW)
-    emit(id, {t = 'CANCEL_REQUESTED', s = f[1], a = attempt, m = message})
+    redis.call('HSET', key, J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.UPDATE_TIME, NOW)
+    emit(id, {type = 'CANCEL_REQUESTED', state = f[1], attempt = attempt, message = message})
   end
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. f[5] .. ' queues/' .. ctx.q .. '/jobs/' .. id .. '/attempts/' .. attempt)
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. f[5] .. ' queues/' .. ctx.queue .. '/jobs/' .. id .. '/attempts/' .. attempt)
   return {OK, f[1]}
 end
 return {WRONG_STATE, f[1]}

@@ -41,7 +41,7 @@ for i = 3, #ARGV do
   end
 end
 
-redis.call('HSETNX', K_SETTINGS, 'ctime', NOW)
+redis.call('HSETNX', K_SETTINGS, Q.CREATE_TIME, NOW)
 local any_ready = false
 for n = 1, #jobs do
   local job = jobs[n]
@@ -52,11 +52,11 @@ for n = 1, #jobs do
     local state = 'QUEUED'
     if job.run_at > NOW then state = 'SCHEDULED' end
     local p = job.policy
-    redis.call('HSET', key, 'type', job.type, 'payload', job.payload, 'prio', job.prio,
-      'state', state, 'attempt', 0, 'failures', 0, 'lost', 0, 'ctime', NOW, 'utime', NOW,
-      'run_at', math.max(job.run_at, NOW), 'ix', ix, 'rs', rs,
-      'p_max', p[1], 'p_init', p[2], 'p_mult', p[3], 'p_cap', p[4], 'p_jit', p[5], 'p_lost', p[6],
-      'tags', job.tags, 'meta', job.meta, 'rid', job.rid, 'tc', job.tc)
+    redis.call('HSET', key, J.TYPE, job.type, J.PAYLOAD, job.payload, J.PRIORITY, job.prio,
+      J.STATE, state, J.ATTEMPT, 0, J.FAILURES, 0, J.LOST_ATTEMPTS, 0, J.CREATE_TIME, NOW, J.UPDATE_TIME, NOW,
+      J.RUN_AT, math.max(job.run_at, NOW), J.INDEX_MEMBER, ix, J.READY_SCORE, rs,
+      J.MAX_ATTEMPTS, p[1], J.INITIAL_BACKOFF_MS, p[2], J.BACKOFF_MULTIPLIER, p[3], J.MAX_BACKOFF_MS, p[4], J.JITTER, p[5], J.MAX_LOST_ATTEMPTS, p[6],
+      J.TAGS, job.tags, J.METADATA, job.meta, J.REQUEST_ID, job.rid, J.TRACE_CONTEXT, job.tc)
     redis.call('ZADD', K_ALL_JOBS, 0, ix)
     redis.call('ZADD', P .. F_TYPE_INDEX .. job.type, 0, ix)
     index_state(job.id, ix, job.type, nil, state, 'create')

@@ -7,7 +7,7 @@
 ]]
 local id = ARGV[3]
 local key = job_key(id)
-local state = redis.call('HGET', key, 'state')
+local state = redis.call('HGET', key, J.STATE)
 if not state then return {NOT_FOUND} end
 if not set_of(ARGV[2])[state] then return {WRONG_STATE, state} end
 delete_job(id, key, 'delete')

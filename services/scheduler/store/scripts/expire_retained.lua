@@ -18,7 +18,7 @@ for state in pairs(set_of(ARGV[2])) do
   for _, id in ipairs(old) do victims[#victims + 1] = id end
   for _, id in ipairs(victims) do
     local key = job_key(id)
-    if redis.call('HGET', key, 'state') == state then
+    if redis.call('HGET', key, J.STATE) == state then
       delete_job(id, key, 'expire')
       deleted = deleted + 1
     else

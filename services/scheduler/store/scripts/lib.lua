@@ -5,10 +5,11 @@
           K_READY, ... by the prelude scripts.py generates; P (the queue's prefix) and the family
           names F_JOB, F_HISTORY, ... build the per-job, per-state and per-type keys. All share the
           queue's cluster slot.
-  ARGV[1] is the call context, JSON: {q: queue id, now: ms, lease: ms, win: dispatch window,
-          dto: dispatch timeout ms, grp: dispatch consumer group, hbytes: bound of a job's
-          history in bytes, emax: queue events MAXLEN, keep: {STATE: [max_count, max_age_ms]}
-          retention defaults}.
+  ARGV[1] is the call context, JSON (store.py's JobStore._context): {queue: the queue's id as its
+          tenant's workers know it, now: ms, lease_ms, dispatch_window, dispatch_timeout_ms,
+          dispatch_group, history_max_bytes, events_max_len, retention: {STATE: [max_count,
+          max_age_ms]} defaults}.
+  J, Q, E name the fields of job hashes, queue hashes and events (store/fields.py).
   Return codes (store/codes.py): 0 ok, -1 no such job, -2 wrong state, -3 attempt superseded,
           -4 request id reused, -5 job id taken.
 ]]
@@ -45,7 +46,7 @@ local function flush()
     if #args > 0 then redis.call('ZADD', zkey, unpack(args)) end
   end
   if #gathered.acks > 0 then
-    redis.call('XACK', K_DISPATCH, ctx.grp, unpack(gathered.acks))
+    redis.call('XACK', K_DISPATCH, ctx.dispatch_group, unpack(gathered.acks))
     redis.call('XDEL', K_DISPATCH, unpack(gathered.acks))
   end
   gathered = {zadd = {}, zrem = {}, acks = {}}
@@ -94,32 +95,38 @@ local function index_state(id, ix, jtype, from, to, action)
   end
 end
 
+-- The optional parts of an event: its key in `emit`'s table -> its name in E.
+local EVENT_FIELDS = {previous = 'PREVIOUS_STATE', attempt = 'ATTEMPT', message = 'MESSAGE',
+  progress = 'PROGRESS', error = 'ERROR'}
+
 -- Appends an event to the queue's event stream and to the job's history; returns the event id.
 -- The history is a string of one JSON array per line, [id, type, state, ms, previous state,
 -- attempt, message, progress JSON, error JSON], under the event's id in the queue stream: a
 -- string costs a few hundred bytes where a stream of three entries took ~4.8 KB. Past
--- `ctx.hbytes` it keeps its newest half after a `~` line that says older events were dropped.
-local function emit(id, fields)
-  local args = {'t', fields.t, 'j', id, 's', fields.s or '', 'ms', NOW}
-  if fields.p then args[#args + 1] = 'p'; args[#args + 1] = fields.p end
-  if fields.a then args[#args + 1] = 'a'; args[#args + 1] = fields.a end
-  if fields.m then args[#args + 1] = 'm'; args[#args + 1] = fields.m end
-  if fields.pr then args[#args + 1] = 'pr'; args[#args + 1] = fields.pr end
-  if fields.er then args[#args + 1] = 'er'; args[#args + 1] = fields.er end
-  local eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ctx.emax, '*', unpack(args))
+-- `ctx.history_max_bytes` it keeps its newest half after a `~` line that says older events were dropped.
+local function emit(id, event)
+  local args = {E.TYPE, event.type, E.JOB, id, E.STATE, event.state or '', E.TIME_MS, NOW}
+  for _, name in ipairs({'previous', 'attempt', 'message', 'progress', 'error'}) do
+    if event[name] then
+      args[#args + 1] = E[EVENT_FIELDS[name]]
+      args[#args + 1] = event[name]
+    end
+  end
+  local eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ctx.events_max_len, '*', unpack(args))
   local hkey = P .. F_HISTORY .. id
-  local line = cjson.encode({eid, fields.t, fields.s or '', NOW, fields.p or '', fields.a or 0,
-    fields.m or '', fields.pr or '', fields.er or ''})
+  local line = cjson.encode({eid, event.type, event.state or '', NOW, event.previous or '',
+    event.attempt or 0, event.message or '', event.progress or '', event.error or ''})
   local size = redis.call('APPEND', hkey, line .. '\n')
-  if size > ctx.hbytes then
-    local tail = redis.call('GETRANGE', hkey, size - math.floor(ctx.hbytes / 2), -1)
+  if size > ctx.history_max_bytes then
+    local tail = redis.call('GETRANGE', hkey, size - math.floor(ctx.history_max_bytes / 2), -1)
     redis.call('SET', hkey, '~\n' .. string.sub(tail, string.find(tail, '\n', 1, true) + 1))
   end
   return eid
 end
 
 local function state_changed(id, from, to, attempt, message, err)
-  return emit(id, {t = 'STATE_CHANGED', p = from, s = to, a = attempt, m = message, er = err})
+  return emit(id, {type = 'STATE_CHANGED', previous = from, state = to, attempt = attempt,
+    message = message, error = err})
 end
 
 -- The attempt history. The current attempt lives in the hash's own fields: `attempt` (its number),
@@ -128,13 +135,13 @@ end
 -- `attempts` (the last 49). So a job that ran once keeps every value under 64 bytes, which lets
 -- Redis store its hash as a listpack: ~0.5 KB where a hash table took ~2 KB. Jobs stored before
 -- this layout have the current attempt in the array too and no `aout`: it is updated there.
-local ATTEMPT_FIELDS = {'attempt', 'worker', 'stime', 'aend', 'aout', 'aet', 'aem', 'attempts'}
+local ATTEMPT_FIELDS = {J.ATTEMPT, J.WORKER, J.START_TIME, J.ATTEMPT_END, J.ATTEMPT_OUTCOME, J.ATTEMPT_ERROR_TYPE, J.ATTEMPT_ERROR_MESSAGE, J.EARLIER_ATTEMPTS}
 
 -- The fields that start attempt `n` on `worker`, after moving the current one (as read into `a`
 -- with ATTEMPT_FIELDS) to the array. `ended`: the attempt ends at once with that outcome.
 local function begin_attempt(a, n, worker, ended, err)
-  local fields = {'attempt', n, 'worker', worker, 'stime', NOW, 'aout', ended or 'RUNNING',
-    'aend', ended and NOW or '', 'aet', err and err.type or '', 'aem', err and err.message or ''}
+  local fields = {J.ATTEMPT, n, J.WORKER, worker, J.START_TIME, NOW, J.ATTEMPT_OUTCOME, ended or 'RUNNING',
+    J.ATTEMPT_END, ended and NOW or '', J.ATTEMPT_ERROR_TYPE, err and err.type or '', J.ATTEMPT_ERROR_MESSAGE, err and err.message or ''}
   if a[5] and a[5] ~= '' then
     local list = (a[8] and a[8] ~= '') and cjson.decode(a[8]) or {}
     local prior = {n = tonumber(a[1]), w = a[2] or '', s = tonumber(a[3]), o = a[5]}
@@ -143,27 +150,27 @@ local function begin_attempt(a, n, worker, ended, err)
     if a[7] and a[7] ~= '' then prior.em = a[7] end
     list[#list + 1] = prior
     while #list > 49 do table.remove(list, 1) end
-    fields[#fields + 1] = 'attempts'
+    fields[#fields + 1] = J.EARLIER_ATTEMPTS
     fields[#fields + 1] = cjson.encode(list)
   end
   return fields
 end
 
 local function end_attempt(key, n, outcome, err)
-  local a = redis.call('HMGET', key, 'attempt', 'aout')
+  local a = redis.call('HMGET', key, J.ATTEMPT, J.ATTEMPT_OUTCOME)
   if a[2] and tonumber(a[1]) == n then
-    redis.call('HSET', key, 'aend', NOW, 'aout', outcome,
-      'aet', err and err.type or '', 'aem', err and err.message or '')
+    redis.call('HSET', key, J.ATTEMPT_END, NOW, J.ATTEMPT_OUTCOME, outcome,
+      J.ATTEMPT_ERROR_TYPE, err and err.type or '', J.ATTEMPT_ERROR_MESSAGE, err and err.message or '')
     return
   end
-  local raw = redis.call('HGET', key, 'attempts') -- a job stored before the current layout
+  local raw = redis.call('HGET', key, J.EARLIER_ATTEMPTS) -- a job stored before the current layout
   local list = (raw and raw ~= '') and cjson.decode(raw) or {}
   for i = #list, 1, -1 do
     if list[i].n == n then
       list[i].e = NOW
       list[i].o = outcome
       if err then list[i].et = err.type; list[i].em = err.message end
-      redis.call('HSET', key, 'attempts', cjson.encode(list))
+      redis.call('HSET', key, J.EARLIER_ATTEMPTS, cjson.encode(list))
       return
     end
   end
@@ -174,15 +181,15 @@ end
 -- clears the field in its own HSET.
 local function undispatch(key, id, entry)
   local clear = entry == nil
-  if clear then entry = redis.call('HGET', key, 'de') end
+  if clear then entry = redis.call('HGET', key, J.DISPATCH_ENTRY) end
   if entry and entry ~= '' then
     if gathered then
       gathered.acks[#gathered.acks + 1] = entry
     else
-      redis.call('XACK', K_DISPATCH, ctx.grp, entry)
+      redis.call('XACK', K_DISPATCH, ctx.dispatch_group, entry)
       redis.call('XDEL', K_DISPATCH, entry)
     end
-    if clear then redis.call('HDEL', key, 'de') end
+    if clear then redis.call('HDEL', key, J.DISPATCH_ENTRY) end
   end
   zrem(K_DISPATCHED, id)
 end
@@ -190,12 +197,12 @@ end
 -- Ready order: higher priority first, then FIFO by a per-queue sequence. Formatted by hand: a Lua
 -- number passed to redis.call keeps only 14 digits, and scores reach 2^51.
 local function ready_score(priority)
-  local seq = redis.call('HINCRBY', K_SETTINGS, 'seq', 1)
+  local seq = redis.call('HINCRBY', K_SETTINGS, Q.SEQUENCE, 1)
   return string.format('%.0f', (100 - priority) * 17592186044416 + seq)
 end
 
 local function make_ready(key, id)
-  redis.call('ZADD', K_READY, redis.call('HGET', key, 'rs'), id)
+  redis.call('ZADD', K_READY, redis.call('HGET', key, J.READY_SCORE), id)
 end
 
 -- The taskiq message for one delivery: the attempt it may start and everything the handler gets
@@ -211,18 +218,18 @@ local function taskiq_message(id, f, attempt)
   return '{"task_id":' .. cjson.encode(id .. '.' .. attempt) ..
     ',"task_name":' .. cjson.encode(f[1]) ..
     ',"labels":' .. labels .. ',"labels_types":{},"args":[]' ..
-    ',"kwargs":{"queue":' .. cjson.encode(ctx.q) .. ',"job":' .. cjson.encode(id) ..
+    ',"kwargs":{"queue":' .. cjson.encode(ctx.queue) .. ',"job":' .. cjson.encode(id) ..
     ',"attempt":' .. attempt .. ',"max_attempts":' .. f[5] ..
     ',"payload":' .. f[4] .. ',"metadata":' .. f[6] .. ',"tags":' .. f[7] .. '}}'
 end
 
 local function send(id)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'type', 'attempt', 'tc', 'payload', 'p_max', 'meta', 'tags')
+  local f = redis.call('HMGET', key, J.TYPE, J.ATTEMPT, J.TRACE_CONTEXT, J.PAYLOAD, J.MAX_ATTEMPTS, J.METADATA, J.TAGS)
   local attempt = tonumber(f[2]) + 1
   local entry = redis.call('XADD', K_DISPATCH, '*', 'data', taskiq_message(id, f, attempt))
-  redis.call('HSET', key, 'de', entry)
-  redis.call('ZADD', K_DISPATCHED, NOW + ctx.dto, id)
+  redis.call('HSET', key, J.DISPATCH_ENTRY, entry)
+  redis.call('ZADD', K_DISPATCHED, NOW + ctx.dispatch_timeout_ms, id)
 end
 
 -- Takes back the dispatch entries no worker fetched yet (after the group's last delivered id):
@@ -232,7 +239,7 @@ local function take_back_unfetched()
   local last = '0-0'
   for _, group in ipairs(redis.call('XINFO', 'GROUPS', K_DISPATCH)) do
     for i = 1, #group, 2 do
-      if group[i] == 'name' and group[i + 1] ~= ctx.grp then break end
+      if group[i] == 'name' and group[i + 1] ~= ctx.dispatch_group then break end
       if group[i] == 'last-delivered-id' then last = group[i + 1] end
     end
   end
@@ -241,7 +248,7 @@ local function take_back_unfetched()
     local data = entry[2][2]
     local id = cjson.decode(data).kwargs.job
     local key = job_key(id)
-    if redis.call('HGET', key, 'de') == entry[1] then
+    if redis.call('HGET', key, J.DISPATCH_ENTRY) == entry[1] then
       undispatch(key, id)
       make_ready(key, id)
       taken = taken + 1
@@ -254,10 +261,10 @@ end
 -- has room and the queue's max_running allows. Returns how many were sent.
 local function dispatch()
   flush()
-  local q = redis.call('HMGET', K_SETTINGS, 'paused', 'max_running')
+  local q = redis.call('HMGET', K_SETTINGS, Q.PAUSED, Q.MAX_RUNNING)
   if q[1] == '1' then return 0 end
   local inflight = redis.call('ZCARD', K_DISPATCHED)
-  local budget = ctx.win - inflight
+  local budget = ctx.dispatch_window - inflight
   local max_running = tonumber(q[2]) or 0
   if max_running > 0 then
     budget = math.min(budget, max_running - inflight - redis.call('ZCARD', P .. F_STATE_INDEX .. 'RUNNING'))
@@ -267,7 +274,7 @@ local function dispatch()
   if #popped == 0 then return 0 end
   if redis.call('EXISTS', K_DISPATCH) == 0 then
     -- Create the group at 0 with the stream, so messages sent before any worker exists are read.
-    redis.call('XGROUP', 'CREATE', K_DISPATCH, ctx.grp, '0', 'MKSTREAM')
+    redis.call('XGROUP', 'CREATE', K_DISPATCH, ctx.dispatch_group, '0', 'MKSTREAM')
   end
   for i = 1, #popped, 2 do send(popped[i]) end
   return #popped / 2
@@ -284,7 +291,7 @@ end
 
 -- Deletes a job (by `action`: delete or expire), its history, its index entries and request id.
 local function delete_job(id, key, action)
-  local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'rid')
+  local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.REQUEST_ID)
   index_state(id, f[2], f[3], f[1], nil, action)
   zrem(K_ALL_JOBS, f[2])
   zrem(P .. F_TYPE_INDEX .. f[3], f[2])
@@ -298,8 +305,8 @@ local retention_of = {}
 local function retention(state)
   local known = retention_of[state]
   if not known then
-    local q = redis.call('HMGET', K_SETTINGS, 'keep_n:' .. state, 'keep_ms:' .. state)
-    local default = ctx.keep[state]
+    local q = redis.call('HMGET', K_SETTINGS, Q.KEEP_COUNT .. state, Q.KEEP_AGE_MS .. state)
+    local default = ctx.retention[state]
     known = {tonumber(q[1]) or default[1], tonumber(q[2]) or default[2]}
     retention_of[state] = known
   end
@@ -322,12 +329,12 @@ end
 -- Ends a running job in a terminal state: lease dropped, indexes moved, retention applied.
 local function finish(action, id, key, attempt, to, fields, message, err, from)
   from = from or 'RUNNING'
-  local f = redis.call('HMGET', key, 'ix', 'type')
+  local f = redis.call('HMGET', key, J.INDEX_MEMBER, J.TYPE)
   index_state(id, f[1], f[2], from, to, action)
   zrem(K_LEASES, id)
-  fields[#fields + 1] = 'state'; fields[#fields + 1] = to
-  fields[#fields + 1] = 'ftime'; fields[#fields + 1] = NOW
-  fields[#fields + 1] = 'utime'; fields[#fields + 1] = NOW
+  fields[#fields + 1] = J.STATE; fields[#fields + 1] = to
+  fields[#fields + 1] = J.FINISH_TIME; fields[#fields + 1] = NOW
+  fields[#fields + 1] = J.UPDATE_TIME; fields[#fields + 1] = NOW
   redis.call('HSET', key, unpack(fields))
   state_changed(id, from, to, attempt, message, err)
   retain(id, to)

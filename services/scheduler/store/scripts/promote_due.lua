@@ -11,9 +11,9 @@ local promoted = 0
 for _, id in ipairs(due) do
   redis.call('ZREM', K_SCHEDULED, id)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'ix', 'type', 'attempt')
+  local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.ATTEMPT)
   if f[1] and sources[f[1]] then
-    redis.call('HSET', key, 'state', 'QUEUED', 'utime', NOW)
+    redis.call('HSET', key, J.STATE, 'QUEUED', J.UPDATE_TIME, NOW)
     index_state(id, f[2], f[3], f[1], 'QUEUED', 'promote')
     make_ready(key, id)
     state_changed(id, f[1], 'QUEUED', tonumber(f[4]), 'run time reached')

@@ -13,10 +13,10 @@ local limit = tonumber(ARGV[3])
 
 local function lose(id)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'ix', 'type', 'cancel', 'p_lost')
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.CANCEL_TIME, J.MAX_LOST_ATTEMPTS)
   if not f[1] or not sources[f[1]] then return end
   local n = tonumber(f[2])
-  local lost = redis.call('HINCRBY', key, 'lost', 1)
+  local lost = redis.call('HINCRBY', key, J.LOST_ATTEMPTS, 1)
   end_attempt(key, n, 'WORKER_LOST')
   local message = 'attempt ' .. n .. ' lost: lease expired'
   if f[5] then
@@ -24,9 +24,9 @@ local function lose(id)
   elseif lost >= tonumber(f[6]) then
     local err = cjson.encode({reason = 'WORKER_LOST', type = 'WorkerLost',
       message = 'the worker was lost ' .. lost .. ' times (lease expired without a report)'})
-    finish('lose', id, key, n, 'FAILED', {'error', err}, message, err)
+    finish('lose', id, key, n, 'FAILED', {J.ERROR, err}, message, err)
   else
-    redis.call('HSET', key, 'state', 'QUEUED', 'utime', NOW)
+    redis.call('HSET', key, J.STATE, 'QUEUED', J.UPDATE_TIME, NOW)
     index_state(id, f[3], f[4], 'RUNNING', 'QUEUED', 'lose')
     make_ready(key, id)
     state_changed(id, 'RUNNING', 'QUEUED', n, message)

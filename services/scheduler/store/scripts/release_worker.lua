@@ -20,10 +20,10 @@ local PENDING_BATCH, PENDING_ROUNDS = 1000, 10
 
 local function shorten(id, n)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, 'state', 'attempt', 'lease', 'worker')
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.LEASE_UNTIL, J.WORKER)
   if not (f[1] and sources[f[1]] and f[4] == worker and tonumber(f[3]) > until_ms) then return 0 end
   if n and tonumber(f[2]) ~= n then return 0 end
-  redis.call('HSET', key, 'lease', until_ms)
+  redis.call('HSET', key, J.LEASE_UNTIL, until_ms)
   redis.call('ZADD', K_LEASES, until_ms, id)
   return 1
 end
@@ -51,22 +51,22 @@ local function redispatch_pending()
   if redis.call('EXISTS', stream) == 0 then return 0 end
   local count = 0
   for _ = 1, PENDING_ROUNDS do
-    local pending = redis.pcall('XPENDING', stream, ctx.grp, '-', '+', PENDING_BATCH, worker)
+    local pending = redis.pcall('XPENDING', stream, ctx.dispatch_group, '-', '+', PENDING_BATCH, worker)
     if type(pending) ~= 'table' or pending.err then return count end -- no group yet
     for _, item in ipairs(pending) do
       local entry = item[1]
       local id = entry_job(stream, entry)
-      if id and redis.call('HGET', job_key(id), 'de') == entry then
+      if id and redis.call('HGET', job_key(id), J.DISPATCH_ENTRY) == entry then
         undispatch(job_key(id), id)
         make_ready(job_key(id), id)
         count = count + 1
       else
-        redis.call('XACK', stream, ctx.grp, entry) -- stale (handed out again already) or foreign
+        redis.call('XACK', stream, ctx.dispatch_group, entry) -- stale (handed out again already) or foreign
       end
     end
     if #pending < PENDING_BATCH then break end
   end
-  redis.call('XGROUP', 'DELCONSUMER', stream, ctx.grp, worker)
+  redis.call('XGROUP', 'DELCONSUMER', stream, ctx.dispatch_group, worker)
   return count
 end
 

@@ -8,7 +8,7 @@
   Returns {0}
 ]]
 local changes = cjson.decode(ARGV[2])
-redis.call('HSETNX', K_SETTINGS, 'ctime', NOW)
+redis.call('HSETNX', K_SETTINGS, Q.CREATE_TIME, NOW)
 for field, value in pairs(changes) do
   if value == cjson.null then
     redis.call('HDEL', K_SETTINGS, field)
@@ -16,7 +16,7 @@ for field, value in pairs(changes) do
     redis.call('HSET', K_SETTINGS, field, value)
   end
 end
-redis.call('HSET', K_SETTINGS, 'utime', NOW)
+redis.call('HSET', K_SETTINGS, Q.UPDATE_TIME, NOW)
 if changes.paused == '1' then take_back_unfetched() end
 dispatch()
 return {OK}

@@ -1,0 +1,96 @@
+"""Every field the store keeps, named once: a readable name for the short one stored.
+
+Stored names are short because every job carries them (a hash whose values stay under 64 bytes
+is kept as a compact listpack; see lib.lua). The Lua scripts use the readable names too: scripts.py
+generates the tables J (job hash), Q (queue settings hash) and E (event entries) from these enums
+into every script, and the codec reads hashes and entries through them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class StoredName(enum.StrEnum):
+    @property
+    def key(self) -> bytes:
+        """The stored name as the bytes Redis returns it in."""
+        return self.value.encode()
+
+
+class JobField(StoredName):
+    """A field of a job's hash."""
+
+    TYPE = "type"
+    PAYLOAD = "payload"  # JSON
+    PRIORITY = "prio"
+    STATE = "state"
+    RUN_AT = "run_at"  # ms
+    CREATE_TIME = "ctime"  # ms
+    UPDATE_TIME = "utime"  # ms
+    INDEX_MEMBER = "ix"  # `<create ms, 13 digits>:<id>`: its member in the listing indexes
+    READY_SCORE = "rs"  # its score in the ready zset: priority, then the queue's sequence
+    MAX_ATTEMPTS = "p_max"  # the retry policy, p_*
+    INITIAL_BACKOFF_MS = "p_init"
+    BACKOFF_MULTIPLIER = "p_mult"
+    MAX_BACKOFF_MS = "p_cap"
+    JITTER = "p_jit"
+    MAX_LOST_ATTEMPTS = "p_lost"
+    TAGS = "tags"  # JSON array
+    METADATA = "meta"  # JSON object
+    REQUEST_ID = "rid"
+    TRACE_CONTEXT = "tc"  # a bare traceparent, or a JSON object (codec.compact_trace_context)
+    DISPATCH_ENTRY = "de"  # the id of its entry in the dispatch stream, while dispatched
+    FAILURES = "failures"
+    LOST_ATTEMPTS = "lost"
+    ATTEMPT = "attempt"  # the current attempt's number; 0 before the first
+    WORKER = "worker"  # the current attempt's worker
+    START_TIME = "stime"  # the current attempt's start, ms
+    ATTEMPT_END = "aend"
+    ATTEMPT_OUTCOME = "aout"
+    ATTEMPT_ERROR_TYPE = "aet"
+    ATTEMPT_ERROR_MESSAGE = "aem"
+    EARLIER_ATTEMPTS = "attempts"  # JSON array of {n, w, s, e, o, et, em}
+    LEASE_UNTIL = "lease"  # ms
+    PROGRESS = "progress"  # JSON
+    PROGRESS_TIME = "pms"
+    RESULT = "result"  # JSON
+    ERROR = "error"  # JSON
+    FINISH_TIME = "ftime"  # ms
+    CANCEL_TIME = "cancel"  # ms, when a cancel was asked for
+    CANCEL_REASON = "cancel_reason"
+
+
+class QueueField(StoredName):
+    """A field of a queue's settings hash; KEEP_* are prefixes of `<prefix><STATE>`."""
+
+    PAUSED = "paused"
+    MAX_RUNNING = "max_running"
+    SEQUENCE = "seq"
+    CREATE_TIME = "ctime"
+    UPDATE_TIME = "utime"
+    KEEP_COUNT = "keep_n:"
+    KEEP_AGE_MS = "keep_ms:"
+
+
+class EventField(StoredName):
+    """A field of an entry in a queue's event stream (a job's history lines hold the same)."""
+
+    TYPE = "t"
+    JOB = "j"
+    STATE = "s"
+    TIME_MS = "ms"
+    PREVIOUS_STATE = "p"
+    ATTEMPT = "a"
+    MESSAGE = "m"
+    PROGRESS = "pr"
+    ERROR = "er"
+
+
+def lua_tables() -> str:
+    """The scripts' J, Q and E tables: readable name -> stored name."""
+    lines = []
+    for table, fields in (("J", JobField), ("Q", QueueField), ("E", EventField)):
+        pairs = ", ".join(f"{field.name} = '{field.value}'" for field in fields)
+        lines.append(f"local {table} = {{{pairs}}}")
+    return "\n".join([*lines, ""])
