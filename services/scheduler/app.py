@@ -49,6 +49,7 @@ from services.scheduler.servicers.worker_registry_service import WorkerRegistryS
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub
+from services.scheduler.worker_protocol import WorkerProtocol
 
 SERVICE_NAME = "jobstream-scheduler"
 
@@ -90,7 +91,10 @@ async def serve(
     gate = Gate(redis, auth)
     watches = WatchHub(block_ms=store_settings.max_block_ms)
     metrics = SchedulerMetrics()
-    workers = WorkerServicer(store, redis, settings, store_settings, metrics=metrics)
+    protocol = WorkerProtocol.build(
+        redis, clock=store.clock, settings=settings, store_settings=store_settings
+    )
+    workers = WorkerServicer(store, protocol, metrics=metrics)
     server = build_server(
         [
             registration(

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -30,7 +31,9 @@ from services.common.metrics import DURATION_BUCKETS, METRICS_PATH, serve_metric
 from services.common.states import TERMINAL
 from services.scheduler.store.models import Report, ReportKind, ReportOutcome
 from services.scheduler.store.store import JobStore
-from services.scheduler.worker_streams import WorkerRegistry
+
+if TYPE_CHECKING:  # the worker protocol's session reports to these metrics
+    from services.scheduler.worker_protocol.streams import WorkerRegistry
 
 log = structlog.get_logger(__name__)
 

@@ -10,7 +10,7 @@ from services.common import names
 from services.common.errors import WorkerNotFound
 from services.scheduler import paging
 from services.scheduler.auth.principal import caller
-from services.scheduler.directory import WorkerDirectory
+from services.scheduler.worker_protocol.directory import WorkerDirectory
 
 Context = grpc.aio.ServicerContext
 

@@ -9,32 +9,28 @@ from collections.abc import AsyncIterator, Awaitable, Collection
 
 import grpc
 import structlog
-from google.protobuf import duration_pb2
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from typing_extensions import override
 
 from jobs.v1 import worker_service_pb2, worker_service_pb2_grpc
 from services.common import names
-from services.common.config import SchedulerSettings, StoreSettings
 from services.common.errors import InvalidArgument, PermissionDenied, WorkerIdInUse
 from services.common.names import AttemptRef
-from services.common.redis_client import RedisClient
 from services.scheduler.auth.principal import Principal, caller
-from services.scheduler.directory import Replicas, StreamClaim, WorkerDirectory
-from services.scheduler.directory.liveness import Liveness
 from services.scheduler.loops.resilience import run_forever
 from services.scheduler.metrics import SchedulerMetrics
-from services.scheduler.report_codec import ReportCodec
 from services.scheduler.store.store import JobStore
-from services.scheduler.stream_buffers import Outbox
-from services.scheduler.worker_session import MAX_QUEUED_RESPONSES, StreamStats, WorkerSession
-from services.scheduler.worker_streams import WorkerConnection, WorkerRegistry
+from services.scheduler.worker_protocol import WorkerProtocol
+from services.scheduler.worker_protocol.buffers import Outbox
+from services.scheduler.worker_protocol.directory import StreamClaim
+from services.scheduler.worker_protocol.directory.liveness import Liveness
+from services.scheduler.worker_protocol.session import MAX_QUEUED_RESPONSES, WorkerSession
+from services.scheduler.worker_protocol.streams import WorkerConnection
 
 log = structlog.get_logger(__name__)
 
 Context = grpc.aio.ServicerContext
-_HEADROOM_BYTES = 4096  # of a response, for everything but its results
 MAX_QUEUES = 1000  # per worker
 
 
@@ -50,7 +46,8 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     cancelled and survives Redis outages. `main()` starts it next to the background loops and
     stops it after the server stopped, for example:
 
-        servicer = WorkerServicer(store, redis, scheduler_settings, store_settings)
+        protocol = WorkerProtocol.build(redis, clock=store.clock, settings=..., store_settings=...)
+        servicer = WorkerServicer(store, protocol)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(servicer.run())
             ...  # start the server; on shutdown: server.stop(grace), then cancel the tasks
@@ -61,31 +58,20 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
     def __init__(
         self,
         store: JobStore,
-        redis: RedisClient,
-        settings: SchedulerSettings,
-        store_settings: StoreSettings,
+        protocol: WorkerProtocol,
         *,
         metrics: SchedulerMetrics | None = None,
     ) -> None:
         self._store = store
+        self._protocol = protocol
         self._metrics = metrics or SchedulerMetrics()
-        self._grace_ms = int(settings.disconnect_grace.total_seconds() * 1000)
-        self._budget = settings.max_message_bytes - _HEADROOM_BYTES
-        self._codec = ReportCodec(max_result_bytes=store_settings.max_payload_bytes)
-        self._lease = duration_pb2.Duration()
-        self._lease.FromTimedelta(store_settings.lease)
-        self._heartbeat = duration_pb2.Duration()
-        self._heartbeat.FromTimedelta(store_settings.lease / 3)
-        self._dispatch_timeout = duration_pb2.Duration()
-        self._dispatch_timeout.FromTimedelta(store_settings.dispatch_timeout)
-        self.registry = WorkerRegistry()
+        self._grace_ms = int(protocol.disconnect_grace.total_seconds() * 1000)
+        self.registry = protocol.registry
+        self.directory = protocol.directory
+        self.replicas = protocol.replicas
+        self.stats = protocol.stats
         self._sessions: set[str] = set()  # streams of this replica, from before their claim
         self._cleanups: set[asyncio.Task[None]] = set()
-        self.directory = WorkerDirectory(
-            redis, clock=store.clock, heartbeat=self._heartbeat.ToTimedelta()
-        )
-        self.replicas = Replicas(redis, clock=store.clock, ttl=settings.replica_ttl)
-        self.stats = StreamStats()
 
     async def announce(self) -> None:
         """Lists this replica as alive, before the server starts (with Redis down it starts
@@ -143,17 +129,19 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         session = WorkerSession(
             store=self._store,
             connection=connection,
-            codec=self._codec,
+            codec=self._protocol.codec,
             stats=self.stats,
             metrics=self._metrics,
-            message_budget=self._budget,
+            message_budget=self._protocol.message_budget,
             on_status=lambda status: self._record("status", self.directory.reported(claim, status)),
         )
         self.registry.add(connection)
         log.info("worker_connected", **_describe(info))
         session.start(first.reports, requests)
         try:
-            yield worker_service_pb2.ConnectResponse(settings=self._settings_for(info.id))
+            yield worker_service_pb2.ConnectResponse(
+                settings=self._protocol.worker_settings(info.id)
+            )
             while (response := await session.next_response()) is not None:
                 yield response
         finally:
@@ -213,14 +201,6 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             await write
         except (RedisConnectionError, RedisTimeoutError) as error:
             log.warning("worker_directory_unavailable", update=what, error=str(error))
-
-    def _settings_for(self, worker: str) -> worker_service_pb2.WorkerSettings:
-        return worker_service_pb2.WorkerSettings(
-            lease_duration=self._lease,
-            heartbeat_interval=self._heartbeat,
-            worker=worker,
-            dispatch_timeout=self._dispatch_timeout,
-        )
 
 
 def _hello(

@@ -12,11 +12,11 @@ from services.common.config import RedisSettings
 from services.common.names import DEFAULT_TENANT
 from services.common.redis_client import open_redis
 from services.common.redis_keys import CANCEL_CHANNEL
-from services.scheduler.directory import StreamClaim
 from services.scheduler.notices import Notices
 from services.scheduler.store.store import JobStore
-from services.scheduler.stream_buffers import Outbox
-from services.scheduler.worker_streams import WorkerConnection, WorkerRegistry
+from services.scheduler.worker_protocol.buffers import Outbox
+from services.scheduler.worker_protocol.directory import StreamClaim
+from services.scheduler.worker_protocol.streams import WorkerConnection, WorkerRegistry
 from tests.scheduler.store.helpers import WORKER, create, start
 
 

@@ -22,6 +22,7 @@ from services.scheduler.auth.gate import Gate
 from services.scheduler.notices import Notices
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
+from services.scheduler.worker_protocol import WorkerProtocol
 from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import WorkerStream
 from tests.support.scheduler import NO_AUTH
@@ -58,7 +59,12 @@ async def servicer(
     store_settings: StoreSettings,
 ) -> AsyncIterator[WorkerServicer]:
     """The servicer with its liveness loop, and the notices subscriber routing cancels to it."""
-    servicer = WorkerServicer(store, redis, scheduler_settings, store_settings)
+    servicer = WorkerServicer(
+        store,
+        WorkerProtocol.build(
+            redis, clock=store.clock, settings=scheduler_settings, store_settings=store_settings
+        ),
+    )
     notices = Notices(redis, {CANCEL_CHANNEL: servicer.route_cancel}, poll_s=0.2)
     tasks = [asyncio.create_task(notices.run()), asyncio.create_task(servicer.run())]
     await notices.wait_subscribed()

@@ -10,8 +10,8 @@ from google.rpc import code_pb2
 
 from jobs.v1 import job_pb2, worker_service_pb2
 from services.common.redis_keys import QueueKeys
-from services.scheduler.report_codec import MAX_LOG_BYTES
 from services.scheduler.store.store import JobStore
+from services.scheduler.worker_protocol.report_codec import MAX_LOG_BYTES
 from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import (
     STORE_QUEUE,

@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from services.common.config import SchedulerSettings, StoreSettings
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.store import JobStore
+from services.scheduler.worker_protocol import WorkerProtocol
 from tests.scheduler.worker_protocol.conftest import serving
 from tests.scheduler.worker_protocol.worker_client import (
     WorkerStream,
@@ -50,7 +51,15 @@ async def test_a_hello_is_unavailable_while_redis_is_unreachable(
     unreachable: Redis, scheduler_settings: SchedulerSettings, store_settings: StoreSettings
 ) -> None:
     store = JobStore(unreachable, settings=store_settings)
-    servicer = WorkerServicer(store, unreachable, scheduler_settings, store_settings)
+    servicer = WorkerServicer(
+        store,
+        WorkerProtocol.build(
+            unreachable,
+            clock=store.clock,
+            settings=scheduler_settings,
+            store_settings=store_settings,
+        ),
+    )
     async with serving(servicer, scheduler_settings, unreachable) as stub:
         stream = WorkerStream.open(stub)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -66,7 +75,15 @@ async def test_reports_are_unavailable_while_redis_is_unreachable(
         redis = Redis.from_url(server.url, socket_timeout=1, retry=Retry(NoBackoff(), retries=0))
         try:
             store = JobStore(redis, settings=store_settings)
-            servicer = WorkerServicer(store, redis, scheduler_settings, store_settings)
+            servicer = WorkerServicer(
+                store,
+                WorkerProtocol.build(
+                    redis,
+                    clock=store.clock,
+                    settings=scheduler_settings,
+                    store_settings=store_settings,
+                ),
+            )
             async with serving(servicer, scheduler_settings, redis) as stub:
                 stream = WorkerStream.open(stub)
                 await stream.hello()

@@ -19,8 +19,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.common.names import AttemptRef
-from services.scheduler.directory.records import StreamClaim
-from services.scheduler.directory.replicas import Replicas
+from services.scheduler.worker_protocol.directory.records import StreamClaim
+from services.scheduler.worker_protocol.directory.replicas import Replicas
 
 log = structlog.get_logger(__name__)
 

@@ -16,11 +16,11 @@ from jobs.v1 import worker_service_pb2
 from services.common.errors import AttemptSuperseded, InvalidArgument
 from services.common.rpc_guard import domain_error
 from services.scheduler.metrics import SchedulerMetrics
-from services.scheduler.report_codec import ReportCodec, encode_outcome
 from services.scheduler.store.models import Report, ReportOutcome
 from services.scheduler.store.store import JobStore
-from services.scheduler.stream_buffers import ReportInbox, Reports
-from services.scheduler.worker_streams import WorkerConnection
+from services.scheduler.worker_protocol.buffers import ReportInbox, Reports
+from services.scheduler.worker_protocol.report_codec import ReportCodec, encode_outcome
+from services.scheduler.worker_protocol.streams import WorkerConnection
 
 CONNECT_METHOD = "/jobs.v1.WorkerService/Connect"
 MAX_REPORTS_PER_REQUEST = 1000

@@ -23,7 +23,7 @@ from services.common.clock import Clock
 from services.common.errors import WorkerIdInUse
 from services.common.names import scoped_worker, worker_name
 from services.common.redis_client import RedisClient
-from services.scheduler.directory.scripts import register
+from services.scheduler.worker_protocol.directory.scripts import register
 
 RECORD_TTL = timedelta(hours=1)
 SILENT_HEARTBEATS = 3  # heartbeat intervals without a status before a worker is UNRESPONSIVE

@@ -15,8 +15,8 @@ import structlog
 
 from jobs.v1 import worker_service_pb2
 from services.common.names import AttemptRef
-from services.scheduler.directory import StreamClaim
-from services.scheduler.stream_buffers import Outbox
+from services.scheduler.worker_protocol.buffers import Outbox
+from services.scheduler.worker_protocol.directory import StreamClaim
 
 log = structlog.get_logger(__name__)
 

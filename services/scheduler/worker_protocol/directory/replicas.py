@@ -17,8 +17,8 @@ from typing import cast
 from services.common import redis_keys
 from services.common.clock import Clock
 from services.common.redis_client import RedisClient
-from services.scheduler.directory.records import StreamClaim
-from services.scheduler.directory.scripts import register
+from services.scheduler.worker_protocol.directory.records import StreamClaim
+from services.scheduler.worker_protocol.directory.scripts import register
 
 
 def new_replica_id() -> str:
