@@ -67,20 +67,17 @@ class EventReader:
         *,
         after: str | None,
         block_ms: int | None,
-        exists_key: str | None,
-    ) -> EventBatch | None:
-        """Events of stream `key` after `after` (None: only new ones). None when `exists_key` is
-        given and does not exist."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(exists_key or key)
-            pipe.xinfo_stream(key)
-            exists, info = await pipe.execute(raise_on_error=False)
-        if exists_key is not None and not exists:
-            return None
+    ) -> EventBatch:
+        """Events of stream `key` after `after` (None: only new ones)."""
+        try:
+            info: dict[str, object] | ResponseError = await self.redis.xinfo_stream(key)
+        except ResponseError as error:
+            info = error
         if isinstance(info, ResponseError):  # no stream yet: nothing was ever written or trimmed
             position, reset = after or "0-0", False
         else:
-            position = after if after is not None else info["last-generated-id"].decode()
+            last = cast(bytes, info["last-generated-id"])
+            position = after if after is not None else last.decode()
             reset = _trimmed_after(info, position)
         events = await self._xread(queue, key, position, block=None)
         if not events and block_ms:

@@ -257,12 +257,9 @@ class JobStore:
         self, queue: str, *, after: str | None, block_ms: int | None
     ) -> EventBatch:
         """Events of a queue after `after` (None: only new ones)."""
-        batch = await self.events.read(
-            queue, QueueKeys(queue).events, after=after, block_ms=block_ms, exists_key=None
+        return await self.events.read(
+            queue, QueueKeys(queue).events, after=after, block_ms=block_ms
         )
-        if batch is None:  # only a missing exists_key gives None
-            raise RuntimeError("unreachable")
-        return batch
 
     # --- queues ---------------------------------------------------------------------------------
     async def get_queue(self, queue: str) -> queue_pb2.Queue:

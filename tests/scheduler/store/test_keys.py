@@ -6,6 +6,7 @@ from typing import cast
 
 from redis.crc import key_slot
 
+from services.common.names import JobRef
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.common.states import State
@@ -15,9 +16,11 @@ from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import QUEUE, ManualClock, apply_one, create, failure, start
 
 
-async def test_scripts_write_only_the_keys_redis_keys_names(
-    store: JobStore, redis: RedisClient, clock: ManualClock
-) -> None:
+async def _jobs_through_the_transitions(
+    store: JobStore, clock: ManualClock
+) -> tuple[JobRef, JobRef, JobRef]:
+    """One job that succeeded (with a request id and progress), one of type `other` that failed
+    and waits to be retried, one scheduled for later."""
     done = await create(store, request_id="r", request_hash="h")
     await start(store, done)
     await apply_one(store, done, 1, ReportKind.PROGRESS, {"percent": 1})
@@ -26,6 +29,13 @@ async def test_scripts_write_only_the_keys_redis_keys_names(
     await start(store, retried)
     await apply_one(store, retried, 1, ReportKind.FAILED, failure())
     later = await create(store, run_at_ms=clock.now + 60_000)
+    return done, retried, later
+
+
+async def test_scripts_write_only_the_keys_redis_keys_names(
+    store: JobStore, redis: RedisClient, clock: ManualClock
+) -> None:
+    done, retried, later = await _jobs_through_the_transitions(store, clock)
 
     k = QueueKeys(QUEUE)
     expected = {
@@ -47,14 +57,7 @@ async def test_scripts_write_only_the_keys_redis_keys_names(
 async def test_scripts_write_only_the_fields_fields_py_names(
     store: JobStore, redis: RedisClient, clock: ManualClock
 ) -> None:
-    done = await create(store, request_id="r", request_hash="h")
-    await start(store, done)
-    await apply_one(store, done, 1, ReportKind.PROGRESS, {"percent": 1})
-    await apply_one(store, done, 1, ReportKind.SUCCEEDED, {"result": 1})
-    retried = await create(store)
-    await start(store, retried)
-    await apply_one(store, retried, 1, ReportKind.FAILED, failure())
-    cancelled = await create(store, run_at_ms=clock.now + 60_000)
+    done, retried, cancelled = await _jobs_through_the_transitions(store, clock)
     await store.cancel_job(cancelled, reason="not needed")
     await store.update_queue(QUEUE, QueueSettingsUpdate(max_running=3))
     await store.set_paused(QUEUE, paused=True)
