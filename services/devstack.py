@@ -25,6 +25,7 @@ from pathlib import Path
 
 import grpc
 import structlog
+from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -35,8 +36,12 @@ from services.common.config import (
     DevStackSettings,
     GatewaySettings,
     LogSettings,
+    RedisSettings,
     SchedulerSettings,
+    WorkerSettings,
     child_environment,
+    environment_of,
+    environment_variable,
 )
 from services.common.credentials import bearer
 from services.common.logging import configure_logging
@@ -128,7 +133,7 @@ def embedded_redis(settings: DevStackSettings) -> tuple[ChildSpec, str]:
         url,
         ready=redis_answers(url),
         port=port,
-        port_setting="JOBSTREAM_DEV_REDIS_PORT",
+        port_setting=environment_variable(DevStackSettings, "dev_redis_port"),
     )
     return spec, url
 
@@ -148,10 +153,16 @@ def admin_key(settings: DevStackSettings) -> tuple[str, Path]:
     return path.read_text().strip(), path
 
 
+def _redis_environment(redis_url: str | None) -> dict[str, str]:
+    """The embedded Redis's URL for a child (None: the child reads REDIS_URL as inherited)."""
+    if redis_url is None:
+        return {}
+    return environment_of(RedisSettings(url=redis_url), "url")
+
+
 def scheduler_child(settings: SchedulerSettings, redis_url: str | None, key: str) -> ChildSpec:
-    env = {"JOBSTREAM_SCHEDULER_PORT": str(settings.port), "JOBSTREAM_AUTH_BOOTSTRAP_KEY": key}
-    if redis_url is not None:
-        env["REDIS_URL"] = redis_url
+    env = environment_of(settings, "port") | _redis_environment(redis_url)
+    env |= environment_of(AuthSettings(auth_bootstrap_key=SecretStr(key)), "auth_bootstrap_key")
     return ChildSpec(
         "scheduler",
         (sys.executable, "-m", "services.scheduler.app"),
@@ -160,7 +171,7 @@ def scheduler_child(settings: SchedulerSettings, redis_url: str | None, key: str
         # Port 0 lets the scheduler choose; it logs the address itself.
         ready=accepts_connections(settings.host, settings.port) if settings.port else None,
         port=settings.port or None,
-        port_setting="JOBSTREAM_SCHEDULER_PORT",
+        port_setting=environment_variable(SchedulerSettings, "port"),
     )
 
 
@@ -195,10 +206,8 @@ def worker_child(
     argv += ["--concurrency", str(settings.dev_worker_concurrency), "--scheduler", address]
     # Running jobs get half the launcher's stop timeout to finish, so Ctrl-C never has to kill
     # the worker: it stops what is left by force and exits on its own.
-    grace = settings.dev_stop_timeout.total_seconds() / 2
-    env = {"JOBSTREAM_WORKER_SHUTDOWN_GRACE": str(grace), "JOBSTREAM_API_KEY": key}
-    if redis_url is not None:
-        env["REDIS_URL"] = redis_url
+    worker = WorkerSettings(shutdown_grace=settings.dev_stop_timeout / 2, api_key=SecretStr(key))
+    env = environment_of(worker, "shutdown_grace", "api_key") | _redis_environment(redis_url)
     return ChildSpec(
         "worker",
         tuple(argv),
@@ -234,11 +243,13 @@ def http_healthy(host: str, port: int) -> Probe:
 
 
 def gateway_child(settings: GatewaySettings, scheduler: SchedulerSettings) -> ChildSpec:
-    env = {
-        "JOBSTREAM_GATEWAY_HOST": settings.host,
-        "JOBSTREAM_GATEWAY_PORT": str(settings.port),
-        "JOBSTREAM_SCHEDULER_ADDRESS": f"{scheduler.host}:{scheduler.port}",
-    }
+    address = f"{scheduler.host}:{scheduler.port}"
+    env = environment_of(
+        settings.model_copy(update={"scheduler_address": address}),
+        "host",
+        "port",
+        "scheduler_address",
+    )
     return ChildSpec(
         "gateway",
         (sys.executable, "-m", "services.gateway"),
@@ -246,7 +257,7 @@ def gateway_child(settings: GatewaySettings, scheduler: SchedulerSettings) -> Ch
         env=env,
         ready=http_healthy(settings.host, settings.port),
         port=settings.port,
-        port_setting="JOBSTREAM_GATEWAY_PORT",
+        port_setting=environment_variable(GatewaySettings, "port"),
     )
 
 

@@ -385,3 +385,41 @@ class DevStackSettings(BaseSettings):
 def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
     """The environment for a child process: this process's own, with `overrides` on top."""
     return {**os.environ, **overrides}
+
+
+def environment_variable(settings: type[BaseSettings], field: str) -> str:
+    """The variable a setting is read from: its alias (the first, when several), else the
+    class's prefix and the field's name."""
+    alias = settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = alias.choices[0]
+    if isinstance(alias, str):
+        return alias
+    return f"{settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _environment_value(value: object) -> str:
+    match value:
+        case SecretStr():
+            return value.get_secret_value()
+        case bool():
+            return "true" if value else "false"
+        case timedelta():
+            return repr(value.total_seconds())  # plain seconds: _parse_duration reads them back
+        case tuple() | list():
+            return json.dumps(list(value))  # CommaSeparated also takes a JSON array
+        case _:
+            return str(value)
+
+
+def environment_of(settings: BaseSettings, *fields: str) -> dict[str, str]:
+    """The variables that make a child process read `settings` as they are here (all its fields,
+    or only `fields`; unset optional ones are left out): how a parent hands settings to a
+    process it starts, with the names the settings classes give, never spelled again."""
+    kind = type(settings)
+    found = {}
+    for field in fields or tuple(kind.model_fields):
+        value = getattr(settings, field)
+        if value is not None:
+            found[environment_variable(kind, field)] = _environment_value(value)
+    return found

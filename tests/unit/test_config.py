@@ -1,13 +1,23 @@
-"""Durations in the environment: plain seconds, a unit suffix, ISO 8601 or HH:MM:SS."""
+"""Settings in the environment: durations in every documented spelling, and settings handed to a
+child process read back the same."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings
 
-from services.common.config import SchedulerSettings
+from services.common.config import (
+    GatewaySettings,
+    RedisSettings,
+    SchedulerSettings,
+    StoreSettings,
+    WorkerSettings,
+    environment_of,
+    environment_variable,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,3 +46,37 @@ def test_a_malformed_duration_names_the_setting(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("JOBSTREAM_SHUTDOWN_GRACE", text)
     with pytest.raises(ValidationError, match="shutdown_grace"):
         SchedulerSettings()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SchedulerSettings(
+            port=0, shutdown_grace=timedelta(milliseconds=1500), replica_ttl=timedelta(seconds=3.5)
+        ),
+        WorkerSettings(
+            queues=("emails", "a,b"),
+            api_key=SecretStr("jsk_0123456789abcdef_secret"),
+            cancel_grace=timedelta(minutes=2),
+        ),
+        GatewaySettings(port=8123, cors_origins=("https://app.example.com",)),
+        RedisSettings(url="redis://127.0.0.1:6390/0", cluster=True),
+        StoreSettings(lease=timedelta(seconds=7), retain_failed=12),
+    ],
+    ids=lambda settings: type(settings).__name__,
+)
+def test_settings_handed_to_a_child_read_back_the_same(
+    monkeypatch: pytest.MonkeyPatch, settings: BaseSettings
+) -> None:
+    """environment_of gives a child process the variables that make it read `settings` as they
+    are: every field, under the name its class reads it from."""
+    for name, value in environment_of(settings).items():
+        monkeypatch.setenv(name, value)
+    assert type(settings)() == settings
+
+
+def test_a_setting_is_read_from_its_alias_or_the_prefix_and_its_name() -> None:
+    assert environment_variable(SchedulerSettings, "port") == "JOBSTREAM_SCHEDULER_PORT"
+    assert environment_variable(RedisSettings, "url") == "JOBSTREAM_REDIS_URL"
+    assert environment_variable(StoreSettings, "lease") == "JOBSTREAM_LEASE"
+    assert environment_of(WorkerSettings(api_key=None), "api_key") == {}
