@@ -38,11 +38,11 @@ _PREFIX = "JOBSTREAM_"
 _TENANT = f"^{TENANT_ID.pattern}$"
 
 
-def _config() -> SettingsConfigDict:
+def _config(concern: str = "") -> SettingsConfigDict:
     # populate_by_name: code and tests may pass `port=0` although the environment spells it
     # JOBSTREAM_SCHEDULER_PORT.
     return SettingsConfigDict(
-        env_prefix=_PREFIX, frozen=True, extra="ignore", populate_by_name=True
+        env_prefix=_PREFIX + concern, frozen=True, extra="ignore", populate_by_name=True
     )
 
 
@@ -114,54 +114,77 @@ class StoreSettings(BaseSettings):
         }
 
 
+def _formerly(name: str, old: str) -> AliasChoices:
+    """A setting's variable and the one it had before the naming rule (still read)."""
+    return AliasChoices(name, old)
+
+
 class SchedulerSettings(BaseSettings):
-    """The scheduler process: where it listens and how its loops run."""
+    """The scheduler process: where it listens and how its loops run (JOBSTREAM_SCHEDULER_*)."""
 
-    model_config = _config()
+    model_config = _config("SCHEDULER_")
 
-    host: str = Field(default="127.0.0.1", validation_alias="JOBSTREAM_SCHEDULER_HOST")
-    port: int = Field(default=50051, ge=0, le=65535, validation_alias="JOBSTREAM_SCHEDULER_PORT")
-    shutdown_grace: Duration = timedelta(seconds=10)
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    shutdown_grace: Duration = Field(
+        default=timedelta(seconds=10),
+        validation_alias=_formerly(
+            "JOBSTREAM_SCHEDULER_SHUTDOWN_GRACE", "JOBSTREAM_SHUTDOWN_GRACE"
+        ),
+    )
     promote_max_wait: Duration = Field(
         default=timedelta(seconds=1),
+        validation_alias=_formerly(
+            "JOBSTREAM_SCHEDULER_PROMOTE_MAX_WAIT", "JOBSTREAM_PROMOTE_MAX_WAIT"
+        ),
         description="Longest the promoter sleeps; it wakes early for jobs this replica scheduled.",
     )
-    reap_interval: Duration = timedelta(seconds=1)
-    retention_interval: Duration = timedelta(seconds=30)
+    reap_interval: Duration = Field(
+        default=timedelta(seconds=1),
+        validation_alias=_formerly("JOBSTREAM_SCHEDULER_REAP_INTERVAL", "JOBSTREAM_REAP_INTERVAL"),
+    )
+    retention_interval: Duration = Field(
+        default=timedelta(seconds=30),
+        validation_alias=_formerly(
+            "JOBSTREAM_SCHEDULER_RETENTION_INTERVAL", "JOBSTREAM_RETENTION_INTERVAL"
+        ),
+    )
     disconnect_grace: Duration = Field(
         default=timedelta(seconds=5),
+        validation_alias=_formerly(
+            "JOBSTREAM_SCHEDULER_DISCONNECT_GRACE", "JOBSTREAM_DISCONNECT_GRACE"
+        ),
         description="A worker whose stream drops keeps its leases this long, to reconnect.",
     )
     replica_ttl: Duration = Field(
         default=timedelta(seconds=10),
-        validation_alias="JOBSTREAM_REPLICA_TTL",
+        validation_alias=_formerly("JOBSTREAM_SCHEDULER_REPLICA_TTL", "JOBSTREAM_REPLICA_TTL"),
         description="A scheduler replica that has not renewed its liveness in Redis for this long "
         "is presumed dead: the worker streams it held are released (their attempts' leases end, "
         "what they fetched is handed out again). Renewed every fifth of it.",
     )
-    max_message_bytes: int = Field(default=4 << 20, ge=1 << 20)
+    max_message_bytes: int = Field(
+        default=4 << 20,
+        ge=1 << 20,
+        validation_alias=_formerly(
+            "JOBSTREAM_SCHEDULER_MAX_MESSAGE_BYTES", "JOBSTREAM_MAX_MESSAGE_BYTES"
+        ),
+    )
     metrics_enabled: bool = Field(
         default=True,
-        validation_alias="JOBSTREAM_SCHEDULER_METRICS_ENABLED",
         description="Serve Prometheus metrics at http://<metrics_host>:<metrics_port>/metrics.",
     )
     metrics_host: str = Field(
         default="127.0.0.1",
-        validation_alias="JOBSTREAM_SCHEDULER_METRICS_HOST",
         description="Address of /metrics, apart from the gRPC API's: its labels name tenants and "
         "queues and it asks for no credential, so it stays on loopback unless set to a private "
         "address your Prometheus reaches.",
     )
     metrics_port: int = Field(
-        default=9464,
-        ge=0,
-        le=65535,
-        validation_alias="JOBSTREAM_SCHEDULER_METRICS_PORT",
-        description="Port of /metrics; 0: a free port (logged).",
+        default=9464, ge=0, le=65535, description="Port of /metrics; 0: a free port (logged)."
     )
     metrics_refresh_interval: Duration = Field(
         default=timedelta(seconds=5),
-        validation_alias="JOBSTREAM_SCHEDULER_METRICS_REFRESH_INTERVAL",
         description="How often the queue-depth gauges are read from Redis (never on a scrape).",
     )
 

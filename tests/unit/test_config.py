@@ -10,10 +10,15 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
 from services.common.config import (
+    AuthSettings,
+    ClientSettings,
+    DevStackSettings,
     GatewaySettings,
+    LogSettings,
     RedisSettings,
     SchedulerSettings,
     StoreSettings,
+    TelemetrySettings,
     WorkerSettings,
     environment_of,
     environment_variable,
@@ -37,14 +42,14 @@ from services.common.config import (
 def test_a_duration_is_read_in_every_documented_spelling(
     monkeypatch: pytest.MonkeyPatch, text: str, expected: timedelta
 ) -> None:
-    monkeypatch.setenv("JOBSTREAM_SHUTDOWN_GRACE", text)
+    monkeypatch.setenv("JOBSTREAM_SCHEDULER_SHUTDOWN_GRACE", text)
     assert SchedulerSettings().shutdown_grace == expected
 
 
 @pytest.mark.parametrize("text", ["soon", "5 minutes", "-3", "3x"])
 def test_a_malformed_duration_names_the_setting(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    monkeypatch.setenv("JOBSTREAM_SHUTDOWN_GRACE", text)
-    with pytest.raises(ValidationError, match="shutdown_grace"):
+    monkeypatch.setenv("JOBSTREAM_SCHEDULER_SHUTDOWN_GRACE", text)
+    with pytest.raises(ValidationError, match="JOBSTREAM_SCHEDULER_SHUTDOWN_GRACE"):
         SchedulerSettings()
 
 
@@ -80,3 +85,39 @@ def test_a_setting_is_read_from_its_alias_or_the_prefix_and_its_name() -> None:
     assert environment_variable(RedisSettings, "url") == "JOBSTREAM_REDIS_URL"
     assert environment_variable(StoreSettings, "lease") == "JOBSTREAM_LEASE"
     assert environment_of(WorkerSettings(api_key=None), "api_key") == {}
+
+
+CONCERNS: dict[type[BaseSettings], str] = {
+    SchedulerSettings: "SCHEDULER_",
+    WorkerSettings: "WORKER_",
+    GatewaySettings: "GATEWAY_",
+    AuthSettings: "AUTH_",
+    RedisSettings: "REDIS_",
+    LogSettings: "LOG_",
+    TelemetrySettings: "OTEL_",
+    DevStackSettings: "DEV_",
+    StoreSettings: "",  # the job store's: every job obeys them
+    ClientSettings: "",  # nothing of its own: the shared names below
+}
+SHARED = {
+    "JOBSTREAM_SCHEDULER_ADDRESS",
+    "JOBSTREAM_API_KEY",
+    "JOBSTREAM_DISPATCH_GROUP",
+    "JOBSTREAM_REDIS_URL",
+}
+
+
+@pytest.mark.parametrize("settings", list(CONCERNS), ids=lambda kind: kind.__name__)
+def test_every_setting_follows_the_naming_rule(settings: type[BaseSettings]) -> None:
+    """JOBSTREAM_<CONCERN>_<SETTING>, or one of the names several processes share."""
+    concern = CONCERNS[settings]
+    for field in settings.model_fields:
+        name = environment_variable(settings, field)
+        setting = field.upper()
+        expected = f"JOBSTREAM_{setting if setting.startswith(concern) else concern + setting}"
+        assert name in SHARED or name == expected, f"{settings.__name__}.{field}: {name}"
+
+
+def test_a_setting_named_before_the_rule_is_still_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBSTREAM_REPLICA_TTL", "3s")
+    assert SchedulerSettings().replica_ttl == timedelta(seconds=3)

@@ -118,7 +118,7 @@ async def _pending_in(redis: RedisClient, stream: str, group: str, consumer: str
 async def test_after_a_scheduler_crash_a_worker_that_never_reconnects_loses_its_leases_in_seconds(
     redis: RedisClient, redis_url: str, store_settings: StoreSettings
 ) -> None:
-    long_lease = {"JOBSTREAM_LEASE": "60s", "JOBSTREAM_REPLICA_TTL": "1s"}
+    long_lease = {"JOBSTREAM_LEASE": "60s", "JOBSTREAM_SCHEDULER_REPLICA_TTL": "1s"}
     crashed = scheduler_process(redis_url, {**long_lease, "JOBSTREAM_AUTH_MODE": "disabled"})
     async with crashed as first, grpc.aio.insecure_channel(first.address) as channel:
         victim = await start_worker(scheduler=first.address, redis_url=redis_url)

@@ -41,7 +41,7 @@ async def test_scheduler_process_serves_until_sigterm(
             "JOBSTREAM_REDIS_CLUSTER": "true" if redis_cluster_mode else "false",
             "JOBSTREAM_SCHEDULER_PORT": "0",
             "JOBSTREAM_LOG_FORMAT": "json",
-            "JOBSTREAM_SHUTDOWN_GRACE": "PT1S",
+            "JOBSTREAM_SCHEDULER_SHUTDOWN_GRACE": "PT1S",
         }
     )
     process = await asyncio.create_subprocess_exec(
