@@ -286,10 +286,11 @@ class Runner:
         )
 
     def heartbeat_attempts(self) -> Iterable[str]:
+        """Running attempts whose `started` went out (a heartbeat ahead of it would be refused)."""
         return [
             name
             for name, attempt in self._attempts.items()
-            if attempt.context is not None and not attempt.superseded
+            if attempt.context is not None and attempt.announced and not attempt.superseded
         ]
 
     def on_heartbeat(self, attempt_name: str, result: Result) -> None:
