@@ -7,10 +7,20 @@
         ctx.progress(40, message="compiling")
         return {"image": "sha256:..."}
 
-Run handlers with `jobstream-worker my.handlers --queue default`.
+Run handlers with `jobstream-worker my.handlers --queue default`. A taskiq app runs too: give it a
+`JobstreamBroker` (see services/worker/taskiq_broker.py) and start the worker with its module.
 """
 
 from services.worker.context import JobContext
 from services.worker.handler import JobCancelled, NonRetryable, RetryAfter, job
+from services.worker.taskiq_broker import JobstreamBroker, job_context
 
-__all__ = ["JobCancelled", "JobContext", "NonRetryable", "RetryAfter", "job"]
+__all__ = [
+    "JobCancelled",
+    "JobContext",
+    "JobstreamBroker",
+    "NonRetryable",
+    "RetryAfter",
+    "job",
+    "job_context",
+]

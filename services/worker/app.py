@@ -24,7 +24,7 @@ from services.common.aio_compat import use_cancellation_safe_wait_for
 from services.common.config import LogSettings, RedisSettings, TelemetrySettings, WorkerSettings
 from services.common.logging import configure_logging
 from services.common.telemetry import configure_telemetry
-from services.worker.discovery import DiscoveryError, discover
+from services.worker.discovery import DiscoveryError, brokers_of, discover
 from services.worker.handler import Handler
 from services.worker.worker import Signals, WorkerConfig, run_worker
 
@@ -86,9 +86,15 @@ async def _run(config: WorkerConfig, handlers: Mapping[str, Handler]) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
     provider = configure_telemetry(config.telemetry, service_name=SERVICE_NAME)
+    brokers = brokers_of(handlers)  # taskiq apps: their startup events run in the worker
     try:
+        for broker in brokers:
+            broker.is_worker_process = True
+            await broker.startup()
         await run_worker(config, handlers, signals)
     finally:
+        for broker in brokers:
+            await broker.shutdown()
         if provider is not None:
             provider.shutdown()  # flushes pending spans
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,5 +1,5 @@
 """Finds the handlers: imports the modules a worker is started with and collects the functions
-`@job` marked in them."""
+`@job` marked in them, and the tasks of the taskiq brokers (`JobstreamBroker`) they hold."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from types import ModuleType
 
 from services.worker.handler import Handler, handler_of
+from services.worker.taskiq_broker import JobstreamBroker, TaskRunner, task_handlers
 
 
 class DiscoveryError(Exception):
@@ -28,10 +29,7 @@ def handlers_in(modules: Iterable[ModuleType]) -> dict[str, Handler]:
     Raises DiscoveryError when two functions claim one job type, naming both."""
     found: dict[str, Handler] = {}
     for module in modules:
-        for value in list(vars(module).values()):
-            handler = handler_of(value)
-            if handler is None:
-                continue
+        for handler in _marked(vars(module).values()):
             earlier = found.get(handler.job_type)
             if earlier is not None and earlier.function is not handler.function:
                 raise DiscoveryError(
@@ -42,6 +40,23 @@ def handlers_in(modules: Iterable[ModuleType]) -> dict[str, Handler]:
     return found
 
 
+def _marked(values: Iterable[object]) -> Iterable[Handler]:
+    for value in list(values):
+        if isinstance(value, JobstreamBroker):
+            yield from task_handlers(value)
+        elif (handler := handler_of(value)) is not None:
+            yield handler
+
+
+def brokers_of(handlers: Mapping[str, Handler]) -> list[JobstreamBroker]:
+    """The taskiq brokers whose tasks are among `handlers` (the worker starts and stops them)."""
+    found: dict[int, JobstreamBroker] = {}
+    for handler in handlers.values():
+        if isinstance(handler.function, TaskRunner):
+            found[id(handler.function.broker)] = handler.function.broker
+    return list(found.values())
+
+
 def discover(modules: Iterable[str]) -> dict[str, Handler]:
     """Imports `modules` (dotted names) and returns their handlers by job type.
 
@@ -49,7 +64,9 @@ def discover(modules: Iterable[str]) -> dict[str, Handler]:
     names = list(modules)
     handlers = handlers_in(_import(name) for name in names)
     if not handlers:
-        raise DiscoveryError(f"no @job handlers in {', '.join(names) or 'no modules'}")
+        raise DiscoveryError(
+            f"no @job handlers or taskiq tasks in {', '.join(names) or 'no modules'}"
+        )
     return handlers
 
 

@@ -16,7 +16,7 @@ from services.common.config import SchedulerSettings, StoreSettings
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler, serve
 from tests.support.scheduler import NO_AUTH
-from tests.worker.processes import WorkerProcess, start_worker
+from tests.worker.processes import HANDLERS, WorkerProcess, start_worker
 
 LEASE = timedelta(seconds=2)
 
@@ -70,6 +70,7 @@ class StartWorker(Protocol):
         queues: Sequence[str] = ...,
         concurrency: int = ...,
         env: Mapping[str, str] | None = ...,
+        module: str = ...,
     ) -> WorkerProcess: ...
 
 
@@ -83,6 +84,7 @@ async def workers(scheduler_address: str, redis_url: str) -> AsyncIterator[Start
         queues: Sequence[str] = ("default",),
         concurrency: int = 4,
         env: Mapping[str, str] | None = None,
+        module: str = HANDLERS,
     ) -> WorkerProcess:
         worker = await start_worker(
             scheduler=scheduler_address,
@@ -90,6 +92,7 @@ async def workers(scheduler_address: str, redis_url: str) -> AsyncIterator[Start
             queues=queues,
             concurrency=concurrency,
             env=env,
+            module=module,
         )
         started.append(worker)
         return worker

@@ -115,10 +115,11 @@ async def start_worker(
     env: Mapping[str, str] | None = None,
     stdout: IO[bytes] | None = None,
     ready: bool = True,
+    module: str = HANDLERS,
 ) -> WorkerProcess:
     """Starts a worker and returns once it logged `worker_ready` (at once when not `ready`). Its
     stdout (where nothing but the console span exporter writes) goes to `stdout`, or nowhere."""
-    argv = [sys.executable, "-m", "services.worker", HANDLERS, "--scheduler", scheduler]
+    argv = [sys.executable, "-m", "services.worker", module, "--scheduler", scheduler]
     argv += ["--concurrency", str(concurrency)]
     for queue in queues:
         argv += ["--queue", queue]

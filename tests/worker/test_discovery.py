@@ -63,7 +63,7 @@ def test_missing_module_and_no_handlers_are_errors(modules: Path) -> None:
     with pytest.raises(DiscoveryError, match="cannot import handler module 'disc_nowhere'"):
         discover(["disc_nowhere"])
     _module(modules, "disc_empty", "X = 1\n")
-    with pytest.raises(DiscoveryError, match="no @job handlers in disc_empty"):
+    with pytest.raises(DiscoveryError, match="no @job handlers or taskiq tasks in disc_empty"):
         discover(["disc_empty"])
 
 

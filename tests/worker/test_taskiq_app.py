@@ -1,0 +1,65 @@
+"""taskiq for real: an existing taskiq app's tasks run as jobstream jobs after its broker becomes
+a JobstreamBroker; `kiq()` creates a job through the scheduler, visible through GetJob; the
+middleware and the TaskiqDepends parameters work in a real worker process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import pytest
+from google.protobuf import json_format
+
+from jobs.v1 import job_pb2, job_service_pb2
+from services.worker.taskiq_broker import JobstreamBroker
+from tests.worker import taskiq_app
+from tests.worker.conftest import StartWorker
+from tests.worker.helpers import finished, result
+
+if TYPE_CHECKING:
+    from jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub
+
+State = job_pb2.Job.State
+
+
+@pytest.fixture
+async def broker(scheduler_address: str) -> AsyncIterator[JobstreamBroker]:
+    """The app's broker, pointed at the test scheduler (as JOBSTREAM_SCHEDULER_ADDRESS would)."""
+    taskiq_app.broker.scheduler_address = scheduler_address
+    yield taskiq_app.broker
+    await taskiq_app.broker.shutdown()
+
+
+async def test_kiq_creates_a_job_visible_through_the_api(
+    broker: JobstreamBroker, jobs: JobServiceAsyncStub
+) -> None:
+    handle = await taskiq_app.scaled_sum.kiq(2, b=3)
+
+    job = await jobs.GetJob(
+        job_service_pb2.GetJobRequest(name=f"queues/taskiq/jobs/{handle.task_id}")
+    )
+    assert job.type == taskiq_app.scaled_sum.task_name
+    assert job.state == State.STATE_QUEUED
+    assert json_format.MessageToDict(job.payload) == {"args": [2], "kwargs": {"b": 3}}
+
+
+async def test_a_taskiq_app_runs_in_a_jobstream_worker(
+    broker: JobstreamBroker, jobs: JobServiceAsyncStub, workers: StartWorker
+) -> None:
+    await workers(queues=["taskiq"], module="tests.worker.taskiq_app")
+    handle = await taskiq_app.scaled_sum.kiq(2, b=3)
+    shouted = await taskiq_app.shout.kiq("hey")
+
+    job, _ = await finished(jobs, f"queues/taskiq/jobs/{handle.task_id}")
+    assert job.state == State.STATE_SUCCEEDED, job.error
+    value = result(job)
+    assert isinstance(value, dict)
+    assert value["sum"] == 50  # (2 + 3) * the injected multiplier
+    assert value["stamped"] == "yes"  # the middleware's pre_execute ran first
+    assert (value["job"], value["attempt"]) == (handle.task_id, 1)  # the injected JobContext
+    assert job.progress.percent == 50
+
+    # taskiq's own wait, answered from the job
+    outcome = await shouted.wait_result(timeout=30)
+    assert not outcome.is_err
+    assert outcome.return_value == "HEY! (ready)"  # the app's startup event ran in the worker
