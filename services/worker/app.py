@@ -88,7 +88,11 @@ async def _run(config: WorkerConfig, handlers: Mapping[str, Handler]) -> None:
     provider = configure_telemetry(config.telemetry, service_name=SERVICE_NAME)
     brokers = brokers_of(handlers)  # taskiq apps: their startup events run in the worker
     try:
+        key = config.worker.api_key
         for broker in brokers:
+            broker.use_scheduler(
+                config.worker.scheduler_address, key.get_secret_value() if key else None
+            )
             broker.is_worker_process = True
             await broker.startup()
         await run_worker(config, handlers, signals)

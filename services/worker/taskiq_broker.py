@@ -130,6 +130,14 @@ class JobstreamBroker(AsyncBroker):
     def job_name(self, task_id: str) -> str:
         return f"queues/{self.queue}/jobs/{task_id}"
 
+    def use_scheduler(self, address: str, api_key: str | None) -> None:
+        """Sends `kiq` calls to `address` with `api_key` from now on (a worker points its brokers at
+        its own scheduler, so a task that enqueues tasks reaches the same one)."""
+        if self._client is not None:
+            raise RuntimeError("point a JobstreamBroker at its scheduler before its first kiq")
+        self.scheduler_address = address
+        self._api_key = api_key
+
     async def shutdown(self) -> None:
         await super().shutdown()
         if self._client is not None:

@@ -59,3 +59,9 @@ async def scaled_sum(
 @broker.task(task_name="taskiq.shout")
 def shout(word: str, state: TaskiqState = TaskiqDepends()) -> str:
     return f"{word.upper()}! ({state.greeting})"
+
+
+@broker.task(task_name="taskiq.fan_out")
+async def fan_out(words: list[str]) -> list[str]:
+    """Enqueues a task per word from inside the worker: the ids of the jobs it made."""
+    return [(await shout.kiq(word)).task_id for word in words]

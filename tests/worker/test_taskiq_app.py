@@ -63,3 +63,22 @@ async def test_a_taskiq_app_runs_in_a_jobstream_worker(
     outcome = await shouted.wait_result(timeout=30)
     assert not outcome.is_err
     assert outcome.return_value == "HEY! (ready)"  # the app's startup event ran in the worker
+
+
+async def test_a_task_that_enqueues_tasks_reaches_its_workers_scheduler(
+    broker: JobstreamBroker, jobs: JobServiceAsyncStub, workers: StartWorker
+) -> None:
+    """The worker points the app's broker at its own scheduler (--scheduler), so `kiq` inside a
+    task creates jobs there, whatever JOBSTREAM_SCHEDULER_ADDRESS says."""
+    await workers(
+        queues=["taskiq"],
+        module="tests.worker.taskiq_app",
+        env={"JOBSTREAM_SCHEDULER_ADDRESS": "127.0.0.1:1"},  # nothing listens there
+    )
+    handle = await taskiq_app.fan_out.kiq(["a", "b"])
+
+    outcome = await handle.wait_result(timeout=30)
+    assert not outcome.is_err, outcome.error
+    for task_id in outcome.return_value:
+        child, _ = await finished(jobs, f"queues/taskiq/jobs/{task_id}")
+        assert child.state == State.STATE_SUCCEEDED
