@@ -131,7 +131,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         await context.send_initial_metadata(())
 
         async def history(position: str | None, block_ms: int | None) -> EventBatch:
-            return await self._store.job_events(ref, after=position, block_ms=None)
+            return await self._store.job_events(ref, after=position)
 
         async def queue_events(position: str | None, block_ms: int | None) -> EventBatch:
             return await self._store.queue_events(ref.queue, after=position, block_ms=block_ms)

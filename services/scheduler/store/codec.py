@@ -176,10 +176,6 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
     return job
 
 
-def job_name(queue: str, job_id: str) -> str:
-    return names.job_name(queue, job_id)
-
-
 def event_from_history(queue: str, job_id: str, line: bytes) -> event_pb2.JobEvent:
     """The JobEvent of one line of a job's history (written by lib.emit): a JSON array of
     [id, type, state, ms, previous state, attempt, message, progress JSON, error JSON]."""

@@ -2,12 +2,10 @@
 
 A job's history is a string of one JSON array per event (lib.lua's `emit` writes it) under the
 event's id in the queue's event stream; it is bounded in bytes (HISTORY_BYTES_PER_EVENT times the
-configured count), and a first line `~` says that older events were dropped. Waiting for a job's
-next event reads the queue's stream after the job's last one."""
+configured count), and a first line `~` says that older events were dropped."""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -104,47 +102,17 @@ class EventReader:
         return [codec.event_from_entry(queue, entry_id, fields) for entry_id, fields in entries]
 
     async def read_history(
-        self,
-        queue: str,
-        job_id: str,
-        *,
-        job_key: str,
-        history_key: str,
-        events_key: str,
-        after: str | None,
-        block_ms: int | None,
+        self, queue: str, job_id: str, *, job_key: str, history_key: str, after: str | None
     ) -> EventBatch | None:
-        """The job's events after `after` (None: all it keeps); when there are none and
-        `block_ms` is set, waits up to that long for the next one. None when the job does not
-        exist."""
+        """The job's events after `after` (None: all it keeps); None when the job does not
+        exist. Live events come from the queue's stream (the watch hub's reader)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.exists(job_key)
             pipe.get(history_key)
             exists, raw = await pipe.execute()
         if not exists:
             return None
-        batch = history_batch(queue, job_id, raw, after=after)
-        if not batch.events and block_ms and batch.position != "0-0":
-            events = await self._next_of(queue, job_id, events_key, batch.position, block_ms)
-            if events:
-                return EventBatch(events, reset=batch.reset, position=events[-1].event_id)
-        return batch
-
-    async def _next_of(
-        self, queue: str, job_id: str, events_key: str, position: str, block_ms: int
-    ) -> list[event_pb2.JobEvent]:
-        """The job's events in the queue's stream after `position`, waiting up to `block_ms` for
-        the first one."""
-        name = codec.job_name(queue, job_id)
-        deadline = asyncio.get_running_loop().time() + min(block_ms, self.max_block_ms) / 1000
-        while (left := deadline - asyncio.get_running_loop().time()) > 0:
-            events = await self._xread(queue, events_key, position, block=max(1, int(left * 1000)))
-            if not events:
-                return []
-            position = events[-1].event_id
-            if mine := [e for e in events if e.job == name]:
-                return mine
-        return []
+        return history_batch(queue, job_id, raw, after=after)
 
 
 def history_batch(queue: str, job_id: str, raw: bytes | None, *, after: str | None) -> EventBatch:

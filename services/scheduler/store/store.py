@@ -234,20 +234,15 @@ class JobStore:
         """Raises JobNotFound, InvalidState (not finished)."""
         await self._job_script(Action.DELETE, ref)
 
-    async def job_events(
-        self, ref: JobRef, *, after: str | None, block_ms: int | None
-    ) -> EventBatch:
-        """Events of one job after `after` (None: from the start); waits up to `block_ms` for new
-        ones when there are none (None: no wait). Raises JobNotFound."""
+    async def job_events(self, ref: JobRef, *, after: str | None) -> EventBatch:
+        """Events of one job after `after` (None: all its history keeps). Raises JobNotFound."""
         keys = QueueKeys(ref.queue)
         batch = await self.events.read_history(
             ref.queue,
             ref.job,
             job_key=keys.job(ref.job),
             history_key=keys.history(ref.job),
-            events_key=keys.events,
             after=after,
-            block_ms=block_ms,
         )
         if batch is None:
             raise JobNotFound(ref.name)

@@ -34,7 +34,7 @@ async def _where(redis: RedisClient, store: JobStore, ref: JobRef) -> dict[str, 
         for name in [f"idx:state:{s}" for s in STATES] + [f"idx:type:demo:{s}" for s in STATES]
         if await redis.zscore(keys.prefix + name, member) is not None
     ]
-    history = await store.job_events(ref, after=None, block_ms=None)
+    history = await store.job_events(ref, after=None)
     return {
         "state": job.state,
         "attempt": job.attempt,

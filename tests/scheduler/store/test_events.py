@@ -34,7 +34,7 @@ async def test_history_tells_the_whole_story_in_order(store: JobStore) -> None:
     await apply_one(store, ref, 1, ReportKind.PROGRESS, {"percent": 40, "message": "half"})
     await apply_one(store, ref, 1, ReportKind.LOG, {"message": "pulling layers"})
     await apply_one(store, ref, 1, ReportKind.SUCCEEDED, {"result": 1})
-    batch = await store.job_events(ref, after=None, block_ms=None)
+    batch = await store.job_events(ref, after=None)
     assert [(e.type, e.state) for e in batch.events] == [
         (Type.TYPE_STATE_CHANGED, job_pb2.Job.STATE_QUEUED),
         (Type.TYPE_STATE_CHANGED, job_pb2.Job.STATE_RUNNING),
@@ -51,10 +51,10 @@ async def test_history_tells_the_whole_story_in_order(store: JobStore) -> None:
 async def test_resume_after_an_event_id_has_no_gap(store: JobStore) -> None:
     ref = await create(store)
     await start(store, ref)
-    first = await store.job_events(ref, after=None, block_ms=None)
+    first = await store.job_events(ref, after=None)
     for i in range(5):
         await apply_one(store, ref, 1, ReportKind.LOG, {"message": f"line {i}"})
-    rest = await store.job_events(ref, after=first.events[-1].event_id, block_ms=None)
+    rest = await store.job_events(ref, after=first.events[-1].event_id)
     assert [e.message for e in rest.events] == [f"line {i}" for i in range(5)]
     assert rest.position == rest.events[-1].event_id
 
@@ -62,26 +62,26 @@ async def test_resume_after_an_event_id_has_no_gap(store: JobStore) -> None:
 async def test_trimmed_range_is_reported_as_a_reset(store: JobStore) -> None:
     ref = await create(store)
     await start(store, ref)
-    oldest = (await store.job_events(ref, after=None, block_ms=None)).events[0].event_id
+    oldest = (await store.job_events(ref, after=None)).events[0].event_id
     for i in range(250):  # MAXLEN ~ trims whole stream nodes (100 entries each)
         await apply_one(store, ref, 1, ReportKind.LOG, {"message": f"line {i}"})
-    batch = await store.job_events(ref, after=oldest, block_ms=None)
+    batch = await store.job_events(ref, after=oldest)
     assert batch.reset
     assert batch.events[0].message != "line 0"
 
 
-async def test_blocking_read_returns_when_an_event_arrives(store: JobStore) -> None:
+async def test_a_blocking_queue_read_returns_when_an_event_arrives(store: JobStore) -> None:
     ref = await create(store)
-    seen = await store.job_events(ref, after=None, block_ms=None)
-    waiter = asyncio.create_task(store.job_events(ref, after=seen.position, block_ms=1500))
+    seen = await store.queue_events(QUEUE, after=None, block_ms=None)
+    waiter = asyncio.create_task(store.queue_events(QUEUE, after=seen.position, block_ms=1500))
     await start(store, ref)
     batch = await waiter
-    assert batch.events[0].state == job_pb2.Job.STATE_RUNNING
+    assert (batch.events[0].job, batch.events[0].state) == (ref.name, job_pb2.Job.STATE_RUNNING)
 
 
 async def test_unknown_job_has_no_events(store: JobStore) -> None:
     with pytest.raises(JobNotFound):
-        await store.job_events(JobRef(QUEUE, "nope"), after=None, block_ms=None)
+        await store.job_events(JobRef(QUEUE, "nope"), after=None)
 
 
 async def test_queue_events_start_now_and_follow(store: JobStore) -> None:
@@ -100,10 +100,10 @@ async def test_delayed_job_is_promoted_on_time_by_the_loop(redis: RedisClient) -
     )
     try:
         run_at = SystemClock().now_ms() + 300
-        ref = await create(store, run_at_ms=run_at)
+        await create(store, run_at_ms=run_at)
         position = None
         while True:  # bounded by the test timeout
-            batch = await store.job_events(ref, after=position, block_ms=1000)
+            batch = await store.queue_events(QUEUE, after=position, block_ms=1000)
             position = batch.position
             queued = [e for e in batch.events if e.state == job_pb2.Job.STATE_QUEUED]
             if queued:

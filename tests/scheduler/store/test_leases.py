@@ -128,8 +128,8 @@ async def test_reaper_requeues_an_expired_lease_without_new_traffic(redis: Redis
     )
     try:
         after = None
-        while True:  # follow the job's history until the re-queue arrives (bounded by the timeout)
-            batch = await store.job_events(ref, after=after, block_ms=1000)
+        while True:  # follow the queue's events until the re-queue arrives (bounded by the timeout)
+            batch = await store.queue_events(ref.queue, after=after, block_ms=1000)
             after = batch.position
             if any(e.state == job_pb2.Job.STATE_QUEUED and e.attempt == 1 for e in batch.events):
                 break

@@ -81,6 +81,6 @@ async def test_requests_sent_during_an_apply_are_applied_together_in_order(
     assert all(is_ok(r) for r in results), [r.status for r in results if not is_ok(r)]
     assert servicer.stats.apply_calls == applies + 2  # the first request, then the other 49
     assert stream.responses == responses + 2
-    history = await store.job_events(job, after=None, block_ms=None)
+    history = await store.job_events(job, after=None)
     logged = [e.message for e in history.events if e.type == e.TYPE_LOG]
     assert logged == [str(i) for i in range(0, BURST, 2)]

@@ -35,15 +35,25 @@ local function renew(key, id)
   return until_ms
 end
 
+-- What starting attempt `n` needs, in one read: {state, index member, type, dispatch entry,
+-- ATTEMPT_FIELDS...} (f[5] is the current attempt's number); else the refusal.
+local function read_for_start(key, n, allowed)
+  local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.DISPATCH_ENTRY,
+    unpack(ATTEMPT_FIELDS))
+  if not f[1] then return nil, {NOT_FOUND} end
+  if n ~= tonumber(f[5]) + 1 then return nil, {SUPERSEDED} end
+  if not allowed[f[1]] then return nil, {WRONG_STATE, f[1]} end
+  return f, nil
+end
+
 local function start(id, key, n)
-  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE)
-  if not f[1] then return {NOT_FOUND} end
-  if n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
-  if not TRANSITIONS.start.src[f[1]] then return {WRONG_STATE, f[1]} end
-  index_state(id, f[3], f[4], f[1], 'RUNNING', 'start')
-  undispatch(key, id)
-  local fields = begin_attempt(redis.call('HMGET', key, unpack(ATTEMPT_FIELDS)), n, worker)
-  redis.call('HSET', key, J.STATE, 'RUNNING', J.UPDATE_TIME, NOW, unpack(fields))
+  local f, refusal = read_for_start(key, n, TRANSITIONS.start.src)
+  if refusal then return refusal end
+  index_state(id, f[2], f[3], f[1], 'RUNNING', 'start')
+  undispatch(key, id, f[4] or '')
+  local fields = begin_attempt({unpack(f, 5)}, n, worker)
+  redis.call('HSET', key, J.STATE, 'RUNNING', J.UPDATE_TIME, NOW, J.DISPATCH_ENTRY, '',
+    unpack(fields))
   local until_ms = renew(key, id)
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   return {OK, until_ms}
@@ -92,12 +102,11 @@ end
 -- No handler for the job's type on the worker that fetched it: the attempt is recorded as failed
 -- without running, and the job fails for good (reason UNKNOWN_JOB_TYPE, set by the caller).
 local function reject(id, key, n, err)
-  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.TYPE)
-  if not f[1] then return {NOT_FOUND} end
-  if not TRANSITIONS.reject.src[f[1]] or n ~= tonumber(f[2]) + 1 then return {SUPERSEDED} end
-  undispatch(key, id)
-  local fields = begin_attempt(redis.call('HMGET', key, unpack(ATTEMPT_FIELDS)), n, worker, 'FAILED', err)
-  redis.call('HSET', key, unpack(fields))
+  local f, refusal = read_for_start(key, n, TRANSITIONS.reject.src)
+  if refusal then return refusal[1] == WRONG_STATE and {SUPERSEDED} or refusal end
+  undispatch(key, id, f[4] or '')
+  local fields = begin_attempt({unpack(f, 5)}, n, worker, 'FAILED', err)
+  redis.call('HSET', key, J.DISPATCH_ENTRY, '', unpack(fields))
   local encoded = cjson.encode(err)
   finish('reject', id, key, n, 'FAILED', {J.ERROR, encoded}, 'no handler on ' .. worker, encoded, f[1])
   return {OK, 'FAILED', -1, f[3], NOW, NOW, err.reason or ''}
@@ -152,8 +161,8 @@ end
 -- one and say why.
 local function run_through(id, n, raw)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.DISPATCH_ENTRY, unpack(ATTEMPT_FIELDS))
-  if not f[1] or n ~= tonumber(f[5]) + 1 or not TRANSITIONS.start.src[f[1]] then return nil end
+  local f = read_for_start(key, n, TRANSITIONS.start.src)
+  if not f then return nil end
   allow('start', f[1], 'RUNNING')
   allow('succeed', 'RUNNING', 'SUCCEEDED')
   index_state(id, f[2], f[3], f[1], 'SUCCEEDED')
