@@ -2,12 +2,14 @@
 
 The scheduler is `python -m services.scheduler.app` on a free port; workers are
 `python -m services.worker bench.handlers --queue Q --concurrency N --scheduler ADDR`, ready when
-they print `worker_ready`. The producer is `JobstreamClient` in this process: `enqueue` one job at
-a time (W1, W3), `enqueue` then `wait` (which follows WatchJob) for W2, `enqueue_many` only to
-fill the memory rounds, where every job carries its own request id (as idempotent producers send),
-so the request-id keys count in the memory figures. A workload is done when GetQueue counts nothing
-scheduled, queued or running. The scheduler's CPU is reported beside the worker's: it is part of
-jobstream's cost.
+they print `worker_ready`. The producers are in this process: `DirectProducer` (the store's create
+script on Redis, for producers inside the deployment) and `JobstreamClient` (gRPC). W1 enqueues one
+job at a time, alternating blocks of each, and reports both rates; W2 alternates them for the
+create before `wait` (which follows WatchJob) and reports both; W3's producer is DirectProducer;
+`enqueue_many` only fills the memory rounds, where every job carries its own request id (as
+idempotent producers send), so the request-id keys count in the memory figures. A workload is done
+when GetQueue counts nothing scheduled, queued or running. The scheduler's CPU is reported beside
+the worker's: it is part of jobstream's cost.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from bench.measure import (
 from bench.processes import Child, python_module, redis_used_memory, rss_bytes, start_child
 from bench.profiling import Profiler
 from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
-from services.client import EnqueueRequest, JobstreamClient
+from services.client import DirectProducer, EnqueueRequest, JobstreamClient
+from services.common.config import RedisSettings
 from services.common.credentials import credentials
 from tests.support.ports import LOOPBACK, free_port
 
@@ -48,6 +51,7 @@ AUTH = BenchAuth()  # the scheduler's bootstrap key; the producer and the worker
 
 STARTUP_TIMEOUT_S = 60.0
 BATCH = 100  # enqueue_many batch for the memory rounds
+BLOCK = 100  # W1 enqueues alternate blocks of this many between the two producers
 
 
 class JobstreamSide:
@@ -71,7 +75,8 @@ class JobstreamSide:
         self.address = address
         self.log_dir = log_dir
         self.concurrency = concurrency
-        self.client = JobstreamClient(address, api_key=AUTH.key)
+        self.client = JobstreamClient(address, api_key=AUTH.key)  # the bench key's tenant: default
+        self.producer = DirectProducer(RedisSettings(url=redis_url))
         self._channel = grpc.aio.insecure_channel(address)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._started = 0
@@ -98,6 +103,7 @@ class JobstreamSide:
             yield side
         finally:
             await side.client.close()
+            await side.producer.close()
             await side._channel.close(None)
             await scheduler.stop()
 
@@ -129,10 +135,26 @@ class JobstreamSide:
             raise BenchFailed(f"{queue}: {counts.failed} failed, {counts.cancelled} cancelled")
 
     async def _enqueue(self, queue: str, jobs: int) -> float:
+        """Seconds DirectProducer took to enqueue `jobs`, one at a time."""
         start = time.perf_counter()
         for _ in range(jobs):
-            await self.client.enqueue(queue, NOOP)
+            await self.producer.enqueue(queue, NOOP)
         return time.perf_counter() - start
+
+    async def _enqueue_both(self, queue: str, jobs: int) -> tuple[float, float]:
+        """Seconds each producer (DirectProducer, gRPC client) took for its half of `jobs`,
+        enqueued one at a time in alternating blocks, so that both see the same machine."""
+        spent = [0.0, 0.0]
+        for block, first in enumerate(range(0, jobs, BLOCK)):
+            count = min(BLOCK, jobs - first)
+            start = time.perf_counter()
+            if block % 2 == 0:
+                await self._enqueue(queue, count)
+            else:
+                for _ in range(count):
+                    await self.client.enqueue(queue, NOOP)
+            spent[block % 2] += time.perf_counter() - start
+        return spent[0], spent[1]
 
     async def drain(self, jobs: int, *, profiler: Profiler | None = None) -> dict[str, object]:
         """W1: `jobs` enqueued with no worker running, then one worker drains them."""
@@ -143,7 +165,7 @@ class JobstreamSide:
             targets = {"scheduler": self.scheduler.pid, "client": os.getpid()}
             await profiler.attach(targets, alone=["client"], section="enqueue")
         await enqueue.start()
-        enqueue_s = await self._enqueue(queue, jobs)
+        direct_s, grpc_s = await self._enqueue_both(queue, jobs)
         await enqueue.stop()
         if profiler is not None:
             profiles["enqueue"] = await profiler.detach()
@@ -167,9 +189,10 @@ class JobstreamSide:
             **({"profile": profiles} if profiles else {}),
             "what": "jobstream worker + scheduler (scheduler CPU counted separately)",
             "jobs": jobs,
-            "enqueue_s": round(enqueue_s, 3),
-            "enqueue_per_s": rate(jobs, enqueue_s),
-            "enqueue_cost": enqueue.per_job(jobs),
+            "enqueue_s": round(direct_s + grpc_s, 3),
+            "enqueue_per_s": rate(_direct_share(jobs), direct_s),
+            "enqueue_grpc_per_s": rate(jobs - _direct_share(jobs), grpc_s),
+            "enqueue_cost": enqueue.per_job(jobs),  # of both producers together
             "startup_s": round(ready - spawned, 3),
             "drain_s": round(done - ready, 3),
             "jobs_per_s": rate(jobs, done - ready),
@@ -182,31 +205,39 @@ class JobstreamSide:
         """W2: one idle worker; sequential `enqueue` + `wait` (WatchJob) round trips."""
         queue = "bench-w2"
         worker = await self.start_worker(queue)
-        samples: list[float] = []
+        samples: list[float] = []  # created by DirectProducer
+        grpc_samples: list[float] = []  # created by CreateJob
         steps = new_steps()
         try:
             await worker.wait_ready(STARTUP_TIMEOUT_S)
             if profiler is not None:
                 targets = {"worker": worker.pid, "scheduler": self.scheduler.pid}
                 await profiler.attach(targets | {"client": os.getpid()}, alone=["client"])
-            for index in range(warmup + round_trips):
+            for index in range(warmup + 2 * round_trips):
+                direct = index % 2 == 0
                 start, wall = time.perf_counter(), time.time()
-                created = await self.client.enqueue(queue, NOOP)
+                producer = self.producer if direct else self.client
+                created = await producer.enqueue(queue, NOOP)
                 enqueued = time.time()
                 finished = await self.client.wait(created.name, timeout=10)
                 if finished.state != job_pb2.Job.State.STATE_SUCCEEDED:
                     raise BenchFailed(
                         f"W2: {created.name} ended {job_pb2.Job.State.Name(finished.state)}"
                     )
-                if index >= warmup:
+                if index < warmup:
+                    continue
+                if direct:
                     samples.append(time.perf_counter() - start)
                     add_steps(steps, finished, wall, enqueued, time.time())
+                else:
+                    grpc_samples.append(time.perf_counter() - start)
             profile = await profiler.detach() if profiler is not None else None
         finally:
             await worker.stop()
-        what = "client.enqueue then client.wait (WatchJob stream)"
+        what = "DirectProducer.enqueue then client.wait (WatchJob stream)"
         where = {f"{step}_p50_ms": p50_ms(values) for step, values in steps.items()}
-        return {"what": what, **latency_summary(samples), "steps": where} | (
+        over_grpc = {f"{name}_grpc": v for name, v in latency_summary(grpc_samples).items()}
+        return {"what": what, **latency_summary(samples), **over_grpc, "steps": where} | (
             {"profile": profile} if profile is not None else {}
         )
 
@@ -234,7 +265,7 @@ class JobstreamSide:
         await self._check_none_failed(queue)
         total_s = done - phase.started_at
         return {
-            "what": f"{workers} jobstream worker processes + scheduler",
+            "what": f"{workers} jobstream worker processes + scheduler; DirectProducer",
             "jobs": jobs,
             "workers": workers,
             "enqueue_per_s": rate(jobs, enqueue_s),
@@ -298,6 +329,12 @@ class JobstreamSide:
             "breakdown": breakdown,
             "rss_bytes": rss,
         }
+
+
+def _direct_share(jobs: int) -> int:
+    """How many of `jobs` `_enqueue_both` gives DirectProducer (the even blocks)."""
+    full, rest = divmod(jobs, 2 * BLOCK)
+    return full * BLOCK + min(rest, BLOCK)
 
 
 def _request_id() -> str:

@@ -273,6 +273,8 @@ def cpu_ms_per_job(before: CpuSample, after: CpuSample, jobs: int) -> dict[str, 
         if name not in _SAMPLING_COMMANDS
     }
     costs["redis_commands_per_job"] = round(sum(calls.values()) / jobs, 2)
-    busiest = sorted(calls.items(), key=lambda item: -item[1])[:6]
-    costs["redis_commands_top"] = {name: round(count / jobs, 2) for name, count in busiest}
+    busiest = sorted(calls.items(), key=lambda item: -item[1])
+    per_job = {name: round(count / jobs, 2) for name, count in busiest if count}
+    costs["redis_commands_top"] = dict(list(per_job.items())[:6])
+    costs["redis_commands_all"] = per_job
     return costs

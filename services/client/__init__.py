@@ -11,6 +11,7 @@ async with JobstreamClient("127.0.0.1:50051") as client:
 
 from services.client.client import DEFAULT_ADDRESS, JobstreamClient
 from services.client.codec import JsonValue, from_value, state, state_name, to_value
+from services.client.direct import DirectProducer
 from services.client.errors import (
     Aborted,
     AlreadyExists,
@@ -42,6 +43,7 @@ __all__ = [
     "AlreadyExists",
     "Backoff",
     "DeadlineExceeded",
+    "DirectProducer",
     "EnqueueRequest",
     "FailedPrecondition",
     "FieldViolation",

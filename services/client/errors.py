@@ -132,9 +132,14 @@ def _rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
 
 def from_rpc_error(error: grpc.aio.AioRpcError) -> JobstreamError:
     """The typed error for a failed call, with ErrorInfo and BadRequest unpacked."""
-    code = error.code()
+    return from_status(error.code(), error.details() or "", _rich_status(error))
+
+
+def from_status(
+    code: grpc.StatusCode, message: str, status: status_pb2.Status | None
+) -> JobstreamError:
+    """The typed error for a status code and message, with the details of `status` unpacked."""
     reason, metadata, violations = "", {}, []
-    status = _rich_status(error)
     for detail in status.details if status is not None else ():
         info, bad_request = error_details_pb2.ErrorInfo(), error_details_pb2.BadRequest()
         if detail.Unpack(info):
@@ -144,13 +149,7 @@ def from_rpc_error(error: grpc.aio.AioRpcError) -> JobstreamError:
                 FieldViolation(v.field, v.description) for v in bad_request.field_violations
             ]
     kind = _BY_CODE.get(code, JobstreamError)
-    return kind(
-        error.details() or "",
-        code=code,
-        reason=reason,
-        metadata=metadata,
-        field_violations=violations,
-    )
+    return kind(message, code=code, reason=reason, metadata=metadata, field_violations=violations)
 
 
 @contextmanager

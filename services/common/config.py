@@ -331,6 +331,19 @@ class ClientSettings(BaseSettings):
     )
 
 
+class ProducerSettings(BaseSettings):
+    """A direct producer (`services.client.DirectProducer`, JOBSTREAM_PRODUCER_*). Its Redis is
+    RedisSettings', its limits StoreSettings', both read as the scheduler reads them."""
+
+    model_config = _config("PRODUCER_")
+
+    tenant: str = Field(
+        default="default",
+        pattern=_TENANT,
+        description="Tenant whose queues it writes; its Redis user may touch only those keys.",
+    )
+
+
 class GatewaySettings(BaseSettings):
     """The REST gateway (`jobstream-gateway`): where it listens and which scheduler it calls."""
 

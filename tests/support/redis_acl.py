@@ -1,6 +1,6 @@
 """A redis-server that enforces the ACL users of `deploy/redis/users.acl`, each given a password,
-and tenants' worker users added the way an operator adds them: the line printed by
-`deploy/redis/tenant-worker-user.sh --password-stdin <tenant>` appended to the ACL file, then
+and tenants' worker and producer users added the way an operator adds them: the line printed by
+`deploy/redis/tenant-user.sh --password-stdin <role> <tenant>` appended to the ACL file, then
 `ACL LOAD` as the `ops` user."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.support.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parents[2]
 USERS_ACL = REPO / "deploy" / "redis" / "users.acl"
-TENANT_TOOL = REPO / "deploy" / "redis" / "tenant-worker-user.sh"
+TENANT_TOOL = REPO / "deploy" / "redis" / "tenant-user.sh"
 _TOOL_TIMEOUT_S = 10.0
 
 
@@ -29,8 +29,12 @@ def worker_user(tenant: str) -> str:
     return f"worker-{tenant}"
 
 
+def producer_user(tenant: str) -> str:
+    return f"producer-{tenant}"
+
+
 def run_tenant_tool(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """Runs `deploy/redis/tenant-worker-user.sh` as an operator does; never raises on its exit."""
+    """Runs `deploy/redis/tenant-user.sh` as an operator does; never raises on its exit."""
     return subprocess.run(
         ["/bin/bash", str(TENANT_TOOL), *args],
         input=stdin,
@@ -41,9 +45,9 @@ def run_tenant_tool(*args: str, stdin: str = "") -> subprocess.CompletedProcess[
     )
 
 
-def tenant_user_line(tenant: str, secret: str) -> str:
-    """The users.acl line of `tenant`'s worker user with the SHA-256 of `secret`."""
-    done = run_tenant_tool("--password-stdin", tenant, stdin=f"{secret}\n")
+def tenant_user_line(role: str, tenant: str, secret: str) -> str:
+    """The users.acl line of `tenant`'s `role` user with the SHA-256 of `secret`."""
+    done = run_tenant_tool("--password-stdin", role, tenant, stdin=f"{secret}\n")
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -73,16 +77,16 @@ class AclRedis:
     def anonymous_url(self) -> str:
         return f"redis://{LOOPBACK}:{self.server.port}/0"
 
-    def add_tenant(self, tenant: str) -> None:
+    def add_tenant(self, tenant: str, role: str = "worker") -> None:
         """What redis.conf's Security section tells an operator to do: append the tool's line
         to users.acl, then ACL LOAD as `ops`."""
         secret = secrets.token_hex(16)
-        line = tenant_user_line(tenant, secret)
+        line = tenant_user_line(role, tenant, secret)
         with self.acl_file.open("a") as file:
             file.write(line)
         with Redis.from_url(self.url("ops"), socket_timeout=5) as ops:
             ops.execute_command("ACL", "LOAD")
-        self.passwords[worker_user(tenant)] = secret
+        self.passwords[f"{role}-{tenant}"] = secret
 
 
 def _with_passwords(deployed: str, passwords: Mapping[str, str]) -> str:

@@ -1,5 +1,5 @@
 """Tenants are isolated in Redis too (reliability matrix S8): a real redis-server enforcing the
-ACL users of deploy/redis/users.acl, and the worker users deploy/redis/tenant-worker-user.sh
+ACL users of deploy/redis/users.acl, and the worker users deploy/redis/tenant-user.sh
 makes for tenants `acme` and `globex`, added as an operator adds them (appended, ACL LOAD).
 
 A tenant's worker user reaches its tenant's dispatch streams with the commands the worker sends,
@@ -101,7 +101,7 @@ async def refused(*calls: Call) -> list[str]:
      "a?", "a[b]", "{acme}", "acme:x", "acme\\", "acme\nx", "acme ", "é", ""],
 )  # fmt: skip
 def test_tenant_tool_takes_exactly_the_tenant_ids_the_api_takes(tenant: str) -> None:
-    done = run_tenant_tool(tenant)
+    done = run_tenant_tool("worker", tenant)
     assert (done.returncode == 0) == bool(TENANT_ID.fullmatch(tenant)), done.stderr
     if done.returncode == 0:
         assert done.stdout.startswith(f"user worker-{tenant} on ")
@@ -110,12 +110,12 @@ def test_tenant_tool_takes_exactly_the_tenant_ids_the_api_takes(tenant: str) -> 
 
 
 def test_deployed_worker_default_is_what_the_tool_makes_for_the_default_tenant() -> None:
-    line = run_tenant_tool("default").stdout
+    line = run_tenant_tool("worker", "default").stdout
     assert line in USERS_ACL.read_text().splitlines(keepends=True)
 
 
 def test_tenant_tool_grants_one_tenants_dispatch_streams_and_the_workers_commands() -> None:
-    done = run_tenant_tool("--password-stdin", "acme", stdin="s3cret\n")
+    done = run_tenant_tool("--password-stdin", "worker", "acme", stdin="s3cret\n")
     rules = done.stdout.split()
     assert rules[:2] == ["user", "worker-acme"]
     assert [rule for rule in rules if rule[0] in "~%&"] == ["~jobstream:{acme/*}:dispatch"]
@@ -126,7 +126,9 @@ def test_tenant_tool_grants_one_tenants_dispatch_streams_and_the_workers_command
 
 
 def test_tenant_tools_setuser_form_piped_to_redis_cli_makes_the_user(redis_url: str) -> None:
-    command = run_tenant_tool("--setuser", "--password-stdin", "acme", stdin="s3cret\n").stdout
+    command = run_tenant_tool(
+        "--setuser", "--password-stdin", "worker", "acme", stdin="s3cret\n"
+    ).stdout
     port = redis_url.rsplit(":", 1)[1].split("/")[0]
     cli = [find_binary("redis-cli"), "-p", port]
     with Redis.from_url(redis_url) as admin:  # the session's server: its default user is admin

@@ -12,10 +12,10 @@ import enum
 
 
 class StoredName(enum.StrEnum):
-    @property
-    def key(self) -> bytes:
-        """The stored name as the bytes Redis returns it in."""
-        return self.value.encode()
+    key: bytes  # the stored name as the bytes Redis returns it in (made once: codecs read it a lot)
+
+    def __init__(self, value: str) -> None:
+        self.key = value.encode()
 
 
 class JobField(StoredName):

@@ -34,7 +34,8 @@ _SCRIPT_NAMES = (
 )
 
 
-def _source(name: str) -> str:
+def source(name: str) -> str:
+    """The text of `scripts/<name>.lua` as written (before the generated tables join it)."""
     return (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
 
 
@@ -92,7 +93,7 @@ class Scripts:
         cls, redis: RedisClient, transitions: Mapping[Action, Transition] = TRANSITIONS
     ) -> Scripts:
         """The scripts, obeying `transitions` (another table only in a test of the checks)."""
-        lib = key_names() + lua_tables() + state_machine(transitions) + _source("lib")
+        lib = key_names() + lua_tables() + state_machine(transitions) + source("lib")
         return cls(
-            **{name: redis.register_script(lib + "\n" + _source(name)) for name in _SCRIPT_NAMES}
+            **{name: redis.register_script(lib + "\n" + source(name)) for name in _SCRIPT_NAMES}
         )
