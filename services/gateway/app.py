@@ -38,7 +38,7 @@ from services.gateway.metrics import GatewayMetrics
 from services.gateway.openapi import docs_page, openapi_document
 from services.gateway.sse import build_sse
 from services.gateway.sse_hub import SseHub
-from services.gateway.tracing import request_spans, scheduler_channel
+from services.gateway.tracing import request_spans, scheduler_channel, trace_metadata
 from services.gateway.transcode import read_body, to_json, to_request
 
 SERVICE_NAME = "jobstream-gateway"
@@ -48,7 +48,12 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def _endpoint(
-    binding: Binding, channel: grpc.aio.Channel, *, max_body_bytes: int, rpc_timeout: float
+    binding: Binding,
+    channel: grpc.aio.Channel,
+    *,
+    max_body_bytes: int,
+    rpc_timeout: float,
+    forward_trace: bool,
 ) -> Endpoint:
     request_class = message_factory.GetMessageClass(binding.method.input_type)
     response_class = message_factory.GetMessageClass(binding.method.output_type)
@@ -61,6 +66,8 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         try:
             metadata = credential_metadata(request)
+            if forward_trace:
+                metadata += trace_metadata(request)
             body = await read_body(request, max_body_bytes)
             message: Message = request_class()
             to_request(
@@ -81,13 +88,19 @@ def _endpoint(
 
 
 def api_routes(
-    channel: grpc.aio.Channel, *, max_body_bytes: int, rpc_timeout: float
+    channel: grpc.aio.Channel, *, max_body_bytes: int, rpc_timeout: float, forward_trace: bool
 ) -> list[Route]:
     """One route per unary binding, verb routes (`:cancel`) before plain ones."""
     return [
         Route(
             b.route_path,
-            _endpoint(b, channel, max_body_bytes=max_body_bytes, rpc_timeout=rpc_timeout),
+            _endpoint(
+                b,
+                channel,
+                max_body_bytes=max_body_bytes,
+                rpc_timeout=rpc_timeout,
+                forward_trace=forward_trace,
+            ),
             methods=[b.http_method],
             name=b.operation_id,
         )
@@ -134,12 +147,14 @@ def build_app(
     rpc_timeout: timedelta = timedelta(seconds=30),
     sse_keepalive: timedelta = timedelta(seconds=15),
     tracer_provider: TracerProvider | None = None,
+    tracing: bool = True,
     cors_origins: Sequence[str] = (),
 ) -> Starlette:
     """The gateway app on `channel` (to the scheduler); the caller owns and closes the channel.
     The app's lifespan closes the shared SSE upstreams. Each request gets a server span from
     `tracer_provider` (default: the global one); for the scheduler's spans to be its children,
-    open `channel` with `tracing.scheduler_channel`. Pages from `cors_origins` may call the API
+    open `channel` with `tracing.scheduler_channel`. Without `tracing`, no spans: the caller's
+    trace headers go on to the scheduler as they came. Pages from `cors_origins` may call the API
     (exact origins; `*` is refused).
 
     Raises ValueError for a `*` origin."""
@@ -170,11 +185,14 @@ def build_app(
         metrics.route(),  # /metrics, without a credential like /healthz
         *sse,  # before the REST routes, whose `{job}` would match `j1:watch`
         *api_routes(
-            channel, max_body_bytes=max_body_bytes, rpc_timeout=rpc_timeout.total_seconds()
+            channel,
+            max_body_bytes=max_body_bytes,
+            rpc_timeout=rpc_timeout.total_seconds(),
+            forward_trace=not tracing,
         ),
     ]
-    middleware = [request_spans(tracer_provider), Middleware(AccessLog)]  # AccessLog in the span
-    middleware.append(metrics.middleware())
+    middleware = [request_spans(tracer_provider)] if tracing else []
+    middleware += [Middleware(AccessLog), metrics.middleware()]  # AccessLog in the span
     if cors_origins:  # a preflight needs no credential
         middleware.insert(0, _cors(cors_origins))
     middleware.insert(0, Middleware(QueryToken))  # before the span and the logs see the URL
@@ -229,15 +247,19 @@ class _Server(uvicorn.Server):
 
 async def run(settings: GatewaySettings, *, tracer_provider: TracerProvider | None = None) -> None:
     """Serves until SIGINT or SIGTERM, then lets requests in flight finish (uvicorn's graceful
-    shutdown, bounded by `shutdown_grace`) and closes the channel. `tracer_provider` defaults to
-    the global one."""
+    shutdown, bounded by `shutdown_grace`) and closes the channel. Without a `tracer_provider`
+    (no exporter configured) it makes no spans and forwards callers' trace headers."""
     address = settings.scheduler_address
-    async with scheduler_channel(address, tracer_provider=tracer_provider) as channel:
+    tracing = tracer_provider is not None
+    async with scheduler_channel(
+        address, tracer_provider=tracer_provider, tracing=tracing
+    ) as channel:
         app = build_app(
             channel,
             max_body_bytes=settings.max_body_bytes,
             rpc_timeout=settings.rpc_timeout,
             tracer_provider=tracer_provider,
+            tracing=tracing,
             cors_origins=settings.cors_origins,
         )
         config = uvicorn.Config(

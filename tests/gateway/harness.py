@@ -25,6 +25,7 @@ async def gateway_client(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     tracer_provider: TracerProvider | None = None,
+    tracing: bool = True,
     headers: dict[str, str] | None = None,
     cors_origins: tuple[str, ...] = (),
 ) -> AsyncIterator[httpx.AsyncClient]:
@@ -34,6 +35,7 @@ async def gateway_client(
         channel,
         max_body_bytes=max_body_bytes,
         tracer_provider=tracer_provider,
+        tracing=tracing,
         cors_origins=cors_origins,
     )
     async with (
