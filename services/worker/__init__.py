@@ -7,13 +7,15 @@
         ctx.progress(40, message="compiling")
         return {"image": "sha256:..."}
 
-Run handlers with `jobstream-worker my.handlers --queue default`. A taskiq app runs too: give it a
+Run handlers with `jobstream-worker my.handlers --queue default`. Each `@job` handler is a taskiq
+task on `default_broker()` (or the broker `@job(..., broker=b)` names): taskiq middlewares added to
+it wrap the handler and `TaskiqDepends` parameters are injected. A taskiq app runs too: give it a
 `JobstreamBroker` (see services/worker/taskiq_broker.py) and start the worker with its module.
 """
 
 from services.worker.context import JobContext
 from services.worker.handler import JobCancelled, NonRetryable, RetryAfter, job
-from services.worker.taskiq_broker import JobstreamBroker, job_context
+from services.worker.taskiq_broker import JobstreamBroker, default_broker, job_context
 
 __all__ = [
     "JobCancelled",
@@ -21,6 +23,7 @@ __all__ = [
     "JobstreamBroker",
     "NonRetryable",
     "RetryAfter",
+    "default_broker",
     "job",
     "job_context",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from types import ModuleType
 
 from services.worker.handler import Handler, handler_of
-from services.worker.taskiq_broker import JobstreamBroker, TaskRunner, task_handlers
+from services.worker.taskiq_broker import JobstreamBroker, task_handlers
 
 
 class DiscoveryError(Exception):
@@ -31,7 +31,7 @@ def handlers_in(modules: Iterable[ModuleType]) -> dict[str, Handler]:
     for module in modules:
         for handler in _marked(vars(module).values()):
             earlier = found.get(handler.job_type)
-            if earlier is not None and earlier.function is not handler.function:
+            if earlier is not None and earlier.origin is not handler.origin:
                 raise DiscoveryError(
                     f"job type {handler.job_type!r} has two handlers: "
                     f"{earlier.qualified_name} and {handler.qualified_name}"
@@ -52,8 +52,8 @@ def brokers_of(handlers: Mapping[str, Handler]) -> list[JobstreamBroker]:
     """The taskiq brokers whose tasks are among `handlers` (the worker starts and stops them)."""
     found: dict[int, JobstreamBroker] = {}
     for handler in handlers.values():
-        if isinstance(handler.function, TaskRunner):
-            found[id(handler.function.broker)] = handler.function.broker
+        if handler.broker is not None:
+            found[id(handler.broker)] = handler.broker
     return list(found.values())
 
 

@@ -17,13 +17,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from services.common import names
+
+if TYPE_CHECKING:
+    from services.worker.taskiq_broker import JobstreamBroker
 
 F = TypeVar("F", bound=Callable[..., object])
 
 MARK = "__jobstream_job_type__"  # the attribute `@job` sets on the function it marks
+BROKER_MARK = "__jobstream_broker__"  # and the taskiq broker it registered the function on
 
 
 class RetryAfter(Exception):
@@ -50,21 +54,35 @@ class JobCancelled(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Handler:
-    """A function marked by `@job`, as discovery found it."""
+    """A function marked by `@job`, or a taskiq task, as discovery found it; `broker` is the
+    taskiq broker it is a task of (the worker starts and stops it)."""
 
     job_type: str
     function: Callable[..., object]
     is_async: bool
+    broker: JobstreamBroker | None = None
+
+    @property
+    def origin(self) -> Callable[..., object]:
+        """The user's function (a taskiq task's runner says which it runs, perhaps wrapped)."""
+        runs: Callable[..., object] = getattr(self.function, "original", self.function)
+        origin: Callable[..., object] = getattr(runs, "__wrapped__", runs)
+        return origin
 
     @property
     def qualified_name(self) -> str:
         """`module.function`, for messages."""
-        return f"{self.function.__module__}.{self.function.__qualname__}"
+        return f"{self.origin.__module__}.{self.origin.__qualname__}"
 
 
-def job(job_type: str) -> Callable[[F], F]:
-    """Marks a function as the handler of `job_type` (no registry: discovery finds it in its
-    module). The function is returned unchanged.
+def job(job_type: str, *, broker: JobstreamBroker | None = None) -> Callable[[F], F]:
+    """Marks a function as the handler of `job_type` and registers it as the taskiq task of that
+    name on `broker` (default: `default_broker()`). Discovery finds it in its module. The function
+    is returned unchanged, to be called with a `JobContext`.
+
+    As a taskiq task it gets what taskiq adds: the broker's middlewares run around it, its
+    `TaskiqDepends` parameters after the context are injected, and
+    `broker.find_task(job_type).kiq(payload)` enqueues it.
 
     Raises ValueError for a job type that does not match `[A-Za-z][A-Za-z0-9_.:-]{0,127}`, and
     TypeError for something that is not a function."""
@@ -74,15 +92,44 @@ def job(job_type: str) -> Callable[[F], F]:
     def mark(function: F) -> F:
         if not callable(function) or inspect.isclass(function):
             raise TypeError(f"@job({job_type!r}) marks a function, not {function!r}")
+        from services.worker.taskiq_broker import (
+            default_broker,
+        )  # here: handler.py is imported by it
+
+        owner = broker or default_broker()
+        owner.register_job_handler(function, job_type)
         setattr(function, MARK, job_type)
+        setattr(function, BROKER_MARK, owner)
         return function
 
     return mark
 
 
 def handler_of(value: object) -> Handler | None:
-    """The handler `value` is, when `@job` marked it."""
+    """The handler `value` is, when `@job` marked it: called directly with its JobContext, or
+    through taskiq's receiver when it uses what taskiq adds (middlewares on its broker,
+    `TaskiqDepends` parameters). The direct call skips what would do nothing for it: taskiq's
+    dependency graph and parameter validation, a TaskiqMessage, and the middleware loop."""
     job_type = getattr(value, MARK, None)
     if not isinstance(job_type, str) or not callable(value):
         return None
-    return Handler(job_type, value, inspect.iscoroutinefunction(value))
+    broker = getattr(value, BROKER_MARK, None)
+    if broker is not None and (broker.middlewares or _injects(value)):
+        from services.worker.taskiq_broker import TaskRunner  # here: handler.py is imported by it
+
+        task = broker.find_task(job_type)
+        if task is None:  # registered by @job; only a broker's owner could remove it
+            raise RuntimeError(f"{job_type}: no such task on its broker")
+        runner = TaskRunner(broker, task, context_first=True)
+        return Handler(job_type, runner, is_async=True, broker=broker)
+    return Handler(job_type, value, inspect.iscoroutinefunction(value), broker=broker)
+
+
+def _injects(function: Callable[..., object]) -> bool:
+    """Whether a parameter of `function` is a `TaskiqDepends` (by default value)."""
+    from taskiq_dependencies.dependency import Dependency  # here: off the API's import path
+
+    return any(
+        isinstance(parameter.default, Dependency)
+        for parameter in inspect.signature(function).parameters.values()
+    )

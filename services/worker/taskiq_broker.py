@@ -13,11 +13,14 @@ functions run as jobstream jobs, and `task.kiq(...)` creates a job through the s
 
 `jobstream-worker app_module` runs the tasks of the brokers it finds in its modules, next to
 `@job` handlers: each task is a job type (its taskiq name) whose payload is
-`{"args": [...], "kwargs": {...}}`. A task runs through taskiq's own `Receiver.run_task`, so
-dependency injection (`TaskiqDepends`, `Context`, `TaskiqState`) and middlewares (`pre_execute`,
-`post_execute`, `on_error`) behave as under `taskiq worker`, and the broker's startup and shutdown
-events run in the worker. A task's `JobContext` (progress, logs, cancellation) is injected with
-`TaskiqDepends(job_context)`.
+`{"args": [...], "kwargs": {...}}`. A `@job` handler is a task too, on the broker `@job` names
+(`default_broker()` unless told), whose payload is the one argument of `kiq(payload)`. A task runs
+through taskiq's own `Receiver.run_task`, so dependency injection (`TaskiqDepends`, `Context`,
+`TaskiqState`) and middlewares (`pre_execute`, `post_execute`, `on_error`) behave as under
+`taskiq worker`, and the broker's startup and shutdown events run in the worker. A task's
+`JobContext` (progress, logs, cancellation) is injected with `TaskiqDepends(job_context)`; a
+`@job` handler that uses neither middlewares nor dependencies is called directly, since taskiq's
+receiver would only add its per-call parameter validation and dependency graph.
 
 What is not taskiq's here, and why: fetching, acks and results. A jobstream worker fetches from
 the dispatch stream and reports every start and outcome to the scheduler, which fences attempts
@@ -28,8 +31,9 @@ no part to play: `listen` says to start a jobstream worker, and the result backe
 from __future__ import annotations
 
 import contextvars
+import functools
 import inspect
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from taskiq import (
@@ -118,7 +122,14 @@ class JobstreamBroker(AsyncBroker):
         )
         self.queue = queue
         self._client: JobstreamClient | None = None
+        self._job_types: set[str] = set()  # tasks registered by @job: kiq(payload)
         self.result_backend = JobstreamResultBackend(self)
+
+    def register_job_handler(self, function: Callable[..., Any], job_type: str) -> None:
+        """Registers a `@job` handler as the task `job_type`: its `kiq(payload)` enqueues a job
+        of that type with that payload."""
+        self.register_task(_stand_in(function), task_name=job_type)
+        self._job_types.add(job_type)
 
     @property
     def client(self) -> JobstreamClient:
@@ -148,7 +159,11 @@ class JobstreamBroker(AsyncBroker):
         """Creates the job: type = the task's name, id = taskiq's task id, payload = the call's
         arguments, metadata = the labels."""
         sent = self.formatter.loads(message.message)
-        payload = {"args": list(sent.args), "kwargs": dict(sent.kwargs)}
+        payload: object = {"args": list(sent.args), "kwargs": dict(sent.kwargs)}
+        if message.task_name in self._job_types:
+            if len(sent.args) > 1 or sent.kwargs:
+                raise TypeError(f"{message.task_name}.kiq takes one argument, the job's payload")
+            payload = sent.args[0] if sent.args else None
         labels = {str(key): str(value) for key, value in message.labels.items()}
         await self.client.enqueue(
             self.queue, message.task_name, payload, job_id=message.task_id, metadata=labels
@@ -160,6 +175,25 @@ class JobstreamBroker(AsyncBroker):
             "through the scheduler's dispatch streams), not `taskiq worker`"
         )
         yield b""  # pragma: no cover  (makes this an async generator, as taskiq expects)
+
+
+def _stand_in(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A wrapper of `function` for taskiq to register: taskiq renames the function it registers
+    (`<name>__taskiq_original`, for process pools), and `@job` returns the user's function
+    unchanged. Its signature is the function's (`__wrapped__`), so dependencies still resolve."""
+    if inspect.iscoroutinefunction(function):
+
+        @functools.wraps(function)
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await function(*args, **kwargs)
+
+        return call_async
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return function(*args, **kwargs)
+
+    return call
 
 
 def _arguments(payload: object) -> tuple[list[Any], dict[str, Any]]:
@@ -174,15 +208,25 @@ def _arguments(payload: object) -> tuple[list[Any], dict[str, Any]]:
 
 class TaskRunner:
     """A taskiq task as a jobstream handler: the call goes through taskiq's Receiver, with the
-    broker's middlewares around it as taskiq's own receiver places them."""
+    broker's middlewares around it as taskiq's own receiver places them. A `@job` handler
+    (`context_first`) gets the JobContext as its one argument; a taskiq task its `kiq` arguments
+    from the payload."""
 
-    def __init__(self, broker: JobstreamBroker, task: AsyncTaskiqDecoratedTask[Any, Any]) -> None:
+    def __init__(
+        self,
+        broker: JobstreamBroker,
+        task: AsyncTaskiqDecoratedTask[Any, Any],
+        *,
+        context_first: bool = False,
+    ) -> None:
         self.broker = broker
         self.task = task
+        self.original = task.original_func
+        self.context_first = context_first
         self._receiver = Receiver(broker, run_startup=False, propagate_exceptions=True)
 
     async def __call__(self, ctx: JobContext) -> object:
-        args, kwargs = _arguments(ctx.payload)
+        args, kwargs = ([ctx], {}) if self.context_first else _arguments(ctx.payload)
         message = TaskiqMessage(
             task_id=ctx.job_id,
             task_name=self.task.task_name,
@@ -195,7 +239,7 @@ class TaskRunner:
             message = await _maybe_awaited(middleware.pre_execute(message))
         token = _RUNNING.set(ctx)
         try:
-            result = await self._receiver.run_task(self.task.original_func, message)
+            result = await self._receiver.run_task(self.original, message)
         finally:
             _RUNNING.reset(token)
         for middleware in self.broker.middlewares:
@@ -210,8 +254,22 @@ async def _maybe_awaited(value: Any) -> Any:
 
 
 def task_handlers(broker: JobstreamBroker) -> list[Handler]:
-    """A handler per task of `broker`, named as taskiq names the task."""
+    """A handler per task of `broker` (but its `@job` handlers, found as functions), named as
+    taskiq names the task."""
     return [
-        Handler(task.task_name, TaskRunner(broker, task), is_async=True)
+        Handler(task.task_name, TaskRunner(broker, task), is_async=True, broker=broker)
         for task in broker.get_all_tasks().values()
+        if task.task_name not in broker._job_types
     ]
+
+
+_default: JobstreamBroker | None = None
+
+
+def default_broker() -> JobstreamBroker:
+    """The broker `@job` registers handlers on unless told another: add taskiq middlewares to it
+    to wrap every such handler; its `kiq` enqueues to the queue `default`."""
+    global _default  # one per process, made on first use (taskiq apps make theirs at import)
+    if _default is None:
+        _default = JobstreamBroker()
+    return _default

@@ -1,9 +1,12 @@
 """An existing taskiq app as a jobstream worker runs it: a broker changed to JobstreamBroker, a
 middleware, a worker-startup event filling taskiq's state, a task with TaskiqDepends parameters
-(its own dependency, taskiq's Context, the job's JobContext), and a plain sync task reading the
-state. The tests start `python -m services.worker` with this module."""
+(its own dependency, taskiq's Context, the job's JobContext), a plain sync task reading the state,
+and a `@job` handler registered on the broker. The tests start `python -m services.worker` with
+this module."""
 
 from __future__ import annotations
+
+from typing import cast
 
 from taskiq import (
     Context,
@@ -14,7 +17,7 @@ from taskiq import (
     TaskiqState,
 )
 
-from services.worker import JobContext, JobstreamBroker, job_context
+from services.worker import JobContext, JobstreamBroker, job, job_context
 
 broker = JobstreamBroker(queue="taskiq")
 
@@ -65,3 +68,15 @@ def shout(word: str, state: TaskiqState = TaskiqDepends()) -> str:
 async def fan_out(words: list[str]) -> list[str]:
     """Enqueues a task per word from inside the worker: the ids of the jobs it made."""
     return [(await shout.kiq(word)).task_id for word in words]
+
+
+@job("taskiq.job_handler", broker=broker)
+async def job_handler(
+    ctx: JobContext,
+    factor: int = TaskiqDepends(multiplier),
+    context: Context = TaskiqDepends(),
+) -> dict[str, object]:
+    """A `@job` handler on the app's broker: its middleware wraps it, its dependencies are
+    injected, and `kiq(payload)` enqueues it."""
+    payload = cast(dict[str, int], ctx.payload)
+    return {"n": payload["n"] * factor, "stamped": context.message.labels.get("stamped")}
