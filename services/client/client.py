@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 from collections.abc import AsyncGenerator, Iterable
-from types import TracebackType
-from typing import Self, TypeVar, Unpack
+from typing import TypeVar, Unpack
 
 import grpc
 
@@ -23,7 +22,7 @@ from jobs.v1 import (
     worker_registry_service_pb2_grpc,
 )
 from services.client import names
-from services.client.channel import call_metadata, open_channel, unary
+from services.client.channel import Closing, call_metadata, open_channel, unary
 from services.client.codec import TERMINAL_STATES, JsonValue
 from services.client.outcome import job_result
 from services.client.requests import (
@@ -40,7 +39,7 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-class JobstreamClient:
+class JobstreamClient(Closing):
     """A connection to one scheduler (`host:port`, plaintext gRPC). Use it as `async with`, or
     `close()` it. Jobs are named `queues/q/jobs/id` or `q/id`, queues `queues/q` or `q`.
 
@@ -66,17 +65,6 @@ class JobstreamClient:
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._workers = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(self._channel)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Closes the channel; calls still running are cancelled."""

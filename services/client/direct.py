@@ -21,8 +21,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from types import TracebackType
-from typing import Self, Unpack
+from typing import Unpack
 
 import grpc
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -31,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.v1 import job_pb2, job_service_pb2
 from services.client import names
+from services.client.channel import Closing
 from services.client.errors import PermissionDenied, Unavailable, from_status
 from services.client.requests import EnqueueOptions, EnqueueRequest, create_job_request
 from services.common import errors as store_errors
@@ -41,7 +41,7 @@ from services.scheduler import validation
 from services.scheduler.store.store import JobStore
 
 
-class DirectProducer:
+class DirectProducer(Closing):
     """Creates jobs in one tenant's queues by running the store's create script on Redis.
 
     `enqueue` and `enqueue_many` take what `JobstreamClient`'s do, return the same `Job`s and
@@ -61,17 +61,6 @@ class DirectProducer:
         self.tenant = (producer or ProducerSettings()).tenant
         self._redis: RedisClient = open_redis(redis or RedisSettings())
         self._store = JobStore(self._redis, settings=store or StoreSettings())
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -15,7 +15,6 @@ import pytest
 from jobs.v1 import job_pb2
 from services.client import (
     AlreadyExists,
-    Backoff,
     DirectProducer,
     EnqueueRequest,
     FailedPrecondition,
@@ -29,7 +28,7 @@ from services.common.names import scoped_queue
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from tests.client.harness import HandWorker
-from tests.client.test_enqueue import PAYLOAD, _assert_every_option
+from tests.client.test_enqueue import PAYLOAD, _assert_every_option, every_option
 from tests.support.ports import LOOPBACK, free_port
 
 WAIT_S = 10.0
@@ -48,20 +47,7 @@ async def test_a_direct_job_has_every_option_and_the_scheduler_serves_it(
     producer: DirectProducer, client: JobstreamClient
 ) -> None:
     run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
-    created = await producer.enqueue(
-        "q1",
-        "image.build",
-        PAYLOAD,
-        priority=80,
-        run_at=run_at,
-        max_attempts=5,
-        backoff=Backoff(initial=2, multiplier=3, max=timedelta(minutes=10), jitter=0.5),
-        max_lost_attempts=4,
-        tags=["team=infra", "arch:arm64"],
-        metadata={"owner": "ops", "ticket": "JS-1"},
-        request_id="req-1",
-        job_id="build-1",
-    )
+    created = await producer.enqueue("q1", "image.build", PAYLOAD, **every_option(run_at))
     _assert_every_option(created, run_at)
     _assert_every_option(await client.get("q1/build-1"), run_at)
     assert [queue.name for queue in await client.queues()] == ["queues/q1"]

@@ -18,6 +18,7 @@ from services.client import (
     JobstreamClient,
     from_value,
 )
+from services.client.requests import EnqueueOptions
 
 PAYLOAD = {"ref": "main", "layers": 3, "ratio": 2.5, "flags": [True, None, "x"], "nested": {}}
 
@@ -41,12 +42,9 @@ def _assert_every_option(job: job_pb2.Job, run_at: datetime) -> None:
     assert job.request_id == "req-1"
 
 
-async def test_enqueue_round_trips_every_option(client: JobstreamClient) -> None:
-    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
-    created = await client.enqueue(
-        "q1",
-        "image.build",
-        PAYLOAD,
+def every_option(run_at: datetime) -> EnqueueOptions:
+    """A value for every option of `enqueue`; `_assert_every_option` checks a job has them."""
+    return EnqueueOptions(
         priority=80,
         run_at=run_at,
         max_attempts=5,
@@ -57,6 +55,11 @@ async def test_enqueue_round_trips_every_option(client: JobstreamClient) -> None
         request_id="req-1",
         job_id="build-1",
     )
+
+
+async def test_enqueue_round_trips_every_option(client: JobstreamClient) -> None:
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    created = await client.enqueue("q1", "image.build", PAYLOAD, **every_option(run_at))
     _assert_every_option(created, run_at)
     _assert_every_option(await client.get("q1/build-1"), run_at)
 
