@@ -92,9 +92,8 @@ def job(job_type: str, *, broker: JobstreamBroker | None = None) -> Callable[[F]
     def mark(function: F) -> F:
         if not callable(function) or inspect.isclass(function):
             raise TypeError(f"@job({job_type!r}) marks a function, not {function!r}")
-        from services.worker.taskiq_broker import (
-            default_broker,
-        )  # here: handler.py is imported by it
+        # Imported here: taskiq_broker imports this module.
+        from services.worker.taskiq_broker import default_broker
 
         owner = broker or default_broker()
         owner.register_job_handler(function, job_type)
@@ -115,7 +114,7 @@ def handler_of(value: object) -> Handler | None:
         return None
     broker = getattr(value, BROKER_MARK, None)
     if broker is not None and (broker.middlewares or _injects(value)):
-        from services.worker.taskiq_broker import TaskRunner  # here: handler.py is imported by it
+        from services.worker.taskiq_broker import TaskRunner  # here: it imports this module
 
         task = broker.find_task(job_type)
         if task is None:  # registered by @job; only a broker's owner could remove it
