@@ -32,6 +32,7 @@ from services.client.requests import (
     jobs_filter,
 )
 from services.client.watch import Reconnect, WatchCall, resumable_events
+from services.common.config import ClientSettings
 from services.common.credentials import credentials
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
@@ -40,27 +41,31 @@ Resp = TypeVar("Resp")
 
 
 class JobstreamClient(Closing):
-    """A connection to one scheduler (`host:port`, plaintext gRPC). Use it as `async with`, or
-    `close()` it. Jobs are named `queues/q/jobs/id` or `q/id`, queues `queues/q` or `q`.
+    """A connection to one scheduler (`host:port`, plaintext gRPC; default
+    JOBSTREAM_SCHEDULER_ADDRESS, else 127.0.0.1:50051). Use it as `async with`, or `close()` it.
+    Jobs are named `queues/q/jobs/id` or `q/id`, queues `queues/q` or `q`.
 
-    `api_key` is sent on every call (`authorization: Bearer`); the scheduler requires one unless
-    its auth is disabled. Every failed call raises a JobstreamError subclass (NotFound,
-    InvalidArgument with `field_violations`, FailedPrecondition, Unavailable, ...). Unary calls
-    time out after `call_timeout` seconds (DeadlineExceeded); watches reconnect as `reconnect`
-    says."""
+    `api_key` (default JOBSTREAM_API_KEY) is sent on every call (`authorization: Bearer`); the
+    scheduler requires one unless its auth is disabled. Every failed call raises a JobstreamError
+    subclass (NotFound, InvalidArgument with `field_violations`, FailedPrecondition, Unavailable,
+    ...). Unary calls time out after `call_timeout` seconds (DeadlineExceeded); watches reconnect
+    as `reconnect` says."""
 
     def __init__(
         self,
-        address: str = DEFAULT_ADDRESS,
+        address: str | None = None,
         *,
         call_timeout: float | None = 30.0,
         reconnect: Reconnect | None = None,
         api_key: str | None = None,
     ) -> None:
-        self.address = address
+        configured = ClientSettings()
+        self.address = address or configured.scheduler_address
+        if api_key is None and configured.api_key is not None:
+            api_key = configured.api_key.get_secret_value()
         self._timeout = call_timeout
         self._reconnect = reconnect or Reconnect()
-        self._channel = open_channel(address)
+        self._channel = open_channel(self.address)
         self._credentials = credentials(api_key)
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)

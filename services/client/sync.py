@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Self, TypeVar, Unpack
 
 from jobs.v1 import event_pb2, job_pb2, job_service_pb2, queue_pb2, worker_pb2
-from services.client.client import DEFAULT_ADDRESS, JobstreamClient
+from services.client.client import JobstreamClient
 from services.client.codec import JsonValue
 from services.client.requests import EnqueueOptions, EnqueueRequest
 from services.client.watch import Reconnect
@@ -40,7 +40,7 @@ class SyncJobstreamClient:
 
     def __init__(
         self,
-        address: str = DEFAULT_ADDRESS,
+        address: str | None = None,
         *,
         call_timeout: float | None = 30.0,
         reconnect: Reconnect | None = None,

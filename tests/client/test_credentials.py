@@ -1,5 +1,6 @@
 """The client sends its API key on every call, unary and streaming, to a scheduler that requires
-one; without a key it gets Unauthenticated."""
+one; without a key it gets Unauthenticated. Like the CLI, it takes its scheduler and key from
+JOBSTREAM_SCHEDULER_ADDRESS and JOBSTREAM_API_KEY when not given them."""
 
 from __future__ import annotations
 
@@ -39,3 +40,21 @@ async def test_the_key_goes_with_every_call(scheduler: Scheduler) -> None:
     async with JobstreamClient(address, api_key=viewer) as client:
         with pytest.raises(PermissionDenied):
             await client.enqueue("q1", "demo")
+
+
+async def test_the_address_and_key_come_from_the_environment_as_the_clis_do(
+    scheduler: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = f"127.0.0.1:{scheduler.port}"
+    async with grpc.aio.insecure_channel(address) as channel:
+        operator = await create_key(channel, OPERATOR)
+    monkeypatch.setenv("JOBSTREAM_SCHEDULER_ADDRESS", address)
+    monkeypatch.setenv("JOBSTREAM_API_KEY", operator)
+    async with JobstreamClient() as client:
+        assert client.address == address
+        job = await client.enqueue("q1", "demo")
+        assert (await client.get(job.name)).name == job.name
+    monkeypatch.delenv("JOBSTREAM_API_KEY")
+    async with JobstreamClient() as anonymous:
+        with pytest.raises(Unauthenticated):
+            await anonymous.queues()
