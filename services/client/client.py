@@ -35,7 +35,7 @@ from services.client.watch import Reconnect, WatchCall, resumable_events
 from services.common.config import ClientSettings
 from services.common.credentials import credentials
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
+DEFAULT_ADDRESS: str = ClientSettings.model_fields["scheduler_address"].default
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
@@ -59,10 +59,12 @@ class JobstreamClient(Closing):
         reconnect: Reconnect | None = None,
         api_key: str | None = None,
     ) -> None:
-        configured = ClientSettings()
-        self.address = address or configured.scheduler_address
-        if api_key is None and configured.api_key is not None:
-            api_key = configured.api_key.get_secret_value()
+        if address is None or api_key is None:  # as the CLI does: from the environment
+            configured = ClientSettings()
+            address = address or configured.scheduler_address
+            if api_key is None and configured.api_key is not None:
+                api_key = configured.api_key.get_secret_value()
+        self.address = address
         self._timeout = call_timeout
         self._reconnect = reconnect or Reconnect()
         self._channel = open_channel(self.address)

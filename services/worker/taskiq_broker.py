@@ -51,7 +51,6 @@ from services.client import JobstreamClient
 from services.client.codec import TERMINAL_STATES
 from services.client.errors import JobNotSucceeded
 from services.client.outcome import job_result
-from services.common.config import ClientSettings
 from services.worker.context import JobContext
 from services.worker.handler import Handler
 
@@ -115,11 +114,8 @@ class JobstreamBroker(AsyncBroker):
         api_key: str | None = None,
     ) -> None:
         super().__init__()
-        settings = ClientSettings()
-        self.scheduler_address = scheduler_address or settings.scheduler_address
-        self._api_key = api_key or (
-            settings.api_key.get_secret_value() if settings.api_key else None
-        )
+        self.scheduler_address = scheduler_address  # None: the client's environment default
+        self._api_key = api_key
         self.queue = queue
         self._client: JobstreamClient | None = None
         self._job_types: set[str] = set()  # tasks registered by @job: kiq(payload)
