@@ -31,7 +31,7 @@ async def build_image(ctx: JobContext) -> dict[str, object]:
     """Payload: {"repo": "...", "ref": "main", "layers": 4}."""
     repo = str(_args(ctx).get("repo", "example/app"))
     ref = str(_args(ctx).get("ref", "main"))
-    layers = int(_args(ctx).get("layers", 4))
+    layers: int = _args(ctx).get("layers", 4)
     ctx.log(f"building {repo}@{ref}")
     for index, step in enumerate(BUILD_STEPS):
         ctx.raise_if_cancelled()
@@ -80,7 +80,7 @@ async def broken_report(ctx: JobContext) -> float:
 @job("video.transcode")
 async def transcode(ctx: JobContext) -> dict[str, object]:
     """Ten minutes of 'work' in one-second steps; stops as soon as it is asked to."""
-    seconds = int(_args(ctx).get("seconds", 600))
+    seconds: int = _args(ctx).get("seconds", 600)
     for second in range(seconds):
         ctx.progress(current=second, total=seconds, message="transcoding")
         try:
@@ -96,7 +96,7 @@ async def transcode(ctx: JobContext) -> dict[str, object]:
 def render_thumbnail(ctx: JobContext) -> dict[str, object]:
     """A blocking handler: plain `def`, so the worker runs it in a thread. Its pauses wake up
     for a cancel, where `time.sleep` would not."""
-    size = int(_args(ctx).get("size", 256))
+    size: int = _args(ctx).get("size", 256)
     for step in range(1, 5):
         ctx.progress(step * 25, message=f"pass {step} of 4")
         if ctx.wait_cancelled_blocking(0.25):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from services.cli.console import Console
 from services.client import JobstreamClient
+from services.common import json_values
 
 
 @dataclass(frozen=True)
@@ -23,5 +23,5 @@ class Context:
 
     def print_message(self, message: Message) -> None:
         """The message as protobuf JSON (field names in lowerCamelCase, as the JSON mapping has
-        them)."""
-        self.console.line(json_format.MessageToJson(message))
+        them), integral numbers as integers."""
+        self.console.line(json_values.message_json(message, indent=2))

@@ -8,12 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from google.protobuf import json_format
-
 from jobs.v1 import event_pb2, job_pb2
 from services.cli import render
 from services.cli.context import Context
 from services.client import from_value, state_name
+from services.common import json_values
 
 E = event_pb2.JobEvent
 
@@ -69,7 +68,7 @@ class JsonView:
     ctx: Context
 
     def show(self, event: event_pb2.JobEvent) -> None:
-        self.ctx.console.line(json_format.MessageToJson(event, indent=None))
+        self.ctx.console.line(json_values.message_json(event))
 
     def close(self) -> None:
         pass

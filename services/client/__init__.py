@@ -10,7 +10,7 @@ async with JobstreamClient("127.0.0.1:50051") as client:
 """
 
 from services.client.client import DEFAULT_ADDRESS, JobstreamClient
-from services.client.codec import JsonValue, from_value, state, state_name, to_value
+from services.client.codec import from_value, state, state_name
 from services.client.direct import DirectProducer
 from services.client.errors import (
     Aborted,
@@ -36,6 +36,7 @@ from services.client.outcome import job_result
 from services.client.requests import Backoff, EnqueueRequest
 from services.client.sync import SyncJobstreamClient
 from services.client.watch import Reconnect, is_final
+from services.common.json_values import JsonValue, to_value
 
 __all__ = [
     "DEFAULT_ADDRESS",

@@ -23,7 +23,7 @@ from jobs.v1 import (
 )
 from services.client import names
 from services.client.channel import Closing, call_metadata, open_channel, unary
-from services.client.codec import TERMINAL_STATES, JsonValue
+from services.client.codec import TERMINAL_STATES
 from services.client.outcome import job_result
 from services.client.requests import (
     EnqueueOptions,
@@ -34,6 +34,7 @@ from services.client.requests import (
 from services.client.watch import Reconnect, WatchCall, resumable_events
 from services.common.config import ClientSettings
 from services.common.credentials import credentials
+from services.common.json_values import JsonValue
 
 DEFAULT_ADDRESS: str = ClientSettings.model_fields["scheduler_address"].default
 Req = TypeVar("Req")

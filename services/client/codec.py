@@ -3,52 +3,29 @@ times and job states."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 
-from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from jobs.v1 import job_pb2
+from services.common import json_values
+from services.common.json_values import JsonValue
 
-JsonValue: TypeAlias = dict[str, "JsonValue"] | list["JsonValue"] | str | int | float | bool | None
 Seconds: TypeAlias = float | timedelta
 State: TypeAlias = "job_pb2.Job.State.ValueType"
 
-_EXACT_INT = 2**53  # doubles hold every integer up to here exactly
 TERMINAL_STATES = frozenset(
     {job_pb2.Job.STATE_SUCCEEDED, job_pb2.Job.STATE_FAILED, job_pb2.Job.STATE_CANCELLED}
 )
 
 
-def to_value(data: object) -> struct_pb2.Value:
-    """`data` as a protobuf Value. Raises TypeError (not JSON-able) or ValueError (NaN,
-    Infinity)."""
-    value = struct_pb2.Value()
-    json_format.Parse(json.dumps(data, allow_nan=False), value)
-    return value
-
-
-def _integral(data: object) -> JsonValue:
-    """JSON numbers travel as doubles: integral ones come back as int, as the handler wrote
-    them."""
-    if isinstance(data, float) and data.is_integer() and abs(data) <= _EXACT_INT:
-        return int(data)
-    if isinstance(data, dict):
-        return {str(key): _integral(item) for key, item in data.items()}
-    if isinstance(data, list):
-        return [_integral(item) for item in data]
-    if data is None or isinstance(data, str | int | float | bool):
-        return data
-    raise TypeError(f"not a JSON value: {data!r}")
-
-
 def from_value(value: struct_pb2.Value) -> JsonValue:
-    """A protobuf Value as plain Python (dict, list, str, int, float, bool, None); an unset
-    Value is None."""
+    """A protobuf Value as plain Python (dict, list, str, int, float, bool, None), integral
+    numbers as int; an unset Value is None."""
     if value.WhichOneof("kind") is None:
         return None
-    return _integral(json.loads(json_format.MessageToJson(value, indent=None)))
+    return json_values.plain(value)
 
 
 def seconds(span: Seconds) -> float:

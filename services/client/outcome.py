@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from jobs.v1 import job_pb2
-from services.client.codec import JsonValue, from_value, state_name
+from services.client.codec import from_value, state_name
 from services.client.errors import JobCancelled, JobFailed
+from services.common.json_values import JsonValue
 
 
 def job_result(job: job_pb2.Job) -> JsonValue:

@@ -10,6 +10,7 @@ from typing import TypedDict
 from jobs.v1 import job_pb2, job_service_pb2
 from services.client import codec
 from services.client.codec import Seconds
+from services.common import json_values
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +91,7 @@ def _retry_policy(request: EnqueueRequest) -> job_pb2.RetryPolicy | None:
 def _job(request: EnqueueRequest) -> job_pb2.Job:
     job = job_pb2.Job(type=request.type, tags=list(request.tags), metadata=request.metadata or {})
     if request.payload is not None:
-        job.payload.CopyFrom(codec.to_value(request.payload))
+        json_values.fill(job.payload, request.payload)
     if request.priority is not None:
         job.priority = request.priority
     if (run_time := request.run_time()) is not None:

@@ -18,9 +18,9 @@ from typing import Self, TypeVar, Unpack
 
 from jobs.v1 import event_pb2, job_pb2, job_service_pb2, queue_pb2, worker_pb2
 from services.client.client import JobstreamClient
-from services.client.codec import JsonValue
 from services.client.requests import EnqueueOptions, EnqueueRequest
 from services.client.watch import Reconnect
+from services.common.json_values import JsonValue
 
 T = TypeVar("T")
 

@@ -39,6 +39,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from jobs.v1 import event_pb2
+from services.common import json_values
 from services.gateway.auth import credential_metadata
 from services.gateway.bindings import Binding, load_bindings, streaming
 from services.gateway.errors import ApiError, from_rpc_error
@@ -106,7 +107,7 @@ def _event_name(event: event_pb2.JobEvent) -> str:
 def encode_event(event: event_pb2.JobEvent) -> bytes:
     """The event as it goes on the wire; the hub calls this once per event, however many
     subscribers it has."""
-    data = MessageToDict(event, preserving_proto_field_name=False)
+    data = json_values.integral(MessageToDict(event, always_print_fields_with_no_presence=True))
     return ServerSentEvent(
         data=json.dumps(data, separators=(",", ":")),
         event=_event_name(event),

@@ -25,7 +25,7 @@ import itertools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import json_format
@@ -33,9 +33,11 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from starlette.requests import Request
 
+from services.common import json_values
 from services.gateway.bindings import Binding
 from services.gateway.errors import ApiError
 
+_JSON_TYPES = {"google.protobuf.Value", "google.protobuf.Struct", "google.protobuf.ListValue"}
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 MAX_JSON_DEPTH = 32
 # A JSON string, or an unterminated one up to the end: always matched once opened, so one scan
@@ -112,6 +114,10 @@ def check_known(value: object, descriptor: Descriptor, where: str) -> None:
         message = _plain_message(field)
         if message is not None:
             _check_item(item, field, message, path)
+        elif field.message_type is not None and field.message_type.full_name in _JSON_TYPES:
+            inexact = json_values.inexact_int_path(item)
+            if inexact is not None:
+                raise ApiError.bad_request(path + inexact, json_values.INEXACT_INT)
 
 
 def _nesting_depth(text: str) -> int:
@@ -232,5 +238,7 @@ def to_request(
 
 
 def to_json(message: Message) -> dict[str, Any]:
-    """The response body: protobuf's JSON mapping with lowerCamelCase names."""
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    """The response body: protobuf's JSON mapping with lowerCamelCase names, integral numbers
+    as integers."""
+    body = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    return cast(dict[str, Any], json_values.integral(body))

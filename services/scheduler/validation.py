@@ -10,11 +10,10 @@ import hashlib
 import json
 
 from google.api import field_behavior_pb2
-from google.protobuf import json_format
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from jobs.v1 import job_pb2, job_service_pb2
-from services.common import names
+from services.common import json_values, names
 from services.common.config import StoreSettings
 from services.common.errors import InvalidArgument
 from services.common.names import JobRef
@@ -56,10 +55,9 @@ def _payload(v: Violations, job: job_pb2.Job, max_bytes: int) -> str:
     if not job.HasField("payload"):
         return "null"
     try:
-        value = json_format.MessageToDict(job.payload)
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except ValueError:
-        v.add("job.payload", "numbers must be finite (JSON has no NaN or Infinity)")
+        text = json_values.dumps(json_values.plain(job.payload))
+    except json_values.BadValue as error:
+        v.add("job.payload" + error.path, error.reason)
         return "null"
     size = len(text.encode())
     if size > max_bytes:

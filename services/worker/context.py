@@ -9,9 +9,8 @@ import threading
 from collections.abc import Mapping
 from typing import Protocol
 
-from google.protobuf import json_format
-
 from jobs.v1 import job_pb2
+from services.common import json_values
 from services.worker.dispatch import Delivery
 from services.worker.handler import JobCancelled
 
@@ -60,7 +59,11 @@ def build_progress(
     if total is not None:
         progress.total = total
     if data is not None:
-        json_format.Parse(_data_json(data), progress.data)
+        _check_data(data)
+        try:
+            json_values.fill_struct(progress.data, data)
+        except json_values.BadValue as error:
+            raise ValueError(f"progress data: {error}") from None
     return progress
 
 
@@ -79,14 +82,13 @@ def _percent(percent: float | None, current: int | None, total: int | None) -> f
     return percent
 
 
-def _data_json(data: Mapping[str, object]) -> str:
+def _check_data(data: Mapping[str, object]) -> None:
     try:
         text = json.dumps(dict(data), allow_nan=False)
     except (TypeError, ValueError) as error:
         raise ValueError(f"progress data must be a JSON object: {error}") from None
     if len(text.encode()) > MAX_PROGRESS_DATA_BYTES:
         raise ValueError(f"progress data is over {MAX_PROGRESS_DATA_BYTES} bytes as JSON")
-    return text
 
 
 class JobContext:

@@ -12,10 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
-from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from jobs.v1 import job_pb2, worker_service_pb2
+from services.common import json_values
 
 Report = worker_service_pb2.AttemptReport
 
@@ -65,7 +65,10 @@ def succeeded(attempt: str, result: object) -> Report:
         raise ResultNotJson(f"the handler returned a value that is not JSON: {error}") from None
     if len(text) > MAX_RESULT_BYTES and len(text.encode()) > MAX_RESULT_BYTES:
         raise ResultNotJson(f"the handler's result is over {MAX_RESULT_BYTES} bytes as JSON")
-    json_format.Parse(text, report.succeeded.result)
+    try:
+        json_values.fill(report.succeeded.result, result)
+    except json_values.BadValue as error:
+        raise ResultNotJson(f"the handler's result: {error}") from None
     return report
 
 

@@ -13,6 +13,7 @@ import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from jobs.v1 import job_pb2, worker_service_pb2_grpc
+from services.common import json_values
 from services.common.config import SchedulerSettings, StoreSettings
 from services.common.names import parse_job_name
 from services.common.redis_client import RedisClient
@@ -115,9 +116,12 @@ class HandWorker:
         current: int = 0,
         total: int = 0,
         message: str = "",
+        data: dict[str, object] | None = None,
         number: int = 1,
     ) -> None:
         progress = job_pb2.Progress(percent=percent, current=current, total=total, message=message)
+        if data is not None:
+            json_values.fill_struct(progress.data, data)
         await self._ok(Report(attempt=_attempt_of(job, number), progress=progress))
 
     async def log(self, job: job_pb2.Job, message: str, number: int = 1) -> None:

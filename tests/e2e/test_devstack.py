@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.numbers import exact
 from tests.support.ports import free_port
 
 READY = "dev_stack_ready"
@@ -113,7 +114,8 @@ async def test_make_run_starts_the_stack_runs_an_example_and_stops_on_ctrl_c(
             env, "--json", "enqueue", "default", "thumbnail.render", '{"size": 64}', "--wait"
         )
         assert code == 0, out
-        assert '"thumb-64.png"' in out
+        done = json.loads(out)  # the handler got the integer it was sent
+        assert exact(done["result"]) == exact({"thumbnail": "thumb-64.png", "size": 64}), out
 
         code, out = await cli(env, "--json", "workers")
         assert code == 0, out
@@ -125,6 +127,10 @@ async def test_make_run_starts_the_stack_runs_an_example_and_stops_on_ctrl_c(
             authorized = {"Authorization": f"Bearer {key}"}
             queues = (await http.get("/v1/queues", headers=authorized)).json()["queues"]
             assert [q["name"] for q in queues] == ["queues/default"]
+            job = (await http.get(f"/v1/{done['name']}", headers=authorized)).json()
+            assert exact((job["payload"], job["result"])) == exact(
+                ({"size": 64}, {"thumbnail": "thumb-64.png", "size": 64})
+            )
 
         stack.process.send_signal(signal.SIGINT)
         assert stack.process.stdout is not None

@@ -181,9 +181,9 @@ async def test_a_page_follows_a_jobs_progress_live_with_an_event_source(
     assert {e["origin"] for e in events} == {base}
     progress = [e["data"]["progress"] for e in events if e["type"] == "progress"]
     assert [{k: v for k, v in p.items() if k != "updateTime"} for p in progress] == [
-        {"percent": 25, "message": "fetching"},
-        {"current": "2", "total": "2", "message": "pushing"},
-    ]
+        {"percent": 25, "current": "0", "total": "0", "message": "fetching"},
+        {"percent": 0, "current": "2", "total": "2", "message": "pushing"},
+    ]  # fields at their defaults are written too
     assert all(p["updateTime"] for p in progress)
     assert events[3]["data"]["message"] == "layer 1 of 2"
     assert all("finishedJob" not in e["data"] for e in events[:-1])

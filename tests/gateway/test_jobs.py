@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import httpx
 
+from jobs.v1 import job_pb2
+from services.scheduler.app import Scheduler
+from tests.client.harness import HandWorker
+from tests.gateway.test_errors import error_of, violations
+from tests.support.numbers import exact
+
 JOBS = "/v1/queues/demo/jobs"
 
 
@@ -77,3 +83,37 @@ async def test_batch_create(http: httpx.AsyncClient) -> None:
     assert answer.status_code == 200, answer.text
     assert [job["type"] for job in answer.json()["jobs"]] == ["a", "b"]
     assert answer.json()["jobs"][1]["name"] == "queues/demo/jobs/b-1"
+
+
+async def test_numbers_come_back_as_they_were_sent(
+    http: httpx.AsyncClient, scheduler: Scheduler
+) -> None:
+    payload = {"size": 64, "ratio": 0.5, "ids": [1, -2, 2**53], "nested": {"zero": 0}}
+    created = await create(http, payload=payload)
+    assert exact(created["payload"]) == exact(payload)
+    job = job_pb2.Job(name=str(created["name"]))
+    async with HandWorker.connect(f"127.0.0.1:{scheduler.port}") as worker:
+        await worker.start(job)
+        await worker.progress(job, percent=0, data={"layer": 3, "of": 4.5})
+        progress = (await http.get(f"/v1/{job.name}")).json()["progress"]
+        assert exact(progress["percent"]) == ("int", 0)
+        assert exact(progress["data"]) == exact({"layer": 3, "of": 4.5})
+        await worker.succeed(job, {"size": 64, "scale": 1.25})
+    got = (await http.get(f"/v1/{job.name}")).json()
+    assert exact(got["payload"]) == exact(payload)
+    assert exact(got["result"]) == exact({"size": 64, "scale": 1.25})
+
+
+async def test_an_integer_a_double_cannot_hold_is_400_naming_where(
+    http: httpx.AsyncClient,
+) -> None:
+    for payload, field in (
+        ({"id": 2**53 + 1}, "job.payload.id"),
+        ({"ids": [1, -(2**63)]}, "job.payload.ids[1]"),
+        ({"a b": 2**60}, 'job.payload["a b"]'),
+    ):
+        answer = await http.post(JOBS, json={"type": "hello", "payload": payload})
+        error = error_of(answer, 400)
+        assert "send it as a string" in violations(error)[field], answer.text
+    listed = (await http.get(JOBS)).json()
+    assert listed["jobs"] == []

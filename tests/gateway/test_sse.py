@@ -21,6 +21,7 @@ from tests.client.harness import HandWorker
 from tests.gateway.harness import ANY_CREDENTIAL
 from tests.gateway.sse_support import collect, create_job, sse_gateway
 from tests.support.eventually import eventually
+from tests.support.numbers import exact
 from tests.support.scheduler import in_process_scheduler
 
 
@@ -84,6 +85,31 @@ async def test_a_jobs_events_arrive_live_in_order_with_ids_and_the_stream_ends_w
     assert isinstance(finished, dict)
     assert (finished["name"], finished["state"]) == ("queues/q1/jobs/j1", "STATE_SUCCEEDED")
     assert all("finishedJob" not in _data(e) for e in received[:-1])
+
+
+async def test_events_write_fields_at_their_defaults_and_numbers_as_sent(
+    sse_scheduler: Scheduler, sse_channel: grpc.aio.Channel
+) -> None:
+    job = await create_job(sse_channel, "q1", "numbers")
+    async with (
+        sse_gateway(sse_channel) as gateway,
+        gateway.client() as client,
+        HandWorker.connect(f"127.0.0.1:{sse_scheduler.port}") as worker,
+    ):
+        await worker.start(job)
+        await worker.progress(job, percent=0, data={"layer": 3, "of": 4.5})
+        await worker.succeed(job, {"size": 64})
+        events = await collect(client, JOB_URL.format(job="numbers"))
+
+    progress = next(_data(e)["progress"] for e in events if e.event == "progress")
+    assert isinstance(progress, dict)
+    assert exact(progress) == exact(
+        {"percent": 0, "current": "0", "total": "0", "message": "", "data": {"layer": 3, "of": 4.5}}
+        | {"updateTime": progress["updateTime"]}
+    )
+    finished = _data(events[-1])["finishedJob"]
+    assert isinstance(finished, dict)
+    assert exact(finished["result"]) == exact({"size": 64})
 
 
 async def test_resume_after_a_dropped_connection_delivers_exactly_the_missing_events(

@@ -9,14 +9,11 @@ expire as if its worker were lost.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from google.protobuf import json_format
-
 from jobs.v1 import job_pb2, worker_service_pb2
-from services.common import names
+from services.common import json_values, names
 from services.common.errors import InvalidArgument, TooLarge, to_rpc_status
 from services.common.names import AttemptRef
 from services.scheduler.store.models import Report, ReportKind, ReportOutcome
@@ -29,10 +26,6 @@ MAX_STACK_TRACE_CHARS = 32 * 1024
 MAX_RETRY_AFTER = timedelta(days=365)
 KINDS = ", ".join(kind.value for kind in ReportKind)
 _TRUNCATED = "[truncated]\n"
-
-
-def _json(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _size(text: str) -> int:
@@ -86,9 +79,9 @@ class ReportCodec:
         if not succeeded.HasField("result"):
             return "null"
         try:
-            text = _json(json_format.MessageToDict(succeeded.result))
-        except ValueError as error:  # NaN or infinity, or a Value with nothing set inside
-            raise InvalidArgument.field(field, f"is not valid JSON: {error}") from None
+            text = json_values.dumps(json_values.plain(succeeded.result))
+        except json_values.BadValue as error:
+            raise InvalidArgument.field(field + error.path, error.reason) from None
         size = _size(text)
         if size > self.max_result_bytes:
             raise TooLarge.field(
@@ -100,12 +93,20 @@ class ReportCodec:
 def _progress(progress: job_pb2.Progress, path: str) -> str:
     if not 0 <= progress.percent <= 100:
         raise InvalidArgument.field(f"{path}.percent", "must be from 0 to 100")
-    try:
-        body = json_format.MessageToDict(progress, preserving_proto_field_name=True)
-        body.pop("update_time", None)  # output only: the scheduler stamps it
-        text = _json(body)
-    except ValueError as error:
-        raise InvalidArgument.field(f"{path}.data", f"is not valid JSON: {error}") from None
+    # The stored form is the Progress message's JSON, update_time left out: the scheduler
+    # stamps it. Written by hand so integers in `data` stay integers.
+    body: dict[str, object] = {"percent": json_values.integral(progress.percent)}
+    if progress.current or progress.total:
+        body["current"] = progress.current
+        body["total"] = progress.total
+    if progress.message:
+        body["message"] = progress.message
+    if progress.HasField("data"):
+        try:
+            body["data"] = json_values.plain_struct(progress.data)
+        except json_values.BadValue as error:
+            raise InvalidArgument.field(f"{path}.data{error.path}", error.reason) from None
+    text = json_values.dumps(body)
     size = _size(text)
     if size > MAX_PROGRESS_BYTES:
         raise TooLarge.field(

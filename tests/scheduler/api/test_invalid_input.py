@@ -98,6 +98,12 @@ def _job_cases() -> dict[str, Case]:
         return Case("CreateJob", _create(job), field)
 
     nan = struct_pb2.Value(number_value=math.nan)
+    # What a proto-loader client sends for a plain object: Values with no kind set.
+    unset_inside = struct_pb2.Value()
+    unset_inside.struct_value.fields["size"].SetInParent()
+    unset_in_list = struct_pb2.Value()
+    unset_in_list.struct_value.fields["items"].list_value.values.add(number_value=1)
+    unset_in_list.struct_value.fields["items"].list_value.values.add()
     far = timestamp_pb2.Timestamp()
     far.GetCurrentTime()
     far.seconds += 100 * YEAR_S
@@ -106,6 +112,9 @@ def _job_cases() -> dict[str, Case]:
             _job(payload=struct_pb2.Value(string_value="x" * 70_000)), "job.payload"
         ),
         "payload NaN": create(_job(payload=nan), "job.payload"),
+        "payload with no kind": create(_job(payload=struct_pb2.Value()), "job.payload"),
+        "payload field with no kind": create(_job(payload=unset_inside), "job.payload.size"),
+        "payload item with no kind": create(_job(payload=unset_in_list), "job.payload.items[1]"),
         "priority -1": create(_job(priority=-1), "job.priority"),
         "priority 101": create(_job(priority=101), "job.priority"),
         "tag with space": create(_job(tags=["ok", "a b"]), "job.tags[1]"),
@@ -269,6 +278,18 @@ async def test_oversized_payload_says_too_large(jobs: jobs_grpc.JobServiceAsyncS
         "TOO_LARGE",
         ["job.payload"],
     )
+
+
+async def test_a_payload_with_no_kind_says_how_to_send_json(
+    jobs: jobs_grpc.JobServiceAsyncStub,
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await jobs.CreateJob(_create(_job(payload=struct_pb2.Value())))
+    got = failure(raised.value)
+    assert got.fields == ["job.payload"]
+    assert "no kind set" in got.descriptions[0]
+    assert "{structValue: {fields: {size: {numberValue: 64}}}}" in got.descriptions[0]
+    assert "plain JSON over REST" in got.descriptions[0]
 
 
 async def test_several_violations_are_reported_together(
