@@ -13,9 +13,10 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 GEN := gen
 PROTO_STAMP := $(GEN)/.generated
+NODE_STAMP := examples/node/node_modules/.installed
 PROTOS := $(shell find protos -name '*.proto' 2>/dev/null | sort)
-# googleapis protos our protos import, copied from the googleapis-common-protos wheel (buf.yaml
-# lints them as a second module, offline).
+# googleapis protos our protos import, vendored in third_party/ (so a fresh clone's protos load in
+# any stock generator) from the googleapis-common-protos wheel by `make vendor-protos`.
 GOOGLEAPIS := $(addprefix google/api/,annotations http field_behavior resource client launch_stage) \
 	google/rpc/status
 # Native tracebacks: pytest's own styles (even --tb=short) re-parse sources with the ast module,
@@ -24,7 +25,7 @@ PYTEST_FLAGS ?= --tb=native
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv protos redis browser lint fmt test test-cluster run bench clean distclean
+.PHONY: help venv protos vendor-protos node-example redis browser lint fmt test test-cluster run bench clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -40,11 +41,8 @@ $(VENV_STAMP): pyproject.toml
 
 protos: $(PROTO_STAMP)  ## generated protobuf/gRPC code in gen/ (import root `jobs`)
 
-$(PROTO_STAMP): $(VENV_STAMP) $(PROTOS)
+$(PROTO_STAMP): $(VENV_STAMP) $(PROTOS) $(addprefix third_party/,$(addsuffix .proto,$(GOOGLEAPIS)))
 	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
-	for proto in $(GOOGLEAPIS); do \
-		install -D -m 644 "$$site/$$proto.proto" "third_party/$$proto.proto"; \
-	done; \
 	rm -rf $(GEN) && mkdir -p $(GEN); \
 	grpc_tools=$$($(BIN)/python -c 'import grpc_tools, os; print(os.path.dirname(grpc_tools.__file__))'); \
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc \
@@ -52,6 +50,19 @@ $(PROTO_STAMP): $(VENV_STAMP) $(PROTOS)
 		--python_out=$(GEN) --mypy_out=$(GEN) --grpc_python_out=$(GEN) --mypy_grpc_out=$(GEN) \
 		$(PROTOS); \
 	echo "$(CURDIR)/$(GEN)" > "$$site/jobstream-gen.pth"
+	touch $@
+
+vendor-protos: $(VENV_STAMP)  ## refresh third_party/'s googleapis protos from the installed googleapis-common-protos
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	for proto in $(GOOGLEAPIS); do \
+		install -D -m 644 "$$site/$$proto.proto" "third_party/$$proto.proto"; \
+	done; \
+	install -m 644 "$$site"/googleapis_common_protos-*.dist-info/licenses/LICENSE third_party/LICENSE
+
+node-example: $(NODE_STAMP)  ## the Node example's packages (@grpc/grpc-js, @grpc/proto-loader), from its package-lock.json
+
+$(NODE_STAMP): examples/node/package-lock.json
+	npm ci --prefix examples/node --no-audit --no-fund --loglevel=error
 	touch $@
 
 redis:  ## make sure redis-server 7+ is installed (Debian package redis-server)
@@ -70,7 +81,7 @@ fmt: venv  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: protos redis browser  ## whole suite on one Redis, then the scheduler's suite on a 3-master Redis Cluster
+test: protos redis browser node-example  ## whole suite on one Redis, then the scheduler's suite on a 3-master Redis Cluster
 	$(BIN)/pytest $(PYTEST_FLAGS)
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/scheduler --redis=cluster
 
@@ -85,8 +96,8 @@ bench: protos redis  ## store vs raw Redis streams, workers vs plain taskiq, gat
 	$(BIN)/python -m bench.worker_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.gateway_bench $(GATEWAY_BENCH_ARGS)
 
-clean:  ## generated code, vendored protos, caches (keeps .venv and the dev data in .data)
-	rm -rf $(GEN) third_party build .mypy_cache .ruff_cache .pytest_cache
+clean:  ## generated code, caches (keeps .venv and the dev data in .data)
+	rm -rf $(GEN) build .mypy_cache .ruff_cache .pytest_cache
 	find services tests bench -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean  ## also the virtualenv and the dev Redis data

@@ -5,106 +5,26 @@ every child."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support.devstack import READY, STOP_S, cli, launched
 from tests.support.numbers import exact
-from tests.support.ports import free_port
-
-READY = "dev_stack_ready"
-STARTUP_S = 30.0
-STOP_S = 20.0
-
-
-@dataclass
-class Stack:
-    """The launcher, and the pids of the children it reported (to clean up after a failure)."""
-
-    process: asyncio.subprocess.Process
-    child_pids: list[int] = field(default_factory=list)
-
-    async def read_until(self, marker: str) -> list[str]:
-        assert self.process.stdout is not None
-        lines: list[str] = []
-        async with asyncio.timeout(STARTUP_S):
-            while marker not in (line := (await self.process.stdout.readline()).decode()):
-                assert line, "the launcher exited:\n" + "".join(lines)
-                lines.append(line)
-                if line.startswith("{") and "service_listening" in line:
-                    self.child_pids.append(int(json.loads(line)["pid"]))
-        return lines
-
-
-@contextlib.asynccontextmanager
-async def launched(env: dict[str, str]) -> AsyncIterator[Stack]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.devstack",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-    )
-    stack = Stack(process)
-    try:
-        yield stack
-    finally:
-        if process.returncode is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-        # Each child runs in its own session: after a failed test, stop them one by one.
-        for pid in stack.child_pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-
-
-async def cli(env: dict[str, str], *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(STARTUP_S):
-        out, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode()
 
 
 @pytest.mark.timeout(90)
 async def test_make_run_starts_the_stack_runs_an_example_and_stops_on_ctrl_c(
     tmp_path: Path,
 ) -> None:
-    scheduler = f"127.0.0.1:{free_port()}"
-    gateway_port = free_port()
-    env = {
-        **os.environ,
-        "JOBSTREAM_DEV_DATA_DIR": str(tmp_path / "data"),
-        "JOBSTREAM_DEV_REDIS_PORT": str(free_port()),
-        "JOBSTREAM_SCHEDULER_PORT": scheduler.rsplit(":", 1)[1],
-        "JOBSTREAM_SCHEDULER_ADDRESS": scheduler,
-        "JOBSTREAM_GATEWAY_PORT": str(gateway_port),
-        "JOBSTREAM_LOG_FORMAT": "json",
-    }
-    for inherited in ("REDIS_URL", "JOBSTREAM_REDIS_URL", "JOBSTREAM_AUTH_BOOTSTRAP_KEY"):
-        env.pop(inherited, None)
-    env.pop("JOBSTREAM_API_KEY", None)
-    async with launched(env) as stack:
+    async with launched(tmp_path / "data") as stack:
         await stack.read_until(READY)
-        key = (tmp_path / "data" / "admin.key").read_text().strip()
+        key = stack.admin_key()
+        env = stack.env
+        gateway_port = stack.gateway_port
         assert (tmp_path / "data" / "admin.key").stat().st_mode & 0o077 == 0
 
         code, out = await cli(env, "queues")  # auth is on: no key, no answer
