@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.v1 import worker_pb2, worker_registry_service_pb2, worker_registry_service_pb2_grpc
 from services.common.config import (
+    DEV_STACK_ENV_FILE,
     AuthSettings,
     DevStackSettings,
     GatewaySettings,
@@ -108,6 +109,10 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def embedded_redis_url(settings: DevStackSettings) -> str:
+    return f"redis://{LOOPBACK}:{settings.dev_redis_port}/0"
+
+
 def embedded_redis(settings: DevStackSettings) -> tuple[ChildSpec, str]:
     """The redis-server child (AOF, fsync every second) and its URL."""
     binary = shutil.which("redis-server")
@@ -120,7 +125,7 @@ def embedded_redis(settings: DevStackSettings) -> tuple[ChildSpec, str]:
     data.mkdir(parents=True, exist_ok=True)
     log.info("embedded_redis", data_dir=str(data), log_file=str(data / "redis.log"))
     port = settings.dev_redis_port
-    url = f"redis://{LOOPBACK}:{port}/0"
+    url = embedded_redis_url(settings)
     argv = (
         binary,
         *("--port", str(port), "--bind", LOOPBACK, "--dir", str(data)),
@@ -341,6 +346,26 @@ class Supervisor:
         self.children.clear()
 
 
+def env_file_path(settings: DevStackSettings) -> Path:
+    return (settings.dev_data_dir / DEV_STACK_ENV_FILE).resolve()
+
+
+def write_env_file(settings: DevStackSettings, scheduler: SchedulerSettings, key: str) -> Path:
+    """`<data dir>/dev.env`: the stack's Redis, scheduler address and admin key, for the worker,
+    CLI or client a developer starts beside it (readable by its owner only; removed at stop)."""
+    redis = RedisSettings(url=settings.redis_url or embedded_redis_url(settings))
+    client = WorkerSettings(
+        scheduler_address=f"{scheduler.host}:{scheduler.port}", api_key=SecretStr(key)
+    )
+    lines = environment_of(redis, "url") | environment_of(client, "scheduler_address", "api_key")
+    path = env_file_path(settings)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.writelines(f"{name}={value}\n" for name, value in lines.items())
+    return path
+
+
 async def _start_and_watch(
     supervisor: Supervisor,
     settings: DevStackSettings,
@@ -351,10 +376,12 @@ async def _start_and_watch(
     children = stack(settings, scheduler, gateway, key)
     for spec in children:
         await supervisor.start(spec)
+    env_file = write_env_file(settings, scheduler, key)
     log.info(
         "dev_stack_ready",
         services=[spec.name for spec in children],
         api_key=f"export JOBSTREAM_API_KEY=$(cat {key_file})",
+        env_file=f"set -a; . {env_file}; set +a",
     )
     spec, code = await supervisor.first_exit()
     log.error("service_exited", service=spec.name, returncode=code)
@@ -386,6 +413,7 @@ async def run(
         stopping.cancel()
         await asyncio.gather(watching, stopping, return_exceptions=True)
         await supervisor.stop_all()
+        env_file_path(settings).unlink(missing_ok=True)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 

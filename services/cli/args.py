@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from services.client import codec
+from services.common import json_values
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -44,7 +45,11 @@ def payload(text: str) -> object:
             text = sys.stdin.read()
         elif text.startswith("@"):
             text = Path(text[1:]).read_text()
-        return json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_no_constant)
+        json_values.to_value(data)  # what the client will send: exactly, or not at all
+        return data
+    except json_values.BadValue as error:
+        raise argparse.ArgumentTypeError(f"payload{error.path} {error.reason}") from None
     except OSError as error:
         raise argparse.ArgumentTypeError(f"cannot read the payload: {error}") from error
     except json.JSONDecodeError as error:

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 from collections.abc import Sequence
 
 from services.cli.console import Console
 from services.cli.context import Context
 from services.cli.parser import Command, build_parser
 from services.client import (
+    DeadlineExceeded,
     InvalidArgument,
     JobNotSucceeded,
     JobstreamClient,
     JobstreamError,
     NotFound,
+    ResourceExhausted,
     Unauthenticated,
     Unavailable,
 )
@@ -27,7 +30,39 @@ EXIT_NOT_FOUND = 3
 EXIT_INTERRUPTED = 130
 
 
-def _report(console: Console, error: JobstreamError) -> int:
+_TOO_LARGE = re.compile(r"larger than max \((\d+) vs\. (\d+)\)")
+_UNREACHABLE_WHY = (
+    ("Connection refused", "connection refused: is it running there?"),
+    ("Domain name not found", "no such host"),
+    ("lookup", "the host name does not resolve"),
+    ("Deadline Exceeded", "no answer in time"),
+    ("timed out", "no answer in time"),
+)
+
+
+def _transport_message(error: JobstreamError, address: str) -> str | None:
+    """A one-line message for an error gRPC's transport raised (no ErrorInfo reason), where its
+    own text is a library's internals; None for errors the scheduler sent."""
+    if error.reason:
+        return None
+    if isinstance(error, Unavailable):
+        why = next((say for seen, say in _UNREACHABLE_WHY if seen in error.message), None)
+        return (
+            f"cannot reach the scheduler at {address}: {why or error.message} "
+            "(--scheduler or JOBSTREAM_SCHEDULER_ADDRESS names it)"
+        )
+    if isinstance(error, ResourceExhausted) and (sizes := _TOO_LARGE.search(error.message)):
+        size, limit = (int(number) for number in sizes.groups())
+        return (
+            f"the request is {size:,} bytes, over the scheduler's limit of {limit:,} bytes a "
+            "message; a payload may be at most JOBSTREAM_MAX_PAYLOAD_BYTES as JSON"
+        )
+    if isinstance(error, DeadlineExceeded):
+        return f"the scheduler at {address} did not answer in time"
+    return None
+
+
+def _report(console: Console, error: JobstreamError, address: str) -> int:
     if isinstance(error, InvalidArgument) and error.field_violations:
         console.error("invalid argument:")
         for violation in error.field_violations:
@@ -36,8 +71,8 @@ def _report(console: Console, error: JobstreamError) -> int:
     if isinstance(error, Unauthenticated):
         console.error(f"{error.message} (the CLI sends the API key in JOBSTREAM_API_KEY)")
         return EXIT_FAILURE
-    if isinstance(error, Unavailable) and not error.reason:
-        console.error(f"cannot reach the scheduler: {error.message}")
+    if (message := _transport_message(error, address)) is not None:
+        console.error(message)
         return EXIT_FAILURE
     console.error(str(error))
     if isinstance(error, InvalidArgument):
@@ -48,11 +83,12 @@ def _report(console: Console, error: JobstreamError) -> int:
 async def run(args: argparse.Namespace, console: Console, *, api_key: str | None = None) -> int:
     """Runs the parsed command with `api_key` (from JOBSTREAM_API_KEY); the exit code."""
     command: Command = args.command
+    client = JobstreamClient(args.scheduler, api_key=api_key)
     try:
-        async with JobstreamClient(args.scheduler, api_key=api_key) as client:
+        async with client:
             return await command(Context(client, console, args.json), args)
     except JobstreamError as error:
-        return _report(console, error)
+        return _report(console, error, client.address)
     except JobNotSucceeded as error:
         console.error(str(error))
         return EXIT_FAILURE

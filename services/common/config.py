@@ -392,6 +392,9 @@ class TelemetrySettings(BaseSettings):
     )
 
 
+DEV_STACK_ENV_FILE = "dev.env"
+
+
 class DevStackSettings(BaseSettings):
     """`make run`: the development launcher (services/devstack.py) and its embedded Redis."""
 
@@ -416,6 +419,16 @@ class DevStackSettings(BaseSettings):
         default=timedelta(seconds=15),
         description="How long a child gets after SIGTERM before it is killed.",
     )
+
+
+def dev_stack_env_file() -> Path | None:
+    """`make run`'s `<data dir>/dev.env` (its Redis, scheduler address and admin key, written
+    while it runs) when it exists and nothing in the environment names a Redis; else None. A
+    worker started beside `make run` reads its settings from there, as a `.env` file whose
+    values the environment's own override."""
+    stack = DevStackSettings()
+    path = stack.dev_data_dir / DEV_STACK_ENV_FILE
+    return path if stack.redis_url is None and path.is_file() else None
 
 
 def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:

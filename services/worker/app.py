@@ -15,13 +15,23 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+import redis
+import redis.asyncio
 import structlog
 from pydantic import ValidationError
 
 from services.common import names
 from services.common.aio_compat import use_cancellation_safe_wait_for
-from services.common.config import LogSettings, RedisSettings, TelemetrySettings, WorkerSettings
+from services.common.config import (
+    DEV_STACK_ENV_FILE,
+    LogSettings,
+    RedisSettings,
+    TelemetrySettings,
+    WorkerSettings,
+    dev_stack_env_file,
+)
 from services.common.logging import configure_logging
 from services.common.telemetry import configure_telemetry
 from services.worker.discovery import DiscoveryError, brokers_of, discover
@@ -49,9 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config(args: argparse.Namespace) -> WorkerConfig:
-    """Settings from the environment with the options on top. Raises ValueError."""
-    overrides: dict[str, object] = {}
+def _config(args: argparse.Namespace, env_file: Path | None = None) -> WorkerConfig:
+    """Settings from the environment (and `env_file`, under it) with the options on top.
+    Raises ValueError."""
+    overrides: dict[str, object] = {"_env_file": env_file}
     if args.queues:
         for queue in args.queues:
             if not names.QUEUE_ID.fullmatch(queue):
@@ -64,7 +75,9 @@ def _config(args: argparse.Namespace) -> WorkerConfig:
     try:
         config = WorkerConfig(
             worker=WorkerSettings(**overrides),  # type: ignore[arg-type]
-            redis=RedisSettings(url=args.redis_url) if args.redis_url else RedisSettings(),
+            redis=RedisSettings(url=args.redis_url)
+            if args.redis_url
+            else RedisSettings(_env_file=env_file),  # type: ignore[call-arg]
             log=LogSettings(log_level=args.log_level) if args.log_level else LogSettings(),
             telemetry=TelemetrySettings(),
         )
@@ -105,14 +118,45 @@ async def _run(config: WorkerConfig, handlers: Mapping[str, Handler]) -> None:
             loop.remove_signal_handler(signum)
 
 
+async def _redis_answers(url: str) -> bool:
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return bool(await client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+
+
+def _unconfigured_redis_error(config: WorkerConfig) -> str | None:
+    """Why the worker should not start: nothing names a Redis and none answers at the default
+    URL (so it would retry forever, reading nothing). None when it may start."""
+    if asyncio.run(_redis_answers(config.redis.url)):
+        return None
+    return (
+        f"no Redis answers at {config.redis.url}, the default: set JOBSTREAM_REDIS_URL (or "
+        "REDIS_URL, or --redis-url). Beside `make run`, start the worker in the project "
+        f"directory, where it reads .data/{DEV_STACK_ENV_FILE}, or load that file: "
+        f"set -a; . .data/{DEV_STACK_ENV_FILE}; set +a"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    env_file = None if args.redis_url else dev_stack_env_file()
     try:
-        config = _config(args)
+        config = _config(args, env_file)
     except ValueError as error:
         parser.error(str(error))
     configure_logging(config.log)
+    if env_file is not None:
+        log.info("dev_stack_settings", env_file=str(env_file))
+    elif "url" not in config.redis.model_fields_set and (
+        refused := _unconfigured_redis_error(config)
+    ):
+        log.error("worker_not_started", error=refused)
+        sys.exit(EXIT_USAGE)
     # Like `taskiq worker` and uvicorn: handler modules are found relative to where it is run.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

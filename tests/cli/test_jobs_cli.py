@@ -3,6 +3,8 @@ facts for people, and exit codes that say what went wrong (2 invalid, 3 not foun
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import cast
 
 from services.client import JobstreamClient
@@ -163,9 +165,31 @@ async def test_exit_codes_name_what_went_wrong(scheduler: SchedulerHarness) -> N
     assert bad_name.code == 2
     assert "name:" in bad_name.err
 
-    unreachable = await jobstream(f"127.0.0.1:{free_port()}", "show", "q1/any")
+    address = f"127.0.0.1:{free_port()}"
+    unreachable = await jobstream(address, "show", "q1/any")
     assert unreachable.code == 1
-    assert "cannot reach the scheduler" in unreachable.err
+    assert unreachable.err == (
+        f"jobstream: cannot reach the scheduler at {address}: connection refused: is it running "
+        "there? (--scheduler or JOBSTREAM_SCHEDULER_ADDRESS names it)\n"
+    )
+
+
+async def test_transport_errors_and_inexact_numbers_are_one_line_messages(
+    scheduler: SchedulerHarness, tmp_path: Path
+) -> None:
+    huge = tmp_path / "huge.json"
+    huge.write_text(json.dumps({"blob": "x" * (5 << 20)}))
+    too_large = await jobstream(scheduler.address, "enqueue", "q1", "demo", f"@{huge}")
+    assert too_large.code == 1
+    assert too_large.err.count("\n") == 1, too_large.err
+    assert too_large.err.startswith("jobstream: the request is 5,2")
+    assert "over the scheduler's limit of 4,194,304 bytes a message" in too_large.err
+
+    inexact_payload = '{"id": 9007199254740993}'
+    inexact = await jobstream(scheduler.address, "enqueue", "q1", "demo", inexact_payload)
+    assert inexact.code == 2
+    assert "payload.id is an integer beyond ±2**53" in inexact.err
+    assert "Traceback" not in inexact.err
 
 
 async def test_help_documents_the_exit_codes(scheduler: SchedulerHarness) -> None:
