@@ -40,6 +40,28 @@ def span(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds >= 0.1 else "0s"
 
 
+def duration(seconds: float) -> str:
+    """A measured duration to the millisecond: `37ms`, `1.804s`, `2m05.250s`, `3h02m05s`."""
+    millis = round(max(seconds, 0) * 1000)
+    if millis < 1000:
+        return f"{millis}ms"
+    if millis < 60_000:
+        return f"{millis / 1000:.3f}s"
+    minutes, millis = divmod(millis, 60_000)
+    if minutes < 60:
+        return f"{minutes}m{millis / 1000:06.3f}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02}m{millis // 1000:02}s"
+
+
+def between(start: timestamp_pb2.Timestamp, end: timestamp_pb2.Timestamp, now: datetime) -> str:
+    """How long from `start` to `end` (to `now` while `end` is unset), or `-` before a start."""
+    began = when(start)
+    if began is None:
+        return "-"
+    return duration(((when(end) or now) - began).total_seconds())
+
+
 def when(moment: timestamp_pb2.Timestamp) -> datetime | None:
     """The timestamp as an aware datetime, or None when it is unset."""
     if moment.seconds == 0 and moment.nanos == 0:
@@ -64,11 +86,11 @@ def clock(moment: timestamp_pb2.Timestamp) -> str:
 
 
 def stamp(moment: timestamp_pb2.Timestamp, now: datetime) -> str:
-    """`2026-11-23 16:53:22 UTC (3s ago)`, or `-`."""
+    """`2026-11-23 16:53:22.125 UTC (3s ago)`, or `-`."""
     at = when(moment)
     if at is None:
         return "-"
-    return f"{at:%Y-%m-%d %H:%M:%S} UTC ({age(moment, now)})"
+    return f"{at:%Y-%m-%d %H:%M:%S}.{at.microsecond // 1000:03} UTC ({age(moment, now)})"
 
 
 def amount(progress: job_pb2.Progress) -> str:

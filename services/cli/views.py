@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from google.protobuf import timestamp_pb2
+
 from jobs.v1 import job_pb2, queue_pb2, worker_pb2
 from services.cli import render
 from services.client import from_value, short_job_name, state_name
@@ -13,8 +15,24 @@ _OUTCOME_PREFIX = "OUTCOME_"
 _WORKER_STATE_PREFIX = "STATE_"
 
 
+_BUDGET_SPENT_BY_CURRENT = frozenset({job_pb2.Job.STATE_RUNNING, job_pb2.Job.STATE_SUCCEEDED})
+
+
 def _attempts(job: job_pb2.Job) -> str:
-    return f"{job.attempt}/{job.retry_policy.max_attempts or '?'}"
+    """`2 of 3`: the attempts counted against `max_attempts` (failed ones, and the current one
+    while it runs or once it succeeded); a manual retry starts a fresh budget."""
+    used = job.failed_attempts + (1 if job.state in _BUDGET_SPENT_BY_CURRENT else 0)
+    return f"{used} of {job.retry_policy.max_attempts or '?'}"
+
+
+def _job_duration(job: job_pb2.Job, now: datetime) -> str:
+    """How long the current (or last) attempt ran: so far, for a running job."""
+    if job.state == job_pb2.Job.STATE_RUNNING:
+        return render.between(job.start_time, timestamp_pb2.Timestamp(), now)
+    if job.attempts and job.attempts[-1].HasField("end_time"):
+        last = job.attempts[-1]
+        return render.between(last.start_time, last.end_time, now)
+    return "-"
 
 
 def jobs_table(jobs: Sequence[job_pb2.Job], now: datetime) -> list[str]:
@@ -30,17 +48,18 @@ def jobs_table(jobs: Sequence[job_pb2.Job], now: datetime) -> list[str]:
                 " ".join(filter(None, [render.amount(job.progress), job.progress.message])), 28
             ),
             render.age(job.create_time, now),
+            _job_duration(job, now),
         ]
         for job in jobs
     ]
-    headers = ["JOB", "TYPE", "STATE", "PRI", "ATTEMPT", "PROGRESS", "CREATED"]
-    return render.table(headers, rows, right="3")
+    headers = ["JOB", "TYPE", "STATE", "PRI", "ATTEMPTS", "PROGRESS", "CREATED", "DURATION"]
+    return render.table(headers, rows, right="37")
 
 
-def _error_lines(error: job_pb2.JobError) -> list[str]:
+def _error_text(error: job_pb2.JobError) -> str:
     reason = job_pb2.JobError.Reason.Name(error.reason).removeprefix("REASON_")
     head = f"{error.type}: {error.message}" if error.type else error.message
-    return [f"{head}  ({reason})"]
+    return f"{head}  ({reason})"
 
 
 def _attempt_line(attempt: job_pb2.Attempt, now: datetime) -> str:
@@ -51,16 +70,15 @@ def _attempt_line(attempt: job_pb2.Attempt, now: datetime) -> str:
         outcome,
         render.age(attempt.start_time, now),
     ]
-    start, end = render.when(attempt.start_time), render.when(attempt.end_time)
-    if start is not None and end is not None:
-        parts.append(f"took {render.span((end - start).total_seconds())}")
-    if attempt.error.type or attempt.error.message:
-        parts.append(f"{attempt.error.type}: {attempt.error.message}".strip(": "))
+    if attempt.HasField("end_time"):
+        parts.append(f"took {render.between(attempt.start_time, attempt.end_time, now)}")
+    if attempt.HasField("error"):
+        parts.append(_error_text(attempt.error))
     return "  ".join(parts)
 
 
 def _state_text(job: job_pb2.Job) -> str:
-    text = f"{state_name(job.state)}  attempt {_attempts(job)}"
+    text = f"{state_name(job.state)}  attempt #{job.attempt}, {_attempts(job)}"
     if job.lost_attempts:
         text += f", {job.lost_attempts} lost"
     if job.HasField("cancel_time") and job.state == job_pb2.Job.STATE_RUNNING:
@@ -81,13 +99,17 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
         fields.append(("Runs", render.stamp(job.run_time, now)))
     fields += [("Started", render.stamp(job.start_time, now))]
     fields += [("Finished", render.stamp(job.finish_time, now))]
+    if job.HasField("cancel_time"):
+        why = f": {job.cancel_reason}" if job.cancel_reason else ""
+        cancel = f"{render.stamp(job.cancel_time, now)} by {job.cancelled_by or '-'}{why}"
+        fields.append(("Cancelled", cancel))
     if job.HasField("progress"):
         fields.append(("Progress", render.bar(job.progress)))
     fields.append(("Payload", render.compact_json(from_value(job.payload))))
     if job.HasField("result"):
         fields.append(("Result", render.compact_json(from_value(job.result))))
     if job.HasField("error"):
-        fields += [("Error", line) for line in _error_lines(job.error)]
+        fields.append(("Error", _error_text(job.error)))
     if job.tags:
         fields.append(("Tags", ", ".join(job.tags)))
     fields += [("Metadata", f"{k}={v}") for k, v in sorted(job.metadata.items())]

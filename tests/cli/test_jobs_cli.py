@@ -4,6 +4,7 @@ facts for people, and exit codes that say what went wrong (2 invalid, 3 not foun
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import cast
 
@@ -78,11 +79,25 @@ async def test_show_prints_the_key_facts_and_json(
     assert "ValueError: boom  (NON_RETRYABLE)" in text
     assert 'File "handler.py", line 3, in run' in text  # the stack trace
     assert "#1  host-a:4242:abc  FAILED" in text
+    assert "FAILED  attempt #1, 1 of 3" in text
+    took = next(line for line in text.splitlines() if "#1  host-a" in line)
+    assert re.search(r"took \d+ms  ValueError: boom  \(NON_RETRYABLE\)$", took), took
 
     as_json = await jobstream(scheduler.address, "show", "queues/q1/jobs/j1", "--json")
     shown = _object(as_json.json())
     assert (shown["name"], shown["state"]) == (job.name, "STATE_FAILED")
     assert _object(shown["error"])["type"] == "ValueError"
+
+    # A manual retry starts a fresh budget: the next attempt is #2 but the first of three again.
+    await client.retry(job.name)
+    retried = await client.get(job.name)
+    await worker.start(retried, number=2)
+    await client.cancel(job.name, reason="superseded by j2")
+    text = (await jobstream(scheduler.address, "show", "q1/j1")).out
+    assert "RUNNING  attempt #2, 1 of 3, cancel requested" in text
+    assert re.search(
+        r"Cancelled: +\d{4}-\d\d-\d\d [\d:]+\.\d{3} UTC .* by anonymous: superseded", text
+    )
 
 
 async def test_list_shows_a_table_filters_and_limits(
@@ -94,11 +109,12 @@ async def test_list_shows_a_table_filters_and_limits(
     await client.cancel(first.name)
 
     table = (await jobstream(scheduler.address, "list", "q1")).lines()
-    assert table[0].split() == ["JOB", "TYPE", "STATE", "PRI", "ATTEMPT", "PROGRESS", "CREATED"]
+    headers = ["JOB", "TYPE", "STATE", "PRI", "ATTEMPTS", "PROGRESS", "CREATED", "DURATION"]
+    assert table[0].split() == headers
     rows = {line.split()[0]: line.split() for line in table[1:]}
     assert sorted(rows) == ["q1/a1", "q1/a2", "q1/b1"]
-    assert rows["q1/a1"][1:5] == ["alpha", "CANCELLED", "50", "0/3"]
-    assert all(line.endswith(("now", "s ago")) for line in table[1:])
+    assert rows["q1/a1"][1:7] == ["alpha", "CANCELLED", "50", "0", "of", "3"]
+    assert all(line.split()[-2:] in (["now", "-"], ["ago", "-"]) for line in table[1:])  # none ran
 
     cancelled = await jobstream(scheduler.address, "list", "q1", "--state", "cancelled", "--json")
     assert [j["name"] for j in _listed(cancelled.json())] == [first.name]

@@ -47,6 +47,27 @@ async def test_failure_is_retried_with_the_backoff(
     assert job.error.stack_trace.rstrip().endswith("ValueError: boom on attempt 2")
     # ... and starting there too: the worker's own calling frames are left out.
     assert "services/worker/" not in job.error.stack_trace
+    # Each failed attempt keeps its own error: reason, type, message and stack trace.
+    for number, attempt in enumerate(job.attempts[:2], start=1):
+        error = attempt.error
+        assert (error.reason, error.type, error.message) == (
+            Reason.REASON_HANDLER_ERROR,
+            "ValueError",
+            f"boom on attempt {number}",
+        )
+        assert error.stack_trace.rstrip().endswith(f"ValueError: boom on attempt {number}")
+    assert not job.attempts[2].HasField("error")
+
+
+async def test_the_last_failed_attempt_keeps_its_error_next_to_the_jobs(
+    jobs: JobServiceAsyncStub, worker: WorkerProcess
+) -> None:
+    created = await enqueue(jobs, "flaky", max_attempts=2, initial_backoff_ms=10)
+    job, _ = await finished(jobs, created.name)
+    assert job.state == State.STATE_FAILED
+    last = job.attempts[-1].error
+    assert (last.reason, last.message) == (Reason.REASON_HANDLER_ERROR, "boom on attempt 2")
+    assert last.stack_trace == job.error.stack_trace
 
 
 async def test_failures_use_up_max_attempts(

@@ -94,8 +94,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         context: Context[job_service_pb2.CancelJobRequest, job_pb2.Job],
     ) -> job_pb2.Job:
         ref, reason = validation.cancel_job(request)
-        ref = caller().job(ref)
-        job = await self._store.cancel_job(ref, reason=reason)
+        principal = caller()
+        ref = principal.job(ref)
+        job = await self._store.cancel_job(ref, reason=reason, by=principal.key)
         self._metrics.job_cancelled(ref.queue, job)
         return job
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
@@ -72,9 +72,12 @@ def progress_from_json(raw: str, update_ms: int) -> job_pb2.Progress:
     return progress
 
 
-def _attempts(queue: str, job_id: str, fields: Fields) -> list[job_pb2.Attempt]:
+def _attempts(
+    queue: str, job_id: str, fields: Fields, error: job_pb2.JobError | None
+) -> list[job_pb2.Attempt]:
     """The earlier attempts (a JSON array in `attempts`), then the current one (the hash's own
-    `attempt`, `worker`, `stime`, `aend`, `aout`, `aet` and `aem` fields; see lib.lua)."""
+    `attempt`, `worker`, `stime`, `aend`, `aout`, `aet`, `aem` and `aer` fields, its stack trace
+    the job's `error`'s; see lib.lua)."""
     items = json.loads(fields[J.EARLIER_ATTEMPTS.key]) if fields.get(J.EARLIER_ATTEMPTS.key) else []
     if fields.get(J.ATTEMPT_OUTCOME.key):
         current = {
@@ -87,26 +90,36 @@ def _attempts(queue: str, job_id: str, fields: Fields) -> list[job_pb2.Attempt]:
             (J.ATTEMPT_END.key, "e"),
             (J.ATTEMPT_ERROR_TYPE.key, "et"),
             (J.ATTEMPT_ERROR_MESSAGE.key, "em"),
+            (J.ATTEMPT_ERROR_REASON.key, "er"),
         ):
             if fields.get(key):
                 current[name] = fields[key].decode()
+        if error is not None and (error.type, error.message) == (
+            current.get("et", ""),
+            current.get("em", ""),
+        ):
+            current["st"] = error.stack_trace
         items.append(current)
-    attempts = []
-    for item in items:
-        attempt = job_pb2.Attempt(
-            name=names.attempt_name(queue, job_id, item["n"]),
-            number=item["n"],
-            worker=item.get("w", ""),
-            outcome=_OUTCOMES.Value("OUTCOME_" + item["o"]),
-        )
-        attempt.start_time.FromMilliseconds(int(item["s"]))
-        if "e" in item:
-            attempt.end_time.FromMilliseconds(int(item["e"]))
-        if "et" in item or "em" in item:
-            attempt.error.type = item.get("et", "")
-            attempt.error.message = item.get("em", "")
-        attempts.append(attempt)
-    return attempts
+    return [_attempt(queue, job_id, item) for item in items]
+
+
+def _attempt(queue: str, job_id: str, item: dict[str, Any]) -> job_pb2.Attempt:
+    attempt = job_pb2.Attempt(
+        name=names.attempt_name(queue, job_id, item["n"]),
+        number=item["n"],
+        worker=item.get("w", ""),
+        outcome=_OUTCOMES.Value("OUTCOME_" + item["o"]),
+    )
+    attempt.start_time.FromMilliseconds(int(item["s"]))
+    if "e" in item:
+        attempt.end_time.FromMilliseconds(int(item["e"]))
+    if "et" in item or "em" in item:
+        attempt.error.type = item.get("et", "")
+        attempt.error.message = item.get("em", "")
+        attempt.error.stack_trace = item.get("st", "")
+        if item.get("er"):
+            attempt.error.reason = _REASONS.Value("REASON_" + item["er"])
+    return attempt
 
 
 _TRACEPARENT = "traceparent"
@@ -157,6 +170,8 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
         trace_context=trace_context(_text(fields, J.TRACE_CONTEXT.key, "{}")),
         lost_attempts=_int(fields, J.LOST_ATTEMPTS.key),
         failed_attempts=_int(fields, J.FAILURES.key),
+        cancel_reason=_text(fields, J.CANCEL_REASON.key),
+        cancelled_by=_text(fields, J.CANCELLED_BY.key),
     )
     _set_time(job.run_time, fields, J.RUN_AT.key)
     _set_time(job.create_time, fields, J.CREATE_TIME.key)
@@ -170,9 +185,11 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
         )
     if J.RESULT.key in fields:
         job.result.CopyFrom(_value(_text(fields, J.RESULT.key)))
+    error = None
     if J.ERROR.key in fields:
-        job.error.CopyFrom(error_from_json(_text(fields, J.ERROR.key)))
-    job.attempts.extend(_attempts(queue, job_id, fields))
+        error = error_from_json(_text(fields, J.ERROR.key))
+        job.error.CopyFrom(error)
+    job.attempts.extend(_attempts(queue, job_id, fields, error))
     return job
 
 

@@ -50,7 +50,8 @@ class JobField(StoredName):
     ATTEMPT_OUTCOME = "aout"
     ATTEMPT_ERROR_TYPE = "aet"
     ATTEMPT_ERROR_MESSAGE = "aem"
-    EARLIER_ATTEMPTS = "attempts"  # JSON array of {n, w, s, e, o, et, em}
+    ATTEMPT_ERROR_REASON = "aer"  # its stack trace is the job's ERROR (see lib.lua)
+    EARLIER_ATTEMPTS = "attempts"  # JSON array of {n, w, s, e, o, et, em, er, st}
     LEASE_UNTIL = "lease"  # ms
     PROGRESS = "progress"  # JSON
     PROGRESS_TIME = "pms"
@@ -59,6 +60,7 @@ class JobField(StoredName):
     FINISH_TIME = "ftime"  # ms
     CANCEL_TIME = "cancel"  # ms, when a cancel was asked for
     CANCEL_REASON = "cancel_reason"
+    CANCELLED_BY = "cancel_by"  # the requester's API key name, `bootstrap` or `anonymous`
 
 
 class QueueField(StoredName):

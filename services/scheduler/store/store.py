@@ -206,9 +206,9 @@ class JobStore:
         _raise_for(reply, ref, action)
         return reply
 
-    async def cancel_job(self, ref: JobRef, *, reason: str = "") -> job_pb2.Job:
-        """Cancels a waiting job at once, or asks a running one to stop. Raises JobNotFound,
-        InvalidState (finished job)."""
+    async def cancel_job(self, ref: JobRef, *, reason: str = "", by: str = "") -> job_pb2.Job:
+        """Cancels a waiting job at once, or asks a running one to stop; `by`: who asks. Raises
+        JobNotFound, InvalidState (finished job)."""
         keys, args = self._call_args(ref.queue)
         reply: Reply = await self.scripts.cancel_job(
             keys=keys,
@@ -220,6 +220,7 @@ class JobStore:
                 reason,
                 redis_keys.CANCEL_CHANNEL,
                 names.scoped_worker(names.tenant_of(ref.queue), ""),
+                by,
             ],
         )
         _raise_for(reply, ref, Action.CANCEL)

@@ -503,7 +503,13 @@ async def test_destructive_calls_leave_an_audit_event(channel: grpc.aio.Channel)
     admin = await create_key(channel, ADMIN, tenant="acme")
     job = await _create_job(channel, admin)
     jobs = job_service_pb2_grpc.JobServiceStub(channel)
-    await jobs.CancelJob(job_service_pb2.CancelJobRequest(name=job.name), metadata=as_caller(admin))
+    cancelled = await jobs.CancelJob(
+        job_service_pb2.CancelJobRequest(name=job.name, reason="duplicate"),
+        metadata=as_caller(admin),
+    )
+    # The job says who cancelled it: the caller's key, by its resource name.
+    assert cancelled.cancel_reason == "duplicate"
+    assert cancelled.cancelled_by.startswith("apiKeys/")
     with structlog.testing.capture_logs() as logs:
         await jobs.DeleteJob(
             job_service_pb2.DeleteJobRequest(name=job.name), metadata=as_caller(admin)
@@ -519,4 +525,4 @@ async def test_destructive_calls_leave_an_audit_event(channel: grpc.aio.Channel)
         ("/jobs.v1.JobService/DeleteJob", job.name, "ok"),
         ("/jobs.v1.JobService/DeleteJob", job.name, "error"),
     ]
-    assert {(a["tenant"], a["key"].startswith("apiKeys/")) for a in audits} == {("acme", True)}
+    assert {(a["tenant"], a["key"]) for a in audits} == {("acme", cancelled.cancelled_by)}

@@ -48,8 +48,10 @@ async def test_created_job_can_be_read_listed_cancelled_and_retried(
         job_service_pb2.CancelJobRequest(name=created.name, reason="not needed")
     )
     assert cancelled.state == CANCELLED
+    assert (cancelled.cancel_reason, cancelled.cancelled_by) == ("not needed", "anonymous")
     retried = await jobs.RetryJob(job_service_pb2.RetryJobRequest(name=created.name))
     assert retried.state == QUEUED
+    assert (retried.cancel_reason, retried.cancelled_by) == ("", "")
     await jobs.CancelJob(job_service_pb2.CancelJobRequest(name=created.name))
     await jobs.DeleteJob(job_service_pb2.DeleteJobRequest(name=created.name))
     with pytest.raises(grpc.aio.AioRpcError) as raised:

@@ -9,9 +9,10 @@
   ARGV[6]  pub/sub channel told "<tenant>/<worker> <attempt name>" when a running job is asked to
            stop (worker ids are per tenant, so the notice names the tenant too)
   ARGV[7]  the queue's tenant and a slash, `<tenant>/`
+  ARGV[8]  who asks: the caller's API key name, `bootstrap` or `anonymous`
   Returns {0, state after} | {-1} no such job | {-2, state} wrong state
 ]]
-local id, reason = ARGV[4], ARGV[5]
+local id, reason, by = ARGV[4], ARGV[5], ARGV[8]
 local key = job_key(id)
 local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.WORKER, J.CANCEL_TIME)
 if not f[1] then return {NOT_FOUND} end
@@ -23,7 +24,7 @@ if set_of(ARGV[2])[f[1]] then
   redis.call('ZREM', K_SCHEDULED, id)
   redis.call('ZREM', K_READY, id)
   undispatch(key, id)
-  redis.call('HSET', key, J.STATE, 'CANCELLED', J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.FINISH_TIME, NOW, J.UPDATE_TIME, NOW)
+  redis.call('HSET', key, J.STATE, 'CANCELLED', J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.CANCELLED_BY, by, J.FINISH_TIME, NOW, J.UPDATE_TIME, NOW)
   index_state(id, f[3], f[4], f[1], 'CANCELLED', 'cancel')
   state_changed(id, f[1], 'CANCELLED', attempt, message)
   retain(id, 'CANCELLED')
@@ -31,7 +32,7 @@ if set_of(ARGV[2])[f[1]] then
 end
 if set_of(ARGV[3])[f[1]] then
   if not f[6] then
-    redis.call('HSET', key, J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.UPDATE_TIME, NOW)
+    redis.call('HSET', key, J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.CANCELLED_BY, by, J.UPDATE_TIME, NOW)
     emit(id, {type = 'CANCEL_REQUESTED', state = f[1], attempt = attempt, message = message})
   end
   redis.call('PUBLISH', ARGV[6], ARGV[7] .. f[5] .. ' queues/' .. ctx.queue .. '/jobs/' .. id .. '/attempts/' .. attempt)

@@ -130,25 +130,44 @@ local function state_changed(id, from, to, attempt, message, err)
 end
 
 -- The attempt history. The current attempt lives in the hash's own fields: `attempt` (its number),
--- `worker`, `stime`, `aend`, `aout` (its outcome, RUNNING while it runs), `aet` and `aem` (its
--- error's type and message). The earlier ones are a JSON array of {n, w, s, e, o, et, em} in
--- `attempts` (the last 49). So a job that ran once keeps every value under 64 bytes, which lets
--- Redis store its hash as a listpack: ~0.5 KB where a hash table took ~2 KB. Jobs stored before
--- this layout have the current attempt in the array too and no `aout`: it is updated there.
-local ATTEMPT_FIELDS = {J.ATTEMPT, J.WORKER, J.START_TIME, J.ATTEMPT_END, J.ATTEMPT_OUTCOME, J.ATTEMPT_ERROR_TYPE, J.ATTEMPT_ERROR_MESSAGE, J.EARLIER_ATTEMPTS}
+-- `worker`, `stime`, `aend`, `aout` (its outcome, RUNNING while it runs), `aet`, `aem` and `aer`
+-- (its error's type, message and reason; its stack trace is the job's `error`, which is the error
+-- of the latest failed attempt). The earlier ones are a JSON array of {n, w, s, e, o, et, em, er,
+-- st} in `attempts` (the last 49; `st`: the innermost ATTEMPT_STACK_CHARS of the stack trace).
+-- So a job that ran once keeps every value under 64 bytes, which lets Redis store its hash as a
+-- listpack: ~0.5 KB where a hash table took ~2 KB. Jobs stored before this layout have the current
+-- attempt in the array too and no `aout`: it is updated there.
+local ATTEMPT_FIELDS = {J.ATTEMPT, J.WORKER, J.START_TIME, J.ATTEMPT_END, J.ATTEMPT_OUTCOME, J.ATTEMPT_ERROR_TYPE, J.ATTEMPT_ERROR_MESSAGE, J.EARLIER_ATTEMPTS, J.ATTEMPT_ERROR_REASON, J.ERROR}
+local ATTEMPT_STACK_CHARS = 4096
+
+-- The attempt read into `a` (ATTEMPT_FIELDS) as an item of the earlier attempts' array.
+local function archived(a)
+  local prior = {n = tonumber(a[1]), w = a[2] or '', s = tonumber(a[3]), o = a[5]}
+  if a[4] and a[4] ~= '' then prior.e = tonumber(a[4]) end
+  if a[6] and a[6] ~= '' then prior.et = a[6] end
+  if a[7] and a[7] ~= '' then prior.em = a[7] end
+  if a[9] and a[9] ~= '' then prior.er = a[9] end
+  if (prior.et or prior.em) and a[10] and a[10] ~= '' then
+    local err = cjson.decode(a[10])
+    if err.type == (prior.et or '') and err.message == (prior.em or '') and err.stack_trace then
+      prior.st = string.sub(err.stack_trace, -ATTEMPT_STACK_CHARS)
+    end
+  end
+  return prior
+end
 
 -- The fields that start attempt `n` on `worker`, after moving the current one (as read into `a`
 -- with ATTEMPT_FIELDS) to the array. `ended`: the attempt ends at once with that outcome.
 local function begin_attempt(a, n, worker, ended, err)
   local fields = {J.ATTEMPT, n, J.WORKER, worker, J.START_TIME, NOW, J.ATTEMPT_OUTCOME, ended or 'RUNNING',
     J.ATTEMPT_END, ended and NOW or '', J.ATTEMPT_ERROR_TYPE, err and err.type or '', J.ATTEMPT_ERROR_MESSAGE, err and err.message or ''}
+  if (err and err.reason) or (a[9] and a[9] ~= '') then
+    fields[#fields + 1] = J.ATTEMPT_ERROR_REASON
+    fields[#fields + 1] = err and err.reason or ''
+  end
   if a[5] and a[5] ~= '' then
     local list = (a[8] and a[8] ~= '') and cjson.decode(a[8]) or {}
-    local prior = {n = tonumber(a[1]), w = a[2] or '', s = tonumber(a[3]), o = a[5]}
-    if a[4] and a[4] ~= '' then prior.e = tonumber(a[4]) end
-    if a[6] and a[6] ~= '' then prior.et = a[6] end
-    if a[7] and a[7] ~= '' then prior.em = a[7] end
-    list[#list + 1] = prior
+    list[#list + 1] = archived(a)
     while #list > 49 do table.remove(list, 1) end
     fields[#fields + 1] = J.EARLIER_ATTEMPTS
     fields[#fields + 1] = cjson.encode(list)
@@ -156,11 +175,13 @@ local function begin_attempt(a, n, worker, ended, err)
   return fields
 end
 
+-- Ends attempt `n` with `outcome`; `err` (with its reason set) when it failed.
 local function end_attempt(key, n, outcome, err)
   local a = redis.call('HMGET', key, J.ATTEMPT, J.ATTEMPT_OUTCOME)
   if a[2] and tonumber(a[1]) == n then
     redis.call('HSET', key, J.ATTEMPT_END, NOW, J.ATTEMPT_OUTCOME, outcome,
-      J.ATTEMPT_ERROR_TYPE, err and err.type or '', J.ATTEMPT_ERROR_MESSAGE, err and err.message or '')
+      J.ATTEMPT_ERROR_TYPE, err and err.type or '', J.ATTEMPT_ERROR_MESSAGE, err and err.message or '',
+      J.ATTEMPT_ERROR_REASON, err and err.reason or '')
     return
   end
   local raw = redis.call('HGET', key, J.EARLIER_ATTEMPTS) -- a job stored before the current layout
@@ -169,7 +190,7 @@ local function end_attempt(key, n, outcome, err)
     if list[i].n == n then
       list[i].e = NOW
       list[i].o = outcome
-      if err then list[i].et = err.type; list[i].em = err.message end
+      if err then list[i].et = err.type; list[i].em = err.message; list[i].er = err.reason end
       redis.call('HSET', key, J.EARLIER_ATTEMPTS, cjson.encode(list))
       return
     end

@@ -11,7 +11,7 @@ local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE)
 if not f[1] then return {NOT_FOUND} end
 if not set_of(ARGV[2])[f[1]] then return {WRONG_STATE, f[1]} end
 redis.call('ZREM', P .. F_RETAINED .. f[1], id)
-redis.call('HDEL', key, J.FINISH_TIME, J.CANCEL_TIME, J.CANCEL_REASON, J.LEASE_UNTIL)
+redis.call('HDEL', key, J.FINISH_TIME, J.CANCEL_TIME, J.CANCEL_REASON, J.CANCELLED_BY, J.LEASE_UNTIL)
 -- A new sequence number: the job goes to the back of its priority.
 local rs = ready_score(tonumber(redis.call('HGET', key, J.PRIORITY)))
 redis.call('HSET', key, J.STATE, 'QUEUED', J.FAILURES, 0, J.LOST_ATTEMPTS, 0, J.READY_SCORE, rs, J.RUN_AT, NOW, J.UPDATE_TIME, NOW)

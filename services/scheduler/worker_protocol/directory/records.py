@@ -13,6 +13,7 @@ directory stays bounded. This is not job state: nothing here decides who runs wh
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
@@ -21,8 +22,11 @@ from jobs.v1 import worker_pb2, worker_service_pb2
 from services.common import redis_keys
 from services.common.clock import Clock
 from services.common.errors import WorkerIdInUse
-from services.common.names import scoped_worker, worker_name
+from services.common.names import scoped_queue, scoped_worker, worker_name
 from services.common.redis_client import RedisClient
+from services.common.redis_keys import QueueKeys
+from services.common.states import State
+from services.scheduler.store.fields import JobField
 from services.scheduler.worker_protocol.directory.scripts import register
 
 RECORD_TTL = timedelta(hours=1)
@@ -133,7 +137,35 @@ class WorkerDirectory:
         """`tenant`'s worker `worker`."""
         key = redis_keys.worker_record(scoped_worker(tenant, worker))
         fields = cast(dict[bytes, bytes], await self._redis.hgetall(key))
-        return self._worker(worker, fields) if fields else None
+        if not fields:
+            return None
+        record = self._worker(worker, fields)
+        await self._count_running([record], tenant)
+        return record
+
+    async def _count_running(self, workers: list[worker_pb2.Worker], tenant: str) -> None:
+        """Sets each worker's `running_attempts` from the jobs themselves: the RUNNING jobs of its
+        queues whose current attempt is its. Its own report is a heartbeat old; this agrees with
+        the queues' counts, which come from the same index."""
+        queues = sorted({queue for worker in workers for queue in worker.queues})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                index = QueueKeys(scoped_queue(tenant, queue)).state_index(State.RUNNING)
+                pipe.zrange(index, 0, -1)
+            members = cast(list[list[bytes]], await pipe.execute())
+        running = [
+            (queue, member.decode().partition(":")[2])
+            for queue, listed in zip(queues, members, strict=True)
+            for member in listed
+        ]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue, job in running:
+                pipe.hget(QueueKeys(scoped_queue(tenant, queue)).job(job), JobField.WORKER.value)
+            owners = Counter(
+                owner.decode() for owner in cast(list[bytes | None], await pipe.execute()) if owner
+            )
+        for worker in workers:
+            worker.running_attempts = owners[worker.name.removeprefix("workers/")]
 
     async def list(self, *, after: str | None, limit: int, queue: str, tenant: str) -> WorkerPage:
         """`tenant`'s workers, most recently connected first; those expired are dropped from the
@@ -158,6 +190,7 @@ class WorkerDirectory:
         if after is not None:
             start = next((i + 1 for i, w in enumerate(workers) if w.name == worker_name(after)), 0)
         page = workers[start : start + limit]
+        await self._count_running(page, tenant)
         more = start + limit < len(workers)
         return WorkerPage(page, page[-1].name.removeprefix("workers/") if more and page else None)
 
