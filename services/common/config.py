@@ -215,6 +215,11 @@ class AuthSettings(BaseSettings):
     auth_token_ttl: Duration = Field(
         default=timedelta(seconds=60), description="How long a watch token can open a watch."
     )
+    auth_token_max_session: Duration = Field(
+        default=timedelta(hours=24),
+        description="How long a watch token and the tokens renewed from it (CreateWatchToken "
+        "called with the token itself) may keep a watch going, from the first token's issue.",
+    )
     auth_key_cache_ttl: Duration = Field(
         default=timedelta(seconds=5),
         description="How long a verified key is trusted without reading Redis again: a revoke "

@@ -192,11 +192,14 @@ class CredentialExpired(Unauthenticated):
 
     reason = "CREDENTIAL_EXPIRED"
 
-    def __init__(self) -> None:
-        super().__init__(
+    def __init__(
+        self,
+        message: str = (
             "the stream ended: its watch token expired; ask for a new token and resume after "
             "the last event received"
-        )
+        ),
+    ) -> None:
+        super().__init__(message)
 
 
 class WorkerIdInUse(JobstreamError):

@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 import structlog
@@ -178,10 +179,16 @@ def build_app(
     async def docs(_request: Request) -> Response:
         return HTMLResponse(docs_page(document))
 
+    async def watch_helper(_request: Request) -> Response:
+        return Response(
+            WATCH_HELPER, media_type="text/javascript", headers={"cache-control": "max-age=300"}
+        )
+
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
+        Route("/js/jobstream-watch.js", watch_helper, methods=["GET"]),  # see README, SSE
         metrics.route(),  # /metrics, without a credential like /healthz
         *sse,  # before the REST routes, whose `{job}` would match `j1:watch`
         *api_routes(
@@ -204,6 +211,10 @@ def build_app(
     )
     app.state.sse_hub = hub
     return app
+
+
+# The browser helper that keeps a watch open across token expiry (static/jobstream-watch.js).
+WATCH_HELPER = (Path(__file__).parent / "static" / "jobstream-watch.js").read_bytes()
 
 
 def _cors(origins: Sequence[str]) -> Middleware:

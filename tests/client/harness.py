@@ -92,9 +92,12 @@ class HandWorker:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, address: str) -> AsyncIterator[HandWorker]:
+    async def connect(
+        cls, address: str, *, api_key: str | None = None
+    ) -> AsyncIterator[HandWorker]:
         async with grpc.aio.insecure_channel(address) as channel:
-            stream = WorkerStream.open(worker_service_pb2_grpc.WorkerServiceStub(channel))
+            stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+            stream = WorkerStream.open(stub, api_key=api_key)
             await stream.hello()
             try:
                 yield cls(stream)

@@ -42,6 +42,7 @@ class Gate:
             redis,
             secret=secret.get_secret_value() if secret else None,
             ttl_s=settings.auth_token_ttl.total_seconds(),
+            max_session_s=settings.auth_token_max_session.total_seconds(),
         )
         self.streams = OpenStreams(self.keys, recheck_s=settings.auth_key_cache_ttl.total_seconds())
         self.limits = CallLimits(

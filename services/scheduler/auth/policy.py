@@ -44,6 +44,7 @@ RULES: dict[str, Rule] = {
     f"{_AUTH}CreateApiKey": Rule(Role.ADMIN, audited=True),
     f"{_AUTH}ListApiKeys": Rule(Role.ADMIN),
     f"{_AUTH}RevokeApiKey": Rule(Role.ADMIN, audited=True),
-    f"{_AUTH}CreateWatchToken": Rule(Role.VIEWER),
+    # A watch token may ask for its own successor: a browser renews it before it expires.
+    f"{_AUTH}CreateWatchToken": Rule(Role.VIEWER, scope_field="resource"),
     f"{_AUTH}GetCaller": Rule(Role.VIEWER, scope_field="resource"),
 }

@@ -35,6 +35,7 @@ class Principal:
     manages_all_tenants: bool = False  # the bootstrap key only: creates and lists any tenant's keys
     resource: str = ""  # a watch token's one resource; empty for keys
     expire_ms: int | None = None  # a watch token's expiry (Unix ms); None for keys
+    session_ms: int | None = None  # when the first token of its renewal chain was issued (ms)
 
     @property
     def revocable(self) -> bool:

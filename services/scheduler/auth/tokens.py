@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import jwt
 
 from services.common import redis_keys
+from services.common.errors import CredentialExpired
 from services.common.redis_client import RedisClient
 from services.scheduler.auth.principal import Principal, Role
 
@@ -39,10 +40,13 @@ class IssuedToken:
 
 
 class WatchTokens:
-    def __init__(self, redis: RedisClient, *, secret: str | None, ttl_s: float) -> None:
+    def __init__(
+        self, redis: RedisClient, *, secret: str | None, ttl_s: float, max_session_s: float
+    ) -> None:
         self._redis = redis
         self._secret = secret.encode() if secret else None
         self._ttl_s = ttl_s
+        self._max_session_s = max_session_s
 
     async def _key(self) -> bytes:
         """The configured secret, or the one every replica shares in Redis (made by the first)."""
@@ -55,8 +59,22 @@ class WatchTokens:
         return self._secret
 
     async def issue(self, principal: Principal, resource: str) -> IssuedToken:
+        """A token for `resource`. When `principal` is itself a watch token (a renewal), the new
+        one continues its session and expires no later than the session's end. Raises
+        CredentialExpired once the session is over."""
         now = time.time()
+        session = now
         expire = now + self._ttl_s
+        if principal.session_ms is not None:
+            session = principal.session_ms / 1000
+            session_end = session + self._max_session_s
+            if now >= session_end:
+                raise CredentialExpired(
+                    "this watch token's session is over: renewals end "
+                    f"{self._max_session_s:.0f} s after the first token was issued; ask for a "
+                    "new token with an API key and resume after the last event received"
+                )
+            expire = min(expire, session_end)
         claims = {
             "iss": ISSUER,
             "aud": AUDIENCE,
@@ -66,6 +84,7 @@ class WatchTokens:
             "iat": int(now),
             "nbf": int(now),
             "exp": int(expire),
+            "ses": int(session * 1000),
             "jti": uuid.uuid4().hex,
         }
         token = jwt.encode(claims, await self._key(), algorithm=_ALGORITHM)
@@ -90,4 +109,5 @@ class WatchTokens:
             key=str(claims["sub"]),
             resource=str(claims["res"]),
             expire_ms=int(claims["exp"]) * 1000,
+            session_ms=int(claims.get("ses", int(claims["iat"]) * 1000)),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable
+from datetime import timedelta
 from typing import cast
 
 import grpc
@@ -36,6 +37,7 @@ from services.scheduler.app import Scheduler
 from services.scheduler.auth.policy import RULES
 from services.scheduler.auth.principal import Role
 from services.scheduler.auth.tokens import AUDIENCE, ISSUER
+from tests.scheduler.api.helpers import failure
 from tests.support.auth import (
     ADMIN,
     BOOTSTRAP_KEY,
@@ -428,6 +430,72 @@ async def test_a_watch_token_of_a_revoked_key_is_refused(channel: grpc.aio.Chann
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await jobs.GetJob(job_service_pb2.GetJobRequest(name=job.name), metadata=as_caller(token))
     assert raised.value.code() == Code.UNAUTHENTICATED
+
+
+def _claims(token: str) -> dict[str, object]:
+    claims: dict[str, object] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+async def test_a_watch_token_renews_itself_for_its_own_resource_only(
+    channel: grpc.aio.Channel,
+) -> None:
+    viewer = await create_key(channel, VIEWER)
+    job = await _create_job(channel, BOOTSTRAP_KEY)
+    other = await _create_job(channel, BOOTSTRAP_KEY)
+    first = await _watch_token(channel, viewer, job.name)
+    auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+
+    renewed = await auth.CreateWatchToken(
+        auth_service_pb2.CreateWatchTokenRequest(resource=job.name), metadata=as_caller(first)
+    )
+    assert renewed.token != first
+    assert renewed.resource == job.name
+    # The successor continues the first token's session, under the same key and tenant.
+    for claim in ("ses", "sub", "ten", "res"):
+        assert _claims(renewed.token)[claim] == _claims(first)[claim], claim
+    jobs = job_service_pb2_grpc.JobServiceStub(channel)
+    got = await jobs.GetJob(
+        job_service_pb2.GetJobRequest(name=job.name), metadata=as_caller(renewed.token)
+    )
+    assert got.name == job.name
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await auth.CreateWatchToken(
+            auth_service_pb2.CreateWatchTokenRequest(resource=other.name),
+            metadata=as_caller(first),
+        )
+    assert raised.value.code() == Code.UNAUTHENTICATED
+
+    caller = await auth.GetCaller(auth_service_pb2.GetCallerRequest(), metadata=as_caller(viewer))
+    await auth.RevokeApiKey(
+        auth_service_pb2.RevokeApiKeyRequest(name=caller.key), metadata=as_caller(BOOTSTRAP_KEY)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:  # a revoked key's tokens renew nothing
+        await auth.CreateWatchToken(
+            auth_service_pb2.CreateWatchTokenRequest(resource=job.name),
+            metadata=as_caller(renewed.token),
+        )
+    assert raised.value.code() == Code.UNAUTHENTICATED
+
+
+async def test_renewals_end_with_the_session(redis: RedisClient) -> None:
+    no_renewals = required_auth(auth_token_max_session=timedelta(0))
+    async with (
+        in_process_scheduler(redis, auth=no_renewals) as scheduler,
+        grpc.aio.insecure_channel(f"127.0.0.1:{scheduler.port}") as channel,
+    ):
+        job = await _create_job(channel, BOOTSTRAP_KEY)
+        token = await _watch_token(channel, BOOTSTRAP_KEY, job.name)  # a key's token: issued
+        auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await auth.CreateWatchToken(
+                auth_service_pb2.CreateWatchTokenRequest(resource=job.name),
+                metadata=as_caller(token),
+            )
+    assert raised.value.code() == Code.UNAUTHENTICATED
+    assert failure(raised.value).reason == "CREDENTIAL_EXPIRED"
+    assert "session is over" in (raised.value.details() or "")
 
 
 async def test_calls_over_the_rate_limit_are_resource_exhausted_with_retry_info(

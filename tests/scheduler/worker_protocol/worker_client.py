@@ -12,6 +12,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from jobs.v1 import job_pb2, worker_service_pb2
+from services.common.credentials import bearer
 from services.common.names import DEFAULT_TENANT, AttemptRef, JobRef, new_job_id, scoped_queue
 from services.scheduler.store.models import NewJob, RetryPolicy
 from services.scheduler.store.store import JobStore
@@ -151,8 +152,8 @@ class WorkerStream:
     responses: int = 0
 
     @classmethod
-    def open(cls, stub: WorkerServiceAsyncStub) -> WorkerStream:
-        return cls(stub.Connect(None))
+    def open(cls, stub: WorkerServiceAsyncStub, *, api_key: str | None = None) -> WorkerStream:
+        return cls(stub.Connect(None, metadata=(bearer(api_key),) if api_key else None))
 
     async def hello(
         self, worker: str = WORKER, *, instance: str = INSTANCE

@@ -179,9 +179,12 @@ end
 local function end_attempt(key, n, outcome, err)
   local a = redis.call('HMGET', key, J.ATTEMPT, J.ATTEMPT_OUTCOME)
   if a[2] and tonumber(a[1]) == n then
-    redis.call('HSET', key, J.ATTEMPT_END, NOW, J.ATTEMPT_OUTCOME, outcome,
-      J.ATTEMPT_ERROR_TYPE, err and err.type or '', J.ATTEMPT_ERROR_MESSAGE, err and err.message or '',
-      J.ATTEMPT_ERROR_REASON, err and err.reason or '')
+    if err then
+      redis.call('HSET', key, J.ATTEMPT_END, NOW, J.ATTEMPT_OUTCOME, outcome, J.ATTEMPT_ERROR_TYPE,
+        err.type or '', J.ATTEMPT_ERROR_MESSAGE, err.message or '', J.ATTEMPT_ERROR_REASON, err.reason or '')
+    else -- begin_attempt left the error fields empty, and no `aer` at all: keep the hash small
+      redis.call('HSET', key, J.ATTEMPT_END, NOW, J.ATTEMPT_OUTCOME, outcome)
+    end
     return
   end
   local raw = redis.call('HGET', key, J.EARLIER_ATTEMPTS) -- a job stored before the current layout
