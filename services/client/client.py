@@ -250,6 +250,21 @@ class JobstreamClient(Closing):
         request = queue_service_pb2.GetQueueRequest(name=names.queue_name(queue))
         return await self._call(self._queues.GetQueue, request)
 
+    async def create_queue(self, queue: str, *, max_running: int = 0) -> queue_pb2.Queue:
+        """Creates a queue (`max_running`: most of its jobs running at once across all workers,
+        0 for no limit). Raises AlreadyExists."""
+        request = queue_service_pb2.CreateQueueRequest(
+            queue_id=names.queue_id(queue),
+            queue=queue_pb2.Queue(limits=queue_pb2.QueueLimits(max_running=max_running)),
+        )
+        return await self._call(self._queues.CreateQueue, request)
+
+    async def delete_queue(self, queue: str, *, force: bool = False) -> None:
+        """Deletes a queue: an empty one, or with `force` one with jobs, its jobs with it. Raises
+        NotFound, FailedPrecondition (reason QUEUE_NOT_EMPTY)."""
+        request = queue_service_pb2.DeleteQueueRequest(name=names.queue_name(queue), force=force)
+        await self._call(self._queues.DeleteQueue, request)
+
     async def pause(self, queue: str) -> queue_pb2.Queue:
         """Stops handing the queue's jobs to workers (running ones finish); idempotent."""
         request = queue_service_pb2.PauseQueueRequest(name=names.queue_name(queue))

@@ -188,6 +188,12 @@ class SyncJobstreamClient:
     def queue(self, queue: str) -> queue_pb2.Queue:
         return self._run(self._client.queue(queue))
 
+    def create_queue(self, queue: str, *, max_running: int = 0) -> queue_pb2.Queue:
+        return self._run(self._client.create_queue(queue, max_running=max_running))
+
+    def delete_queue(self, queue: str, *, force: bool = False) -> None:
+        self._run(self._client.delete_queue(queue, force=force))
+
     def pause(self, queue: str) -> queue_pb2.Queue:
         return self._run(self._client.pause(queue))
 

@@ -77,6 +77,12 @@ class StoreSettings(BaseSettings):
     model_config = _config()
 
     lease: Duration = timedelta(seconds=30)
+    queue_auto_create: bool = Field(
+        default=True,
+        description="A first enqueue to an unknown queue creates it. Off: queues come from "
+        "CreateQueue only, and an enqueue to another one is NOT_FOUND (a typo cannot make a "
+        "queue no worker reads).",
+    )
     dispatch_window: int = Field(default=500, ge=1, le=100_000)
     dispatch_timeout: Duration = Field(
         default=timedelta(minutes=2),

@@ -80,8 +80,35 @@ class QueueNotFound(JobstreamError):
     code = grpc.StatusCode.NOT_FOUND
     reason = "QUEUE_NOT_FOUND"
 
+    def __init__(self, name: str, *, creatable: bool = False) -> None:
+        """`creatable`: say how to create it (an enqueue to it was refused)."""
+        how = (
+            "; create it first (CreateQueue, `POST /v1/queues?queueId=...`), or let a first "
+            "enqueue create queues (JOBSTREAM_QUEUE_AUTO_CREATE=true)"
+            if creatable
+            else ""
+        )
+        super().__init__(f"queue {name} not found{how}", metadata={"queue": name})
+
+
+class QueueAlreadyExists(JobstreamError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "QUEUE_EXISTS"
+
     def __init__(self, name: str) -> None:
-        super().__init__(f"queue {name} not found", metadata={"queue": name})
+        super().__init__(f"queue {name} already exists", metadata={"queue": name})
+
+
+class QueueNotEmpty(JobstreamError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "QUEUE_NOT_EMPTY"
+
+    def __init__(self, name: str, *, jobs: int) -> None:
+        super().__init__(
+            f"queue {name} still has {jobs} job(s); delete them first, or delete with force "
+            "(`force: true`, `?force=true`) to delete them with the queue",
+            metadata={"queue": name, "jobs": str(jobs)},
+        )
 
 
 class WorkerNotFound(JobstreamError):

@@ -67,16 +67,31 @@ def update_queue(request: queue_service_pb2.UpdateQueueRequest) -> tuple[str, Qu
     v = Violations()
     queue = _queue(v, request.queue.name)
     paths = _mask(v, list(request.update_mask.paths))
+    update = _settings(v, request.queue, paths)
+    v.raise_if_any()
+    return queue, update
+
+
+def create_queue(request: queue_service_pb2.CreateQueueRequest) -> tuple[str, QueueSettingsUpdate]:
+    """The new queue's id and its settings. Raises InvalidArgument."""
+    v = Violations()
+    if not names.QUEUE_ID.fullmatch(request.queue_id):
+        v.add("queue_id", f"queue id {request.queue_id!r} must match {names.QUEUE_ID.pattern}")
+    update = _settings(v, request.queue, set(MASK_PATHS))
+    v.raise_if_any()
+    return request.queue_id, update
+
+
+def _settings(v: Violations, queue: queue_pb2.Queue, paths: set[str]) -> QueueSettingsUpdate:
     max_running = None
     if paths & {"limits", "limits.max_running"}:
-        max_running = _max_running(v, request.queue.limits)
+        max_running = _max_running(v, queue.limits)
     retention: dict[str, Bounds] = {}
     for state in _RETAINED_STATES:
         if paths & {"retention", f"retention.{state}"}:
-            bounds = getattr(request.queue.retention, state)
+            bounds = getattr(queue.retention, state)
             retention[state] = _bounds(v, bounds, f"queue.retention.{state}")
-    v.raise_if_any()
-    return queue, QueueSettingsUpdate(
+    return QueueSettingsUpdate(
         max_running=max_running,
         retain_succeeded=retention.get("succeeded"),
         retain_failed=retention.get("failed"),

@@ -126,7 +126,13 @@ async def test_list_shows_a_table_filters_and_limits(
     limited = (await jobstream(scheduler.address, "list", "q1", "--limit", "2")).lines()
     assert len(limited) == 4  # header, two rows, the note that there are more
     assert "more with --limit" in limited[-1]
+    await client.create_queue("empty")
     assert (await jobstream(scheduler.address, "list", "empty")).out == "no jobs\n"
+    unknown = await jobstream(scheduler.address, "list", "defualt")
+    assert (unknown.code, unknown.err) == (
+        3,
+        "jobstream: NOT_FOUND (QUEUE_NOT_FOUND): queue queues/defualt not found\n",
+    )
 
 
 def _listed(value: object) -> list[JsonObject]:

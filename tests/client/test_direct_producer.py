@@ -77,7 +77,8 @@ async def test_bad_input_raises_the_clients_errors_and_writes_nothing(
             "q1", [EnqueueRequest(type="good"), EnqueueRequest(type="x", priority=101)]
         )
     assert [v.field for v in raised.value.field_violations] == ["requests[1].job.priority"]
-    assert not (await client.list("q1")).jobs
+    with pytest.raises(NotFound):  # nothing written, not even the queue
+        await client.list("q1")
     assert not await client.queues()
 
 

@@ -16,6 +16,7 @@ from services.client import (
     FailedPrecondition,
     InvalidArgument,
     JobstreamClient,
+    NotFound,
     from_value,
 )
 from services.client.requests import EnqueueOptions
@@ -96,7 +97,8 @@ async def test_run_at_and_delay_together_are_refused_before_any_call(
         await client.enqueue("q1", "demo", run_at=datetime(2030, 1, 1))
     with pytest.raises(TypeError):
         await client.enqueue("q1", "demo", {"not json": object()})
-    assert not (await client.list("q1")).jobs
+    with pytest.raises(NotFound):  # nothing written, not even the queue
+        await client.list("q1")
 
 
 async def test_the_same_request_id_returns_the_first_job(client: JobstreamClient) -> None:
@@ -138,7 +140,8 @@ async def test_enqueue_many_with_one_bad_request_creates_none(client: JobstreamC
             "q1", [EnqueueRequest(type="good"), EnqueueRequest(type="9-starts-with-a-digit")]
         )
     assert [v.field for v in raised.value.field_violations] == ["requests[1].job.type"]
-    assert not (await client.list("q1")).jobs
+    with pytest.raises(NotFound):  # nothing written, not even the queue
+        await client.list("q1")
 
 
 async def test_the_callers_trace_continues_in_the_job(

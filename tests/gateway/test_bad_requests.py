@@ -102,13 +102,13 @@ async def test_a_method_the_path_does_not_take_is_405_with_allow(
     http: httpx.AsyncClient,
 ) -> None:
     for method, path, allowed in (
-        ("DELETE", "/v1/queues", "GET, HEAD"),
+        ("DELETE", "/v1/queues", "GET, HEAD, POST"),
         ("PUT", "/healthz", "GET, HEAD"),
         ("POST", "/metrics", "GET, HEAD"),
         # Paths served by two routes list the methods of both.
         ("PUT", JOBS, "GET, HEAD, POST"),
         ("PUT", f"{JOBS}/j", "DELETE, GET, HEAD"),
-        ("DELETE", "/v1/queues/q", "GET, HEAD, PATCH"),
+        ("PUT", "/v1/queues/q", "DELETE, GET, HEAD, PATCH"),
         ("GET", "/v1/apiKeys/k:revoke", "POST"),
     ):
         answer = await http.request(method, path)

@@ -34,6 +34,8 @@ RULES: dict[str, Rule] = {
     f"{_JOB}WatchJob": Rule(Role.VIEWER, scope_field="name", streaming=True),
     f"{_QUEUE}GetQueue": Rule(Role.VIEWER, scope_field="name"),
     f"{_QUEUE}ListQueues": Rule(Role.VIEWER),
+    f"{_QUEUE}CreateQueue": Rule(Role.ADMIN, audited=True),
+    f"{_QUEUE}DeleteQueue": Rule(Role.ADMIN, audited=True),
     f"{_QUEUE}UpdateQueue": Rule(Role.ADMIN, audited=True),
     f"{_QUEUE}PauseQueue": Rule(Role.OPERATOR, audited=True),
     f"{_QUEUE}ResumeQueue": Rule(Role.OPERATOR, audited=True),

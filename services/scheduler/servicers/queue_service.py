@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf import empty_pb2
 from typing_extensions import override
 
 from jobs.v1 import event_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
@@ -48,6 +49,25 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         return queue_service_pb2.ListQueuesResponse(
             queues=queues, next_page_token=paging.next_page_token(cursor, fingerprint)
         )
+
+    @override
+    async def CreateQueue(
+        self,
+        request: queue_service_pb2.CreateQueueRequest,
+        context: Context[queue_service_pb2.CreateQueueRequest, queue_pb2.Queue],
+    ) -> queue_pb2.Queue:
+        queue, settings = queue_validation.create_queue(request)
+        return await self._store.create_queue(caller().queue(queue), settings)
+
+    @override
+    async def DeleteQueue(
+        self,
+        request: queue_service_pb2.DeleteQueueRequest,
+        context: Context[queue_service_pb2.DeleteQueueRequest, empty_pb2.Empty],
+    ) -> empty_pb2.Empty:
+        queue = caller().queue(names.parse_queue_name(request.name))
+        await self._store.delete_queue(queue, force=request.force)
+        return empty_pb2.Empty()
 
     @override
     async def UpdateQueue(

@@ -35,6 +35,7 @@ class Code(enum.IntEnum):
     SUPERSEDED = -3
     REQUEST_REUSED = -4
     ID_TAKEN = -5
+    QUEUE_MISSING = -6
 
 
 def job_error(code: int, ref: JobRef, *, action: str, state: str = "") -> JobstreamError:

@@ -33,12 +33,26 @@ class QueueReader:
         self.settings = settings
         self._registered: set[str] = set()
 
-    async def register(self, queue: str) -> None:
+    async def register(self, queue: str, *, again: bool = False) -> None:
+        """Lists `queue` (once per process, or `again`: after a script made it anew)."""
         # The list lives outside every queue's slot, so it cannot join the queue's scripts; adding
         # first means a failed create can leave an empty queue listed, never a job unlisted.
-        if queue not in self._registered:
+        if again or queue not in self._registered:
             await self.redis.zadd(redis_keys.QUEUES, {queue: 0}, nx=True)
             self._registered.add(queue)
+
+    async def exists(self, queue: str) -> bool:
+        """Whether the queue was made (its settings hash), or is listed (a queue made before)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(QueueKeys(queue).settings)
+            pipe.zscore(redis_keys.QUEUES, queue)
+            made, listed = await pipe.execute()
+        return bool(made) or listed is not None
+
+    async def forget(self, queue: str) -> None:
+        """Takes a deleted queue off the list."""
+        await self.redis.zrem(redis_keys.QUEUES, queue)
+        self._registered.discard(queue)
 
     async def all_ids(self) -> list[str]:
         ids = cast(list[bytes], await self.redis.zrange(redis_keys.QUEUES, 0, -1))
@@ -51,7 +65,7 @@ class QueueReader:
             for state in _COUNTED:
                 pipe.zcard(keys.state_index(state))
             settings, *counts = await pipe.execute()
-        if not settings and await self.redis.zscore(redis_keys.QUEUES, queue) is None:
+        if not settings and not await self.exists(queue):
             raise QueueNotFound(names.queue_name(queue))
         return self._to_proto(queue, settings, counts)
 

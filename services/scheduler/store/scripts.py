@@ -27,6 +27,7 @@ _SCRIPT_NAMES = (
     "cancel_job",
     "retry_job",
     "delete_job",
+    "delete_queue",
     "reap_expired",
     "expire_retained",
     "update_queue",
@@ -83,6 +84,7 @@ class Scripts:
     cancel_job: AsyncScript
     retry_job: AsyncScript
     delete_job: AsyncScript
+    delete_queue: AsyncScript
     reap_expired: AsyncScript
     expire_retained: AsyncScript
     update_queue: AsyncScript

@@ -21,6 +21,9 @@ from services.common.errors import (
     Internal,
     JobNotFound,
     JobstreamError,
+    QueueAlreadyExists,
+    QueueNotEmpty,
+    QueueNotFound,
     RequestIdReused,
     StoreUnavailable,
 )
@@ -70,6 +73,9 @@ class ReapResult:
     next_deadline_ms: int | None
 
 
+DELETE_BATCH = 500  # keys deleted by one script call of a queue's deletion
+
+
 class JobStore:
     """Reads and transitions jobs and queues. Safe to share between tasks and between replicas:
     every write is one atomic script that checks state and attempt first."""
@@ -90,6 +96,7 @@ class JobStore:
             "dispatch_window": settings.dispatch_window,
             "dispatch_timeout_ms": settings.dispatch_timeout.total_seconds() * _MS,
             "dispatch_group": settings.dispatch_group,
+            "auto_create": settings.queue_auto_create,
             "history_max_bytes": settings.history_max_len * HISTORY_BYTES_PER_EVENT,
             "events_max_len": settings.events_max_len,
             "retention": {
@@ -109,8 +116,10 @@ class JobStore:
     # --- jobs -----------------------------------------------------------------------------------
     async def create_jobs(self, queue: str, jobs: Sequence[NewJob]) -> list[job_pb2.Job]:
         """Creates jobs atomically (all or none). A repeated request id with the same request hash
-        returns the earlier job. Raises RequestIdReused, JobAlreadyExists."""
-        await self.queues.register(queue)
+        returns the earlier job. Raises RequestIdReused, JobAlreadyExists, QueueNotFound (a new
+        queue while `queue_auto_create` is off)."""
+        if self.settings.queue_auto_create:
+            await self.queues.register(queue)
         keys, args = self._call_args(queue)
         now = self.clock.now_ms()  # only to tell the promoter; the script uses the context's time
         args.append(str(int(self.settings.request_id_ttl.total_seconds() * _MS)))
@@ -120,13 +129,17 @@ class JobStore:
         if code == Code.REQUEST_REUSED:
             index, earlier = as_int(reply[1]) - 1, reply[2]
             raise RequestIdReused(jobs[index].request_id, job=JobRef(queue, as_text(earlier)).name)
+        if code == Code.QUEUE_MISSING:
+            raise QueueNotFound(names.queue_name(queue), creatable=True)
         if code != Code.OK:
             index = as_int(reply[1]) - 1
             raise job_error(code, JobRef(queue, jobs[index].job_id), action="create")
+        if as_int(reply[1]):  # this call made the queue: list it (again, if it was deleted)
+            await self.queues.register(queue, again=True)
         scheduled = [job.run_at_ms for job in jobs if job.run_at_ms and job.run_at_ms > now]
         if scheduled and self.on_scheduled:
             self.on_scheduled(queue, min(scheduled))
-        rows = reply[1:]
+        rows = reply[2:]
         return [
             codec.job_from_hash(
                 queue, as_text(rows[i]), codec.hash_pairs(cast(list[bytes], rows[i + 1]))
@@ -171,7 +184,8 @@ class JobStore:
         return job, history_batch(ref.queue, ref.job, cast(bytes | None, raw), after=after)
 
     async def list_jobs(self, query: ListQuery) -> JobPage:
-        """One page of a queue's jobs in creation order, read from an index, never scanned."""
+        """One page of a queue's jobs in creation order, read from an index, never scanned.
+        Raises QueueNotFound (an empty page of a queue that does not exist)."""
         keys = QueueKeys(query.queue)
         if query.state and query.job_type:
             index = keys.type_state_index(query.job_type, query.state)
@@ -193,6 +207,8 @@ class JobStore:
             ),
         )
         page = [m.decode() for m in members[: query.limit]]
+        if not page and not await self.queues.exists(query.queue):
+            raise QueueNotFound(names.queue_name(query.queue))
         jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
         return JobPage(jobs, page[-1] if len(members) > query.limit else None)
 
@@ -270,16 +286,62 @@ class JobStore:
         return await self.queues.page(prefix=prefix, after=after, limit=limit)
 
     async def set_paused(self, queue: str, *, paused: bool) -> queue_pb2.Queue:
+        """Raises QueueNotFound (a new queue while `queue_auto_create` is off)."""
         return await self._update_queue(queue, {"paused": "1" if paused else "0"})
 
     async def update_queue(self, queue: str, update: QueueSettingsUpdate) -> queue_pb2.Queue:
+        """Raises QueueNotFound (a new queue while `queue_auto_create` is off)."""
         return await self._update_queue(queue, update.as_fields())
 
-    async def _update_queue(self, queue: str, fields: dict[str, str | None]) -> queue_pb2.Queue:
-        await self.queues.register(queue)
+    async def create_queue(self, queue: str, update: QueueSettingsUpdate) -> queue_pb2.Queue:
+        """Raises QueueAlreadyExists."""
+        return await self._update_queue(queue, update.as_fields(), mode="create")
+
+    async def _update_queue(
+        self, queue: str, fields: dict[str, str | None], *, mode: str | None = None
+    ) -> queue_pb2.Queue:
+        mode = mode or ("upsert" if self.settings.queue_auto_create else "update")
         keys, args = self._call_args(queue)
-        await self.scripts.update_queue(keys=keys, args=[*args, json.dumps(fields)])
+        reply: Reply = await self.scripts.update_queue(
+            keys=keys, args=[*args, json.dumps(fields), mode]
+        )
+        match as_int(reply[0]):
+            case Code.QUEUE_MISSING:
+                raise QueueNotFound(names.queue_name(queue), creatable=True)
+            case Code.ID_TAKEN:
+                raise QueueAlreadyExists(names.queue_name(queue))
+        if as_int(reply[1]):
+            await self.queues.register(queue, again=True)
         return await self.queues.get(queue)
+
+    async def delete_queue(self, queue: str, *, force: bool) -> None:
+        """Deletes the queue and every key under its prefix, `DELETE_BATCH` keys a script call.
+        Raises QueueNotFound, QueueNotEmpty (jobs left and not `force`)."""
+        keys, args = self._call_args(queue)
+        reply: Reply = await self.scripts.delete_queue(
+            keys=keys, args=[*args, "check", "1" if force else "0"]
+        )
+        match as_int(reply[0]):
+            case Code.QUEUE_MISSING:
+                raise QueueNotFound(names.queue_name(queue))
+            case Code.WRONG_STATE:
+                raise QueueNotEmpty(names.queue_name(queue), jobs=as_int(reply[1]))
+        batch: list[str] = []
+        async for key in self.redis.scan_iter(match=f"{QueueKeys(queue).prefix}*", count=1000):
+            batch.append(key.decode() if isinstance(key, bytes) else key)
+            if len(batch) == DELETE_BATCH:
+                await self._delete_keys(queue, batch)
+                batch = []
+        await self._delete_keys(queue, batch)
+        await self.queues.forget(queue)
+
+    async def _delete_keys(self, queue: str, batch: list[str]) -> None:
+        # The settings hash last: until then the queue exists, paused.
+        settings = QueueKeys(queue).settings
+        for part in ([k for k in batch if k != settings], [k for k in batch if k == settings]):
+            if part:
+                keys, args = self._call_args(queue)
+                await self.scripts.delete_queue(keys=keys, args=[*args, "delete", *part])
 
     # --- workers --------------------------------------------------------------------------------
     async def apply_reports(self, worker: str, batch: Sequence[Report]) -> list[ReportOutcome]:

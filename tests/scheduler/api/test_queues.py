@@ -1,4 +1,5 @@
-"""QueueService over real gRPC and Redis: read, list, update with a field mask, pause, resume."""
+"""QueueService over real gRPC and Redis: create, read, list, update with a field mask, pause,
+resume, delete (empty, or forced with its jobs), and queues made only by CreateQueue."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from jobs.v1 import job_pb2, job_service_pb2, queue_pb2, queue_service_pb2
 from jobs.v1 import job_service_pb2_grpc as jobs_grpc
 from jobs.v1 import queue_service_pb2_grpc as queues_grpc
 from services.common.config import StoreSettings
+from services.common.redis_client import RedisClient
+from services.common.redis_keys import QueueKeys
 from tests.scheduler.api.helpers import failure
+from tests.support.scheduler import in_process_scheduler
 
 
 def _update(queue: queue_pb2.Queue, *paths: str) -> queue_service_pb2.UpdateQueueRequest:
@@ -93,3 +97,100 @@ async def test_queues_are_listed_by_name_in_pages(
             break
         request.page_token = page.next_page_token
     assert seen == names
+
+
+def _job(queue: str) -> job_service_pb2.CreateJobRequest:
+    return job_service_pb2.CreateJobRequest(parent=f"queues/{queue}", job=job_pb2.Job(type="demo"))
+
+
+async def _queue_keys(redis: RedisClient, queue: str) -> list[bytes]:
+    return [key async for key in redis.scan_iter(match=f"{QueueKeys(queue).prefix}*")]
+
+
+async def test_a_queue_is_created_once_with_its_limits(
+    queues: queues_grpc.QueueServiceAsyncStub,
+) -> None:
+    request = queue_service_pb2.CreateQueueRequest(
+        queue_id="emails", queue=queue_pb2.Queue(limits=queue_pb2.QueueLimits(max_running=3))
+    )
+    created = await queues.CreateQueue(request)
+    assert (created.name, created.limits.max_running, created.paused) == ("queues/emails", 3, False)
+    assert created.HasField("create_time")
+    assert await queues.GetQueue(queue_service_pb2.GetQueueRequest(name="queues/emails")) == created
+
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await queues.CreateQueue(request)
+    got = failure(raised.value)
+    assert (got.code, got.reason) == (grpc.StatusCode.ALREADY_EXISTS, "QUEUE_EXISTS")
+    for bad in ("", "Emails", "a b", "-x"):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await queues.CreateQueue(queue_service_pb2.CreateQueueRequest(queue_id=bad))
+        assert failure(raised.value).fields == ["queue_id"], bad
+
+
+async def test_only_an_empty_queue_is_deleted_unless_forced(
+    queues: queues_grpc.QueueServiceAsyncStub,
+    jobs: jobs_grpc.JobServiceAsyncStub,
+    redis: RedisClient,
+) -> None:
+    for _ in range(3):
+        await jobs.CreateJob(_job("q1"))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await queues.DeleteQueue(queue_service_pb2.DeleteQueueRequest(name="queues/q1"))
+    got = failure(raised.value)
+    assert (got.code, got.reason, got.metadata["jobs"]) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "QUEUE_NOT_EMPTY",
+        "3",
+    )
+    assert len((await jobs.ListJobs(job_service_pb2.ListJobsRequest(parent="queues/q1"))).jobs) == 3
+
+    await queues.DeleteQueue(queue_service_pb2.DeleteQueueRequest(name="queues/q1", force=True))
+    # Every key under the queue's prefix is gone; the dispatch stream stays, empty, for the
+    # consumer groups of workers that read it.
+    left = await _queue_keys(redis, "default/q1")
+    assert left in ([], [QueueKeys("default/q1").dispatch.encode()])
+    assert await redis.xlen(QueueKeys("default/q1").dispatch) == 0
+    for call in (
+        queues.GetQueue(queue_service_pb2.GetQueueRequest(name="queues/q1")),
+        jobs.ListJobs(job_service_pb2.ListJobsRequest(parent="queues/q1")),
+        queues.DeleteQueue(queue_service_pb2.DeleteQueueRequest(name="queues/q1")),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    listed = await queues.ListQueues(queue_service_pb2.ListQueuesRequest())
+    assert "queues/q1" not in [queue.name for queue in listed.queues]
+
+    # A first enqueue makes it anew (auto-create is on by default), listed again.
+    await jobs.CreateJob(_job("q1"))
+    listed = await queues.ListQueues(queue_service_pb2.ListQueuesRequest())
+    assert "queues/q1" in [queue.name for queue in listed.queues]
+    # An empty queue goes without force.
+    await queues.CreateQueue(queue_service_pb2.CreateQueueRequest(queue_id="empty"))
+    await queues.DeleteQueue(queue_service_pb2.DeleteQueueRequest(name="queues/empty"))
+    assert await _queue_keys(redis, "default/empty") == []
+
+
+async def test_without_auto_create_only_created_queues_take_jobs(redis: RedisClient) -> None:
+    settings = StoreSettings(queue_auto_create=False)
+    async with (
+        in_process_scheduler(redis, store_settings=settings) as scheduler,
+        grpc.aio.insecure_channel(f"127.0.0.1:{scheduler.port}") as channel,
+    ):
+        jobs = jobs_grpc.JobServiceStub(channel)
+        queues = queues_grpc.QueueServiceStub(channel)
+        for call in (
+            jobs.CreateJob(_job("defualt")),
+            queues.PauseQueue(queue_service_pb2.PauseQueueRequest(name="queues/defualt")),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await call
+            got = failure(raised.value)
+            assert (got.code, got.reason) == (grpc.StatusCode.NOT_FOUND, "QUEUE_NOT_FOUND")
+            assert "create it first" in got.message
+        assert await _queue_keys(redis, "default/defualt") == []  # a typo made nothing
+
+        await queues.CreateQueue(queue_service_pb2.CreateQueueRequest(queue_id="real"))
+        created = await jobs.CreateJob(_job("real"))
+        assert created.state == job_pb2.Job.STATE_QUEUED

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+import pytest
+
+from services.common.errors import QueueNotFound
 from services.common.names import JobRef
 from services.common.states import State
-from services.scheduler.store.models import ListQuery, ReportKind
+from services.scheduler.store.models import ListQuery, QueueSettingsUpdate, ReportKind
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import QUEUE, ManualClock, apply_one, create, start
 
@@ -76,6 +79,11 @@ async def test_type_and_state_filter(store: JobStore, clock: ManualClock) -> Non
     assert sorted(all_images) == sorted(r.name for r in images)
 
 
-async def test_empty_queue_lists_nothing(store: JobStore) -> None:
+async def test_an_empty_queue_lists_nothing_and_an_unknown_one_is_not_found(
+    store: JobStore,
+) -> None:
+    with pytest.raises(QueueNotFound):
+        await store.list_jobs(ListQuery("nothing-here"))
+    await store.create_queue("nothing-here", QueueSettingsUpdate())
     page = await store.list_jobs(ListQuery("nothing-here"))
     assert (page.jobs, page.next_cursor) == ([], None)

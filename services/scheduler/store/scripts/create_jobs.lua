@@ -4,14 +4,17 @@
   ARGV[2]  request id time-to-live, ms
   ARGV[3+] one JSON object per job: {id, type, payload, prio (0-100), run_at, policy: [max_attempts, initial_ms, multiplier, max_ms, jitter, max_lost],
            tags, meta, rid, rhash, tc}
-  Returns {0, id, {field, value...}, ...} each job's id and hash in order (a repeated request id
-          gives the earlier job)
+  Returns {0, new, id, {field, value...}, ...} `new` 1 when this call created the queue, then
+          each job's id and hash in order (a repeated request id gives the earlier job)
         | {-4, i, job id} request i reuses a request id with a different request
         | {-5, i} request i names a job id that exists
+        | {-6} the queue does not exist and ctx.auto_create is off
   Nothing is written unless every job can be created.
 ]]
 local rid_ttl = tonumber(ARGV[2])
 local jobs, ids, seen = {}, {}, {}
+-- A queue exists once its settings hash does (CreateQueue, or a first enqueue when allowed).
+if not ctx.auto_create and redis.call('EXISTS', K_SETTINGS) == 0 then return {QUEUE_MISSING} end
 
 for i = 3, #ARGV do
   local job = cjson.decode(ARGV[i])
@@ -41,7 +44,7 @@ for i = 3, #ARGV do
   end
 end
 
-redis.call('HSETNX', K_SETTINGS, Q.CREATE_TIME, NOW)
+local new_queue = redis.call('HSETNX', K_SETTINGS, Q.CREATE_TIME, NOW)
 local any_ready = false
 for n = 1, #jobs do
   local job = jobs[n]
@@ -74,7 +77,7 @@ for n = 1, #jobs do
 end
 if any_ready then dispatch() end
 -- The jobs as stored, so the caller answers without reading them back.
-local reply = {OK}
+local reply = {OK, new_queue}
 for n = 1, #ids do
   reply[#reply + 1] = ids[n]
   reply[#reply + 1] = redis.call('HGETALL', job_key(ids[n]))

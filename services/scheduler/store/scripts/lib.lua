@@ -13,7 +13,7 @@
   Return codes (store/codes.py): 0 ok, -1 no such job, -2 wrong state, -3 attempt superseded,
           -4 request id reused, -5 job id taken.
 ]]
-local OK, NOT_FOUND, WRONG_STATE, SUPERSEDED, REQUEST_REUSED, ID_TAKEN = 0, -1, -2, -3, -4, -5
+local OK, NOT_FOUND, WRONG_STATE, SUPERSEDED, REQUEST_REUSED, ID_TAKEN, QUEUE_MISSING = 0, -1, -2, -3, -4, -5, -6
 local ctx = cjson.decode(ARGV[1])
 local NOW = ctx.now
 
