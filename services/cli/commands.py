@@ -42,6 +42,8 @@ async def enqueue(ctx: Context, args: argparse.Namespace) -> int:
         request_id=args.request_id,
         job_id=args.job_id,
     )
+    for warning in job.warnings:  # on stderr, so --json output stays one object
+        ctx.console.error(f"warning: {warning}")
     if args.watch:
         if not ctx.json:
             ctx.console.line(f"enqueued {short_job_name(job.name)}")
@@ -152,6 +154,17 @@ async def pause(ctx: Context, args: argparse.Namespace) -> int:
 
 async def resume(ctx: Context, args: argparse.Namespace) -> int:
     return _queue_done(ctx, await ctx.client.resume(args.queue))
+
+
+async def create_queue(ctx: Context, args: argparse.Namespace) -> int:
+    return _queue_done(ctx, await ctx.client.create_queue(args.queue, max_running=args.max_running))
+
+
+async def delete_queue(ctx: Context, args: argparse.Namespace) -> int:
+    await ctx.client.delete_queue(args.queue, force=args.force)
+    if not ctx.json:
+        ctx.console.line(f"deleted queue {args.queue}")
+    return 0
 
 
 async def workers(ctx: Context, args: argparse.Namespace) -> int:

@@ -128,6 +128,20 @@ def _queue_commands(
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.add_argument("queue", metavar="QUEUE")
         p.set_defaults(command=command)
+    text = "create a queue (needed first when the deployment does not create them on enqueue)"
+    p = sub.add_parser("create-queue", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument(
+        "--max-running", type=int, default=0, help="most of its jobs running at once (0: no limit)"
+    )
+    p.set_defaults(command=commands.create_queue)
+    text = "delete an empty queue (--force: with its jobs)"
+    p = sub.add_parser("delete-queue", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument(
+        "--force", action="store_true", help="delete its jobs too, running ones included"
+    )
+    p.set_defaults(command=commands.delete_queue)
     p = sub.add_parser("workers", parents=[common], help="list workers with liveness and load")
     p.add_argument("--queue", help="only workers of this queue")
     p.set_defaults(command=commands.workers)

@@ -39,6 +39,7 @@ from services.common.redis_client import RedisClient, open_redis
 from services.common.redis_keys import CANCEL_CHANNEL, REVOKED_CHANNEL
 from services.common.telemetry import configure_telemetry
 from services.scheduler.auth.gate import Gate
+from services.scheduler.consumers import QueueConsumers
 from services.scheduler.loops import run_background_loops
 from services.scheduler.metrics import SchedulerMetrics, serving_metrics, store_depths
 from services.scheduler.notices import Notices
@@ -99,7 +100,12 @@ async def serve(
         [
             registration(
                 job_service_pb2_grpc.add_JobServiceServicer_to_server,
-                JobService(store, watches=watches, metrics=metrics),
+                JobService(
+                    store,
+                    watches=watches,
+                    consumers=QueueConsumers(workers.directory),
+                    metrics=metrics,
+                ),
             ),
             registration(
                 auth_service_pb2_grpc.add_AuthServiceServicer_to_server, AuthService(gate, store)

@@ -1,5 +1,5 @@
-"""`jobstream queues/pause/resume/workers` in a subprocess: counts per state, the pause switch,
-workers with their liveness."""
+"""`jobstream queues/pause/resume/create-queue/delete-queue/workers` in a subprocess: counts per
+state, the pause switch, queues as resources, workers with their liveness."""
 
 from __future__ import annotations
 
@@ -42,6 +42,29 @@ async def test_queues_pause_and_resume(
     listed = json.loads((await jobstream(scheduler.address, "queues", "--json")).out)
     assert [q["name"] for q in listed["queues"]] == ["queues/q1", "queues/q2"]
     assert listed["queues"][0]["jobCounts"]["queued"] == "2"  # int64 is a JSON string
+
+
+async def test_create_and_delete_a_queue(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    created = await jobstream(scheduler.address, "create-queue", "emails", "--max-running", "3")
+    assert created.code == 0, created.err
+    assert created.lines()[1].split()[:2] == ["emails", "active"]
+    again = await jobstream(scheduler.address, "create-queue", "emails")
+    assert (again.code, again.err) == (
+        1,
+        "jobstream: ALREADY_EXISTS (QUEUE_EXISTS): queue queues/emails already exists\n",
+    )
+
+    await client.enqueue("emails", "send")
+    refused = await jobstream(scheduler.address, "delete-queue", "emails")
+    assert refused.code == 1
+    assert "FAILED_PRECONDITION (QUEUE_NOT_EMPTY): queue queues/emails still has 1 job" in (
+        refused.err
+    )
+    forced = await jobstream(scheduler.address, "delete-queue", "emails", "--force")
+    assert (forced.code, forced.out) == (0, "deleted queue emails\n")
+    assert (await jobstream(scheduler.address, "queues")).out == "no queues\n"
 
 
 async def test_workers_lists_connected_workers(

@@ -1,4 +1,4 @@
-"""Queues (with counts per state), pause and resume, and workers over REST."""
+"""Queues (with counts per state), create and delete, pause and resume, and workers over REST."""
 
 from __future__ import annotations
 
@@ -20,6 +20,23 @@ async def test_queues_are_listed_with_counts(http: httpx.AsyncClient) -> None:
     assert counts["queues/q2"]["failed"] == "0"
     one = (await http.get("/v1/queues/q1")).json()
     assert one["jobCounts"]["queued"] == "2"
+
+
+async def test_a_queue_is_created_and_deleted_over_rest(http: httpx.AsyncClient) -> None:
+    created = await http.post(
+        "/v1/queues", params={"queueId": "emails"}, json={"limits": {"maxRunning": 3}}
+    )
+    assert created.status_code == 200, created.text
+    assert (created.json()["name"], created.json()["limits"]["maxRunning"]) == ("queues/emails", 3)
+    assert (await http.post("/v1/queues", params={"queueId": "emails"})).status_code == 409
+    assert (await http.post("/v1/queues/emails/jobs", json={"type": "t"})).status_code == 200
+
+    refused = await http.delete("/v1/queues/emails")
+    assert (refused.status_code, refused.json()["error"]["reason"]) == (412, "QUEUE_NOT_EMPTY")
+    deleted = await http.delete("/v1/queues/emails", params={"force": "true"})
+    assert (deleted.status_code, deleted.json()) == (200, {})
+    assert (await http.get("/v1/queues/emails")).status_code == 404
+    assert (await http.get("/v1/queues/emails/jobs")).status_code == 404
 
 
 async def test_pause_resume_and_update(http: httpx.AsyncClient) -> None:

@@ -14,8 +14,10 @@ from jobs.v1 import event_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
 from services.common import names
 from services.scheduler import paging, validation
 from services.scheduler.auth.principal import caller
+from services.scheduler.consumers import QueueConsumers
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.store.events import EventBatch
+from services.scheduler.store.models import NewJob
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub, parse_event_id, reset_event
 
@@ -31,11 +33,22 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
     requests are the caller's tenant's: `caller().job(...)` gives the store's reference."""
 
     def __init__(
-        self, store: JobStore, *, watches: WatchHub, metrics: SchedulerMetrics | None = None
+        self,
+        store: JobStore,
+        *,
+        watches: WatchHub,
+        consumers: QueueConsumers,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
         self._store = store
         self._watches = watches
+        self._consumers = consumers
         self._metrics = metrics or SchedulerMetrics()
+
+    async def _warned(self, queue: str, jobs: list[NewJob]) -> list[NewJob]:
+        """`jobs` with the warnings an enqueue to `queue` (the caller's id) gets."""
+        warnings = await self._consumers.warnings(caller().tenant, queue)
+        return [dataclasses.replace(job, warnings=warnings) for job in jobs] if warnings else jobs
 
     @override
     async def CreateJob(
@@ -46,7 +59,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         queue, job = validation.create_job(
             request, settings=self._store.settings, now_ms=self._store.clock.now_ms()
         )
-        [created] = await self._store.create_jobs(caller().queue(queue), [job])
+        [created] = await self._store.create_jobs(
+            caller().queue(queue), await self._warned(queue, [job])
+        )
         self._metrics.jobs_enqueued(caller().queue(queue), [created])
         return created
 
@@ -61,7 +76,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         queue, jobs = validation.batch_create_jobs(
             request, settings=self._store.settings, now_ms=self._store.clock.now_ms()
         )
-        created = await self._store.create_jobs(caller().queue(queue), jobs)
+        created = await self._store.create_jobs(
+            caller().queue(queue), await self._warned(queue, list(jobs))
+        )
         self._metrics.jobs_enqueued(caller().queue(queue), created)
         return job_service_pb2.BatchCreateJobsResponse(jobs=created)
 

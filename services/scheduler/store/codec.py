@@ -172,6 +172,7 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
         failed_attempts=_int(fields, J.FAILURES.key),
         cancel_reason=_text(fields, J.CANCEL_REASON.key),
         cancelled_by=_text(fields, J.CANCELLED_BY.key),
+        warnings=json.loads(_text(fields, J.WARNINGS.key, "[]")),
     )
     _set_time(job.run_time, fields, J.RUN_AT.key)
     _set_time(job.create_time, fields, J.CREATE_TIME.key)

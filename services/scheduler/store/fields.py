@@ -60,6 +60,7 @@ class JobField(StoredName):
     FINISH_TIME = "ftime"  # ms
     CANCEL_TIME = "cancel"  # ms, when a cancel was asked for
     CANCEL_REASON = "cancel_reason"
+    WARNINGS = "warn"  # JSON array, only when there are some
     CANCELLED_BY = "cancel_by"  # the requester's API key name, `bootstrap` or `anonymous`
 
 

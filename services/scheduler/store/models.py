@@ -41,6 +41,7 @@ class NewJob:
     request_id: str = ""
     request_hash: str = ""
     trace_context_json: str = "{}"
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -482,5 +482,6 @@ def _encode_new_job(job: NewJob) -> str:
             "rid": job.request_id,
             "rhash": job.request_hash,
             "tc": codec.compact_trace_context(job.trace_context_json),
+            "warn": json.dumps(list(job.warnings)) if job.warnings else "",
         }
     )

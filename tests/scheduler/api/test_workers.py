@@ -12,6 +12,9 @@ import grpc
 import pytest
 
 from jobs.v1 import (
+    job_pb2,
+    job_service_pb2,
+    job_service_pb2_grpc,
     worker_pb2,
     worker_registry_service_pb2,
     worker_registry_service_pb2_grpc,
@@ -209,3 +212,29 @@ async def test_bad_worker_requests_name_the_field(
         assert got.reason == "WORKER_NOT_FOUND"
     else:
         assert got.fields == [field]
+
+
+async def test_an_enqueue_says_when_no_live_worker_consumes_its_queue(
+    channel: grpc.aio.Channel,
+) -> None:
+    jobs = job_service_pb2_grpc.JobServiceStub(channel)
+
+    def request(queue: str) -> job_service_pb2.CreateJobRequest:
+        return job_service_pb2.CreateJobRequest(
+            parent=f"queues/{queue}", job=job_pb2.Job(type="demo")
+        )
+
+    lonely = await jobs.CreateJob(request("q1"))
+    assert list(lonely.warnings) == ["no live worker consumes queue q1"]
+    stored = await jobs.GetJob(job_service_pb2.GetJobRequest(name=lonely.name))
+    assert list(stored.warnings) == list(lonely.warnings)  # the job keeps it
+
+    stream = await connect(channel, "w1")  # consumes q1
+
+    async def consumed() -> None:  # seen within the consumer check's re-read interval
+        assert list((await jobs.CreateJob(request("q1"))).warnings) == []
+
+    await eventually(consumed)
+    typo = await jobs.CreateJob(request("q1-typo"))
+    assert list(typo.warnings) == ["no live worker consumes queue q1-typo"]
+    stream.call.cancel()

@@ -3,7 +3,7 @@
   ARGV[1]  context JSON (see lib)
   ARGV[2]  request id time-to-live, ms
   ARGV[3+] one JSON object per job: {id, type, payload, prio (0-100), run_at, policy: [max_attempts, initial_ms, multiplier, max_ms, jitter, max_lost],
-           tags, meta, rid, rhash, tc}
+           tags, meta, rid, rhash, tc, warn (a JSON array, or empty)}
   Returns {0, new, id, {field, value...}, ...} `new` 1 when this call created the queue, then
           each job's id and hash in order (a repeated request id gives the earlier job)
         | {-4, i, job id} request i reuses a request id with a different request
@@ -60,6 +60,7 @@ for n = 1, #jobs do
       J.RUN_AT, math.max(job.run_at, NOW), J.INDEX_MEMBER, ix, J.READY_SCORE, rs,
       J.MAX_ATTEMPTS, p[1], J.INITIAL_BACKOFF_MS, p[2], J.BACKOFF_MULTIPLIER, p[3], J.MAX_BACKOFF_MS, p[4], J.JITTER, p[5], J.MAX_LOST_ATTEMPTS, p[6],
       J.TAGS, job.tags, J.METADATA, job.meta, J.REQUEST_ID, job.rid, J.TRACE_CONTEXT, job.tc)
+    if job.warn and job.warn ~= '' then redis.call('HSET', key, J.WARNINGS, job.warn) end
     redis.call('ZADD', K_ALL_JOBS, 0, ix)
     redis.call('ZADD', P .. F_TYPE_INDEX .. job.type, 0, ix)
     index_state(job.id, ix, job.type, nil, state, 'create')

@@ -143,6 +143,19 @@ class WorkerDirectory:
         await self._count_running([record], tenant)
         return record
 
+    async def consumed_queues(self, tenant: str) -> set[str]:
+        """The queues (the tenant's own ids) some ACTIVE worker of `tenant` consumes."""
+        index = redis_keys.tenant_workers(tenant)
+        ids = [i.decode() for i in cast(list[bytes], await self._redis.zrange(index, 0, -1))]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for worker in ids:
+                pipe.hgetall(redis_keys.worker_record(scoped_worker(tenant, worker)))
+            records = cast(list[dict[bytes, bytes]], await pipe.execute())
+        live = (self._worker(w, fields) for w, fields in zip(ids, records, strict=True) if fields)
+        return {
+            queue for w in live if w.state == worker_pb2.Worker.STATE_ACTIVE for queue in w.queues
+        }
+
     async def _count_running(self, workers: list[worker_pb2.Worker], tenant: str) -> None:
         """Sets each worker's `running_attempts` from the jobs themselves: the RUNNING jobs of its
         queues whose current attempt is its. Its own report is a heartbeat old; this agrees with
