@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import grpc
 import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from playwright.async_api import Browser, Page, async_playwright
 
 from services.common.redis_client import RedisClient
 from services.gateway.tracing import scheduler_channel
 from services.scheduler.app import Scheduler
+from tests.gateway.browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS
 from tests.gateway.harness import gateway_client
 from tests.support.scheduler import in_process_scheduler
 
@@ -38,3 +41,34 @@ async def http(
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with gateway_client(channel, tracer_provider=tracer_provider) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One Chromium. A missing one fails the test (it is part of the suite), naming the make
+    target that installs it."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `make browser` (scripts/ensure-chromium.sh installs "
+            "Debian's chromium package); the browser tests cannot download a browser.",
+            pytrace=False,
+        )
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A new browser context per test."""
+    context = await browser.new_context()
+    context.set_default_timeout(WAIT_MS)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()

@@ -8,30 +8,18 @@ missing Chromium fails the test (it is part of the suite), naming the make targe
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import grpc
 import httpx
-import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Page
 
 from services.scheduler.app import Scheduler
 from tests.client.harness import HandWorker
+from tests.gateway.browser import WAIT_MS
 from tests.gateway.sse_support import collect, create_job
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # we run as root
-    "--disable-background-networking",
-    "--disable-gpu",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# Every wait in the page is bounded; an event normally arrives in milliseconds.
-WAIT_MS = 5_000
 
 # Runs in the page: follows `url` with an EventSource and keeps what arrives in `window.watch`.
 # Every event type the gateway sends is listened to (`onmessage` only sees untyped events); the
@@ -73,35 +61,6 @@ async def watch_url(http: httpx.AsyncClient, queue: str, job: str) -> str:
     answer = await http.post("/v1/watchTokens", json={"resource": f"queues/{queue}/jobs/{job}"})
     assert answer.status_code == 200, answer.text
     return f"{path}?{urlencode({'access_token': answer.json()['token']})}"
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the session (a new context per test)."""
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"{CHROMIUM} is missing: run `make browser` (scripts/ensure-chromium.sh installs "
-            "Debian's chromium package); the browser tests cannot download a browser.",
-            pytrace=False,
-        )
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context()
-    context.set_default_timeout(WAIT_MS)
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
 
 
 def _base_url(http: httpx.AsyncClient) -> str:

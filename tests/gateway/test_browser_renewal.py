@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Page
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -32,8 +32,8 @@ from jobs.v1 import (
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler
 from tests.client.harness import HandWorker
+from tests.gateway.browser import WAIT_MS
 from tests.gateway.harness import gateway_client
-from tests.gateway.test_browser import CHROMIUM_ARGS, WAIT_MS, browser  # noqa: F401 (fixture)
 from tests.support.asgi import served
 from tests.support.auth import BOOTSTRAP_KEY, VIEWER, as_caller, create_key, required_auth
 from tests.support.scheduler import in_process_scheduler
@@ -122,16 +122,6 @@ async def stack(redis: RedisClient) -> AsyncIterator[Stack]:
         ):
             gateway.append(str(http.base_url).rstrip("/"))
             yield Stack(scheduler, channel, gateway[0], app, key, issued)
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:  # noqa: F811 (the imported fixture)
-    context = await browser.new_context()
-    context.set_default_timeout(WAIT_MS)
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
 
 
 async def create_job(stack: Stack, job_id: str) -> job_pb2.Job:

@@ -143,15 +143,20 @@ class WorkerDirectory:
         await self._count_running([record], tenant)
         return record
 
-    async def consumed_queues(self, tenant: str) -> set[str]:
-        """The queues (the tenant's own ids) some ACTIVE worker of `tenant` consumes."""
+    async def _records(self, tenant: str) -> list[tuple[str, dict[bytes, bytes]]]:
+        """`tenant`'s worker ids, most recently connected first, with their records (empty for
+        one that expired)."""
         index = redis_keys.tenant_workers(tenant)
-        ids = [i.decode() for i in cast(list[bytes], await self._redis.zrange(index, 0, -1))]
+        ids = [i.decode() for i in cast(list[bytes], await self._redis.zrevrange(index, 0, -1))]
         async with self._redis.pipeline(transaction=False) as pipe:
             for worker in ids:
                 pipe.hgetall(redis_keys.worker_record(scoped_worker(tenant, worker)))
             records = cast(list[dict[bytes, bytes]], await pipe.execute())
-        live = (self._worker(w, fields) for w, fields in zip(ids, records, strict=True) if fields)
+        return list(zip(ids, records, strict=True))
+
+    async def consumed_queues(self, tenant: str) -> set[str]:
+        """The queues (the tenant's own ids) some ACTIVE worker of `tenant` consumes."""
+        live = (self._worker(w, fields) for w, fields in await self._records(tenant) if fields)
         return {
             queue for w in live if w.state == worker_pb2.Worker.STATE_ACTIVE for queue in w.queues
         }
@@ -183,20 +188,11 @@ class WorkerDirectory:
     async def list(self, *, after: str | None, limit: int, queue: str, tenant: str) -> WorkerPage:
         """`tenant`'s workers, most recently connected first; those expired are dropped from the
         index."""
-        index = redis_keys.tenant_workers(tenant)
-        ids = [i.decode() for i in cast(list[bytes], await self._redis.zrevrange(index, 0, -1))]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for worker in ids:
-                pipe.hgetall(redis_keys.worker_record(scoped_worker(tenant, worker)))
-            records = cast(list[dict[bytes, bytes]], await pipe.execute())
-        expired = [worker for worker, fields in zip(ids, records, strict=True) if not fields]
+        records = await self._records(tenant)
+        expired = [worker for worker, fields in records if not fields]
         if expired:
-            await self._redis.zrem(index, *expired)
-        workers = [
-            self._worker(worker, fields)
-            for worker, fields in zip(ids, records, strict=True)
-            if fields
-        ]
+            await self._redis.zrem(redis_keys.tenant_workers(tenant), *expired)
+        workers = [self._worker(worker, fields) for worker, fields in records if fields]
         if queue:
             workers = [w for w in workers if queue in w.queues]
         start = 0
