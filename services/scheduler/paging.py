@@ -88,11 +88,14 @@ def _filter_tokens(text: str) -> list[str]:
 def _filter_value(name: str, value: str) -> str:
     """The checked value of one `name = value` term."""
     if name == "state":
-        if value not in State.__members__:
+        state = value.removeprefix("STATE_")  # as responses name it: STATE_FAILED
+        if state not in State.__members__:
             raise InvalidFilter.field(
-                "filter", f"state must be one of {', '.join(State)} (unquoted), not {value}"
+                "filter",
+                f"state must be one of {', '.join(State)} (or STATE_FAILED, ...; unquoted), "
+                f"not {value}",
             )
-        return value
+        return state
     if value[:1] not in ("'", '"'):
         raise InvalidFilter.field(
             "filter", f'type takes a quoted string, as type = "a.b", not {value}'

@@ -73,6 +73,7 @@ async def test_filters_select_by_state_and_type(jobs: jobs_grpc.JobServiceAsyncS
         return [job.name for job in reply.jobs]
 
     assert await names("state = CANCELLED") == [a.name]
+    assert await names("state = STATE_CANCELLED") == [a.name]  # the name responses use
     assert await names('type = "image.build"') == [b.name]
     assert await names('state = QUEUED AND type = "image.build"') == [b.name]
     assert await names('state = CANCELLED AND type = "image.build"') == []
