@@ -12,6 +12,8 @@ import binascii
 import hashlib
 import json
 import re
+from dataclasses import dataclass
+from datetime import datetime
 
 from jobs.v1 import job_service_pb2, queue_service_pb2, worker_registry_service_pb2
 from services.common import names
@@ -25,7 +27,7 @@ MAX_PAGE_SIZE = 1000
 JOB_CURSOR = re.compile(r"[0-9]{13,16}:" + names.JOB_ID.pattern)
 QUEUE_CURSOR = names.QUEUE_ID
 _NOT_OURS = "is not a page token of this query; start again without one"
-FILTER_FIELDS = ("state", "type")
+FILTER_FIELDS = ("state", "type", "create_time")
 _FILTER_TOKEN = re.compile(
     r"""\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|!=|<=|>=|[=<>:()]|[^\s=!<>:()"']+|\S)"""
 )
@@ -106,15 +108,61 @@ def _filter_value(name: str, value: str) -> str:
     return job_type
 
 
-def parse_filter(text: str) -> tuple[State | None, str | None]:
-    """(state, job type) of a filter such as `state = FAILED AND type = "image.build"`.
+def _time_ms(value: str) -> int:
+    """Unix ms of a quoted RFC 3339 time (`"2026-12-01T00:00:00Z"`)."""
+    text = value[1:-1] if value[:1] in ("'", '"') else ""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidFilter.field(
+            "filter",
+            f"create_time takes a quoted RFC 3339 time with its zone, as create_time >= "
+            f'"2026-12-01T00:00:00Z", not {value}',
+        )
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """A ListJobs filter: a state, a type, and create times from (inclusive) and until (exclusive),
+    in Unix ms."""
+
+    state: State | None = None
+    job_type: str | None = None
+    created_from_ms: int | None = None
+    created_until_ms: int | None = None
+
+
+def _time_bound(bounds: dict[str, int], operator: str, value: str) -> None:
+    ms = _time_ms(value)
+    match operator:
+        case ">=" | ">":
+            if "from" in bounds:
+                raise InvalidFilter.field("filter", "create_time has more than one lower bound")
+            bounds["from"] = ms + (1 if operator == ">" else 0)
+        case "<" | "<=":
+            if "until" in bounds:
+                raise InvalidFilter.field("filter", "create_time has more than one upper bound")
+            bounds["until"] = ms + (1 if operator == "<=" else 0)
+        case _:
+            raise InvalidFilter.field(
+                "filter", f"create_time takes >=, >, < or <= and a time, not {operator!r}"
+            )
+
+
+def parse_filter(text: str) -> JobFilter:
+    """The filter `text` names, such as `state = FAILED AND type = "image.build" AND create_time
+    >= "2026-12-01T00:00:00Z"`.
 
     Raises InvalidFilter naming the unsupported field or token."""
     tokens = _filter_tokens(text)
     terms: dict[str, str] = {}
+    bounds: dict[str, int] = {}
     position = 0
     while position < len(tokens):
-        if terms:
+        if terms or bounds:
             if tokens[position] != "AND":
                 raise InvalidFilter.field(
                     "filter", f"unexpected {tokens[position]!r}; join terms with AND"
@@ -125,16 +173,26 @@ def parse_filter(text: str) -> tuple[State | None, str | None]:
             raise InvalidFilter.field("filter", "a term must follow AND")
         if name not in FILTER_FIELDS:
             raise InvalidFilter.field(
-                "filter", f"unsupported field or token {name!r}; supported fields: state, type"
+                "filter",
+                f"unsupported field or token {name!r}; supported fields: "
+                + ", ".join(FILTER_FIELDS),
             )
-        if operator != "=" or not value:
-            raise InvalidFilter.field("filter", f"{name} takes `= value`, not {operator!r}")
-        if name in terms:
-            raise InvalidFilter.field("filter", f"{name} appears more than once")
-        terms[name] = _filter_value(name, value)
+        if name == "create_time":
+            _time_bound(bounds, operator, value)
+        else:
+            if operator != "=" or not value:
+                raise InvalidFilter.field("filter", f"{name} takes `= value`, not {operator!r}")
+            if name in terms:
+                raise InvalidFilter.field("filter", f"{name} appears more than once")
+            terms[name] = _filter_value(name, value)
         position += 3
     state = terms.get("state")
-    return (State(state) if state else None), terms.get("type")
+    return JobFilter(
+        state=State(state) if state else None,
+        job_type=terms.get("type"),
+        created_from_ms=bounds.get("from"),
+        created_until_ms=bounds.get("until"),
+    )
 
 
 def parse_order_by(v: Violations, text: str) -> bool:
@@ -165,16 +223,25 @@ def list_jobs_query(request: job_service_pb2.ListJobsRequest) -> tuple[ListQuery
     limit = page_size(v, request.page_size)
     descending = parse_order_by(v, request.order_by)
     v.raise_if_any()
-    state, job_type = parse_filter(request.filter)
-    query = fingerprint(queue, state or "", job_type or "", "desc" if descending else "asc")
+    terms = parse_filter(request.filter)
+    query = fingerprint(
+        queue,
+        terms.state or "",
+        terms.job_type or "",
+        str(terms.created_from_ms),
+        str(terms.created_until_ms),
+        "desc" if descending else "asc",
+    )
     cursor = None
     if request.page_token:
         cursor = decode_token(request.page_token, query, JOB_CURSOR)
     return (
         ListQuery(
             queue=queue,
-            state=state,
-            job_type=job_type,
+            state=terms.state,
+            job_type=terms.job_type,
+            created_from_ms=terms.created_from_ms,
+            created_until_ms=terms.created_until_ms,
             descending=descending,
             cursor=cursor,
             limit=limit,

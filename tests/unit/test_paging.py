@@ -75,7 +75,30 @@ def test_foreign_or_malformed_token_is_refused(token: str) -> None:
     ],
 )
 def test_filter_subset(text: str, state: State | None, job_type: str | None) -> None:
-    assert paging.parse_filter(text) == (state, job_type)
+    assert paging.parse_filter(text) == paging.JobFilter(state, job_type)
+
+
+DEC_1_MS = 1_796_083_200_000  # 2026-12-01T00:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("text", "created_from", "created_until"),
+    [
+        ('create_time >= "2026-12-01T00:00:00Z"', DEC_1_MS, None),
+        ('create_time > "2026-12-01T00:00:00Z"', DEC_1_MS + 1, None),
+        ('create_time < "2026-12-01T01:00:00+01:00"', None, DEC_1_MS),
+        ('create_time <= "2026-12-01T00:00:00.250Z"', None, DEC_1_MS + 251),
+        (
+            'create_time >= "2026-12-01T00:00:00Z" AND create_time < "2026-12-02T00:00:00Z"',
+            DEC_1_MS,
+            DEC_1_MS + 86_400_000,
+        ),
+    ],
+)
+def test_create_time_ranges(text: str, created_from: int | None, created_until: int | None) -> None:
+    assert paging.parse_filter(text) == paging.JobFilter(
+        created_from_ms=created_from, created_until_ms=created_until
+    )
 
 
 @pytest.mark.parametrize(
@@ -94,6 +117,10 @@ def test_filter_subset(text: str, state: State | None, job_type: str | None) -> 
         ('type = "unterminated', "not a valid job type"),
         ("(state = FAILED)", "'('"),
         ("NOT state = FAILED", "'NOT'"),
+        ('create_time = "2026-12-01T00:00:00Z"', ">=, >, < or <="),
+        ('create_time >= "2026-12-01T00:00:00"', "with its zone"),
+        ("create_time >= 2026-12-01", "quoted RFC 3339"),
+        ('create_time > "2026-12-01T00:00:00Z" AND create_time >= "2026-12-02T00:00:00Z"', "lower"),
     ],
 )
 def test_filter_errors_name_the_problem(text: str, named: str) -> None:

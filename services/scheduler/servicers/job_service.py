@@ -101,7 +101,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             dataclasses.replace(query, queue=caller().queue(query.queue))
         )
         return job_service_pb2.ListJobsResponse(
-            jobs=page.jobs, next_page_token=paging.next_page_token(page.next_cursor, fingerprint)
+            jobs=page.jobs,
+            next_page_token=paging.next_page_token(page.next_cursor, fingerprint),
+            total_size=page.total,
         )
 
     @override

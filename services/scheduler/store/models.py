@@ -48,6 +48,7 @@ class NewJob:
 class JobPage:
     jobs: list[job_pb2.Job]
     next_cursor: str | None
+    total: int = 0  # jobs the query matches, every page together
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,8 @@ class ListQuery:
     queue: str
     state: State | None = None
     job_type: str | None = None
+    created_from_ms: int | None = None  # inclusive
+    created_until_ms: int | None = None  # exclusive
     descending: bool = True
     cursor: str | None = None
     limit: int = 50

@@ -195,22 +195,26 @@ class JobStore:
             index = keys.type_index(query.job_type)
         else:
             index = keys.all_jobs
+        # Members are `<create ms, 13 digits>:<id>`, so a create-time range is a lex range: a
+        # bound is the 13 digits alone, below every member of its millisecond.
+        low = f"[{query.created_from_ms:013d}" if query.created_from_ms is not None else "-"
+        high = f"({query.created_until_ms:013d}" if query.created_until_ms is not None else "+"
         after = f"({query.cursor}" if query.cursor else None
         if query.descending:
-            start, end = after or "+", "-"
+            start, end = after or high, low
         else:
-            start, end = after or "-", "+"
-        members = cast(
-            list[bytes],
-            await self.redis.zrange(
+            start, end = after or low, high
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(
                 index, start, end, desc=query.descending, bylex=True, offset=0, num=query.limit + 1
-            ),
-        )
+            )
+            pipe.zlexcount(index, low, high)
+            members, total = cast(tuple[list[bytes], int], await pipe.execute())
         page = [m.decode() for m in members[: query.limit]]
         if not page and not await self.queues.exists(query.queue):
             raise QueueNotFound(names.queue_name(query.queue))
         jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
-        return JobPage(jobs, page[-1] if len(members) > query.limit else None)
+        return JobPage(jobs, page[-1] if len(members) > query.limit else None, total)
 
     async def _job_script(self, action: Action, ref: JobRef, *extra: str) -> Reply:
         keys, args = self._call_args(ref.queue)

@@ -77,6 +77,12 @@ async def test_filters_select_by_state_and_type(jobs: jobs_grpc.JobServiceAsyncS
     assert await names('type = "image.build"') == [b.name]
     assert await names('state = QUEUED AND type = "image.build"') == [b.name]
     assert await names('state = CANCELLED AND type = "image.build"') == []
+    assert await names('create_time >= "2000-01-01T00:00:00Z"') == [b.name, a.name]
+    assert await names('create_time < "2000-01-01T00:00:00Z" AND state = CANCELLED') == []
+    counted = await jobs.ListJobs(
+        job_service_pb2.ListJobsRequest(parent="queues/q1", page_size=1)
+    )
+    assert (len(counted.jobs), counted.total_size) == (1, 2)  # over every page
 
 
 async def test_retrying_a_queued_job_is_failed_precondition(

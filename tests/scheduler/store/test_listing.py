@@ -87,3 +87,26 @@ async def test_an_empty_queue_lists_nothing_and_an_unknown_one_is_not_found(
     await store.create_queue("nothing-here", QueueSettingsUpdate())
     page = await store.list_jobs(ListQuery("nothing-here"))
     assert (page.jobs, page.next_cursor) == ([], None)
+
+
+async def test_a_create_time_range_pages_and_counts_only_its_jobs(
+    store: JobStore, clock: ManualClock
+) -> None:
+    start_ms = clock.now_ms()
+    refs = await make_jobs(store, clock, 6)  # one a millisecond
+    inside = [ref.name for ref in refs[1:5]]  # created in [start + 1, start + 5)
+    window = ListQuery(QUEUE, created_from_ms=start_ms + 1, created_until_ms=start_ms + 5)
+    for descending in (False, True):
+        query = replace(window, descending=descending, limit=3)
+        listed = await page_through(store, query)
+        assert listed == (inside[::-1] if descending else inside)
+        assert (await store.list_jobs(query)).total == 4
+    only_from = await store.list_jobs(ListQuery(QUEUE, created_from_ms=start_ms + 4))
+    assert [job.name for job in only_from.jobs] == [refs[5].name, refs[4].name]
+    assert only_from.total == 2
+    assert (await store.list_jobs(ListQuery(QUEUE, limit=1))).total == 6  # the whole queue
+    await start(store, refs[2])  # a state index takes the range too
+    running = ListQuery(QUEUE, state=State.RUNNING, created_until_ms=start_ms + 2)
+    assert (await store.list_jobs(running)).total == 0
+    running = replace(running, created_until_ms=start_ms + 3)
+    assert [job.name for job in (await store.list_jobs(running)).jobs] == [refs[2].name]
