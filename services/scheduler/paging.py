@@ -121,7 +121,8 @@ def _time_ms(value: str) -> int:
             f"create_time takes a quoted RFC 3339 time with its zone, as create_time >= "
             f'"2026-12-01T00:00:00Z", not {value}',
         )
-    return int(moment.timestamp() * 1000)
+    # The indexes hold 13-digit create times: 1970 to 2286.
+    return min(max(int(moment.timestamp() * 1000), 0), 10**13 - 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,7 @@ DEC_1_MS = 1_796_083_200_000  # 2026-12-01T00:00:00Z
         ('create_time > "2026-12-01T00:00:00Z"', DEC_1_MS + 1, None),
         ('create_time < "2026-12-01T01:00:00+01:00"', None, DEC_1_MS),
         ('create_time <= "2026-12-01T00:00:00.250Z"', None, DEC_1_MS + 251),
+        ('create_time >= "1900-01-01T00:00:00Z"', 0, None),  # clamped to what indexes hold
         (
             'create_time >= "2026-12-01T00:00:00Z" AND create_time < "2026-12-02T00:00:00Z"',
             DEC_1_MS,
