@@ -56,6 +56,8 @@ async def enqueue(ctx: Context, args: argparse.Namespace) -> int:
         return watching.outcome(ctx, finished)
     if ctx.json:
         ctx.print_message(job)
+    elif args.quiet:
+        ctx.console.line(short_job_name(job.name))
     else:
         ctx.console.line(f"enqueued {short_job_name(job.name)}  {state_name(job.state)}")
     return 0

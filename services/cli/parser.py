@@ -80,6 +80,12 @@ def _enqueue(
     follow = p.add_mutually_exclusive_group()
     follow.add_argument("--wait", action="store_true", help="wait for the job, print its result")
     follow.add_argument("--watch", action="store_true", help="watch the job until it finishes")
+    follow.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the job's name, for scripts: JOB=$(jobstream enqueue ... -q)",
+    )
     p.add_argument(
         "--timeout", type=types.duration, default=None, help="give up waiting after this long"
     )

@@ -95,10 +95,16 @@ async def launched(data_dir: Path) -> AsyncIterator[Stack]:
             await process.wait()
 
 
-async def run(env: dict[str, str], *command: str, limit_s: float = STARTUP_S) -> tuple[int, str]:
+async def run(
+    env: dict[str, str], *command: str, limit_s: float = STARTUP_S, cwd: Path | None = None
+) -> tuple[int, str]:
     """`command`'s exit code and its output (stdout and stderr together)."""
     process = await asyncio.create_subprocess_exec(
-        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *command,
+        env=env,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         async with asyncio.timeout(limit_s):

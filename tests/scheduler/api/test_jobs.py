@@ -79,9 +79,7 @@ async def test_filters_select_by_state_and_type(jobs: jobs_grpc.JobServiceAsyncS
     assert await names('state = CANCELLED AND type = "image.build"') == []
     assert await names('create_time >= "2000-01-01T00:00:00Z"') == [b.name, a.name]
     assert await names('create_time < "2000-01-01T00:00:00Z" AND state = CANCELLED') == []
-    counted = await jobs.ListJobs(
-        job_service_pb2.ListJobsRequest(parent="queues/q1", page_size=1)
-    )
+    counted = await jobs.ListJobs(job_service_pb2.ListJobsRequest(parent="queues/q1", page_size=1))
     assert (len(counted.jobs), counted.total_size) == (1, 2)  # over every page
 
 

@@ -11,7 +11,7 @@
           max_age_ms]} defaults}.
   J, Q, E name the fields of job hashes, queue hashes and events (store/fields.py).
   Return codes (store/codes.py): 0 ok, -1 no such job, -2 wrong state, -3 attempt superseded,
-          -4 request id reused, -5 job id taken.
+          -4 request id reused, -5 job (or queue) id taken, -6 no such queue.
 ]]
 local OK, NOT_FOUND, WRONG_STATE, SUPERSEDED, REQUEST_REUSED, ID_TAKEN, QUEUE_MISSING = 0, -1, -2, -3, -4, -5, -6
 local ctx = cjson.decode(ARGV[1])
