@@ -158,6 +158,15 @@ async def resume(ctx: Context, args: argparse.Namespace) -> int:
     return _queue_done(ctx, await ctx.client.resume(args.queue))
 
 
+async def stats(ctx: Context, args: argparse.Namespace) -> int:
+    found = await ctx.client.stats(args.queue)
+    if ctx.json:
+        ctx.print_message(found)
+    else:
+        ctx.console.lines(views.stats_table(found))
+    return 0
+
+
 async def create_queue(ctx: Context, args: argparse.Namespace) -> int:
     return _queue_done(ctx, await ctx.client.create_queue(args.queue, max_running=args.max_running))
 

@@ -134,6 +134,10 @@ def _queue_commands(
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.add_argument("queue", metavar="QUEUE")
         p.set_defaults(command=command)
+    text = "finished jobs of the last 5 minutes, hour and day: counts, rates, durations"
+    p = sub.add_parser("stats", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE", nargs="?", default="-", help="default: every queue")
+    p.set_defaults(command=commands.stats)
     text = "create a queue (needed first when the deployment does not create them on enqueue)"
     p = sub.add_parser("create-queue", parents=[common], help=text, description=text)
     p.add_argument("queue", metavar="QUEUE")

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
-from jobs.v1 import job_pb2, queue_pb2, worker_pb2
+from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, worker_pb2
 from services.cli import render
 from services.client import from_value, short_job_name, state_name
 
@@ -136,6 +136,36 @@ def queues_table(queues: Sequence[queue_pb2.Queue]) -> list[str]:
         status = "paused" if queue.paused else "active"
         rows.append([queue.name.removeprefix("queues/"), status, *map(str, counts)])
     return render.table(headers, rows, right="234567")
+
+
+def stats_table(stats: queue_service_pb2.QueueStats) -> list[str]:
+    """`stats`: per window, the total and then each type: counts, rate, success, durations."""
+    headers = ["WINDOW", "TYPE", "SUCCEEDED", "FAILED", "CANCELLED", "PER MIN", "SUCCESS"]
+    headers += ["P50", "P95", "P99"]
+    rows = []
+    for window in stats.windows:
+        span = render.span(window.window.ToTimedelta().total_seconds())
+        for job_stats in [window.total, *window.types]:
+            rows.append(
+                [
+                    span,
+                    job_stats.type or "(all)",
+                    str(job_stats.succeeded),
+                    str(job_stats.failed),
+                    str(job_stats.cancelled),
+                    f"{job_stats.throughput_per_minute:.1f}",
+                    f"{job_stats.success_rate:.0%}",
+                    *(
+                        render.duration(d.ToTimedelta().total_seconds())
+                        for d in (
+                            job_stats.duration_p50,
+                            job_stats.duration_p95,
+                            job_stats.duration_p99,
+                        )
+                    ),
+                ]
+            )
+    return render.table(headers, rows, right="23456789")
 
 
 def _mib(size: int) -> str:

@@ -250,6 +250,13 @@ class JobstreamClient(Closing):
         request = queue_service_pb2.GetQueueRequest(name=names.queue_name(queue))
         return await self._call(self._queues.GetQueue, request)
 
+    async def stats(self, queue: str = "-") -> queue_service_pb2.QueueStats:
+        """Finished jobs over the last 5 minutes, hour and day of `queue` (`-`: every queue):
+        counts, throughput, rates and duration percentiles, in total and per type. Raises
+        NotFound."""
+        request = queue_service_pb2.GetQueueStatsRequest(name=names.queue_name(queue))
+        return await self._call(self._queues.GetQueueStats, request)
+
     async def create_queue(self, queue: str, *, max_running: int = 0) -> queue_pb2.Queue:
         """Creates a queue (`max_running`: most of its jobs running at once across all workers,
         0 for no limit). Raises AlreadyExists."""

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Self, TypeVar, Unpack
 
-from jobs.v1 import event_pb2, job_pb2, job_service_pb2, queue_pb2, worker_pb2
+from jobs.v1 import event_pb2, job_pb2, job_service_pb2, queue_pb2, queue_service_pb2, worker_pb2
 from services.client.client import JobstreamClient
 from services.client.requests import EnqueueOptions, EnqueueRequest
 from services.client.watch import Reconnect
@@ -187,6 +187,9 @@ class SyncJobstreamClient:
 
     def queue(self, queue: str) -> queue_pb2.Queue:
         return self._run(self._client.queue(queue))
+
+    def stats(self, queue: str = "-") -> queue_service_pb2.QueueStats:
+        return self._run(self._client.stats(queue))
 
     def create_queue(self, queue: str, *, max_running: int = 0) -> queue_pb2.Queue:
         return self._run(self._client.create_queue(queue, max_running=max_running))

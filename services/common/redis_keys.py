@@ -51,6 +51,7 @@ REQUEST = "req:"
 STATE_INDEX = "idx:state:"
 TYPE_INDEX = "idx:type:"
 RETAINED = "retain:"
+STATS = "stats:"  # + the hour (Unix ms // 3,600,000): finished jobs counted per minute (lib.lua)
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -59,6 +60,7 @@ FAMILIES = {
     "STATE_INDEX": STATE_INDEX,
     "TYPE_INDEX": TYPE_INDEX,
     "RETAINED": RETAINED,
+    "STATS": STATS,
 }
 
 
@@ -92,6 +94,11 @@ class QueueKeys:
     def settings(self) -> str:
         """Hash: paused, max_running, retention bounds, create/update times."""
         return f"{self.prefix}queue"
+
+    def stats(self, hour: int) -> str:
+        """Hash of the jobs that finished in `hour` (Unix ms // 3,600,000), counted per
+        `<minute of the hour>|<state>|<duration bucket>|<type>`; kept a day and an hour."""
+        return f"{self.prefix}{STATS}{hour}"
 
     @property
     def all_jobs(self) -> str:

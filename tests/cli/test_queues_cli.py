@@ -67,6 +67,34 @@ async def test_create_and_delete_a_queue(
     assert (await jobstream(scheduler.address, "queues")).out == "no queues\n"
 
 
+async def test_stats_shows_each_window_in_total_and_per_type(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    job = await client.enqueue("q1", "demo")
+    await client.cancel(job.name)
+    table = (await jobstream(scheduler.address, "stats")).lines()
+    assert table[0].split() == [
+        "WINDOW",
+        "TYPE",
+        "SUCCEEDED",
+        "FAILED",
+        "CANCELLED",
+        "PER",
+        "MIN",
+        "SUCCESS",
+        "P50",
+        "P95",
+        "P99",
+    ]
+    assert [row.split()[:5] for row in table[1:3]] == [
+        ["5m", "(all)", "0", "0", "1"],
+        ["5m", "demo", "0", "0", "1"],
+    ]
+    assert [row.split()[0] for row in table[1:]] == ["5m", "5m", "1h", "1h", "1d", "1d"]
+    one = json.loads((await jobstream(scheduler.address, "stats", "q1", "--json")).out)
+    assert one["name"] == "queues/q1"
+
+
 async def test_workers_lists_connected_workers(
     scheduler: SchedulerHarness, worker: HandWorker
 ) -> None:

@@ -39,6 +39,18 @@ async def test_a_queue_is_created_and_deleted_over_rest(http: httpx.AsyncClient)
     assert (await http.get("/v1/queues/emails/jobs")).status_code == 404
 
 
+async def test_queue_statistics_over_rest(http: httpx.AsyncClient) -> None:
+    created = (await http.post("/v1/queues/q1/jobs", json={"type": "t"})).json()
+    assert (await http.post(f"/v1/{created['name']}:cancel", json={})).status_code == 200
+    for path in ("/v1/queues/q1/stats", "/v1/queues/-/stats"):
+        answer = await http.get(path)
+        assert answer.status_code == 200, answer.text
+        windows = answer.json()["windows"]
+        assert [w["window"] for w in windows] == ["300s", "3600s", "86400s"]
+        assert windows[0]["total"]["cancelled"] == "1"  # int64: a JSON string
+        assert windows[0]["types"][0]["type"] == "t"
+
+
 async def test_pause_resume_and_update(http: httpx.AsyncClient) -> None:
     assert (await http.post("/v1/queues/q1/jobs", json={"type": "t"})).status_code == 200
     paused = await http.post("/v1/queues/q1:pause")

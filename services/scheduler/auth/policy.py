@@ -34,6 +34,7 @@ RULES: dict[str, Rule] = {
     f"{_JOB}WatchJob": Rule(Role.VIEWER, scope_field="name", streaming=True),
     f"{_QUEUE}GetQueue": Rule(Role.VIEWER, scope_field="name"),
     f"{_QUEUE}ListQueues": Rule(Role.VIEWER),
+    f"{_QUEUE}GetQueueStats": Rule(Role.VIEWER),
     f"{_QUEUE}CreateQueue": Rule(Role.ADMIN, audited=True),
     f"{_QUEUE}DeleteQueue": Rule(Role.ADMIN, audited=True),
     f"{_QUEUE}UpdateQueue": Rule(Role.ADMIN, audited=True),

@@ -18,6 +18,7 @@ from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub, parse_event_id
 
 Context = grpc.aio.ServicerContext
+ALL_QUEUES = "queues/-"  # AIP-159: every queue of the caller's tenant
 
 
 class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
@@ -49,6 +50,20 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         return queue_service_pb2.ListQueuesResponse(
             queues=queues, next_page_token=paging.next_page_token(cursor, fingerprint)
         )
+
+    @override
+    async def GetQueueStats(
+        self,
+        request: queue_service_pb2.GetQueueStatsRequest,
+        context: Context[queue_service_pb2.GetQueueStatsRequest, queue_service_pb2.QueueStats],
+    ) -> queue_service_pb2.QueueStats:
+        me = caller()
+        every = request.name == ALL_QUEUES
+        queue = None if every else me.queue(names.parse_queue_name(request.name))
+        windows = await self._store.queue_stats(queue, prefix=me.queue_prefix)
+        answer = queue_service_pb2.QueueStats(name=request.name, windows=windows)
+        answer.read_time.FromMilliseconds(self._store.clock.now_ms())
+        return answer
 
     @override
     async def CreateQueue(

@@ -13,7 +13,7 @@ import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from jobs.v1 import job_pb2, queue_pb2
+from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2
 from services.common import names, redis_keys
 from services.common.clock import Clock, SystemClock
 from services.common.config import StoreSettings
@@ -31,7 +31,7 @@ from services.common.names import AttemptRef, JobRef
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.common.states import TERMINAL, TRANSITIONS, Action
-from services.scheduler.store import codec, reports
+from services.scheduler.store import codec, reports, stats
 from services.scheduler.store.codes import Code, Reply, as_int, as_text, job_error
 from services.scheduler.store.events import (
     HISTORY_BYTES_PER_EVENT,
@@ -296,6 +296,19 @@ class JobStore:
     async def update_queue(self, queue: str, update: QueueSettingsUpdate) -> queue_pb2.Queue:
         """Raises QueueNotFound (a new queue while `queue_auto_create` is off)."""
         return await self._update_queue(queue, update.as_fields())
+
+    async def queue_stats(
+        self, queue: str | None, *, prefix: str = ""
+    ) -> list[queue_service_pb2.WindowStats]:
+        """Statistics of `queue`'s finished jobs (None: of every queue whose id starts with
+        `prefix`, a tenant's). Raises QueueNotFound."""
+        if queue is None:
+            queues = [q for q in await self.queues.all_ids() if q.startswith(prefix)]
+        else:
+            if not await self.queues.exists(queue):
+                raise QueueNotFound(names.queue_name(queue))
+            queues = [queue]
+        return await stats.window_stats(self.redis, queues, self.clock.now_ms())
 
     async def create_queue(self, queue: str, update: QueueSettingsUpdate) -> queue_pb2.Queue:
         """Raises QueueAlreadyExists."""

@@ -194,3 +194,20 @@ async def test_without_auto_create_only_created_queues_take_jobs(redis: RedisCli
         await queues.CreateQueue(queue_service_pb2.CreateQueueRequest(queue_id="real"))
         created = await jobs.CreateJob(_job("real"))
         assert created.state == job_pb2.Job.STATE_QUEUED
+
+
+async def test_stats_of_one_queue_or_every_queue(
+    queues: queues_grpc.QueueServiceAsyncStub, jobs: jobs_grpc.JobServiceAsyncStub
+) -> None:
+    for queue in ("q1", "q2"):
+        created = await jobs.CreateJob(_job(queue))
+        await jobs.CancelJob(job_service_pb2.CancelJobRequest(name=created.name))
+    one = await queues.GetQueueStats(queue_service_pb2.GetQueueStatsRequest(name="queues/q1"))
+    every = await queues.GetQueueStats(queue_service_pb2.GetQueueStatsRequest(name="queues/-"))
+    assert (one.name, every.name) == ("queues/q1", "queues/-")
+    assert [w.total.cancelled for w in one.windows] == [1, 1, 1]
+    assert [w.total.cancelled for w in every.windows] == [2, 2, 2]
+    assert [(t.type, t.cancelled) for t in every.windows[0].types] == [("demo", 2)]
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await queues.GetQueueStats(queue_service_pb2.GetQueueStatsRequest(name="queues/nope"))
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND

@@ -172,6 +172,7 @@ local function run_through(id, n, raw)
     unpack(fields))
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   state_changed(id, 'RUNNING', 'SUCCEEDED', n, 'attempt ' .. n .. ' succeeded')
+  count_finished(f[3], 'SUCCEEDED', NOW)
   retain(id, 'SUCCEEDED')
   return {{OK, NOW + ctx.lease_ms}, {OK, 'SUCCEEDED', -1, f[3], NOW, NOW, ''}}
 end

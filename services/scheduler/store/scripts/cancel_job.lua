@@ -27,6 +27,7 @@ if set_of(ARGV[2])[f[1]] then
   redis.call('HSET', key, J.STATE, 'CANCELLED', J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.CANCELLED_BY, by, J.FINISH_TIME, NOW, J.UPDATE_TIME, NOW)
   index_state(id, f[3], f[4], f[1], 'CANCELLED', 'cancel')
   state_changed(id, f[1], 'CANCELLED', attempt, message)
+  count_finished(f[4], 'CANCELLED', nil)
   retain(id, 'CANCELLED')
   return {OK, 'CANCELLED'}
 end
