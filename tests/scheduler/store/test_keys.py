@@ -46,6 +46,7 @@ async def test_scripts_write_only_the_keys_redis_keys_names(
         k.type_state_index("demo", State.SCHEDULED),
         k.type_state_index("other", State.SCHEDULED),
         k.retained(State.SUCCEEDED),
+        k.stats(clock.now_ms() // 3_600_000),
         *(k.job(ref.job) for ref in (done, retried, later)),
         *(k.history(ref.job) for ref in (done, retried, later)),
     }  # fmt: skip
