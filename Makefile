@@ -25,7 +25,7 @@ PYTEST_FLAGS ?= --tb=native
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv protos vendor-protos node-example redis browser lint fmt test test-cluster run bench clean distclean
+.PHONY: help venv protos vendor-protos node-example curl redis browser lint fmt test test-cluster run bench clean distclean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ $(NODE_STAMP): examples/node/package-lock.json
 redis:  ## make sure redis-server 7+ is installed (Debian package redis-server)
 	scripts/ensure-redis.sh
 
+curl:  ## make sure curl is installed (Debian package curl): the suite runs the README's REST examples
+	scripts/ensure-curl.sh
+
 browser:  ## make sure /usr/bin/chromium is installed for the browser tests (Debian package chromium)
 	scripts/ensure-chromium.sh
 
@@ -81,7 +84,7 @@ fmt: venv  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: protos redis browser node-example  ## whole suite on one Redis, then the scheduler's suite on a 3-master Redis Cluster
+test: protos redis browser curl node-example  ## whole suite on one Redis, then the scheduler's suite on a 3-master Redis Cluster
 	$(BIN)/pytest $(PYTEST_FLAGS)
 	$(BIN)/pytest $(PYTEST_FLAGS) tests/scheduler --redis=cluster
 
