@@ -79,7 +79,8 @@ async def list_jobs(ctx: Context, args: argparse.Namespace) -> int:
         args.queue,
         state=args.state,
         job_type=args.type,
-        order_by="create_time" if args.oldest_first else "",
+        filter=args.filter,
+        order_by=args.sort or ("create_time" if args.oldest_first else ""),
         page_size=min(limit + 1, 1000),  # one more tells whether there are more
     )
     async with contextlib.aclosing(pages):

@@ -118,7 +118,19 @@ def _job_commands(
     p.add_argument(
         "--limit", type=types.positive, default=commands.DEFAULT_LIMIT, help="most jobs shown"
     )
-    p.add_argument("--oldest-first", action="store_true", help="oldest first")
+    p.add_argument(
+        "--filter",
+        default="",
+        help='more terms, ANDed: tags:"nightly" AND metadata.user = "42" AND error:"timed out"',
+    )
+    order = p.add_mutually_exclusive_group()
+    order.add_argument("--oldest-first", action="store_true", help="oldest first")
+    order.add_argument(
+        "--sort",
+        default="",
+        metavar="ORDER",
+        help='e.g. "duration desc", "finish_time desc", "priority desc", "start_time"',
+    )
     p.set_defaults(command=commands.list_jobs)
 
 

@@ -105,7 +105,7 @@ async def test_list_shows_a_table_filters_and_limits(
     scheduler: SchedulerHarness, client: JobstreamClient
 ) -> None:
     first = await client.enqueue("q1", "alpha", job_id="a1")
-    await client.enqueue("q1", "beta", job_id="b1")
+    await client.enqueue("q1", "beta", job_id="b1", priority=80)
     await client.enqueue("q1", "alpha", job_id="a2")
     await client.cancel(first.name)
 
@@ -115,6 +115,7 @@ async def test_list_shows_a_table_filters_and_limits(
     rows = {line.split()[0]: line.split() for line in table[1:]}
     assert sorted(rows) == ["q1/a1", "q1/a2", "q1/b1"]
     assert rows["q1/a1"][1:7] == ["alpha", "CANCELLED", "50", "0", "of", "3"]
+    assert rows["q1/b1"][3] == "80"
     assert all(line.split()[-2:] in (["now", "-"], ["ago", "-"]) for line in table[1:])  # none ran
 
     cancelled = await jobstream(scheduler.address, "list", "q1", "--state", "cancelled", "--json")
@@ -124,6 +125,23 @@ async def test_list_shows_a_table_filters_and_limits(
         "queues/q1/jobs/a1",
         "queues/q1/jobs/a2",
     ]
+    by_priority = await jobstream(
+        scheduler.address,
+        "--json",
+        "list",
+        "q1",
+        "--filter",
+        "state != CANCELLED",
+        "--sort",
+        "priority desc",
+    )
+    assert [j["name"] for j in _listed(by_priority.json())] == [
+        "queues/q1/jobs/b1",  # priority 80
+        "queues/q1/jobs/a2",  # 50, created after a1 (cancelled, filtered out)
+    ]
+    bad_sort = await jobstream(scheduler.address, "list", "q1", "--sort", "size")
+    assert bad_sort.code == 2
+    assert "order_by: must be one field of" in bad_sort.err
     limited = (await jobstream(scheduler.address, "list", "q1", "--limit", "2")).lines()
     assert len(limited) == 4  # header, two rows, the note that there are more
     assert "more with --limit" in limited[-1]

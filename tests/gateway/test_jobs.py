@@ -63,6 +63,20 @@ async def test_list_by_state_with_pages(http: httpx.AsyncClient) -> None:
     assert [job["name"] for job in only["jobs"]] == [names[0]]
 
 
+async def test_list_by_metadata_or_error_sorted_by_duration(http: httpx.AsyncClient) -> None:
+    mine = [str((await create(http, metadata={"user": "42"}))["name"]) for _ in range(2)]
+    await create(http, metadata={"user": "7"})
+    params = {"filter": 'metadata.user = "42" OR error:"boom"', "orderBy": "duration desc"}
+    reply = await http.get(JOBS, params=params)
+    assert reply.status_code == 200, reply.text
+    page = reply.json()
+    # none has started: all lack a duration, so they come in create order, newest first
+    assert [job["name"] for job in page["jobs"]] == mine[::-1]
+    assert page["totalSize"] == 2
+    bad = await http.get(JOBS, params={"filter": "tags = 'x'"})
+    assert "`:` (has)" in violations(error_of(bad, 400))["filter"]
+
+
 async def test_cancel_retry_and_delete(http: httpx.AsyncClient) -> None:
     name = str((await create(http))["name"])
     assert (await http.post(f"/v1/{name}:cancel")).json()["state"] == "STATE_CANCELLED"

@@ -104,6 +104,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
             jobs=page.jobs,
             next_page_token=paging.next_page_token(page.next_cursor, fingerprint),
             total_size=page.total,
+            total_size_estimated=page.total_estimated,
         )
 
     @override

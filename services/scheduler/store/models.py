@@ -49,17 +49,26 @@ class JobPage:
     jobs: list[job_pb2.Job]
     next_cursor: str | None
     total: int = 0  # jobs the query matches, every page together
+    total_estimated: bool = False  # extrapolated from the jobs a predicate scan looked at
+
+
+CREATE_ORDER = "create_time"  # the listing indexes' own order
+SORT_ORDERS = ("start_time", "finish_time", "duration", "priority")  # sorted job by job
 
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
-    """ListJobs after validation; `cursor` is the index member of the previous page's last job."""
+    """ListJobs after validation. `cursor` is the index member of the previous page's last job;
+    sorted by another field than create time, `<its sort value>/<member>`."""
 
     queue: str
     state: State | None = None
     job_type: str | None = None
     created_from_ms: int | None = None  # inclusive
     created_until_ms: int | None = None  # exclusive
+    # Checked job by job while the index is walked: AND-ed terms of OR-ed atoms (job_filter.py).
+    predicates: tuple[tuple[dict[str, object], ...], ...] = ()
+    order_by: str = CREATE_ORDER  # or one of SORT_ORDERS
     descending: bool = True
     cursor: str | None = None
     limit: int = 50

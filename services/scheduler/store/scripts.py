@@ -28,6 +28,7 @@ _SCRIPT_NAMES = (
     "retry_job",
     "delete_job",
     "delete_queue",
+    "list_jobs",
     "reap_expired",
     "expire_retained",
     "update_queue",
@@ -85,6 +86,7 @@ class Scripts:
     retry_job: AsyncScript
     delete_job: AsyncScript
     delete_queue: AsyncScript
+    list_jobs: AsyncScript
     reap_expired: AsyncScript
     expire_retained: AsyncScript
     update_queue: AsyncScript

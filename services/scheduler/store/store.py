@@ -19,6 +19,7 @@ from services.common.clock import Clock, SystemClock
 from services.common.config import StoreSettings
 from services.common.errors import (
     Internal,
+    InvalidArgument,
     JobNotFound,
     JobstreamError,
     QueueAlreadyExists,
@@ -40,6 +41,7 @@ from services.scheduler.store.events import (
     history_batch,
 )
 from services.scheduler.store.models import (
+    CREATE_ORDER,
     JobPage,
     ListQuery,
     NewJob,
@@ -54,6 +56,15 @@ __all__ = ["EventBatch", "JobStore", "RedisClient"]
 
 _MS = 1000
 log = structlog.get_logger(__name__)
+
+
+def _too_many_to_sort(order_by: str, count: int) -> InvalidArgument:
+    return InvalidArgument.field(
+        "order_by",
+        f"sorting by {order_by} reads every job it sorts, at most {SORT_LIMIT:,}; this query "
+        f"covers {count:,}: narrow the filter by state, type or create_time, or sort by "
+        "create_time",
+    )
 
 
 def _sources(action: Action) -> str:
@@ -74,6 +85,8 @@ class ReapResult:
 
 
 DELETE_BATCH = 500  # keys deleted by one script call of a queue's deletion
+SCAN_BUDGET = 5_000  # jobs a filtered page looks at, at most (a page may come back short)
+SORT_LIMIT = 10_000  # jobs an order other than create time sorts, at most
 
 
 class JobStore:
@@ -184,8 +197,10 @@ class JobStore:
         return job, history_batch(ref.queue, ref.job, cast(bytes | None, raw), after=after)
 
     async def list_jobs(self, query: ListQuery) -> JobPage:
-        """One page of a queue's jobs in creation order, read from an index, never scanned.
-        Raises QueueNotFound (an empty page of a queue that does not exist)."""
+        """One page of a queue's jobs. Read from an index alone when it answers the query (state,
+        type, create time, in create-time order); else job by job within bounds (list_jobs.lua).
+        Raises QueueNotFound (an empty page of a queue that does not exist), InvalidArgument
+        (`order_by` over more jobs than SORT_LIMIT)."""
         keys = QueueKeys(query.queue)
         if query.state and query.job_type:
             index = keys.type_state_index(query.job_type, query.state)
@@ -199,11 +214,15 @@ class JobStore:
         # bound is the 13 digits alone, below every member of its millisecond.
         low = f"[{query.created_from_ms:013d}" if query.created_from_ms is not None else "-"
         high = f"({query.created_until_ms:013d}" if query.created_until_ms is not None else "+"
+        if query.order_by != CREATE_ORDER:
+            return await self._sort_jobs(query, index, (low, high))
         after = f"({query.cursor}" if query.cursor else None
         if query.descending:
             start, end = after or high, low
         else:
             start, end = after or low, high
+        if query.predicates:
+            return await self._scan_jobs(query, index, (start, end), (low, high))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrange(
                 index, start, end, desc=query.descending, bylex=True, offset=0, num=query.limit + 1
@@ -211,10 +230,79 @@ class JobStore:
             pipe.zlexcount(index, low, high)
             members, total = cast(tuple[list[bytes], int], await pipe.execute())
         page = [m.decode() for m in members[: query.limit]]
-        if not page and not await self.queues.exists(query.queue):
-            raise QueueNotFound(names.queue_name(query.queue))
+        await self._check_listed(query.queue, page)
         jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
         return JobPage(jobs, page[-1] if len(members) > query.limit else None, total)
+
+    async def _check_listed(self, queue: str, page: list[str]) -> None:
+        if not page and not await self.queues.exists(queue):
+            raise QueueNotFound(names.queue_name(queue))
+
+    async def _list_script(
+        self, query: ListQuery, index: str, walk: tuple[str, str], budget: int, *sort: str
+    ) -> list[str]:
+        """list_jobs.lua's reply, as text: `sort` is its (field, cursor) when it sorts."""
+        keys, args = self._call_args(query.queue)
+        reply: Reply = await self.scripts.list_jobs(
+            keys=keys,
+            args=[
+                *args,
+                index,
+                *walk,
+                "1" if query.descending else "0",
+                str(query.limit),
+                str(budget),
+                json.dumps(query.predicates),
+                *(sort or ("", "")),
+            ],
+        )
+        return [str(item) if isinstance(item, int) else as_text(item) for item in reply]
+
+    async def _scan_jobs(
+        self, query: ListQuery, index: str, walk: tuple[str, str], whole: tuple[str, str]
+    ) -> JobPage:
+        """A page of the jobs `query.predicates` match, walking `index` from `walk[0]` to
+        `walk[1]` and looking at no more than SCAN_BUDGET jobs. The total is extrapolated from
+        what was looked at, unless the walk covered the whole range (`whole`)."""
+        *members, _, last, looked, ended = await self._list_script(query, index, walk, SCAN_BUDGET)
+        page = members[: query.limit]
+        await self._check_listed(query.queue, page)
+        if len(members) > query.limit:
+            cursor: str | None = page[-1]
+        elif int(ended):
+            cursor = None
+        else:
+            cursor = last or None  # the budget ran out: go on after the last looked at
+        exact = bool(int(ended)) and query.cursor is None and len(members) <= query.limit
+        if exact:
+            total = len(members)
+        else:
+            in_range = await self.redis.zlexcount(index, *whole)
+            total = round(in_range * len(members) / max(int(looked), 1))
+        jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
+        return JobPage(jobs, cursor, total, total_estimated=not exact)
+
+    async def _sort_jobs(self, query: ListQuery, index: str, whole: tuple[str, str]) -> JobPage:
+        """A page of the query's jobs sorted by `query.order_by`: every job of the range is read
+        and sorted, so a range over SORT_LIMIT jobs is refused rather than half sorted."""
+        in_range = await self.redis.zlexcount(index, *whole)
+        if in_range > SORT_LIMIT:
+            raise _too_many_to_sort(query.order_by, in_range)
+        walk = (whole[1], whole[0]) if query.descending else whole
+        reply = await self._list_script(
+            query, index, walk, SORT_LIMIT + 1, query.order_by, query.cursor or ""
+        )
+        *rows, _, matched, looked, ended = reply
+        if not int(ended):  # the range grew past the limit since it was counted
+            raise _too_many_to_sort(query.order_by, int(looked))
+        members, values = rows[0::2], rows[1::2]
+        page = members[: query.limit]
+        await self._check_listed(query.queue, page)
+        cursor = None
+        if len(members) > query.limit:
+            cursor = f"{values[query.limit - 1]}/{page[-1]}"
+        jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
+        return JobPage(jobs, cursor, int(matched))
 
     async def _job_script(self, action: Action, ref: JobRef, *extra: str) -> Reply:
         keys, args = self._call_args(ref.queue)

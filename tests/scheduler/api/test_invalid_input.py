@@ -178,10 +178,11 @@ def _other_cases() -> dict[str, Case]:
         "filter field": Case(
             "ListJobs", list_jobs(parent="queues/q1", filter="priority = 5"), "filter"
         ),
-        "filter OR": Case(
-            "ListJobs",
-            list_jobs(parent="queues/q1", filter="state = QUEUED OR state = FAILED"),
-            "filter",
+        "filter dangling OR": Case(
+            "ListJobs", list_jobs(parent="queues/q1", filter="state = QUEUED OR"), "filter"
+        ),
+        "filter tags without has": Case(
+            "ListJobs", list_jobs(parent="queues/q1", filter='tags = "x"'), "filter"
         ),
         "filter state": Case(
             "ListJobs", list_jobs(parent="queues/q1", filter="state = DONE"), "filter"
@@ -189,9 +190,7 @@ def _other_cases() -> dict[str, Case]:
         "filter unquoted type": Case(
             "ListJobs", list_jobs(parent="queues/q1", filter="type = demo"), "filter"
         ),
-        "order_by": Case(
-            "ListJobs", list_jobs(parent="queues/q1", order_by="priority"), "order_by"
-        ),
+        "order_by": Case("ListJobs", list_jobs(parent="queues/q1", order_by="type"), "order_by"),
         "page_token garbage": Case(
             "ListJobs",
             list_jobs(parent="queues/q1", page_token="not a token!"),  # noqa: S106

@@ -79,8 +79,32 @@ async def test_filters_select_by_state_and_type(jobs: jobs_grpc.JobServiceAsyncS
     assert await names('state = CANCELLED AND type = "image.build"') == []
     assert await names('create_time >= "2000-01-01T00:00:00Z"') == [b.name, a.name]
     assert await names('create_time < "2000-01-01T00:00:00Z" AND state = CANCELLED') == []
+    assert await names("state = CANCELLED OR state = QUEUED") == [b.name, a.name]
     counted = await jobs.ListJobs(job_service_pb2.ListJobsRequest(parent="queues/q1", page_size=1))
     assert (len(counted.jobs), counted.total_size) == (1, 2)  # over every page
+    assert not counted.total_size_estimated
+
+
+async def test_filters_by_tag_and_metadata_and_sorts_by_priority(
+    jobs: jobs_grpc.JobServiceAsyncStub,
+) -> None:
+    made = []
+    for priority, user in ((10, "42"), (90, "7"), (50, "42")):
+        request = _request()
+        request.job.priority = priority
+        request.job.metadata["user"] = user
+        request.job.tags.append("nightly")
+        made.append(await jobs.CreateJob(request))
+    await jobs.CreateJob(_request())  # no tag, no metadata
+    listed = await jobs.ListJobs(
+        job_service_pb2.ListJobsRequest(
+            parent="queues/q1",
+            filter='tags:"nightly" AND metadata.user = "42"',
+            order_by="priority desc",
+        )
+    )
+    assert [job.name for job in listed.jobs] == [made[2].name, made[0].name]
+    assert (listed.total_size, listed.total_size_estimated) == (2, False)
 
 
 async def test_retrying_a_queued_job_is_failed_precondition(
