@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import Callable, Collection, Sequence
@@ -58,6 +59,20 @@ _MS = 1000
 log = structlog.get_logger(__name__)
 
 
+def _sort_order(descending: bool) -> Callable[[tuple[str, str], tuple[str, str]], int]:
+    """Compares (member, sort value or '') rows: rows with a value first, by value, then by
+    member (create order, ids breaking ties), both in the requested direction."""
+
+    def compare(a: tuple[str, str], b: tuple[str, str]) -> int:
+        if bool(a[1]) != bool(b[1]):
+            return -1 if a[1] else 1
+        a_key, b_key = (int(a[1] or 0), a[0]), (int(b[1] or 0), b[0])
+        order = (a_key > b_key) - (a_key < b_key)
+        return -order if descending else order
+
+    return compare
+
+
 def _too_many_to_sort(order_by: str, count: int) -> InvalidArgument:
     return InvalidArgument.field(
         "order_by",
@@ -87,6 +102,7 @@ class ReapResult:
 DELETE_BATCH = 500  # keys deleted by one script call of a queue's deletion
 SCAN_BUDGET = 5_000  # jobs a filtered page looks at, at most (a page may come back short)
 SORT_LIMIT = 10_000  # jobs an order other than create time sorts, at most
+WALK_CHUNK = 500  # jobs one list_jobs.lua call looks at: bounds how long it blocks Redis
 
 
 class JobStore:
@@ -238,25 +254,46 @@ class JobStore:
         if not page and not await self.queues.exists(queue):
             raise QueueNotFound(names.queue_name(queue))
 
-    async def _list_script(
-        self, query: ListQuery, index: str, walk: tuple[str, str], budget: int, *sort: str
-    ) -> list[str]:
-        """list_jobs.lua's reply, as text: `sort` is its (field, cursor) when it sorts."""
+    async def _walk(
+        self,
+        query: ListQuery,
+        index: str,
+        walk: tuple[str, str],
+        *,
+        want: int,
+        budget: int,
+        sort_by: str = "",
+    ) -> tuple[list[tuple[str, str]], str, int, bool]:
+        """The jobs of `index` from `walk[0]` to `walk[1]` that match `query.predicates`, as
+        (member, sort value or ''), until `want` matched or `budget` were looked at, read by
+        list_jobs.lua in calls of at most WALK_CHUNK jobs (each call blocks Redis while it runs).
+        Returns (matches, last member looked at, jobs looked at, whether the range ended)."""
         keys, args = self._call_args(query.queue)
-        reply: Reply = await self.scripts.list_jobs(
-            keys=keys,
-            args=[
-                *args,
-                index,
-                *walk,
-                "1" if query.descending else "0",
-                str(query.limit),
-                str(budget),
-                json.dumps(query.predicates),
-                *(sort or ("", "")),
-            ],
-        )
-        return [str(item) if isinstance(item, int) else as_text(item) for item in reply]
+        matched: list[tuple[str, str]] = []
+        start, last, looked = walk[0], "", 0
+        while True:
+            reply: Reply = await self.scripts.list_jobs(
+                keys=keys,
+                args=[
+                    *args,
+                    index,
+                    start,
+                    walk[1],
+                    "1" if query.descending else "0",
+                    str(want - len(matched)),
+                    str(min(WALK_CHUNK, budget - looked)),
+                    json.dumps(query.predicates),
+                    sort_by,
+                ],
+            )
+            *rows, _, chunk_last, chunk_looked, ended = reply
+            texts = [as_text(row) for row in rows]
+            matched += zip(texts[0::2], texts[1::2], strict=True)
+            looked += as_int(chunk_looked)
+            last = as_text(chunk_last) or last
+            if as_int(ended) or len(matched) >= want or looked >= budget:
+                return matched, last, looked, bool(as_int(ended))
+            start = f"({last}"
 
     async def _scan_jobs(
         self, query: ListQuery, index: str, walk: tuple[str, str], whole: tuple[str, str]
@@ -264,21 +301,22 @@ class JobStore:
         """A page of the jobs `query.predicates` match, walking `index` from `walk[0]` to
         `walk[1]` and looking at no more than SCAN_BUDGET jobs. The total is extrapolated from
         what was looked at, unless the walk covered the whole range (`whole`)."""
-        *members, _, last, looked, ended = await self._list_script(query, index, walk, SCAN_BUDGET)
+        matched, last, looked, ended = await self._walk(
+            query, index, walk, want=query.limit + 1, budget=SCAN_BUDGET
+        )
+        members = [member for member, _ in matched]
         page = members[: query.limit]
         await self._check_listed(query.queue, page)
         if len(members) > query.limit:
             cursor: str | None = page[-1]
-        elif int(ended):
-            cursor = None
-        else:
-            cursor = last or None  # the budget ran out: go on after the last looked at
-        exact = bool(int(ended)) and query.cursor is None and len(members) <= query.limit
+        else:  # the range ended, or the budget ran out: go on after the last job looked at
+            cursor = None if ended else last or None
+        exact = ended and query.cursor is None and len(members) <= query.limit
         if exact:
             total = len(members)
         else:
             in_range = await self.redis.zlexcount(index, *whole)
-            total = round(in_range * len(members) / max(int(looked), 1))
+            total = round(in_range * len(members) / max(looked, 1))
         jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
         return JobPage(jobs, cursor, total, total_estimated=not exact)
 
@@ -288,21 +326,29 @@ class JobStore:
         in_range = await self.redis.zlexcount(index, *whole)
         if in_range > SORT_LIMIT:
             raise _too_many_to_sort(query.order_by, in_range)
-        walk = (whole[1], whole[0]) if query.descending else whole
-        reply = await self._list_script(
-            query, index, walk, SORT_LIMIT + 1, query.order_by, query.cursor or ""
+        matched, _, looked, ended = await self._walk(
+            query,
+            index,
+            (whole[1], whole[0]) if query.descending else whole,
+            want=SORT_LIMIT + 1,
+            budget=SORT_LIMIT + 1,
+            sort_by=query.order_by,
         )
-        *rows, _, matched, looked, ended = reply
-        if not int(ended):  # the range grew past the limit since it was counted
-            raise _too_many_to_sort(query.order_by, int(looked))
-        members, values = rows[0::2], rows[1::2]
-        page = members[: query.limit]
+        if not ended:  # the range grew past the limit since it was counted
+            raise _too_many_to_sort(query.order_by, looked)
+        compare = _sort_order(query.descending)
+        rows = sorted(matched, key=functools.cmp_to_key(compare))
+        if query.cursor is not None:
+            value, member = query.cursor.split("/", 1)
+            rows = [row for row in rows if compare(row, (member, value)) > 0]
+        page = [member for member, _ in rows[: query.limit]]
         await self._check_listed(query.queue, page)
         cursor = None
-        if len(members) > query.limit:
-            cursor = f"{values[query.limit - 1]}/{page[-1]}"
+        if len(rows) > query.limit:
+            member, value = rows[query.limit - 1]
+            cursor = f"{value}/{member}"
         jobs = await self._get_many(query.queue, [m.split(":", 1)[1] for m in page])
-        return JobPage(jobs, cursor, int(matched))
+        return JobPage(jobs, cursor, len(matched))
 
     async def _job_script(self, action: Action, ref: JobRef, *extra: str) -> Reply:
         keys, args = self._call_args(ref.queue)
