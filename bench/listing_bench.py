@@ -22,7 +22,6 @@ import functools
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -81,17 +80,7 @@ async def fill(store: JobStore, jobs: int) -> None:
 
 
 def filtered(text: str, **changes: object) -> ListQuery:
-    terms = parse_filter(text)
-    query = ListQuery(
-        QUEUE,
-        state=terms.index.state,
-        job_type=terms.index.job_type,
-        created_from_ms=terms.index.created_from_ms,
-        created_until_ms=terms.index.created_until_ms,
-        predicates=terms.predicates,
-        limit=PAGE,
-    )
-    return replace(query, **changes)  # type: ignore[arg-type]
+    return parse_filter(text).query(QUEUE, **({"limit": PAGE} | changes))
 
 
 async def timings(

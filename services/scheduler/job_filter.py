@@ -21,10 +21,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from services.common import names
 from services.common.errors import InvalidFilter
 from services.common.states import State
+from services.scheduler.store.models import ListQuery
 
 FIELDS = ("state", "type", "create_time", "finish_time", "tags", "metadata.<key>", "error")
 _TIMES = {"create_time": "ctime", "finish_time": "ftime"}
@@ -58,6 +60,19 @@ class JobFilter:
     index: IndexTerms = field(default_factory=IndexTerms)
     # Terms checked job by job: each a list of atoms of which one must hold (see list_jobs.lua).
     predicates: tuple[tuple[Atom, ...], ...] = ()
+
+    def query(self, queue: str, **rest: Any) -> ListQuery:
+        """The store's query of this filter over `queue`; `rest`: other ListQuery fields (or
+        overrides of the filter's own)."""
+        query = ListQuery(
+            queue,
+            state=self.index.state,
+            job_type=self.index.job_type,
+            created_from_ms=self.index.created_from_ms,
+            created_until_ms=self.index.created_until_ms,
+            predicates=self.predicates,
+        )
+        return dataclasses.replace(query, **rest)
 
     def fingerprint(self) -> str:
         """A canonical text of the filter, for page tokens."""

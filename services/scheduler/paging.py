@@ -112,13 +112,8 @@ def list_jobs_query(request: job_service_pb2.ListJobsRequest) -> tuple[ListQuery
         shape = JOB_CURSOR if order_by == CREATE_ORDER else SORTED_CURSOR
         cursor = decode_token(request.page_token, query, shape)
     return (
-        ListQuery(
-            queue=queue,
-            state=terms.index.state,
-            job_type=terms.index.job_type,
-            created_from_ms=terms.index.created_from_ms,
-            created_until_ms=terms.index.created_until_ms,
-            predicates=terms.predicates,
+        terms.query(
+            queue,
             order_by=order_by,
             descending=descending,
             cursor=cursor,

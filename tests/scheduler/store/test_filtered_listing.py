@@ -21,16 +21,7 @@ from tests.scheduler.store.test_listing import page_through
 
 def filtered(text: str, **changes: object) -> ListQuery:
     """The store query of a ListJobs filter, as paging.list_jobs_query builds it."""
-    terms = parse_filter(text)
-    query = ListQuery(
-        QUEUE,
-        state=terms.index.state,
-        job_type=terms.index.job_type,
-        created_from_ms=terms.index.created_from_ms,
-        created_until_ms=terms.index.created_until_ms,
-        predicates=terms.predicates,
-    )
-    return replace(query, **changes)  # type: ignore[arg-type]
+    return parse_filter(text).query(QUEUE, **changes)
 
 
 @dataclass
@@ -144,7 +135,7 @@ async def test_a_scan_stops_at_its_budget_and_its_cursor_goes_on(
 
 async def test_an_unknown_queue_is_not_found_with_any_filter(store: JobStore) -> None:
     with pytest.raises(QueueNotFound):
-        await store.list_jobs(filtered('tags:"x"', queue="nothing-here"))
+        await store.list_jobs(parse_filter('tags:"x"').query("nothing-here"))
     with pytest.raises(QueueNotFound):
         await store.list_jobs(ListQuery("nothing-here", order_by="priority"))
 
