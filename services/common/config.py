@@ -155,6 +155,17 @@ class SchedulerSettings(BaseSettings):
             "JOBSTREAM_SCHEDULER_RETENTION_INTERVAL", "JOBSTREAM_RETENTION_INTERVAL"
         ),
     )
+    cron_interval: Duration = Field(
+        default=timedelta(seconds=1),
+        gt=timedelta(0),
+        description="How often due schedules are looked for: a slot fires within this of its time.",
+    )
+    misfire_grace: Duration = Field(
+        default=timedelta(seconds=60),
+        ge=timedelta(0),
+        description="A schedule's slot found later than this after its time counts as missed: "
+        "its catch-up policy decides whether it fires.",
+    )
     disconnect_grace: Duration = Field(
         default=timedelta(seconds=5),
         validation_alias=_formerly(

@@ -99,6 +99,22 @@ class QueueAlreadyExists(JobstreamError):
         super().__init__(f"queue {name} already exists", metadata={"queue": name})
 
 
+class ScheduleNotFound(JobstreamError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "SCHEDULE_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name} not found", metadata={"schedule": name})
+
+
+class ScheduleAlreadyExists(JobstreamError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "SCHEDULE_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"schedule {name} already exists", metadata={"schedule": name})
+
+
 class QueueNotEmpty(JobstreamError):
     code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "QUEUE_NOT_EMPTY"

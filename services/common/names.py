@@ -14,6 +14,7 @@ from services.common.errors import InvalidArgument
 
 QUEUE_ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 JOB_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+SCHEDULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 JOB_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 TAG = re.compile(r"[A-Za-z0-9_.:=-]{1,64}")
@@ -26,6 +27,7 @@ MAX_ATTEMPT_NUMBER = 1_000_000
 
 _QUEUE_NAME = re.compile(r"queues/(?P<queue>[^/]*)")
 _JOB_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)")
+_SCHEDULE_NAME = re.compile(r"queues/(?P<queue>[^/]*)/schedules/(?P<schedule>[^/]*)")
 _WORKER_NAME = re.compile(r"workers/(?P<worker>[^/]*)")
 _ATTEMPT_NAME = re.compile(
     r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)/attempts/(?P<n>[0-9]{1,7})"
@@ -94,6 +96,10 @@ def job_name(queue: str, job: str) -> str:
     return f"queues/{local_queue(queue)}/jobs/{job}"
 
 
+def schedule_name(queue: str, schedule: str) -> str:
+    return f"queues/{local_queue(queue)}/schedules/{schedule}"
+
+
 def attempt_name(queue: str, job: str, number: int) -> str:
     return f"queues/{local_queue(queue)}/jobs/{job}/attempts/{number}"
 
@@ -134,6 +140,16 @@ def parse_job_name(name: str, field: str = "name") -> JobRef:
     check(QUEUE_ID, match["queue"], field, "queue id")
     check(JOB_ID, match["job"], field, "job id")
     return JobRef(match["queue"], match["job"])
+
+
+def parse_schedule_name(name: str, field: str = "name") -> tuple[str, str]:
+    """`queues/{queue}/schedules/{schedule}` -> (queue id, schedule id)."""
+    match = _SCHEDULE_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(field, "must have the form queues/{queue}/schedules/{schedule}")
+    check(QUEUE_ID, match["queue"], field, "queue id")
+    check(SCHEDULE_ID, match["schedule"], field, "schedule id")
+    return match["queue"], match["schedule"]
 
 
 def parse_watchable(name: str, field: str) -> str | JobRef:

@@ -52,6 +52,7 @@ STATE_INDEX = "idx:state:"
 TYPE_INDEX = "idx:type:"
 RETAINED = "retain:"
 STATS = "stats:"  # + the hour (Unix ms // 3,600,000): finished jobs counted per minute (lib.lua)
+SCHEDULE = "sched:"
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -61,6 +62,7 @@ FAMILIES = {
     "TYPE_INDEX": TYPE_INDEX,
     "RETAINED": RETAINED,
     "STATS": STATS,
+    "SCHEDULE": SCHEDULE,
 }
 
 
@@ -78,6 +80,7 @@ class QueueKeys:
         "events",
         "dispatch",
         "all_jobs",
+        "schedules",
     )
 
     queue: str
@@ -148,6 +151,15 @@ class QueueKeys:
     def dispatch(self) -> str:
         """The taskiq stream workers consume (the broker's `queue_name`)."""
         return f"{self.prefix}dispatch"
+
+    @property
+    def schedules(self) -> str:
+        """Zset of the queue's schedule ids scored by their next slot (ms; +inf while paused)."""
+        return f"{self.prefix}schedules"
+
+    def schedule(self, schedule_id: str) -> str:
+        """Hash of one schedule (store/fields.py ScheduleField)."""
+        return f"{self.prefix}{SCHEDULE}{schedule_id}"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}{JOB}{job_id}"

@@ -23,6 +23,7 @@ from jobs.v1 import (
     auth_service_pb2,
     job_service_pb2,
     queue_service_pb2,
+    schedule_service_pb2,
     worker_registry_service_pb2,
 )
 
@@ -30,6 +31,7 @@ PUBLIC_FILES: tuple[FileDescriptor, ...] = (
     auth_service_pb2.DESCRIPTOR,
     job_service_pb2.DESCRIPTOR,
     queue_service_pb2.DESCRIPTOR,
+    schedule_service_pb2.DESCRIPTOR,
     worker_registry_service_pb2.DESCRIPTOR,
 )
 INTERNAL_SERVICES = frozenset({"jobs.v1.WorkerService"})

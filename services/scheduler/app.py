@@ -1,5 +1,5 @@
-"""The scheduler process: JobService, QueueService and WorkerService over gRPC (with health and
-reflection), and the background loops, on one Redis.
+"""The scheduler process: JobService, QueueService, ScheduleService and WorkerService over gRPC
+(with health and reflection), and the background loops, on one Redis.
 
 Run it as `jobstream-scheduler` or `python -m services.scheduler.app`. Tests run the same server
 in process with `serve(...)` on port 0.
@@ -20,6 +20,7 @@ from jobs.v1 import (
     auth_service_pb2_grpc,
     job_service_pb2_grpc,
     queue_service_pb2_grpc,
+    schedule_service_pb2_grpc,
     worker_registry_service_pb2_grpc,
     worker_service_pb2_grpc,
 )
@@ -46,8 +47,10 @@ from services.scheduler.notices import Notices
 from services.scheduler.servicers.auth_service import AuthService
 from services.scheduler.servicers.job_service import JobService
 from services.scheduler.servicers.queue_service import QueueService
+from services.scheduler.servicers.schedule_service import ScheduleService
 from services.scheduler.servicers.worker_registry_service import WorkerRegistryService
 from services.scheduler.servicers.worker_service import WorkerServicer
+from services.scheduler.store.schedules import ScheduleStore
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub
 from services.scheduler.worker_protocol import WorkerProtocol
@@ -89,6 +92,7 @@ async def serve(
     metrics are served on `settings.metrics_host:metrics_port` (see `Scheduler.metrics_port`)
     unless `settings.metrics_enabled` is off."""
     store = JobStore(redis, settings=store_settings, clock=clock)
+    schedules = ScheduleStore(store, misfire_grace=settings.misfire_grace)
     gate = Gate(redis, auth)
     watches = WatchHub(block_ms=store_settings.max_block_ms)
     metrics = SchedulerMetrics()
@@ -113,6 +117,10 @@ async def serve(
             registration(
                 queue_service_pb2_grpc.add_QueueServiceServicer_to_server,
                 QueueService(store, watches=watches),
+            ),
+            registration(
+                schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server,
+                ScheduleService(schedules),
             ),
             registration(worker_service_pb2_grpc.add_WorkerServiceServicer_to_server, workers),
             registration(
@@ -150,7 +158,9 @@ async def serve(
         ):
             stack.push_async_callback(cancel_and_wait, tasks.create_task(job, name=name))
         if run_loops:
-            loops = tasks.create_task(run_background_loops(store, settings), name="loops")
+            loops = tasks.create_task(
+                run_background_loops(store, settings, schedules), name="loops"
+            )
             stack.push_async_callback(cancel_and_wait, loops)
         stack.push_async_callback(watches.close)
         # Not waiting for notices.wait_subscribed(): with Redis down the server must still start

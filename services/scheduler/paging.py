@@ -13,7 +13,12 @@ import hashlib
 import json
 import re
 
-from jobs.v1 import job_service_pb2, queue_service_pb2, worker_registry_service_pb2
+from jobs.v1 import (
+    job_service_pb2,
+    queue_service_pb2,
+    schedule_service_pb2,
+    worker_registry_service_pb2,
+)
 from services.common import names
 from services.common.errors import InvalidArgument, InvalidPageToken
 from services.scheduler.job_filter import parse_filter
@@ -26,6 +31,10 @@ JOB_CURSOR = re.compile(r"[0-9]{13,16}:" + names.JOB_ID.pattern)
 SORTED_CURSOR = re.compile(r"(-?[0-9]{1,16})?/" + JOB_CURSOR.pattern)  # <sort value>/<member>
 ORDERS = (CREATE_ORDER, *SORT_ORDERS)
 QUEUE_CURSOR = names.QUEUE_ID
+# `<store queue id> <schedule id>`; the queue id is scoped, `<tenant>/<queue>`
+SCHEDULE_CURSOR = re.compile(
+    f"(?:{names.TENANT_ID.pattern}/)?{names.QUEUE_ID.pattern} {names.SCHEDULE_ID.pattern}"
+)
 _NOT_OURS = "is not a page token of this query; start again without one"
 
 
@@ -136,6 +145,21 @@ def list_workers_page(
     v.raise_if_any()
     query = fingerprint("workers", request.queue)
     after = decode_token(request.page_token, query, names.WORKER_ID) if request.page_token else None
+    return after, limit, query
+
+
+def list_schedules_page(
+    request: schedule_service_pb2.ListSchedulesRequest,
+) -> tuple[str | None, int, str]:
+    """(`<queue> <schedule id>` after which the page starts, page size, query fingerprint) of a
+    ListSchedules call. Raises InvalidArgument (`page_size`), InvalidPageToken."""
+    v = Violations()
+    limit = page_size(v, request.page_size)
+    v.raise_if_any()
+    query = fingerprint("schedules", request.parent)
+    after = None
+    if request.page_token:
+        after = decode_token(request.page_token, query, SCHEDULE_CURSOR)
     return after, limit, query
 
 

@@ -244,6 +244,43 @@ def batch_create_jobs(
     return queue, jobs
 
 
+TEMPLATE_FIELDS = ("type", "payload", "priority", "tags", "metadata", "retry_policy")
+
+
+class _AsTemplate(Violations):
+    """Reports the `job.*` violations of the job checks under a schedule's `job_template`."""
+
+    def __init__(self, into: Violations) -> None:
+        super().__init__()
+        self._into = into
+
+    def add(self, path: str, description: str, *, too_large: bool = False) -> None:
+        path = "schedule.job_template." + path.removeprefix("job.")
+        self._into.add(path, description, too_large=too_large)
+
+
+def template_job(
+    v: Violations, template: job_pb2.Job, *, settings: StoreSettings, now_ms: int
+) -> NewJob:
+    """The job a schedule's template makes, with a new id, checked as CreateJob checks a job;
+    problems go to `v` as `schedule.job_template.*` (the result is then meaningless)."""
+    at = _AsTemplate(v)
+    for field, _ in template.ListFields():
+        if field.name not in TEMPLATE_FIELDS:
+            at.add(
+                f"job.{field.name}",
+                f"cannot be set in a job template (it takes {', '.join(TEMPLATE_FIELDS)})",
+            )
+    return _new_job(
+        at,
+        job_service_pb2.CreateJobRequest(job=template),
+        parent="",
+        settings=settings,
+        now_ms=now_ms,
+        trace_context=trace_context_json(),
+    )
+
+
 def cancel_job(request: job_service_pb2.CancelJobRequest) -> tuple[JobRef, str]:
     """The job and the reason. Raises InvalidArgument, TooLarge."""
     v = Violations()

@@ -22,6 +22,7 @@ class Rule:
 _JOB = "/jobs.v1.JobService/"
 _QUEUE = "/jobs.v1.QueueService/"
 _AUTH = "/jobs.v1.AuthService/"
+_SCHEDULE = "/jobs.v1.ScheduleService/"
 
 RULES: dict[str, Rule] = {
     f"{_JOB}CreateJob": Rule(Role.OPERATOR),
@@ -41,6 +42,14 @@ RULES: dict[str, Rule] = {
     f"{_QUEUE}PauseQueue": Rule(Role.OPERATOR, audited=True),
     f"{_QUEUE}ResumeQueue": Rule(Role.OPERATOR, audited=True),
     f"{_QUEUE}WatchQueue": Rule(Role.VIEWER, scope_field="name", streaming=True),
+    f"{_SCHEDULE}CreateSchedule": Rule(Role.ADMIN, audited=True),
+    f"{_SCHEDULE}GetSchedule": Rule(Role.VIEWER),
+    f"{_SCHEDULE}ListSchedules": Rule(Role.VIEWER),
+    f"{_SCHEDULE}UpdateSchedule": Rule(Role.ADMIN, audited=True),
+    f"{_SCHEDULE}DeleteSchedule": Rule(Role.ADMIN, audited=True),
+    f"{_SCHEDULE}PauseSchedule": Rule(Role.OPERATOR, audited=True),
+    f"{_SCHEDULE}ResumeSchedule": Rule(Role.OPERATOR, audited=True),
+    f"{_SCHEDULE}TriggerSchedule": Rule(Role.OPERATOR, audited=True),
     "/jobs.v1.WorkerService/Connect": Rule(Role.OPERATOR),
     "/jobs.v1.WorkerRegistryService/GetWorker": Rule(Role.VIEWER),
     "/jobs.v1.WorkerRegistryService/ListWorkers": Rule(Role.VIEWER),

@@ -41,7 +41,7 @@ def _timestamp(ms: int) -> timestamp_pb2.Timestamp:
 
 
 def _set_time(target: timestamp_pb2.Timestamp, fields: Fields, key: bytes) -> None:
-    if key in fields:
+    if fields.get(key):  # unset when missing or empty
         target.FromMilliseconds(int(fields[key]))
 
 
@@ -180,6 +180,9 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
     _set_time(job.finish_time, fields, J.FINISH_TIME.key)
     _set_time(job.update_time, fields, J.UPDATE_TIME.key)
     _set_time(job.cancel_time, fields, J.CANCEL_TIME.key)
+    if J.SCHEDULE.key in fields:
+        job.schedule = names.schedule_name(queue, _text(fields, J.SCHEDULE.key))
+        _set_time(job.schedule_time, fields, J.SCHEDULE_TIME.key)
     if J.PROGRESS.key in fields:
         job.progress.CopyFrom(
             progress_from_json(_text(fields, J.PROGRESS.key), _int(fields, J.PROGRESS_TIME.key))

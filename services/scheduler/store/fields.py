@@ -2,8 +2,8 @@
 
 Stored names are short because every job carries them (a hash whose values stay under 64 bytes
 is kept as a compact listpack; see lib.lua). The Lua scripts use the readable names too: scripts.py
-generates the tables J (job hash), Q (queue settings hash) and E (event entries) from these enums
-into every script, and the codec reads hashes and entries through them.
+generates the tables J (job hash), Q (queue settings hash), S (schedule hash) and E (event
+entries) from these enums into every script, and the codec reads hashes and entries through them.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class JobField(StoredName):
     CANCEL_REASON = "cancel_reason"
     WARNINGS = "warn"  # JSON array, only when there are some
     CANCELLED_BY = "cancel_by"  # the requester's API key name, `bootstrap` or `anonymous`
+    SCHEDULE = "sched"  # the id of the schedule whose fire created it
+    SCHEDULE_TIME = "slot"  # ms: the slot of that schedule it was created for
 
 
 class QueueField(StoredName):
@@ -74,6 +76,23 @@ class QueueField(StoredName):
     UPDATE_TIME = "utime"
     KEEP_COUNT = "keep_n:"
     KEEP_AGE_MS = "keep_ms:"
+
+
+class ScheduleField(StoredName):
+    """A field of a schedule's hash."""
+
+    SPEC = "spec"  # JSON: {cron, tz} or {every, start} (schedule_spec.Spec)
+    TEMPLATE = "tmpl"  # the job template, a serialized Job, base64
+    OVERLAP = "overlap"  # SKIP, ALLOW or CANCEL_PREVIOUS
+    CATCH_UP = "catch_up"  # LATEST, NONE or ALL
+    DESCRIPTION = "desc"
+    NEXT_FIRE = "next"  # ms of its next slot; empty while paused
+    LAST_FIRE = "last"  # ms of the last slot fired or skipped
+    LAST_JOB = "last_job"  # id of the job the last fire created
+    FIRES = "fires"
+    SKIPPED = "skipped"
+    CREATE_TIME = "ctime"
+    UPDATE_TIME = "utime"
 
 
 class EventField(StoredName):
@@ -91,9 +110,10 @@ class EventField(StoredName):
 
 
 def lua_tables() -> str:
-    """The scripts' J, Q and E tables: readable name -> stored name."""
+    """The scripts' J, Q, S and E tables: readable name -> stored name."""
     lines = []
-    for table, fields in (("J", JobField), ("Q", QueueField), ("E", EventField)):
+    tables = (("J", JobField), ("Q", QueueField), ("S", ScheduleField), ("E", EventField))
+    for table, fields in tables:
         pairs = ", ".join(f"{field.name} = '{field.value}'" for field in fields)
         lines.append(f"local {table} = {{{pairs}}}")
     return "\n".join([*lines, ""])

@@ -14,7 +14,7 @@ from redis.commands.core import AsyncScript
 from services.common import redis_keys
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
-from services.common.states import TRANSITIONS, Action, Transition
+from services.common.states import TERMINAL, TRANSITIONS, Action, Transition
 from services.scheduler.store.fields import lua_tables
 from services.scheduler.store.models import REPORT_ACTIONS
 
@@ -29,6 +29,8 @@ _SCRIPT_NAMES = (
     "delete_job",
     "delete_queue",
     "list_jobs",
+    "save_schedule",
+    "fire_schedule",
     "reap_expired",
     "expire_retained",
     "update_queue",
@@ -58,7 +60,7 @@ def key_names() -> str:
 
 def state_machine(transitions: Mapping[Action, Transition] = TRANSITIONS) -> str:
     """The Lua prelude every script starts with: TRANSITIONS[action] = {src = set, dst = set},
-    REPORT_ACTIONS[report kind] = action, and DELETED."""
+    REPORT_ACTIONS[report kind] = action, TERMINAL (the set of finished states) and DELETED."""
     rows = [
         f"  {action.value} = {{src = {_lua_set(s.value for s in t.sources)}, "
         f"dst = {_lua_set(DELETED if d is None else d.value for d in t.destinations)}}},"
@@ -72,6 +74,7 @@ def state_machine(transitions: Mapping[Action, Transition] = TRANSITIONS) -> str
             *rows,
             "}",
             f"local REPORT_ACTIONS = {{{kinds}}}",
+            f"local TERMINAL = {_lua_set(state.value for state in TERMINAL)}",
             "",
         ]
     )
@@ -87,6 +90,8 @@ class Scripts:
     delete_job: AsyncScript
     delete_queue: AsyncScript
     list_jobs: AsyncScript
+    save_schedule: AsyncScript
+    fire_schedule: AsyncScript
     reap_expired: AsyncScript
     expire_retained: AsyncScript
     update_queue: AsyncScript

@@ -134,13 +134,19 @@ class JobStore:
             },
         }
 
-    def _call_args(self, queue: str) -> tuple[list[str], list[str]]:
+    def call_args(self, queue: str) -> tuple[list[str], list[str]]:
         """KEYS and the leading ARGV every script takes."""
         # `q` names the queue in dispatch messages and cancel notices: as its tenant's workers
         # know it. The keys come from KEYS[1], which is under the scoped id.
         local = names.local_queue(queue)
         context = json.dumps({**self._context, "queue": local, "now": self.clock.now_ms()})
         return QueueKeys(queue).script_keys(), [context]
+
+    @staticmethod
+    def cancel_notice_args(queue: str) -> list[str]:
+        """The channel a running job's cancel is published on, and the queue's tenant prefix the
+        notice starts with (cancel in lib.lua)."""
+        return [redis_keys.CANCEL_CHANNEL, names.scoped_worker(names.tenant_of(queue), "")]
 
     # --- jobs -----------------------------------------------------------------------------------
     async def create_jobs(self, queue: str, jobs: Sequence[NewJob]) -> list[job_pb2.Job]:
@@ -149,10 +155,10 @@ class JobStore:
         queue while `queue_auto_create` is off)."""
         if self.settings.queue_auto_create:
             await self.queues.register(queue)
-        keys, args = self._call_args(queue)
+        keys, args = self.call_args(queue)
         now = self.clock.now_ms()  # only to tell the promoter; the script uses the context's time
         args.append(str(int(self.settings.request_id_ttl.total_seconds() * _MS)))
-        args.extend(_encode_new_job(job) for job in jobs)
+        args.extend(encode_new_job(job) for job in jobs)
         reply: Reply = await self.scripts.create_jobs(keys=keys, args=args)
         code = as_int(reply[0])
         if code == Code.REQUEST_REUSED:
@@ -268,7 +274,7 @@ class JobStore:
         (member, sort value or ''), until `want` matched or `budget` were looked at, read by
         list_jobs.lua in calls of at most WALK_CHUNK jobs (each call blocks Redis while it runs).
         Returns (matches, last member looked at, jobs looked at, whether the range ended)."""
-        keys, args = self._call_args(query.queue)
+        keys, args = self.call_args(query.queue)
         matched: list[tuple[str, str]] = []
         start, last, looked = walk[0], "", 0
         while True:
@@ -351,7 +357,7 @@ class JobStore:
         return JobPage(jobs, cursor, len(matched))
 
     async def _job_script(self, action: Action, ref: JobRef, *extra: str) -> Reply:
-        keys, args = self._call_args(ref.queue)
+        keys, args = self.call_args(ref.queue)
         script = {
             Action.RETRY: self.scripts.retry_job,
             Action.DELETE: self.scripts.delete_job,
@@ -363,7 +369,7 @@ class JobStore:
     async def cancel_job(self, ref: JobRef, *, reason: str = "", by: str = "") -> job_pb2.Job:
         """Cancels a waiting job at once, or asks a running one to stop; `by`: who asks. Raises
         JobNotFound, InvalidState (finished job)."""
-        keys, args = self._call_args(ref.queue)
+        keys, args = self.call_args(ref.queue)
         reply: Reply = await self.scripts.cancel_job(
             keys=keys,
             args=[
@@ -372,8 +378,7 @@ class JobStore:
                 _sources(Action.REQUEST_CANCEL),
                 ref.job,
                 reason,
-                redis_keys.CANCEL_CHANNEL,
-                names.scoped_worker(names.tenant_of(ref.queue), ""),
+                *self.cancel_notice_args(ref.queue),
                 by,
             ],
         )
@@ -452,7 +457,7 @@ class JobStore:
         self, queue: str, fields: dict[str, str | None], *, mode: str | None = None
     ) -> queue_pb2.Queue:
         mode = mode or ("upsert" if self.settings.queue_auto_create else "update")
-        keys, args = self._call_args(queue)
+        keys, args = self.call_args(queue)
         reply: Reply = await self.scripts.update_queue(
             keys=keys, args=[*args, json.dumps(fields), mode]
         )
@@ -468,7 +473,7 @@ class JobStore:
     async def delete_queue(self, queue: str, *, force: bool) -> None:
         """Deletes the queue and every key under its prefix, `DELETE_BATCH` keys a script call.
         Raises QueueNotFound, QueueNotEmpty (jobs left and not `force`)."""
-        keys, args = self._call_args(queue)
+        keys, args = self.call_args(queue)
         reply: Reply = await self.scripts.delete_queue(
             keys=keys, args=[*args, "check", "1" if force else "0"]
         )
@@ -491,7 +496,7 @@ class JobStore:
         settings = QueueKeys(queue).settings
         for part in ([k for k in batch if k != settings], [k for k in batch if k == settings]):
             if part:
-                keys, args = self._call_args(queue)
+                keys, args = self.call_args(queue)
                 await self.scripts.delete_queue(keys=keys, args=[*args, "delete", *part])
 
     # --- workers --------------------------------------------------------------------------------
@@ -525,7 +530,7 @@ class JobStore:
         return [outcomes[id(report)] for report in batch]
 
     async def _apply_queue(self, worker: str, queue: str, queued: list[Report]) -> Reply:
-        keys, args = self._call_args(queue)
+        keys, args = self.call_args(queue)
         args += [worker, *(reports.encode(r) for r in queued)]
         reply: Reply = await self.scripts.apply_reports(keys=keys, args=args)
         return reply
@@ -545,7 +550,7 @@ class JobStore:
         total = ReleaseResult(0, 0)
         for queue in queues:
             pairs = [f"{a.job} {a.number}" for a in held or () if a.queue == queue]
-            keys, args = self._call_args(queue)
+            keys, args = self.call_args(queue)
             reply: Reply = await self.scripts.release_worker(
                 keys=keys,
                 args=[
@@ -565,7 +570,7 @@ class JobStore:
     # --- background loops -----------------------------------------------------------------------
     async def promote_due(self, queue: str, *, limit: int = 1000) -> tuple[int, int | None]:
         """Queues scheduled jobs whose time has come; returns (promoted, next run time or None)."""
-        keys, args = self._call_args(queue)
+        keys, args = self.call_args(queue)
         reply: Reply = await self.scripts.promote_due(
             keys=keys, args=[*args, _sources(Action.PROMOTE), str(limit)]
         )
@@ -574,7 +579,7 @@ class JobStore:
 
     async def reap_expired(self, queue: str, *, limit: int = 1000) -> ReapResult:
         """Re-queues (or fails) attempts whose lease ran out and re-sends stale dispatches."""
-        keys, args = self._call_args(queue)
+        keys, args = self.call_args(queue)
         reply: Reply = await self.scripts.reap_expired(
             keys=keys, args=[*args, _sources(Action.LOSE), str(limit)]
         )
@@ -583,7 +588,7 @@ class JobStore:
 
     async def expire_retained(self, queue: str, *, limit: int = 1000) -> int:
         """Deletes finished jobs past their retention bounds; returns how many."""
-        keys, args = self._call_args(queue)
+        keys, args = self.call_args(queue)
         reply: Reply = await self.scripts.expire_retained(
             keys=keys, args=[*args, ",".join(sorted(TERMINAL)), str(limit)]
         )
@@ -611,8 +616,11 @@ def _raise_for(reply: Reply, ref: JobRef, action: Action) -> None:
         raise job_error(code, ref, action=action.value, state=state)
 
 
-def _encode_new_job(job: NewJob) -> str:
+def encode_new_job(job: NewJob, *, schedule: str = "", slot_ms: int | None = None) -> str:
+    """A job as create_jobs.lua (and fire_schedule.lua, with the schedule's id and the slot it
+    fires) takes it."""
     policy = job.retry
+    fire = {"sched": schedule, "slot": "" if slot_ms is None else str(slot_ms)} if schedule else {}
     return json.dumps(
         {
             "id": job.job_id,
@@ -635,4 +643,5 @@ def _encode_new_job(job: NewJob) -> str:
             "tc": codec.compact_trace_context(job.trace_context_json),
             "warn": json.dumps(list(job.warnings)) if job.warnings else "",
         }
+        | fire
     )

@@ -378,3 +378,69 @@ local function finish(action, id, key, attempt, to, fields, message, err, from)
   state_changed(id, from, to, attempt, message, err)
   retain(id, to)
 end
+
+-- Stores a new job, as create_jobs takes it (see there; `sched` and `slot` name the schedule and
+-- slot of a fire), QUEUED or SCHEDULED, with its indexes, its request id (kept `rid_ttl` ms) and
+-- its `created` event. Returns true when it is ready (the caller dispatches once, after every job
+-- of its call).
+local function insert_job(job, rid_ttl)
+  local key = job_key(job.id)
+  local rs = ready_score(job.prio)
+  local ix = string.format('%013.0f', NOW) .. ':' .. job.id -- index member: creation order
+  local state = 'QUEUED'
+  if job.run_at > NOW then state = 'SCHEDULED' end
+  local p = job.policy
+  redis.call('HSET', key, J.TYPE, job.type, J.PAYLOAD, job.payload, J.PRIORITY, job.prio,
+    J.STATE, state, J.ATTEMPT, 0, J.FAILURES, 0, J.LOST_ATTEMPTS, 0, J.CREATE_TIME, NOW, J.UPDATE_TIME, NOW,
+    J.RUN_AT, math.max(job.run_at, NOW), J.INDEX_MEMBER, ix, J.READY_SCORE, rs,
+    J.MAX_ATTEMPTS, p[1], J.INITIAL_BACKOFF_MS, p[2], J.BACKOFF_MULTIPLIER, p[3], J.MAX_BACKOFF_MS, p[4], J.JITTER, p[5], J.MAX_LOST_ATTEMPTS, p[6],
+    J.TAGS, job.tags, J.METADATA, job.meta, J.REQUEST_ID, job.rid, J.TRACE_CONTEXT, job.tc)
+  if job.warn and job.warn ~= '' then redis.call('HSET', key, J.WARNINGS, job.warn) end
+  if job.sched then redis.call('HSET', key, J.SCHEDULE, job.sched, J.SCHEDULE_TIME, job.slot) end
+  redis.call('ZADD', K_ALL_JOBS, 0, ix)
+  redis.call('ZADD', P .. F_TYPE_INDEX .. job.type, 0, ix)
+  index_state(job.id, ix, job.type, nil, state, 'create')
+  if state == 'SCHEDULED' then
+    redis.call('ZADD', K_SCHEDULED, job.run_at, job.id)
+  else
+    redis.call('ZADD', K_READY, rs, job.id)
+  end
+  if job.rid ~= '' then
+    redis.call('SET', P .. F_REQUEST .. job.rid, job.id .. ' ' .. job.rhash, 'PX', rid_ttl)
+  end
+  state_changed(job.id, nil, state, 0, 'created')
+  return state == 'QUEUED'
+end
+
+-- Cancels job `id`: at once from a state in the set `now_states` (-> CANCELLED), or asks its
+-- worker to stop from one in `stop_states` (told on `channel` as "<tenant>/<worker> <attempt
+-- name>"; `tenant` is `<tenant>/`). `by`: who asks. Returns {OK, state after} | {NOT_FOUND} |
+-- {WRONG_STATE, state}.
+local function cancel(id, now_states, stop_states, reason, by, channel, tenant)
+  local key = job_key(id)
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.WORKER, J.CANCEL_TIME)
+  if not f[1] then return {NOT_FOUND} end
+  local attempt = tonumber(f[2])
+  local message = 'cancelled'
+  if reason ~= '' then message = 'cancelled: ' .. reason end
+  if now_states[f[1]] then
+    redis.call('ZREM', K_SCHEDULED, id)
+    redis.call('ZREM', K_READY, id)
+    undispatch(key, id)
+    redis.call('HSET', key, J.STATE, 'CANCELLED', J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.CANCELLED_BY, by, J.FINISH_TIME, NOW, J.UPDATE_TIME, NOW)
+    index_state(id, f[3], f[4], f[1], 'CANCELLED', 'cancel')
+    state_changed(id, f[1], 'CANCELLED', attempt, message)
+    count_finished(f[4], 'CANCELLED', nil)
+    retain(id, 'CANCELLED')
+    return {OK, 'CANCELLED'}
+  end
+  if stop_states[f[1]] then
+    if not f[6] then
+      redis.call('HSET', key, J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.CANCELLED_BY, by, J.UPDATE_TIME, NOW)
+      emit(id, {type = 'CANCEL_REQUESTED', state = f[1], attempt = attempt, message = message})
+    end
+    redis.call('PUBLISH', channel, tenant .. f[5] .. ' queues/' .. ctx.queue .. '/jobs/' .. id .. '/attempts/' .. attempt)
+    return {OK, f[1]}
+  end
+  return {WRONG_STATE, f[1]}
+end
