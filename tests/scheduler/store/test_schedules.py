@@ -101,8 +101,9 @@ async def test_overlap_policies_look_at_the_previous_job(
             assert (fired, after.skipped_count, after.fire_count) == (0, 1, 1)
         else:
             assert (fired, after.fire_count) == (1, 2)
-        assert (previous.HasField("cancel_time")) is (overlap == Schedule.OVERLAP_POLICY_CANCEL_PREVIOUS)
-        if previous.HasField("cancel_time"):
+        cancelled = overlap == Schedule.OVERLAP_POLICY_CANCEL_PREVIOUS
+        assert previous.HasField("cancel_time") is cancelled
+        if cancelled:
             assert previous.cancelled_by == f"queues/q1/schedules/{schedule_id}"
 
 
