@@ -119,11 +119,13 @@ class QueueNotEmpty(JobstreamError):
     code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "QUEUE_NOT_EMPTY"
 
-    def __init__(self, name: str, *, jobs: int) -> None:
+    def __init__(self, name: str, *, jobs: int, schedules: int = 0) -> None:
+        left = [f"{jobs} job(s)"] if jobs or not schedules else []
+        left += [f"{schedules} schedule(s)"] if schedules else []
         super().__init__(
-            f"queue {name} still has {jobs} job(s); delete them first, or delete with force "
-            "(`force: true`, `?force=true`) to delete them with the queue",
-            metadata={"queue": name, "jobs": str(jobs)},
+            f"queue {name} still has {' and '.join(left)}; delete them first, or delete with "
+            "force (`force: true`, `?force=true`) to delete them with the queue",
+            metadata={"queue": name, "jobs": str(jobs), "schedules": str(schedules)},
         )
 
 

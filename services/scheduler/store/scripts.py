@@ -38,6 +38,11 @@ _SCRIPT_NAMES = (
 )
 
 
+# Libraries only some scripts are built with (after lib): a producer's Redis user may run
+# create_jobs and lib's commands (deploy/redis/tenant-user.sh), and nothing else.
+_EXTRA_LIBS = {"cancel_job": ("lib_cancel",), "fire_schedule": ("lib_cancel",)}
+
+
 def source(name: str) -> str:
     """The text of `scripts/<name>.lua` as written (before the generated tables join it)."""
     return (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
@@ -104,5 +109,12 @@ class Scripts:
         """The scripts, obeying `transitions` (another table only in a test of the checks)."""
         lib = key_names() + lua_tables() + state_machine(transitions) + source("lib")
         return cls(
-            **{name: redis.register_script(lib + "\n" + source(name)) for name in _SCRIPT_NAMES}
+            **{
+                name: redis.register_script(
+                    "\n".join(
+                        [lib, *(source(extra) for extra in _EXTRA_LIBS.get(name, ())), source(name)]
+                    )
+                )
+                for name in _SCRIPT_NAMES
+            }
         )

@@ -472,7 +472,7 @@ class JobStore:
 
     async def delete_queue(self, queue: str, *, force: bool) -> None:
         """Deletes the queue and every key under its prefix, `DELETE_BATCH` keys a script call.
-        Raises QueueNotFound, QueueNotEmpty (jobs left and not `force`)."""
+        Raises QueueNotFound, QueueNotEmpty (jobs or schedules left and not `force`)."""
         keys, args = self.call_args(queue)
         reply: Reply = await self.scripts.delete_queue(
             keys=keys, args=[*args, "check", "1" if force else "0"]
@@ -481,7 +481,8 @@ class JobStore:
             case Code.QUEUE_MISSING:
                 raise QueueNotFound(names.queue_name(queue))
             case Code.WRONG_STATE:
-                raise QueueNotEmpty(names.queue_name(queue), jobs=as_int(reply[1]))
+                name = names.queue_name(queue)
+                raise QueueNotEmpty(name, jobs=as_int(reply[1]), schedules=as_int(reply[2]))
         batch: list[str] = []
         async for key in self.redis.scan_iter(match=f"{QueueKeys(queue).prefix}*", count=1000):
             batch.append(key.decode() if isinstance(key, bytes) else key)
