@@ -18,18 +18,16 @@ async def fire_due_schedules(schedules: ScheduleStore, make_job: JobMaker) -> in
     """One pass over every queue; returns how many jobs it created."""
     created = 0
     now = await redis_now_ms(schedules.redis)
-    for queue in await schedules.jobs.known_queues():
-        for schedule_id, slot in await schedules.due(queue, now, limit=BATCH):
-            # One trace per fire: the job's trace context links its run to it.
-            with tracer.start_as_current_span(
-                "schedule.fire", attributes={"jobstream.schedule": f"{queue}/{schedule_id}"}
-            ):
-                fired = await schedules.fire_due(queue, schedule_id, slot, now, make_job)
-            if fired:
-                log.info(
-                    "schedule_fired", queue=queue, schedule=schedule_id, slot_ms=slot, jobs=fired
-                )
-            created += fired
+    queues = await schedules.jobs.known_queues()
+    for queue, schedule_id, slot in await schedules.due(queues, now, limit=BATCH):
+        # One trace per fire: the job's trace context links its run to it.
+        with tracer.start_as_current_span(
+            "schedule.fire", attributes={"jobstream.schedule": f"{queue}/{schedule_id}"}
+        ):
+            fired = await schedules.fire_due(queue, schedule_id, slot, now, make_job)
+        if fired:
+            log.info("schedule_fired", queue=queue, schedule=schedule_id, slot_ms=slot, jobs=fired)
+        created += fired
     return created
 
 

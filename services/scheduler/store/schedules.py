@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 
-import structlog
-
 from jobs.v1 import job_pb2, schedule_pb2
 from services.common import names
 from services.common.errors import QueueNotFound, ScheduleAlreadyExists, ScheduleNotFound
@@ -29,8 +27,6 @@ from services.scheduler.store.codes import Code, Reply, as_int, as_text
 from services.scheduler.store.fields import ScheduleField as S
 from services.scheduler.store.models import NewJob
 from services.scheduler.store.store import JobStore, encode_new_job
-
-log = structlog.get_logger(__name__)
 
 Overlap = schedule_pb2.Schedule.OverlapPolicy
 CatchUp = schedule_pb2.Schedule.CatchUpPolicy
@@ -48,7 +44,7 @@ async def redis_now_ms(redis: RedisClient) -> int:
 
 @dataclass(frozen=True, slots=True)
 class NewSchedule:
-    """A checked schedule to store: its spec and the job template (as NewJob, no id)."""
+    """A checked schedule to store (or a stored one's settings)."""
 
     schedule_id: str
     spec: Spec
@@ -70,8 +66,8 @@ class Stored:
 
 
 class ScheduleStore:
-    """Creates, reads, changes and fires schedules; `template_job` turns a template into the job a
-    fire creates (validation.py checks it the way CreateJob would)."""
+    """Creates, reads, changes and fires schedules. A fire makes its job from the template with a
+    JobMaker (schedule_validation.job_maker)."""
 
     def __init__(self, jobs: JobStore, *, misfire_grace: timedelta) -> None:
         self.jobs = jobs
@@ -228,18 +224,28 @@ class ScheduleStore:
             raise ScheduleNotFound(names.schedule_name(queue, schedule_id))
         return created
 
-    async def due(self, queue: str, now_ms: int, *, limit: int) -> list[tuple[str, int]]:
-        """(schedule id, its next slot) of the queue's schedules due at `now_ms`."""
-        rows = await self.redis.zrange(
-            QueueKeys(queue).schedules,
-            "-inf",
-            now_ms,
-            byscore=True,
-            offset=0,
-            num=limit,
-            withscores=True,
-        )
-        return [(raw.decode(), int(score)) for raw, score in cast(list[tuple[bytes, float]], rows)]
+    async def due(
+        self, queues: list[str], now_ms: int, *, limit: int
+    ) -> list[tuple[str, str, int]]:
+        """(queue, schedule id, its next slot) of the schedules of `queues` due at `now_ms`, at
+        most `limit` a queue, read in one pipeline."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.zrange(
+                    QueueKeys(queue).schedules,
+                    "-inf",
+                    now_ms,
+                    byscore=True,
+                    offset=0,
+                    num=limit,
+                    withscores=True,
+                )
+            per_queue = cast(list[list[tuple[bytes, float]]], await pipe.execute())
+        return [
+            (queue, raw.decode(), int(score))
+            for queue, rows in zip(queues, per_queue, strict=True)
+            for raw, score in rows
+        ]
 
     async def fire_due(
         self, queue: str, schedule_id: str, slot_ms: int, now_ms: int, make_job: JobMaker

@@ -65,8 +65,8 @@ async def test_a_slot_fires_once_however_many_try(
         start + MINUTE,
         start + 2 * MINUTE,
     ]
-    assert await schedules.due(QUEUE, start - 1, limit=10) == []
-    assert await schedules.due(QUEUE, start, limit=10) == [("tick", start)]
+    assert await schedules.due([QUEUE], start - 1, limit=10) == []
+    assert await schedules.due([QUEUE, "other"], start, limit=10) == [(QUEUE, "tick", start)]
     tries = [schedules.fire_due(QUEUE, "tick", start, start, MAKE) for _ in range(5)]
     assert sorted(await asyncio.gather(*tries)) == [0, 0, 0, 0, 1]
     [job] = await jobs_of(store)
@@ -154,7 +154,7 @@ async def test_pause_resume_trigger_delete(
         await schedules.create(QUEUE, every_minute(start_ms=now))
     paused = await schedules.set_paused(QUEUE, "tick", paused=True)
     assert (paused.paused, list(paused.next_fire_times)) == (True, [])
-    assert await schedules.due(QUEUE, now + 10 * MINUTE, limit=10) == []
+    assert await schedules.due([QUEUE], now + 10 * MINUTE, limit=10) == []
     triggered = await schedules.trigger(QUEUE, "tick", MAKE)  # paused or not
     assert (triggered.schedule, triggered.HasField("schedule_time")) == (
         "queues/q1/schedules/tick",
