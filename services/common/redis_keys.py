@@ -53,6 +53,7 @@ TYPE_INDEX = "idx:type:"
 RETAINED = "retain:"
 STATS = "stats:"  # + the hour (Unix ms // 3,600,000): finished jobs counted per minute (lib.lua)
 SCHEDULE = "sched:"
+DEDUP = "dedup:"  # + a deduplication key: the id of the job that holds it
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -63,6 +64,7 @@ FAMILIES = {
     "RETAINED": RETAINED,
     "STATS": STATS,
     "SCHEDULE": SCHEDULE,
+    "DEDUP": DEDUP,
 }
 
 
@@ -168,6 +170,10 @@ class QueueKeys:
         """One job's events, a line each (WatchJob's replay); jobs stored before this layout
         kept them in a stream at `history:<id>`, deleted with the job."""
         return f"{self.prefix}{HISTORY}{job_id}"
+
+    def dedup(self, key: str) -> str:
+        """The id of the job holding deduplication key `key`; deleted with its job."""
+        return f"{self.prefix}{DEDUP}{key}"
 
     def request(self, request_id: str) -> str:
         """`<job id> <request hash>` of an idempotency key; deleted with its job, or expires."""

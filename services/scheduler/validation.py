@@ -34,6 +34,7 @@ MAX_METADATA_VALUE_BYTES = 1024
 MAX_CANCEL_REASON_BYTES = 1024
 DEFAULT_PRIORITY = 50
 MAX_RUN_AHEAD_MS = 365 * 86_400_000
+MAX_DEDUP_WINDOW_MS = 30 * 86_400_000
 _DAY_MS = 86_400_000
 _OUTPUT_ONLY = frozenset(
     f.name
@@ -123,6 +124,18 @@ def _run_at(v: Violations, job: job_pb2.Job, now_ms: int) -> int | None:
     return ms if ms > now_ms else None
 
 
+def _deduplication(v: Violations, job: job_pb2.Job) -> tuple[str, int]:
+    """(key, window ms) of the job's deduplication; ("", 0) without one."""
+    if not job.HasField("deduplication"):
+        return "", 0
+    dedup = job.deduplication
+    check_name(v, names.DEDUP_KEY, dedup.key, "job.deduplication.key", "deduplication key")
+    window = duration_ms(
+        v, dedup.window, "job.deduplication.window", low_ms=0, high_ms=MAX_DEDUP_WINDOW_MS
+    )
+    return dedup.key, window
+
+
 def _tags(v: Violations, job: job_pb2.Job) -> tuple[str, ...]:
     if len(job.tags) > MAX_TAGS:
         v.add("job.tags", f"at most {MAX_TAGS} tags, not {len(job.tags)}")
@@ -179,6 +192,7 @@ def _new_job(
         check_name(v, names.JOB_ID, request.job_id, "job_id", "job id")
     if request.request_id:
         check_name(v, names.REQUEST_ID, request.request_id, "request_id", "request id")
+    dedup_key, dedup_window_ms = _deduplication(v, job)
     return NewJob(
         job_id=request.job_id or names.new_job_id(),
         type=job.type,
@@ -191,6 +205,8 @@ def _new_job(
         request_id=request.request_id,
         request_hash=request_hash(request, parent) if request.request_id else "",
         trace_context_json=trace_context,
+        dedup_key=dedup_key,
+        dedup_window_ms=dedup_window_ms,
     )
 
 

@@ -77,6 +77,16 @@ async def test_list_by_metadata_or_error_sorted_by_duration(http: httpx.AsyncCli
     assert "`:` (has)" in violations(error_of(bad, 400))["filter"]
 
 
+async def test_a_deduplicated_create_says_so(http: httpx.AsyncClient) -> None:
+    body = {"type": "import", "deduplication": {"key": "user-42", "window": "3600s"}}
+    first = (await http.post(JOBS, json=body)).json()
+    again = await http.post(JOBS, json=body)
+    assert again.status_code == 200, again.text
+    assert (again.json()["name"], again.json()["deduplicated"]) == (first["name"], True)
+    assert first["deduplication"] == {"key": "user-42", "window": "3600s"}
+    assert first["deduplicated"] is False
+
+
 async def test_cancel_retry_and_delete(http: httpx.AsyncClient) -> None:
     name = str((await create(http))["name"])
     assert (await http.post(f"/v1/{name}:cancel")).json()["state"] == "STATE_CANCELLED"

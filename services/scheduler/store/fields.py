@@ -64,6 +64,8 @@ class JobField(StoredName):
     CANCELLED_BY = "cancel_by"  # the requester's API key name, `bootstrap` or `anonymous`
     SCHEDULE = "sched"  # the id of the schedule whose fire created it
     SCHEDULE_TIME = "slot"  # ms: the slot of that schedule it was created for
+    DEDUP_KEY = "dkey"  # its deduplication key (the queue's `dedup:<key>` names it while it lives)
+    DEDUP_UNTIL = "duntil"  # ms: the end of its deduplication window (0: none)
 
 
 class QueueField(StoredName):

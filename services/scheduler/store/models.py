@@ -42,6 +42,8 @@ class NewJob:
     request_hash: str = ""
     trace_context_json: str = "{}"
     warnings: tuple[str, ...] = ()
+    dedup_key: str = ""  # "" when the job has none
+    dedup_window_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -151,7 +151,8 @@ class JobStore:
     # --- jobs -----------------------------------------------------------------------------------
     async def create_jobs(self, queue: str, jobs: Sequence[NewJob]) -> list[job_pb2.Job]:
         """Creates jobs atomically (all or none). A repeated request id with the same request hash
-        returns the earlier job. Raises RequestIdReused, JobAlreadyExists, QueueNotFound (a new
+        returns the earlier job; a deduplication key an existing job holds returns that job
+        (marked `deduplicated`). Raises RequestIdReused, JobAlreadyExists, QueueNotFound (a new
         queue while `queue_auto_create` is off)."""
         if self.settings.queue_auto_create:
             await self.queues.register(queue)
@@ -174,13 +175,14 @@ class JobStore:
         scheduled = [job.run_at_ms for job in jobs if job.run_at_ms and job.run_at_ms > now]
         if scheduled and self.on_scheduled:
             self.on_scheduled(queue, min(scheduled))
-        rows = reply[2:]
-        return [
-            codec.job_from_hash(
-                queue, as_text(rows[i]), codec.hash_pairs(cast(list[bytes], rows[i + 1]))
-            )
-            for i in range(0, len(rows), 2)
-        ]
+        deduplicated, rows = as_text(reply[2]), reply[3:]
+        created = []
+        for n, i in enumerate(range(0, len(rows), 2)):
+            fields = codec.hash_pairs(cast(list[bytes], rows[i + 1]))
+            job = codec.job_from_hash(queue, as_text(rows[i]), fields)
+            job.deduplicated = deduplicated[n] == "1"
+            created.append(job)
+        return created
 
     async def _get_many(self, queue: str, ids: Sequence[str]) -> list[job_pb2.Job]:
         keys = QueueKeys(queue)
@@ -622,6 +624,7 @@ def encode_new_job(job: NewJob, *, schedule: str = "", slot_ms: int | None = Non
     fires) takes it."""
     policy = job.retry
     fire = {"sched": schedule, "slot": "" if slot_ms is None else str(slot_ms)} if schedule else {}
+    dedup = {"dkey": job.dedup_key, "dwin": job.dedup_window_ms} if job.dedup_key else {}
     return json.dumps(
         {
             "id": job.job_id,
@@ -645,4 +648,5 @@ def encode_new_job(job: NewJob, *, schedule: str = "", slot_ms: int | None = Non
             "warn": json.dumps(list(job.warnings)) if job.warnings else "",
         }
         | fire
+        | dedup
     )

@@ -116,6 +116,16 @@ def _job_cases() -> dict[str, Case]:
         "payload field with no kind": create(_job(payload=unset_inside), "job.payload.size"),
         "payload item with no kind": create(_job(payload=unset_in_list), "job.payload.items[1]"),
         "priority -1": create(_job(priority=-1), "job.priority"),
+        "dedup key empty": create(
+            _job(deduplication=job_pb2.Deduplication()), "job.deduplication.key"
+        ),
+        "dedup key with a space": create(
+            _job(deduplication=job_pb2.Deduplication(key="a b")), "job.deduplication.key"
+        ),
+        "dedup window over 30 days": create(
+            _job(deduplication=job_pb2.Deduplication(key="k", window=_seconds(31 * 86_400))),
+            "job.deduplication.window",
+        ),
         "priority 101": create(_job(priority=101), "job.priority"),
         "tag with space": create(_job(tags=["ok", "a b"]), "job.tags[1]"),
         "tag hash tag": create(_job(tags=["{tag}"]), "job.tags[0]"),

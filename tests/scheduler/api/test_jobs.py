@@ -211,3 +211,19 @@ async def test_page_size_is_capped_and_defaults_to_fifty(
     assert (len(default.jobs), bool(default.next_page_token)) == (50, True)
     huge = await jobs.ListJobs(job_service_pb2.ListJobsRequest(parent="queues/q1", page_size=5000))
     assert (len(huge.jobs), huge.next_page_token) == (60, "")
+
+
+async def test_a_deduplicated_create_returns_the_job_holding_the_key(
+    jobs: jobs_grpc.JobServiceAsyncStub,
+) -> None:
+    request = _request()
+    request.job.deduplication.key = "import:user-42"
+    first = await jobs.CreateJob(request)
+    again = await jobs.CreateJob(request)
+    assert (first.deduplicated, again.deduplicated, again.name) == (False, True, first.name)
+    batch = await jobs.BatchCreateJobs(
+        job_service_pb2.BatchCreateJobsRequest(parent="queues/q1", requests=[request, _request()])
+    )
+    assert [job.deduplicated for job in batch.jobs] == [True, False]
+    stored = await jobs.GetJob(job_service_pb2.GetJobRequest(name=first.name))
+    assert (stored.deduplication.key, stored.deduplicated) == ("import:user-42", False)

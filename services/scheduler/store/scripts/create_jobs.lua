@@ -3,10 +3,13 @@
   ARGV[1]  context JSON (see lib)
   ARGV[2]  request id time-to-live, ms
   ARGV[3+] one JSON object per job: {id, type, payload, prio (0-100), run_at, policy: [max_attempts, initial_ms, multiplier, max_ms, jitter, max_lost],
-           tags, meta, rid, rhash, tc, warn (a JSON array, or empty)[, sched, slot: the schedule and
-           slot (ms, or empty) whose fire this is (fire_schedule)]}
-  Returns {0, new, id, {field, value...}, ...} `new` 1 when this call created the queue, then
-          each job's id and hash in order (a repeated request id gives the earlier job)
+           tags, meta, rid, rhash, tc, warn (a JSON array, or empty)[, dkey, dwin: deduplication key
+           and window ms][, sched, slot: the schedule and slot (ms, or empty) whose fire this is
+           (fire_schedule)]}
+  Returns {0, new, deduplicated, id, {field, value...}, ...} `new` 1 when this call created the
+          queue, `deduplicated` a '0' or '1' per job ('1': an existing job holds its
+          deduplication key and is returned instead), then each job's id and hash in order (a
+          repeated request id gives the earlier job)
         | {-4, i, job id} request i reuses a request id with a different request
         | {-5, i} request i names a job id that exists
         | {-6} the queue does not exist and ctx.auto_create is off
@@ -14,6 +17,8 @@
 ]]
 local rid_ttl = tonumber(ARGV[2])
 local jobs, ids, seen = {}, {}, {}
+local holders, deduplicated = {}, {}  -- deduplication key -> id of a new job of this call; n -> '1'
+
 -- A queue exists once its settings hash does (CreateQueue, or a first enqueue when allowed).
 if not ctx.auto_create and redis.call('EXISTS', K_SETTINGS) == 0 then return {QUEUE_MISSING} end
 
@@ -34,6 +39,21 @@ for i = 3, #ARGV do
     end
     if earlier and earlier.rhash ~= job.rhash then return {REQUEST_REUSED, n, earlier.id} end
   end
+  if not earlier and job.dkey then
+    -- The key's holder: a job of this call, or a stored one still active or within its window.
+    local holder = holders[job.dkey]
+    local stored = not holder and redis.call('GET', P .. F_DEDUP .. job.dkey)
+    if stored then
+      local f = redis.call('HMGET', job_key(stored), J.STATE, J.DEDUP_UNTIL)
+      if f[1] and (not TERMINAL[f[1]] or NOW < tonumber(f[2] or '0')) then holder = stored end
+    end
+    if holder then
+      earlier = {id = holder}
+      deduplicated[n] = '1'
+    else
+      holders[job.dkey] = job.id
+    end
+  end
   if earlier then
     ids[n] = earlier.id
     job.skip = true
@@ -52,7 +72,9 @@ for n = 1, #jobs do
 end
 if any_ready then dispatch() end
 -- The jobs as stored, so the caller answers without reading them back.
-local reply = {OK, new_queue}
+local flags = {}
+for n = 1, #ids do flags[n] = deduplicated[n] or '0' end
+local reply = {OK, new_queue, table.concat(flags)}
 for n = 1, #ids do
   reply[#reply + 1] = ids[n]
   reply[#reply + 1] = redis.call('HGETALL', job_key(ids[n]))

@@ -313,15 +313,19 @@ local function forget_request(id, rid)
   if stored and string.sub(stored, 1, #id + 1) == id .. ' ' then redis.call('DEL', rkey) end
 end
 
--- Deletes a job (by `action`: delete or expire), its history, its index entries and request id.
+-- Deletes a job (by `action`: delete or expire), its history, its index entries, request id and
+-- deduplication key.
 local function delete_job(id, key, action)
-  local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.REQUEST_ID)
+  local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.REQUEST_ID, J.DEDUP_KEY)
   index_state(id, f[2], f[3], f[1], nil, action)
   zrem(K_ALL_JOBS, f[2])
   zrem(P .. F_TYPE_INDEX .. f[3], f[2])
   redis.call('ZREM', P .. F_RETAINED .. f[1], id)
   redis.call('DEL', key, P .. F_HISTORY .. id, P .. F_LEGACY_HISTORY .. id) -- and the stream of old
   forget_request(id, f[4])
+  if f[5] and redis.call('GET', P .. F_DEDUP .. f[5]) == id then
+    redis.call('DEL', P .. F_DEDUP .. f[5])
+  end
 end
 
 -- A state's retention bounds (the queue's own, else the defaults), read once per script call.
@@ -397,6 +401,12 @@ local function insert_job(job, rid_ttl)
     J.TAGS, job.tags, J.METADATA, job.meta, J.REQUEST_ID, job.rid, J.TRACE_CONTEXT, job.tc)
   if job.warn and job.warn ~= '' then redis.call('HSET', key, J.WARNINGS, job.warn) end
   if job.sched then redis.call('HSET', key, J.SCHEDULE, job.sched, J.SCHEDULE_TIME, job.slot) end
+  if job.dkey then
+    local until_ms = 0
+    if job.dwin > 0 then until_ms = NOW + job.dwin end
+    redis.call('HSET', key, J.DEDUP_KEY, job.dkey, J.DEDUP_UNTIL, until_ms)
+    redis.call('SET', P .. F_DEDUP .. job.dkey, job.id)
+  end
   redis.call('ZADD', K_ALL_JOBS, 0, ix)
   redis.call('ZADD', P .. F_TYPE_INDEX .. job.type, 0, ix)
   index_state(job.id, ix, job.type, nil, state, 'create')
