@@ -35,6 +35,7 @@ MAX_CANCEL_REASON_BYTES = 1024
 DEFAULT_PRIORITY = 50
 MAX_RUN_AHEAD_MS = 365 * 86_400_000
 MAX_DEDUP_WINDOW_MS = 30 * 86_400_000
+MIN_TIMEOUT_MS, MAX_TIMEOUT_MS = 1000, 7 * 86_400_000
 _DAY_MS = 86_400_000
 _OUTPUT_ONLY = frozenset(
     f.name
@@ -136,6 +137,12 @@ def _deduplication(v: Violations, job: job_pb2.Job) -> tuple[str, int]:
     return dedup.key, window
 
 
+def _timeout(v: Violations, job: job_pb2.Job) -> int:
+    if not job.HasField("timeout"):
+        return 0
+    return duration_ms(v, job.timeout, "job.timeout", low_ms=MIN_TIMEOUT_MS, high_ms=MAX_TIMEOUT_MS)
+
+
 def _tags(v: Violations, job: job_pb2.Job) -> tuple[str, ...]:
     if len(job.tags) > MAX_TAGS:
         v.add("job.tags", f"at most {MAX_TAGS} tags, not {len(job.tags)}")
@@ -207,6 +214,7 @@ def _new_job(
         trace_context_json=trace_context,
         dedup_key=dedup_key,
         dedup_window_ms=dedup_window_ms,
+        timeout_ms=_timeout(v, job),
     )
 
 
@@ -260,7 +268,16 @@ def batch_create_jobs(
     return queue, jobs
 
 
-TEMPLATE_FIELDS = ("type", "payload", "priority", "tags", "metadata", "retry_policy")
+TEMPLATE_FIELDS = (
+    "type",
+    "payload",
+    "priority",
+    "tags",
+    "metadata",
+    "retry_policy",
+    "deduplication",
+    "timeout",
+)
 
 
 class _AsTemplate(Violations):

@@ -110,6 +110,7 @@ class JobContext:
         self._sink = sink
         self._loop = loop
         self._cancelled = False  # read by sync handlers' threads too (a bool read is atomic)
+        self._timed_out = False
         self._blocking: threading.Event | None = None  # made when a sync handler waits on it
         self._waiter: asyncio.Future[None] | None = None
 
@@ -163,8 +164,19 @@ class JobContext:
 
     @property
     def cancelled(self) -> bool:
-        """Whether cancellation of this job was requested."""
+        """Whether cancellation of this job was requested (or its timeout ran out)."""
         return self._cancelled
+
+    @property
+    def timed_out(self) -> bool:
+        """Whether the job's timeout ran out: `cancelled` is true too, the attempt fails."""
+        return self._timed_out
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds one attempt may run, or None without a limit."""
+        ms = self._delivery.timeout_ms
+        return None if ms is None else ms / 1000
 
     def raise_if_cancelled(self) -> None:
         """Raises JobCancelled when cancellation was requested."""
@@ -190,9 +202,11 @@ class JobContext:
             blocking = self._blocking
         return blocking.wait(timeout)
 
-    def request_cancel(self) -> None:
-        """Sets the cancellation signal (the worker calls it, on its loop)."""
+    def request_cancel(self, *, timed_out: bool = False) -> None:
+        """Sets the cancellation signal (the worker calls it, on its loop): for a cancel, or
+        because the job's timeout ran out."""
         with _SIGNALS:
+            self._timed_out = self._timed_out or timed_out
             self._cancelled = True
             if self._blocking is not None:
                 self._blocking.set()

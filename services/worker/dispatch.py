@@ -3,8 +3,8 @@
 The store XADDs one field, `data`, holding taskiq's message:
 `{"task_id": "<job>.<attempt>", "task_name": "<job type>", "labels": {<trace context>},
 "labels_types": {}, "args": [], "kwargs": {"queue": q, "job": id, "attempt": n,
-"max_attempts": m, "payload": <JSON>, "metadata": {...}, "tags": [...]}}`: everything the handler
-gets, so a fresh delivery runs without waiting for the answer to `started`.
+"max_attempts": m, "payload": <JSON>, "metadata": {...}, "tags": [...][, "timeout_ms": t]}}`:
+everything the handler gets, so a fresh delivery runs without waiting for the answer to `started`.
 It is parsed with `json.loads` and a few checks into a slotted dataclass, not taskiq's pydantic
 models: this runs once per job on the hot path.
 """
@@ -42,6 +42,7 @@ class Delivery:
     max_attempts: int
     metadata: dict[str, str]
     tags: tuple[str, ...]
+    timeout_ms: int | None = None  # how long the attempt may run; None: no limit
     claimed: bool = False  # taken over from another consumer, or re-read from the pending list
 
     @property
@@ -74,6 +75,12 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+def _integer(value: object, what: str, *, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise MalformedEntry(f"{what} is not an integer of at least {low}")
+    return value
+
+
 def _strings(value: object, what: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise MalformedEntry(f"{what} is not an object of strings")
@@ -93,17 +100,16 @@ def parse(
     kwargs = message.get("kwargs")
     if not isinstance(kwargs, dict):
         raise MalformedEntry("kwargs is not an object")
-    attempt = kwargs.get("attempt")
-    if not isinstance(attempt, int) or isinstance(attempt, bool) or attempt < 1:
-        raise MalformedEntry("kwargs.attempt is not a positive integer")
-    max_attempts = kwargs.get("max_attempts")
-    if not isinstance(max_attempts, int) or isinstance(max_attempts, bool):
-        raise MalformedEntry("kwargs.max_attempts is not an integer")
+    attempt = _integer(kwargs.get("attempt"), "kwargs.attempt", low=1)
+    max_attempts = _integer(kwargs.get("max_attempts"), "kwargs.max_attempts", low=0)
     if "payload" not in kwargs:
         raise MalformedEntry("kwargs.payload is missing")
     tags = kwargs.get("tags")
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise MalformedEntry("kwargs.tags is not a list of strings")
+    timeout_ms = kwargs.get("timeout_ms")
+    if timeout_ms is not None:
+        timeout_ms = _integer(timeout_ms, "kwargs.timeout_ms", low=1)
     if kwargs.get("queue") != queue:
         raise MalformedEntry(f"kwargs.queue is not {queue!r}, the stream's queue")
     job = _text(kwargs.get("job"), "kwargs.job")
@@ -127,5 +133,6 @@ def parse(
         max_attempts=max_attempts,
         metadata=_strings(kwargs.get("metadata"), "kwargs.metadata"),
         tags=tuple(tags),
+        timeout_ms=timeout_ms,
         claimed=claimed,
     )

@@ -91,10 +91,20 @@ def end_span(execution: Execution) -> None:
     span.end()
 
 
-def outcome(execution: Execution, attempt: str, *, cancel_requested: bool) -> Report | None:
+def outcome(
+    execution: Execution, attempt: str, *, cancel_requested: bool, timeout_s: float | None = None
+) -> Report | None:
     """The report of a finished call; None for a call stopped at shutdown (its lease lapses and
-    the job runs again elsewhere, as for a lost worker)."""
+    the job runs again elsewhere, as for a lost worker). `timeout_s`: the job's timeout stopped
+    it (a handler that returned a result anyway succeeded; one that raised on the signal, or was
+    stopped by force, timed out)."""
     future = execution.future
+    if timeout_s is not None and not execution.abandoned:
+        stopped = execution.forced or future.cancelled()
+        error = None if stopped else future.exception()
+        if stopped or isinstance(error, JobCancelled | asyncio.CancelledError):
+            expired = TimeoutError(f"the job's timeout ran out after {timeout_s:g} s")
+            return reports.failed(attempt, expired, timed_out=True, forced=stopped)
     if execution.forced:
         return reports.cancelled(attempt, forced=True)
     if future.cancelled():

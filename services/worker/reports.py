@@ -103,8 +103,11 @@ def failed(
     *,
     retry_after: timedelta | None = None,
     non_retryable: bool = False,
+    timed_out: bool = False,
+    forced: bool = False,
 ) -> Report:
-    """The report of a handler that raised `error`."""
+    """The report of a handler that raised `error` (or that the job's timeout stopped: `error`
+    then says after how long, `forced` whether it ignored the signal)."""
     message = str(error)
     stack = _handler_traceback(error)
     report = Report(
@@ -116,6 +119,8 @@ def failed(
                 stack_trace=_tail(stack, MAX_STACK_TRACE_CHARS),
             ),
             non_retryable=non_retryable,
+            timed_out=timed_out,
+            forced=forced,
         ),
     )
     if retry_after is not None:

@@ -50,7 +50,9 @@ class Attempt:
     context: JobContext | None = None
     execution: Execution | None = None
     cancel_requested: bool = False
+    timed_out: bool = False  # the job's timeout ran out: it is being stopped
     force_timer: asyncio.TimerHandle | None = None
+    timeout_timer: asyncio.TimerHandle | None = None
     superseded: bool = False
     announced: bool = False  # its `started` report is queued
 
@@ -214,14 +216,19 @@ class Runner:
         )
         attempt.execution = execution_
         execution_.future.add_done_callback(functools.partial(self._on_done, attempt))
+        if attempt.delivery.timeout_ms is not None:
+            attempt.timeout_timer = self._loop.call_later(
+                attempt.delivery.timeout_ms / 1000, self._time_out, attempt
+            )
 
     def _on_done(self, attempt: Attempt, _future: asyncio.Future[object]) -> None:
         run = attempt.execution
         if run is None:
             raise RuntimeError(f"attempt {attempt.name} ended without having started")
         execution.end_span(run)
-        if attempt.force_timer is not None:
-            attempt.force_timer.cancel()
+        for timer in (attempt.force_timer, attempt.timeout_timer):
+            if timer is not None:
+                timer.cancel()
         if run.reported:
             return  # a forced thread ending late: its outcome went out already
         self._slots.give_back()
@@ -229,7 +236,13 @@ class Runner:
 
     def _finish(self, attempt: Attempt, run: Execution) -> None:
         run.reported = True
-        report = execution.outcome(run, attempt.name, cancel_requested=attempt.cancel_requested)
+        timeout_ms = attempt.delivery.timeout_ms if attempt.timed_out else None
+        report = execution.outcome(
+            run,
+            attempt.name,
+            cancel_requested=attempt.cancel_requested,
+            timeout_s=None if timeout_ms is None else timeout_ms / 1000,
+        )
         if report is None:
             log.warning("attempt_abandoned", attempt=attempt.name)
             self._forget(attempt)
@@ -260,7 +273,23 @@ class Runner:
         if attempt.execution.future.done():
             return
         log.info("attempt_cancel_requested", attempt=attempt_name)
-        attempt.context.request_cancel()
+        self._stop(attempt)
+
+    def _time_out(self, attempt: Attempt) -> None:
+        """The job's timeout ran out: the handler is stopped as for a cancel, and its attempt
+        fails (TIMED_OUT) unless a cancel was asked for first."""
+        run = attempt.execution
+        if run is None or run.future.done() or attempt.cancel_requested:
+            return
+        log.info("attempt_timed_out", attempt=attempt.name, timeout_ms=attempt.delivery.timeout_ms)
+        attempt.timed_out = True
+        self._stop(attempt, timed_out=True)
+
+    def _stop(self, attempt: Attempt, *, timed_out: bool = False) -> None:
+        """Signals the handler now and stops it by force after the grace, unless that started."""
+        if attempt.context is None or attempt.force_timer is not None:
+            return
+        attempt.context.request_cancel(timed_out=timed_out)
         attempt.force_timer = self._loop.call_later(self._cancel_grace_s, self._force, attempt)
 
     def _force(self, attempt: Attempt) -> None:

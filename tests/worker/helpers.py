@@ -28,9 +28,12 @@ async def enqueue(
     queue: str = "default",
     max_attempts: int = 0,
     initial_backoff_ms: int | None = None,
+    timeout_ms: int | None = None,
 ) -> job_pb2.Job:
     """Creates one job; a set backoff comes with multiplier 2 and no jitter."""
     job = job_pb2.Job(type=job_type)
+    if timeout_ms is not None:
+        job.timeout.FromMilliseconds(timeout_ms)
     if payload is not None:
         json_format.Parse(json.dumps(payload), job.payload)
     if max_attempts:

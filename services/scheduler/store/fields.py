@@ -66,6 +66,7 @@ class JobField(StoredName):
     SCHEDULE_TIME = "slot"  # ms: the slot of that schedule it was created for
     DEDUP_KEY = "dkey"  # its deduplication key (the queue's `dedup:<key>` names it while it lives)
     DEDUP_UNTIL = "duntil"  # ms: the end of its deduplication window (0: none)
+    TIMEOUT = "timeout"  # ms an attempt may run; absent: no limit
 
 
 class QueueField(StoredName):

@@ -44,6 +44,7 @@ class NewJob:
     warnings: tuple[str, ...] = ()
     dedup_key: str = ""  # "" when the job has none
     dedup_window_ms: int = 0
+    timeout_ms: int = 0  # 0: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +118,10 @@ REPORT_ACTIONS: Mapping[ReportKind, Action] = {
 class Report:
     """One worker report about one attempt, as decoded once from the wire. `body` depends on
     `kind`: log: `{"message": ...}`; failed: `{"error": {type, message, stack_trace},
-    "retry_after_ms": int | None, "non_retryable": bool}`; cancelled: `{"forced": bool}`;
-    rejected: `{"message": ...}`; the others: empty. `raw` is JSON text the store keeps as it is
-    (user numbers never pass through Lua's cjson, which keeps 14 digits): the progress
+    "retry_after_ms": int | None, "non_retryable": bool, "timed_out": bool, "forced": bool}`;
+    cancelled: `{"forced": bool}`; rejected: `{"message": ...}`; the others: empty. `raw` is JSON
+    text the store keeps as it is (user numbers never pass through Lua's cjson, which keeps 14
+    digits): the progress
     (`percent`, `current`, `total`, `message`, `data`) and the result of `succeeded`."""
 
     id: int

@@ -625,6 +625,7 @@ def encode_new_job(job: NewJob, *, schedule: str = "", slot_ms: int | None = Non
     policy = job.retry
     fire = {"sched": schedule, "slot": "" if slot_ms is None else str(slot_ms)} if schedule else {}
     dedup = {"dkey": job.dedup_key, "dwin": job.dedup_window_ms} if job.dedup_key else {}
+    limit = {"timeout": job.timeout_ms} if job.timeout_ms else {}
     return json.dumps(
         {
             "id": job.job_id,
@@ -649,4 +650,5 @@ def encode_new_job(job: NewJob, *, schedule: str = "", slot_ms: int | None = Non
         }
         | fire
         | dedup
+        | limit
     )

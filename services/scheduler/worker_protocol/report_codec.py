@@ -145,6 +145,8 @@ def _failed(failed: worker_service_pb2.AttemptFailed, path: str) -> dict[str, ob
         },
         "retry_after_ms": retry_after_ms,
         "non_retryable": failed.non_retryable,
+        "timed_out": failed.timed_out,
+        "forced": failed.forced,
     }
     return body
 

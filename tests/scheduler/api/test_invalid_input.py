@@ -116,6 +116,8 @@ def _job_cases() -> dict[str, Case]:
         "payload field with no kind": create(_job(payload=unset_inside), "job.payload.size"),
         "payload item with no kind": create(_job(payload=unset_in_list), "job.payload.items[1]"),
         "priority -1": create(_job(priority=-1), "job.priority"),
+        "timeout under 1 s": create(_job(timeout=_seconds(0.5)), "job.timeout"),
+        "timeout over 7 days": create(_job(timeout=_seconds(8 * 86_400)), "job.timeout"),
         "dedup key empty": create(
             _job(deduplication=job_pb2.Deduplication()), "job.deduplication.key"
         ),

@@ -72,11 +72,12 @@ local function fail(id, key, n, f, body, u)
   local max = tonumber(redis.call('HGET', key, J.MAX_ATTEMPTS))
   local outcome = 'FAILED'
   if body.retry_after_ms ~= cjson.null and body.retry_after_ms then outcome = 'RETRY_REQUESTED' end
+  if body.timed_out then outcome = body.forced and 'TIMED_OUT_FORCED' or 'TIMED_OUT' end
   local final = nil
-  if f[5] then final = 'CANCELLED'; err.reason = 'HANDLER_ERROR'
+  err.reason = body.timed_out and 'TIMED_OUT' or 'HANDLER_ERROR'
+  if f[5] then final = 'CANCELLED'
   elseif body.non_retryable then final = 'FAILED'; err.reason = 'NON_RETRYABLE'
-  elseif failures >= max then final = 'FAILED'; err.reason = 'HANDLER_ERROR'
-  else err.reason = 'HANDLER_ERROR' end
+  elseif failures >= max then final = 'FAILED' end
   end_attempt(key, n, outcome, err)
   local encoded = cjson.encode(err)
   if final then

@@ -230,8 +230,8 @@ local function make_ready(key, id)
 end
 
 -- The taskiq message for one delivery: the attempt it may start and everything the handler gets
--- (payload, metadata, tags and max attempts), so a worker can run it without asking first. JSON
--- fields are stored as JSON text and spliced in as they are.
+-- (payload, metadata, tags, max attempts and the timeout), so a worker can run it without asking
+-- first. JSON fields are stored as JSON text and spliced in as they are.
 local function taskiq_message(id, f, attempt)
   local labels = '{}'
   if f[3] and string.sub(f[3], 1, 1) == '{' then
@@ -244,12 +244,13 @@ local function taskiq_message(id, f, attempt)
     ',"labels":' .. labels .. ',"labels_types":{},"args":[]' ..
     ',"kwargs":{"queue":' .. cjson.encode(ctx.queue) .. ',"job":' .. cjson.encode(id) ..
     ',"attempt":' .. attempt .. ',"max_attempts":' .. f[5] ..
-    ',"payload":' .. f[4] .. ',"metadata":' .. f[6] .. ',"tags":' .. f[7] .. '}}'
+    ',"payload":' .. f[4] .. ',"metadata":' .. f[6] .. ',"tags":' .. f[7] ..
+    (f[8] and (',"timeout_ms":' .. f[8]) or '') .. '}}'
 end
 
 local function send(id)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, J.TYPE, J.ATTEMPT, J.TRACE_CONTEXT, J.PAYLOAD, J.MAX_ATTEMPTS, J.METADATA, J.TAGS)
+  local f = redis.call('HMGET', key, J.TYPE, J.ATTEMPT, J.TRACE_CONTEXT, J.PAYLOAD, J.MAX_ATTEMPTS, J.METADATA, J.TAGS, J.TIMEOUT)
   local attempt = tonumber(f[2]) + 1
   local entry = redis.call('XADD', K_DISPATCH, '*', 'data', taskiq_message(id, f, attempt))
   redis.call('HSET', key, J.DISPATCH_ENTRY, entry)
@@ -401,6 +402,7 @@ local function insert_job(job, rid_ttl)
     J.TAGS, job.tags, J.METADATA, job.meta, J.REQUEST_ID, job.rid, J.TRACE_CONTEXT, job.tc)
   if job.warn and job.warn ~= '' then redis.call('HSET', key, J.WARNINGS, job.warn) end
   if job.sched then redis.call('HSET', key, J.SCHEDULE, job.sched, J.SCHEDULE_TIME, job.slot) end
+  if job.timeout then redis.call('HSET', key, J.TIMEOUT, job.timeout) end
   if job.dkey then
     local until_ms = 0
     if job.dwin > 0 then until_ms = NOW + job.dwin end
