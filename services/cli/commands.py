@@ -7,7 +7,8 @@ import argparse
 import asyncio
 import contextlib
 
-from jobs.v1 import job_pb2, job_service_pb2, queue_pb2, queue_service_pb2
+from jobs.v1 import job_pb2, job_service_pb2, queue_pb2, queue_service_pb2, schedule_pb2
+from jobs.v1 import schedule_service_pb2 as schedules_pb2
 from jobs.v1 import worker_registry_service_pb2 as workers_pb2
 from services.cli import views, watching
 from services.cli.context import Context
@@ -187,4 +188,77 @@ async def workers(ctx: Context, args: argparse.Namespace) -> int:
         ctx.console.line("no workers")
     else:
         ctx.console.lines(views.workers_table(found, ctx.now()))
+    return 0
+
+
+async def create_schedule(ctx: Context, args: argparse.Namespace) -> int:
+    if args.tz and args.every is not None:
+        ctx.console.error("--tz goes with --cron: an interval is the same in every time zone")
+        return 2  # a usage error, as argparse's
+    schedule = await ctx.client.create_schedule(
+        args.queue,
+        args.id,
+        job_type=args.type,
+        payload=args.payload,
+        cron=args.cron,
+        time_zone=args.tz or "",
+        every=args.every,
+        overlap=args.overlap.replace("-", "_"),
+        catch_up=args.catch_up,
+        priority=args.priority,
+        tags=args.tag,
+        description=args.description,
+    )
+    return _schedule_details(ctx, schedule)
+
+
+def _schedule_details(ctx: Context, schedule: schedule_pb2.Schedule) -> int:
+    if ctx.json:
+        ctx.print_message(schedule)
+    else:
+        ctx.console.lines(views.schedule_details(schedule, ctx.now()))
+    return 0
+
+
+async def show_schedule(ctx: Context, args: argparse.Namespace) -> int:
+    return _schedule_details(ctx, await ctx.client.get_schedule(args.name))
+
+
+async def list_schedules(ctx: Context, args: argparse.Namespace) -> int:
+    found = await ctx.client.list_schedules(args.queue)
+    if ctx.json:
+        ctx.print_message(schedules_pb2.ListSchedulesResponse(schedules=found))
+    elif not found:
+        ctx.console.line("no schedules")
+    else:
+        ctx.console.lines(views.schedules_table(found, ctx.now()))
+    return 0
+
+
+def _schedule_row(ctx: Context, schedule: schedule_pb2.Schedule) -> int:
+    if ctx.json:
+        ctx.print_message(schedule)
+    else:
+        ctx.console.lines(views.schedules_table([schedule], ctx.now()))
+    return 0
+
+
+async def pause_schedule(ctx: Context, args: argparse.Namespace) -> int:
+    return _schedule_row(ctx, await ctx.client.pause_schedule(args.name))
+
+
+async def resume_schedule(ctx: Context, args: argparse.Namespace) -> int:
+    return _schedule_row(ctx, await ctx.client.resume_schedule(args.name))
+
+
+async def trigger_schedule(ctx: Context, args: argparse.Namespace) -> int:
+    return _job_done(ctx, await ctx.client.trigger_schedule(args.name), "enqueued")
+
+
+async def delete_schedule(ctx: Context, args: argparse.Namespace) -> int:
+    await ctx.client.delete_schedule(args.name)
+    if ctx.json:
+        ctx.console.line("{}")
+    else:
+        ctx.console.line(f"deleted schedule {args.name}")
     return 0

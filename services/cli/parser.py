@@ -12,14 +12,15 @@ from services.cli.context import Context
 Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
 
 EPILOG = """\
-jobs are named queues/QUEUE/jobs/ID or QUEUE/ID.
+jobs are named queues/QUEUE/jobs/ID or QUEUE/ID, schedules queues/QUEUE/schedules/ID or
+QUEUE/ID.
 
 exit codes:
   0    success (for watch and enqueue --wait/--watch: the job SUCCEEDED)
   1    failure: the job FAILED or was CANCELLED, an action the job's state does not allow,
        the scheduler unreachable, a timeout
   2    usage error or invalid argument (the message names the field)
-  3    not found (job, queue or worker)
+  3    not found (job, queue, worker or schedule)
   130  interrupted (Ctrl-C)
 """
 
@@ -169,6 +170,76 @@ def _queue_commands(
     p.set_defaults(command=commands.workers)
 
 
+def _schedule_create(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    text = "create a schedule: a job at each slot of a cron expression or an interval"
+    p = actions.add_parser("create", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE", help="the queue its jobs go to")
+    p.add_argument("id", metavar="ID", help="the schedule's id: [a-z0-9][a-z0-9-]{0,62}")
+    p.add_argument("type", metavar="TYPE", help="its jobs' type: names the handler")
+    p.add_argument(
+        "payload",
+        metavar="PAYLOAD",
+        nargs="?",
+        type=types.payload,
+        default=None,
+        help="its jobs' JSON payload, @FILE, or - for stdin",
+    )
+    spec = p.add_mutually_exclusive_group(required=True)
+    spec.add_argument(
+        "--cron", metavar="EXPR", help='five fields, "0 3 * * *", or @hourly, @daily, ...'
+    )
+    spec.add_argument(
+        "--every", type=types.duration, metavar="DURATION", help="a fixed interval: 30s, 5m, 1d"
+    )
+    p.add_argument("--tz", metavar="ZONE", help="--cron's IANA time zone (default UTC)")
+    p.add_argument(
+        "--overlap",
+        choices=("skip", "allow", "cancel-previous"),
+        default="skip",
+        help="a slot while the previous fire's job is active: skip it (default), fire anyway, "
+        "or cancel that job and fire",
+    )
+    p.add_argument(
+        "--catch-up",
+        choices=("latest", "none", "all"),
+        default="latest",
+        help="slots missed while no scheduler ran: fire the latest (default), none, or all",
+    )
+    p.add_argument(
+        "--priority", type=int, metavar="N", help="its jobs' priority, 0 to 100; default 50"
+    )
+    p.add_argument(
+        "--tag", action="append", default=[], metavar="TAG", help="a tag of its jobs (repeatable)"
+    )
+    p.add_argument("--description", default="", metavar="TEXT", help="free text for people")
+    p.set_defaults(command=commands.create_schedule)
+
+
+def _schedule_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    text = "recurring jobs: create, list, show, pause, resume, trigger and delete schedules"
+    group = sub.add_parser("schedule", help=text, description=text)
+    actions = group.add_subparsers(title="actions", metavar="ACTION", required=True)
+    _schedule_create(actions, common)
+    text = "list schedules with their next fire and last job"
+    p = actions.add_parser("list", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE", nargs="?", default="-", help="default: every queue")
+    p.set_defaults(command=commands.list_schedules)
+    for name, command, text in [
+        ("show", commands.show_schedule, "show a schedule: spec, job, policies, next fire times"),
+        ("pause", commands.pause_schedule, "stop a schedule firing until resumed"),
+        ("resume", commands.resume_schedule, "fire a paused schedule again from its next slot"),
+        ("trigger", commands.trigger_schedule, "create the schedule's job now, outside its slots"),
+        ("delete", commands.delete_schedule, "delete a schedule (the jobs it created stay)"),
+    ]:
+        p = actions.add_parser(name, parents=[common], help=text, description=text)
+        p.add_argument("name", metavar="NAME", help="queues/Q/schedules/ID or Q/ID")
+        p.set_defaults(command=command)
+
+
 def build_parser(address: str) -> argparse.ArgumentParser:
     """The parser; `address` is the default scheduler (from the environment)."""
     parser = argparse.ArgumentParser(
@@ -191,4 +262,5 @@ def build_parser(address: str) -> argparse.ArgumentParser:
     _enqueue(sub, common)
     _job_commands(sub, common)
     _queue_commands(sub, common)
+    _schedule_commands(sub, common)
     return parser

@@ -40,6 +40,19 @@ def span(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds >= 0.1 else "0s"
 
 
+def interval(seconds: float) -> str:
+    """A set interval exactly, unit by unit: `30s`, `1m30s`, `1d12h`, `1.5s`."""
+    millis = round(max(seconds, 0) * 1000)
+    parts = []
+    for size, unit in _UNITS[:-1]:
+        count, millis = divmod(millis, size * 1000)
+        if count:
+            parts.append(f"{count}{unit}")
+    if millis or not parts:
+        parts.append(f"{millis / 1000:g}s")
+    return "".join(parts)
+
+
 def duration(seconds: float) -> str:
     """A measured duration to the millisecond: `37ms`, `1.804s`, `2m05.250s`, `3h02m05s`."""
     millis = round(max(seconds, 0) * 1000)

@@ -1,4 +1,5 @@
-"""The human views of jobs, queues and workers: `list` rows, `show` details and tables."""
+"""The human views of jobs, queues, workers and schedules: `list` rows, `show` details and
+tables."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
-from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, worker_pb2
+from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, schedule_pb2, worker_pb2
 from services.cli import render
-from services.client import from_value, short_job_name, state_name
+from services.client import from_value, short_job_name, short_schedule_name, state_name
 
 _OUTCOME_PREFIX = "OUTCOME_"
 _WORKER_STATE_PREFIX = "STATE_"
@@ -119,10 +120,15 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
         ("Attempts" if index == 0 else "", _attempt_line(attempt, now))
         for index, attempt in enumerate(job.attempts)
     ]
-    lines = [f"{key + ':' if key else '':<12}{value}" for key, value in fields]
+    lines = _field_lines(fields)
     if job.error.stack_trace:
         lines += ["", "Stack trace:", *("  " + line for line in job.error.stack_trace.splitlines())]
     return lines
+
+
+def _field_lines(fields: Sequence[tuple[str, str]], width: int = 12) -> list[str]:
+    """`Key:       value` lines, values aligned; an empty key continues the one above."""
+    return [f"{key + ':' if key else '':<{width}}{value}" for key, value in fields]
 
 
 def queues_table(queues: Sequence[queue_pb2.Queue]) -> list[str]:
@@ -190,3 +196,75 @@ def workers_table(workers: Sequence[worker_pb2.Worker], now: datetime) -> list[s
         for worker in workers
     ]
     return render.table(headers, rows, right="3567")
+
+
+Schedule = schedule_pb2.Schedule
+
+
+def _spec(schedule: Schedule) -> str:
+    """`0 3 * * * Europe/Berlin` (UTC when no zone) or `every 1m30s`."""
+    if schedule.HasField("interval"):
+        return f"every {render.interval(schedule.interval.every.ToTimedelta().total_seconds())}"
+    return f"{schedule.cron.expression} {schedule.cron.time_zone or 'UTC'}"
+
+
+def _policies(schedule: Schedule) -> tuple[str, str]:
+    """Its overlap and catch-up policies as the CLI's options spell them (`cancel-previous`)."""
+    overlap = Schedule.OverlapPolicy.Name(schedule.overlap_policy).removeprefix("OVERLAP_POLICY_")
+    catch_up = Schedule.CatchUpPolicy.Name(schedule.catch_up_policy)
+    return overlap.lower().replace("_", "-"), catch_up.removeprefix("CATCH_UP_POLICY_").lower()
+
+
+def _schedule_state(schedule: Schedule) -> str:
+    return "paused" if schedule.paused else "active"
+
+
+def schedules_table(schedules: Sequence[Schedule], now: datetime) -> list[str]:
+    """`schedule list`: one row per schedule with its spec, next fire, last job and fires."""
+    headers = ["SCHEDULE", "SPEC", "JOB TYPE", "NEXT FIRE", "LAST JOB", "FIRES", "STATE"]
+    rows = [
+        [
+            short_schedule_name(schedule.name),
+            _spec(schedule),
+            schedule.job_template.type,
+            render.age(schedule.next_fire_times[0], now) if schedule.next_fire_times else "-",
+            short_job_name(schedule.last_job) if schedule.last_job else "-",
+            str(schedule.fire_count),
+            _schedule_state(schedule),
+        ]
+        for schedule in schedules
+    ]
+    return render.table(headers, rows, right="5")
+
+
+def schedule_details(schedule: Schedule, now: datetime) -> list[str]:
+    """`schedule show`: its spec, the job it makes, its policies and its next and last fires."""
+    template = schedule.job_template
+    fields: list[tuple[str, str]] = [
+        ("Schedule", f"{short_schedule_name(schedule.name)}  ({schedule.name})"),
+        ("Spec", _spec(schedule)),
+        ("State", _schedule_state(schedule)),
+        ("Job type", template.type),
+        ("Payload", render.compact_json(from_value(template.payload))),
+    ]
+    if template.HasField("priority"):
+        fields.append(("Priority", str(template.priority)))
+    if template.tags:
+        fields.append(("Tags", ", ".join(template.tags)))
+    fields += [("Metadata", f"{k}={v}") for k, v in sorted(template.metadata.items())]
+    overlap, catch_up = _policies(schedule)
+    fields += [("Overlap", overlap), ("Catch-up", catch_up)]
+    if schedule.description:
+        fields.append(("Description", schedule.description))
+    fields += [
+        ("Next fires" if index == 0 else "", render.stamp(moment, now))
+        for index, moment in enumerate(schedule.next_fire_times)
+    ] or [("Next fires", "- (paused)")]
+    fields += [
+        ("Last fire", render.stamp(schedule.last_fire_time, now)),
+        ("Last job", short_job_name(schedule.last_job) if schedule.last_job else "-"),
+        ("Fires", f"{schedule.fire_count} ({schedule.skipped_count} slots skipped)"),
+        ("Created", render.stamp(schedule.create_time, now)),
+        ("Updated", render.stamp(schedule.update_time, now)),
+    ]
+    return _field_lines(fields, width=13)

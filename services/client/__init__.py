@@ -31,7 +31,13 @@ from services.client.errors import (
     Unavailable,
     Unimplemented,
 )
-from services.client.names import job_name, queue_name, short_job_name
+from services.client.names import (
+    job_name,
+    queue_name,
+    schedule_name,
+    short_job_name,
+    short_schedule_name,
+)
 from services.client.outcome import job_result
 from services.client.requests import Backoff, EnqueueRequest
 from services.client.sync import SyncJobstreamClient
@@ -69,7 +75,9 @@ __all__ = [
     "job_name",
     "job_result",
     "queue_name",
+    "schedule_name",
     "short_job_name",
+    "short_schedule_name",
     "state",
     "state_name",
     "to_value",

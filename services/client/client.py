@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import TypeVar, Unpack
 
 import grpc
@@ -17,18 +18,25 @@ from jobs.v1 import (
     queue_pb2,
     queue_service_pb2,
     queue_service_pb2_grpc,
+    schedule_pb2,
+    schedule_service_pb2,
+    schedule_service_pb2_grpc,
     worker_pb2,
     worker_registry_service_pb2,
     worker_registry_service_pb2_grpc,
 )
 from services.client import names
 from services.client.channel import Closing, call_metadata, open_channel, unary
-from services.client.codec import TERMINAL_STATES
+from services.client.codec import TERMINAL_STATES, Seconds
 from services.client.outcome import job_result
 from services.client.requests import (
+    Backoff,
+    CatchUp,
     EnqueueOptions,
     EnqueueRequest,
+    Overlap,
     create_job_request,
+    create_schedule_request,
     jobs_filter,
 )
 from services.client.watch import Reconnect, WatchCall, resumable_events
@@ -44,7 +52,8 @@ Resp = TypeVar("Resp")
 class JobstreamClient(Closing):
     """A connection to one scheduler (`host:port`, plaintext gRPC; default
     JOBSTREAM_SCHEDULER_ADDRESS, else 127.0.0.1:50051). Use it as `async with`, or `close()` it.
-    Jobs are named `queues/q/jobs/id` or `q/id`, queues `queues/q` or `q`.
+    Jobs are named `queues/q/jobs/id` or `q/id`, queues `queues/q` or `q`, schedules
+    `queues/q/schedules/id` or `q/id`.
 
     `api_key` (default JOBSTREAM_API_KEY) is sent on every call (`authorization: Bearer`); the
     scheduler requires one unless its auth is disabled. Every failed call raises a JobstreamError
@@ -73,6 +82,7 @@ class JobstreamClient(Closing):
         self._jobs = job_service_pb2_grpc.JobServiceStub(self._channel)
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._workers = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(self._channel)
+        self._schedules = schedule_service_pb2_grpc.ScheduleServiceStub(self._channel)
 
     async def close(self) -> None:
         """Closes the channel; calls still running are cancelled."""
@@ -301,3 +311,97 @@ class JobstreamClient(Closing):
         """One worker (`workers/w` or `w`). Raises NotFound."""
         request = worker_registry_service_pb2.GetWorkerRequest(name=names.worker_name(name))
         return await self._call(self._workers.GetWorker, request)
+
+    async def create_schedule(
+        self,
+        queue: str,
+        schedule_id: str,
+        *,
+        job_type: str,
+        cron: str | None = None,
+        time_zone: str = "",
+        every: Seconds | None = None,
+        start_time: datetime | None = None,
+        payload: object = None,
+        priority: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: Mapping[str, str] | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        max_lost_attempts: int | None = None,
+        overlap: Overlap = "skip",
+        catch_up: CatchUp = "latest",
+        description: str = "",
+    ) -> schedule_pb2.Schedule:
+        """Creates a schedule that makes a job of `job_type` at each slot of `cron` (a cron
+        expression in `time_zone`, an IANA zone, UTC when empty) or every `every` (seconds or a
+        timedelta) from `start_time` (now when None): exactly one of the two. The job options
+        are enqueue's. `overlap` (skip, allow, cancel_previous) says what a slot does while the
+        previous fire's job is active, `catch_up` (latest, none, all) which slots missed during
+        downtime fire. Returns it with its next fire times. Raises AlreadyExists,
+        InvalidArgument (`schedule.cron.expression`, ...), and ValueError for both or neither
+        of `cron` and `every`, a `time_zone` without `cron` or a `start_time` without `every`,
+        and an unknown policy."""
+        template = EnqueueRequest(
+            type=job_type,
+            payload=payload,
+            priority=priority,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            max_lost_attempts=max_lost_attempts,
+            tags=tags,
+            metadata=metadata,
+        )
+        request = create_schedule_request(
+            template,
+            parent=names.queue_name(queue),
+            schedule_id=schedule_id,
+            cron=cron,
+            time_zone=time_zone,
+            every=every,
+            start_time=start_time,
+            overlap=overlap,
+            catch_up=catch_up,
+            description=description,
+        )
+        return await self._call(self._schedules.CreateSchedule, request)
+
+    async def get_schedule(self, name: str) -> schedule_pb2.Schedule:
+        """The schedule with its next fire times and its last fire. Raises NotFound."""
+        request = schedule_service_pb2.GetScheduleRequest(name=names.schedule_name(name))
+        return await self._call(self._schedules.GetSchedule, request)
+
+    async def list_schedules(self, queue: str = "-") -> builtins.list[schedule_pb2.Schedule]:
+        """Every schedule of `queue` (`-`: of every queue), by queue then id."""
+        found: builtins.list[schedule_pb2.Schedule] = []
+        token = ""
+        while True:
+            request = schedule_service_pb2.ListSchedulesRequest(
+                parent=names.queue_name(queue), page_size=1000, page_token=token
+            )
+            page = await self._call(self._schedules.ListSchedules, request)
+            found.extend(page.schedules)
+            if not (token := page.next_page_token):
+                return found
+
+    async def pause_schedule(self, name: str) -> schedule_pb2.Schedule:
+        """Stops the schedule firing until resumed; idempotent. Raises NotFound."""
+        request = schedule_service_pb2.PauseScheduleRequest(name=names.schedule_name(name))
+        return await self._call(self._schedules.PauseSchedule, request)
+
+    async def resume_schedule(self, name: str) -> schedule_pb2.Schedule:
+        """Fires the schedule again from its next slot to come (slots passed while paused do not
+        fire); idempotent. Raises NotFound."""
+        request = schedule_service_pb2.ResumeScheduleRequest(name=names.schedule_name(name))
+        return await self._call(self._schedules.ResumeSchedule, request)
+
+    async def trigger_schedule(self, name: str) -> job_pb2.Job:
+        """Creates a job from the schedule's template now, paused or not; its slots do not move.
+        Returns the job (its `schedule` names the schedule). Raises NotFound."""
+        request = schedule_service_pb2.TriggerScheduleRequest(name=names.schedule_name(name))
+        return await self._call(self._schedules.TriggerSchedule, request)
+
+    async def delete_schedule(self, name: str) -> None:
+        """Deletes the schedule; the jobs it created stay. Raises NotFound."""
+        request = schedule_service_pb2.DeleteScheduleRequest(name=names.schedule_name(name))
+        await self._call(self._schedules.DeleteSchedule, request)

@@ -1,13 +1,14 @@
-"""What a caller asks for when enqueueing, as plain dataclasses, and their CreateJobRequest."""
+"""What a caller asks for when enqueueing, as plain dataclasses, and their CreateJobRequest; the
+CreateScheduleRequest whose job template is built the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypedDict
+from typing import Literal, TypedDict
 
-from jobs.v1 import job_pb2, job_service_pb2
+from jobs.v1 import job_pb2, job_service_pb2, schedule_pb2, schedule_service_pb2
 from services.client import codec
 from services.client.codec import Seconds
 from services.common import json_values
@@ -109,6 +110,72 @@ def create_job_request(request: EnqueueRequest, *, parent: str) -> job_service_p
         job=_job(request),
         job_id=request.job_id or "",
         request_id=request.request_id or "",
+    )
+
+
+Overlap = Literal["skip", "allow", "cancel_previous"]
+CatchUp = Literal["latest", "none", "all"]
+_Schedule = schedule_pb2.Schedule
+_OVERLAP = {
+    "skip": _Schedule.OVERLAP_POLICY_SKIP,
+    "allow": _Schedule.OVERLAP_POLICY_ALLOW,
+    "cancel_previous": _Schedule.OVERLAP_POLICY_CANCEL_PREVIOUS,
+}
+_CATCH_UP = {
+    "latest": _Schedule.CATCH_UP_POLICY_LATEST,
+    "none": _Schedule.CATCH_UP_POLICY_NONE,
+    "all": _Schedule.CATCH_UP_POLICY_ALL,
+}
+
+
+def _schedule(
+    *, cron: str | None, time_zone: str, every: Seconds | None, start_time: datetime | None
+) -> _Schedule:
+    """A Schedule with its `cron` or `interval` set."""
+    if cron is not None and every is None:
+        if start_time is not None:
+            raise ValueError("start_time goes with every; a cron expression has no start")
+        return _Schedule(cron=schedule_pb2.CronSpec(expression=cron, time_zone=time_zone))
+    if every is None or cron is not None:
+        raise ValueError("give cron or every, exactly one")
+    if time_zone:
+        raise ValueError("time_zone goes with cron; an interval is the same in every zone")
+    schedule = _Schedule(interval=schedule_pb2.IntervalSpec(every=codec.duration(every)))
+    if start_time is not None:
+        if start_time.tzinfo is None:
+            raise ValueError("start_time must be timezone-aware, e.g. datetime.now(UTC)")
+        schedule.interval.start_time.CopyFrom(codec.timestamp(start_time))
+    return schedule
+
+
+def create_schedule_request(
+    template: EnqueueRequest,
+    *,
+    parent: str,
+    schedule_id: str,
+    cron: str | None,
+    time_zone: str,
+    every: Seconds | None,
+    start_time: datetime | None,
+    overlap: Overlap,
+    catch_up: CatchUp,
+    description: str,
+) -> schedule_service_pb2.CreateScheduleRequest:
+    """The CreateScheduleRequest of a schedule in the queue `parent` (`queues/q`) whose fires
+    create jobs like `template` (its `run_at`, `delay`, `request_id` and `job_id` unset). Raises
+    ValueError unless exactly one of `cron` (with `time_zone`) and `every` (with `start_time`) is
+    given, for an unknown policy, and as create_job_request does."""
+    schedule = _schedule(cron=cron, time_zone=time_zone, every=every, start_time=start_time)
+    if overlap not in _OVERLAP:
+        raise ValueError(f"unknown overlap policy {overlap!r}; one of {', '.join(_OVERLAP)}")
+    if catch_up not in _CATCH_UP:
+        raise ValueError(f"unknown catch-up policy {catch_up!r}; one of {', '.join(_CATCH_UP)}")
+    schedule.job_template.CopyFrom(_job(template))
+    schedule.overlap_policy = _OVERLAP[overlap]
+    schedule.catch_up_policy = _CATCH_UP[catch_up]
+    schedule.description = description
+    return schedule_service_pb2.CreateScheduleRequest(
+        parent=parent, schedule_id=schedule_id, schedule=schedule
     )
 
 

@@ -11,14 +11,26 @@ from collections.abc import (
     Coroutine,
     Iterable,
     Iterator,
+    Mapping,
+    Sequence,
 )
 from concurrent.futures import Future
+from datetime import datetime
 from types import TracebackType
 from typing import Self, TypeVar, Unpack
 
-from jobs.v1 import event_pb2, job_pb2, job_service_pb2, queue_pb2, queue_service_pb2, worker_pb2
+from jobs.v1 import (
+    event_pb2,
+    job_pb2,
+    job_service_pb2,
+    queue_pb2,
+    queue_service_pb2,
+    schedule_pb2,
+    worker_pb2,
+)
 from services.client.client import JobstreamClient
-from services.client.requests import EnqueueOptions, EnqueueRequest
+from services.client.codec import Seconds
+from services.client.requests import Backoff, CatchUp, EnqueueOptions, EnqueueRequest, Overlap
 from services.client.watch import Reconnect
 from services.common.json_values import JsonValue
 
@@ -208,3 +220,64 @@ class SyncJobstreamClient:
 
     def worker(self, name: str) -> worker_pb2.Worker:
         return self._run(self._client.worker(name))
+
+    def create_schedule(
+        self,
+        queue: str,
+        schedule_id: str,
+        *,
+        job_type: str,
+        cron: str | None = None,
+        time_zone: str = "",
+        every: Seconds | None = None,
+        start_time: datetime | None = None,
+        payload: object = None,
+        priority: int | None = None,
+        tags: Sequence[str] = (),
+        metadata: Mapping[str, str] | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        max_lost_attempts: int | None = None,
+        overlap: Overlap = "skip",
+        catch_up: CatchUp = "latest",
+        description: str = "",
+    ) -> schedule_pb2.Schedule:
+        return self._run(
+            self._client.create_schedule(
+                queue,
+                schedule_id,
+                job_type=job_type,
+                cron=cron,
+                time_zone=time_zone,
+                every=every,
+                start_time=start_time,
+                payload=payload,
+                priority=priority,
+                tags=tags,
+                metadata=metadata,
+                max_attempts=max_attempts,
+                backoff=backoff,
+                max_lost_attempts=max_lost_attempts,
+                overlap=overlap,
+                catch_up=catch_up,
+                description=description,
+            )
+        )
+
+    def get_schedule(self, name: str) -> schedule_pb2.Schedule:
+        return self._run(self._client.get_schedule(name))
+
+    def list_schedules(self, queue: str = "-") -> builtins.list[schedule_pb2.Schedule]:
+        return self._run(self._client.list_schedules(queue))
+
+    def pause_schedule(self, name: str) -> schedule_pb2.Schedule:
+        return self._run(self._client.pause_schedule(name))
+
+    def resume_schedule(self, name: str) -> schedule_pb2.Schedule:
+        return self._run(self._client.resume_schedule(name))
+
+    def trigger_schedule(self, name: str) -> job_pb2.Job:
+        return self._run(self._client.trigger_schedule(name))
+
+    def delete_schedule(self, name: str) -> None:
+        self._run(self._client.delete_schedule(name))
