@@ -4,7 +4,7 @@ at creation and stepped slot by slot. Pure: the caller says what time it is (Red
 Daylight-saving changes follow cron's long-standing rule (Vixie cron, and what people expect of
 `0 2 * * *`): a slot in the skipped hour fires at the first time after the gap (croniter's own
 behaviour); in the repeated hour an expression with a fixed hour fires once, the first time, while
-one whose hour field is `*` or a step (`*/2`) fires in both, as real hours pass.
+one whose hour field is `*` or a step (`*/2`, `0-23/2`, `1/2`) fires in both, as real hours pass.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def _five_fields(expression: str) -> str:
 
 
 def _cron_next(expression: str, zone: tzinfo, after_ms: int) -> int:
-    fixed_hour = not expression.split()[1].startswith("*")
+    hours = expression.split()[1]
+    fixed_hour = "*" not in hours and "/" not in hours  # `3`, `1,13`, `9-17`; not `*/2`, `1/2`
     start = datetime.fromtimestamp(after_ms / 1000, zone)
     slots = croniter(expression, start)
     while True:

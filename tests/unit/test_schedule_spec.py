@@ -42,15 +42,24 @@ def test_a_fixed_hour_fires_once_in_the_repeated_hour() -> None:
     ]
 
 
-def test_a_wildcard_hour_fires_as_real_hours_pass_in_the_repeated_hour() -> None:
-    spec = Spec(cron="0 * * * *", time_zone="Europe/Berlin")
-    slots = spec.slots_after(ms(2026, 10, 25, 1, 30), 4)
+@pytest.mark.parametrize("hours", ["*", "*/2", "0-23/2", "2/2"])
+def test_a_wildcard_or_stepped_hour_fires_as_real_hours_pass_in_the_repeated_hour(
+    hours: str,
+) -> None:
+    spec = Spec(cron=f"0 {hours} * * *", time_zone="Europe/Berlin")
+    slots = spec.slots_after(ms(2026, 10, 25, 1, 30), 2)
     assert [local(s) for s in slots] == [
         "2026-10-25T02:00:00+02:00",
         "2026-10-25T02:00:00+01:00",  # an hour later, the same wall time
-        "2026-10-25T03:00:00+01:00",
-        "2026-10-25T04:00:00+01:00",
     ]
+
+
+@pytest.mark.parametrize("hours", ["2", "1,2", "1-3"])
+def test_listed_hours_fire_once_in_the_repeated_hour(hours: str) -> None:
+    spec = Spec(cron=f"0 {hours} * * *", time_zone="Europe/Berlin")
+    slots = spec.slots_after(ms(2026, 10, 25, 1, 30), 2)
+    assert "2026-10-25T02:00:00+01:00" not in [local(s) for s in slots]
+    assert local(slots[0]) == "2026-10-25T02:00:00+02:00"
 
 
 def test_macros_and_utc_by_default() -> None:

@@ -39,7 +39,7 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
         queue, new = schedule_validation.create_schedule(
             request, settings=self._settings, now_ms=now
         )
-        return await self._schedules.create(caller().queue(queue), new)
+        return await self._schedules.create(caller().queue(queue), new, now_ms=now)
 
     @override
     async def GetSchedule(
@@ -68,6 +68,8 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
         else:
             queues = [me.queue(names.parse_queue_name(request.parent, "parent"))]
         schedules, cursor = await self._schedules.list_schedules(queues, after=after, limit=limit)
+        if request.parent != ALL_QUEUES and not schedules:
+            await self._schedules.jobs.check_queue(queues[0])  # as ListJobs: an unknown queue 404s
         return schedule_service_pb2.ListSchedulesResponse(
             schedules=schedules, next_page_token=paging.next_page_token(cursor, fingerprint)
         )
@@ -87,7 +89,7 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
         new, spec_changed = schedule_validation.update_schedule(
             request, current, settings=self._settings, now_ms=now
         )
-        return await self._schedules.update(queue, new, spec_changed=spec_changed)
+        return await self._schedules.update(queue, new, spec_changed=spec_changed, now_ms=now)
 
     @override
     async def DeleteSchedule(

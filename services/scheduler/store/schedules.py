@@ -17,7 +17,12 @@ from typing import cast
 
 from jobs.v1 import job_pb2, schedule_pb2
 from services.common import names
-from services.common.errors import QueueNotFound, ScheduleAlreadyExists, ScheduleNotFound
+from services.common.errors import (
+    JobAlreadyExists,
+    QueueNotFound,
+    ScheduleAlreadyExists,
+    ScheduleNotFound,
+)
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.scheduler import schedule_spec
@@ -157,31 +162,32 @@ class ScheduleStore:
             raise QueueNotFound(names.queue_name(queue), creatable=True)
         return reply
 
-    async def create(self, queue: str, new: NewSchedule) -> schedule_pb2.Schedule:
-        """Raises ScheduleAlreadyExists, QueueNotFound (a new queue while auto-create is off)."""
+    async def create(self, queue: str, new: NewSchedule, *, now_ms: int) -> schedule_pb2.Schedule:
+        """Creates the schedule; its first slot is the first at or after `now_ms` (Redis' time,
+        the one its spec was checked at: an interval with no start fires first at `now_ms`).
+        Raises ScheduleAlreadyExists, QueueNotFound (a new queue while auto-create is off)."""
         if self.jobs.settings.queue_auto_create:
             await self.jobs.queues.register(queue)
-        now = await redis_now_ms(self.redis)
         reply = await self._save(
             queue,
             new.schedule_id,
             "create",
             *_settings_fields(new),
             S.NEXT_FIRE,
-            str(new.spec.next_after(now - 1)),
+            str(new.spec.next_after(now_ms - 1)),
         )
         if as_int(reply[1]):
             await self.jobs.queues.register(queue, again=True)
         return await self.get(queue, new.schedule_id)
 
     async def update(
-        self, queue: str, new: NewSchedule, *, spec_changed: bool
+        self, queue: str, new: NewSchedule, *, spec_changed: bool, now_ms: int
     ) -> schedule_pb2.Schedule:
-        """Writes the settings in `new`; a changed spec moves the next slot (unless paused).
-        Raises ScheduleNotFound."""
+        """Writes the settings in `new`; a changed spec moves the next slot (unless paused) to
+        the first at or after `now_ms`, as `create` does. Raises ScheduleNotFound."""
         fields = list(_settings_fields(new))
         if spec_changed:
-            fields += [S.NEXT_FIRE, str(new.spec.next_after(await redis_now_ms(self.redis)))]
+            fields += [S.NEXT_FIRE, str(new.spec.next_after(now_ms - 1))]
         await self._save(queue, new.schedule_id, "update", *fields)
         return await self.get(queue, new.schedule_id)
 
@@ -303,7 +309,9 @@ class ScheduleStore:
         job: NewJob | None,
     ) -> job_pb2.Job | None:
         """One call of fire_schedule.lua: the job it created (an empty Job when the slot passed
-        without one), or None when the schedule is gone or not at `expected` any more."""
+        without one; for a trigger, the job holding the template's deduplication key, marked
+        `deduplicated`), or None when the schedule is gone or not at `expected` any more.
+        Raises JobAlreadyExists (a taken job id)."""
         keys, args = self.jobs.call_args(queue)
         encoded = ""
         if job is not None:
@@ -323,12 +331,17 @@ class ScheduleStore:
                 names.schedule_name(queue, schedule_id),
             ],
         )
-        if as_int(reply[0]) != Code.OK:
+        code = as_int(reply[0])
+        if code == Code.ID_TAKEN and job is not None:
+            raise JobAlreadyExists(names.job_name(queue, job.job_id))
+        if code != Code.OK:
             return None
         if len(reply) < 3:
             return job_pb2.Job()
         fields = codec.hash_pairs(cast(list[bytes], reply[2]))
-        return codec.job_from_hash(queue, as_text(reply[1]), fields)
+        created = codec.job_from_hash(queue, as_text(reply[1]), fields)
+        created.deduplicated = len(reply) > 3
+        return created
 
 
 def _due_slots(spec: Spec, first_ms: int, now_ms: int) -> tuple[list[int], int, int]:

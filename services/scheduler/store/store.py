@@ -259,7 +259,12 @@ class JobStore:
         return JobPage(jobs, page[-1] if len(members) > query.limit else None, total)
 
     async def _check_listed(self, queue: str, page: list[str]) -> None:
-        if not page and not await self.queues.exists(queue):
+        if not page:
+            await self.check_queue(queue)
+
+    async def check_queue(self, queue: str) -> None:
+        """Raises QueueNotFound unless the queue exists."""
+        if not await self.queues.exists(queue):
             raise QueueNotFound(names.queue_name(queue))
 
     async def _walk(

@@ -71,7 +71,10 @@ async def test_a_schedules_life(
 
     every = duration_pb2.Duration(seconds=90)
     other = Schedule(interval=schedule_pb2.IntervalSpec(every=every), job_template=_template())
-    await schedules.CreateSchedule(_create(other, "often", parent="queues/q2"))
+    often = await schedules.CreateSchedule(_create(other, "often", parent="queues/q2"))
+    # With no start, an interval's slots count from its creation, and the first is then.
+    assert often.next_fire_times[0] == often.interval.start_time
+    assert often.next_fire_times[1].ToSeconds() - often.interval.start_time.ToSeconds() == 90
     listed = await schedules.ListSchedules(
         schedule_service_pb2.ListSchedulesRequest(parent="queues/-")
     )
@@ -83,6 +86,9 @@ async def test_a_schedules_life(
         schedule_service_pb2.ListSchedulesRequest(parent="queues/q2", page_size=1)
     )
     assert [s.name for s in one_queue.schedules] == ["queues/q2/schedules/often"]
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await schedules.ListSchedules(schedule_service_pb2.ListSchedulesRequest(parent="queues/q9"))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
     update = schedule_service_pb2.UpdateScheduleRequest(
         schedule=Schedule(name=created.name, cron=schedule_pb2.CronSpec(expression="@hourly")),

@@ -59,7 +59,7 @@ async def test_a_slot_fires_once_however_many_try(
     schedules: ScheduleStore, store: JobStore, redis: RedisClient
 ) -> None:
     start = await redis_now_ms(redis) + MINUTE
-    created = await schedules.create(QUEUE, every_minute(start_ms=start))
+    created = await schedules.create(QUEUE, every_minute(start_ms=start), now_ms=start - MINUTE)
     assert [t.ToMilliseconds() for t in created.next_fire_times] == [
         start,
         start + MINUTE,
@@ -90,7 +90,11 @@ async def test_overlap_policies_look_at_the_previous_job(
         ("allow", Schedule.OVERLAP_POLICY_ALLOW),
         ("cancel", Schedule.OVERLAP_POLICY_CANCEL_PREVIOUS),
     ):
-        await schedules.create(QUEUE, every_minute(schedule_id, start_ms=start, overlap=overlap))
+        await schedules.create(
+            QUEUE,
+            every_minute(schedule_id, start_ms=start, overlap=overlap),
+            now_ms=start - MINUTE,
+        )
         assert await schedules.fire_due(QUEUE, schedule_id, start, start, MAKE) == 1
         first = JobRef(QUEUE, (await schedules.get(QUEUE, schedule_id)).last_job.rsplit("/")[-1])
         await start_attempt(store, first)  # still running at the next slot
@@ -124,7 +128,11 @@ async def test_catch_up_after_downtime(
     skipped: int,
 ) -> None:
     start, every = await redis_now_ms(redis) + MINUTE, 5 * MINUTE
-    await schedules.create(QUEUE, every_minute(start_ms=start, minutes=5, catch_up=policy))
+    await schedules.create(
+        QUEUE,
+        every_minute(start_ms=start, minutes=5, catch_up=policy),
+        now_ms=start - MINUTE,
+    )
     now = start + 9 * every + 2 * MINUTE  # ten slots passed, the last 2 min ago: past the grace
     assert await schedules.fire_due(QUEUE, "tick", start, now, MAKE) == len(fired_slots)
     fired = sorted(job.schedule_time.ToMilliseconds() for job in await jobs_of(store))
@@ -140,7 +148,9 @@ async def test_a_slot_a_little_late_fires_under_every_policy(
 ) -> None:
     start = await redis_now_ms(redis) + MINUTE
     await schedules.create(
-        QUEUE, every_minute(start_ms=start, catch_up=Schedule.CATCH_UP_POLICY_NONE)
+        QUEUE,
+        every_minute(start_ms=start, catch_up=Schedule.CATCH_UP_POLICY_NONE),
+        now_ms=start - MINUTE,
     )
     assert await schedules.fire_due(QUEUE, "tick", start, start + 30_000, MAKE) == 1
 
@@ -149,11 +159,13 @@ async def test_pause_resume_trigger_delete(
     schedules: ScheduleStore, store: JobStore, redis: RedisClient
 ) -> None:
     now = await redis_now_ms(redis)
-    await schedules.create(QUEUE, every_minute(start_ms=now - 30 * MINUTE))
+    await schedules.create(QUEUE, every_minute(start_ms=now - 30 * MINUTE), now_ms=now)
     with pytest.raises(ScheduleAlreadyExists):
-        await schedules.create(QUEUE, every_minute(start_ms=now))
+        await schedules.create(QUEUE, every_minute(start_ms=now), now_ms=now)
     paused = await schedules.set_paused(QUEUE, "tick", paused=True)
     assert (paused.paused, list(paused.next_fire_times)) == (True, [])
+    again = await schedules.set_paused(QUEUE, "tick", paused=True)
+    assert again.update_time == paused.update_time  # idempotent: nothing changed
     assert await schedules.due([QUEUE], now + 10 * MINUTE, limit=10) == []
     triggered = await schedules.trigger(QUEUE, "tick", MAKE)  # paused or not
     assert (triggered.schedule, triggered.HasField("schedule_time")) == (
@@ -176,10 +188,28 @@ async def test_a_fired_job_runs_like_any_other(
     schedules: ScheduleStore, store: JobStore, redis: RedisClient
 ) -> None:
     start = await redis_now_ms(redis) + MINUTE
-    await schedules.create(QUEUE, every_minute(start_ms=start))
+    await schedules.create(QUEUE, every_minute(start_ms=start), now_ms=start - MINUTE)
     await schedules.fire_due(QUEUE, "tick", start, start, MAKE)
     [job] = await jobs_of(store)
     ref = JobRef(QUEUE, job.name.rsplit("/", 1)[1])
     await start_attempt(store, ref)
     await apply_one(store, ref, 1, ReportKind.SUCCEEDED, {"result": 1})
     assert (await store.get_job(ref)).state == job_pb2.Job.STATE_SUCCEEDED
+
+
+async def test_a_templates_deduplication_key_holds_slots_and_triggers(
+    schedules: ScheduleStore, store: JobStore, redis: RedisClient
+) -> None:
+    start = await redis_now_ms(redis) + MINUTE
+    new = every_minute(start_ms=start)
+    new.template.deduplication.key = "one-report"
+    await schedules.create(QUEUE, new, now_ms=start - MINUTE)
+    assert await schedules.fire_due(QUEUE, "tick", start, start, MAKE) == 1
+    [holder] = await jobs_of(store)
+    # The key's holder is still queued: the next slot passes without a job, counted as skipped.
+    assert await schedules.fire_due(QUEUE, "tick", start + MINUTE, start + MINUTE, MAKE) == 0
+    after = await schedules.get(QUEUE, "tick")
+    assert (after.fire_count, after.skipped_count, after.last_job) == (1, 1, holder.name)
+    triggered = await schedules.trigger(QUEUE, "tick", MAKE)
+    assert (triggered.name, triggered.deduplicated) == (holder.name, True)
+    assert [job.name for job in await jobs_of(store)] == [holder.name]

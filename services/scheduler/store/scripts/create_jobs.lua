@@ -41,12 +41,7 @@ for i = 3, #ARGV do
   end
   if not earlier and job.dkey then
     -- The key's holder: a job of this call, or a stored one still active or within its window.
-    local holder = holders[job.dkey]
-    local stored = not holder and redis.call('GET', P .. F_DEDUP .. job.dkey)
-    if stored then
-      local f = redis.call('HMGET', job_key(stored), J.STATE, J.DEDUP_UNTIL)
-      if f[1] and (not TERMINAL[f[1]] or NOW < tonumber(f[2] or '0')) then holder = stored end
-    end
+    local holder = holders[job.dkey] or dedup_holder(job.dkey)
     if holder then
       earlier = {id = holder}
       deduplicated[n] = '1'

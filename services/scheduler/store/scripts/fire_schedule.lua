@@ -14,7 +14,10 @@
   ARGV[9]  the cancel channel, ARGV[10] the queue's tenant and a slash (see cancel in lib)
   ARGV[11] the schedule's name: who cancels the previous job (overlap CANCEL_PREVIOUS)
   Returns {0, job id, {field, value...}} a job was created | {0} the slot passed without one
+        | {0, job id, {field, value...}, '1'} a trigger found the template's deduplication key
+          held by that job (a slot passes by such a key, counted as skipped)
         | {-1} no such schedule | {-2} its next slot is not ARGV[3] (fired already, paused, moved)
+        | {-5} the job's id is taken
 ]]
 local id, expected, following, slot = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local fire, skipped = ARGV[6] == '1', tonumber(ARGV[7])
@@ -39,11 +42,19 @@ end
 local created = nil
 if fire then
   local job = cjson.decode(ARGV[8])
-  if redis.call('EXISTS', job_key(job.id)) == 1 then return {ID_TAKEN} end
-  redis.call('HSETNX', K_SETTINGS, Q.CREATE_TIME, NOW)  -- a deleted queue comes back
-  if insert_job(job, 0) then dispatch() end
-  created = job.id
-  redis.call('HSET', key, S.LAST_JOB, job.id)
+  -- The template's deduplication key, held by another job: a slot passes, a trigger answers it.
+  local holder = job.dkey and dedup_holder(job.dkey)
+  if holder and trigger then
+    return {OK, holder, redis.call('HGETALL', job_key(holder)), '1'}
+  elseif holder then
+    fire = false
+  else
+    if redis.call('EXISTS', job_key(job.id)) == 1 then return {ID_TAKEN} end
+    redis.call('HSETNX', K_SETTINGS, Q.CREATE_TIME, NOW)  -- a deleted queue comes back
+    if insert_job(job, 0) then dispatch() end
+    created = job.id
+    redis.call('HSET', key, S.LAST_JOB, job.id)
+  end
 end
 if not trigger then
   redis.call('HSET', key, S.NEXT_FIRE, following, S.LAST_FIRE, slot)

@@ -388,6 +388,15 @@ end
 -- slot of a fire), QUEUED or SCHEDULED, with its indexes, its request id (kept `rid_ttl` ms) and
 -- its `created` event. Returns true when it is ready (the caller dispatches once, after every job
 -- of its call).
+-- The job holding a deduplication key, while it is active or its window lasts; else nil.
+local function dedup_holder(dkey)
+  local stored = redis.call('GET', P .. F_DEDUP .. dkey)
+  if not stored then return nil end
+  local f = redis.call('HMGET', job_key(stored), J.STATE, J.DEDUP_UNTIL)
+  if f[1] and (not TERMINAL[f[1]] or NOW < tonumber(f[2] or '0')) then return stored end
+  return nil
+end
+
 local function insert_job(job, rid_ttl)
   local key = job_key(job.id)
   local rs = ready_score(job.prio)

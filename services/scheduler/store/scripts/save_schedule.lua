@@ -33,8 +33,10 @@ if mode == 'create' then
 end
 local paused = mode ~= 'create' and redis.call('HGET', key, S.NEXT_FIRE) == ''  -- no next slot
 if mode == 'pause' then
-  redis.call('HSET', key, S.NEXT_FIRE, '', S.UPDATE_TIME, NOW)
-  redis.call('ZADD', K_SCHEDULES, '+inf', id)
+  if not paused then
+    redis.call('HSET', key, S.NEXT_FIRE, '', S.UPDATE_TIME, NOW)
+    redis.call('ZADD', K_SCHEDULES, '+inf', id)
+  end
   return {OK, 0}
 end
 if mode == 'resume' then
