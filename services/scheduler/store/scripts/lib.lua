@@ -384,10 +384,6 @@ local function finish(action, id, key, attempt, to, fields, message, err, from)
   retain(id, to)
 end
 
--- Stores a new job, as create_jobs takes it (see there; `sched` and `slot` name the schedule and
--- slot of a fire), QUEUED or SCHEDULED, with its indexes, its request id (kept `rid_ttl` ms) and
--- its `created` event. Returns true when it is ready (the caller dispatches once, after every job
--- of its call).
 -- The job holding a deduplication key, while it is active or its window lasts; else nil.
 local function dedup_holder(dkey)
   local stored = redis.call('GET', P .. F_DEDUP .. dkey)
@@ -397,6 +393,10 @@ local function dedup_holder(dkey)
   return nil
 end
 
+-- Stores a new job, as create_jobs takes it (see there; `sched` and `slot` name the schedule and
+-- slot of a fire), QUEUED or SCHEDULED, with its indexes, its request id (kept `rid_ttl` ms) and
+-- its `created` event. Returns true when it is ready (the caller dispatches once, after every job
+-- of its call).
 local function insert_job(job, rid_ttl)
   local key = job_key(job.id)
   local rs = ready_score(job.prio)
