@@ -42,7 +42,12 @@ async def enqueue(ctx: Context, args: argparse.Namespace) -> int:
         metadata=dict(args.meta),
         request_id=args.request_id,
         job_id=args.job_id,
+        dedup_key=args.dedup_key,
+        dedup_window=args.dedup_window,
+        job_timeout=args.job_timeout,
     )
+    if job.deduplicated and not ctx.json:  # on stderr, as warnings: --quiet prints only the name
+        ctx.console.error(f"deduplicated: {short_job_name(job.name)} holds the key; no new job")
     for warning in job.warnings:  # on stderr, so --json output stays one object
         ctx.console.error(f"warning: {warning}")
     if args.watch:

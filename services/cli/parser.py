@@ -78,6 +78,23 @@ def _enqueue(
     )
     p.add_argument("--request-id", help="idempotency key: a repeated enqueue returns the first job")
     p.add_argument("--job-id", help="choose the job id instead of a generated one")
+    p.add_argument(
+        "--dedup-key",
+        metavar="KEY",
+        help="while a job with this key is active (or within --dedup-window), return that job",
+    )
+    p.add_argument(
+        "--dedup-window",
+        type=types.duration,
+        metavar="DURATION",
+        help="how long after its creation the key's job still counts once finished: 10m, 1h",
+    )
+    p.add_argument(
+        "--job-timeout",
+        type=types.duration,
+        metavar="DURATION",
+        help="stop the handler after this long; the attempt fails TIMED_OUT, retries apply",
+    )
     follow = p.add_mutually_exclusive_group()
     follow.add_argument("--wait", action="store_true", help="wait for the job, print its result")
     follow.add_argument("--watch", action="store_true", help="watch the job until it finishes")

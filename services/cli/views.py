@@ -114,8 +114,7 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
     if job.tags:
         fields.append(("Tags", ", ".join(job.tags)))
     fields += [("Metadata", f"{k}={v}") for k, v in sorted(job.metadata.items())]
-    if job.request_id:
-        fields.append(("Request id", job.request_id))
+    fields += _origin_and_limits(job)
     fields += [
         ("Attempts" if index == 0 else "", _attempt_line(attempt, now))
         for index, attempt in enumerate(job.attempts)
@@ -124,6 +123,22 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
     if job.error.stack_trace:
         lines += ["", "Stack trace:", *("  " + line for line in job.error.stack_trace.splitlines())]
     return lines
+
+
+def _origin_and_limits(job: job_pb2.Job) -> list[tuple[str, str]]:
+    """Where a job came from (request id, schedule) and what bounds it (dedup key, timeout)."""
+    fields = []
+    if job.request_id:
+        fields.append(("Request id", job.request_id))
+    if job.schedule:
+        fields.append(("Schedule", short_schedule_name(job.schedule)))
+    if job.HasField("deduplication"):
+        window = job.deduplication.window.ToTimedelta().total_seconds()
+        within = f" (or {render.interval(window)} after creation)" if window else ""
+        fields.append(("Dedup key", f"{job.deduplication.key}: held while active{within}"))
+    if job.HasField("timeout"):
+        fields.append(("Timeout", render.interval(job.timeout.ToTimedelta().total_seconds())))
+    return fields
 
 
 def _field_lines(fields: Sequence[tuple[str, str]], width: int = 12) -> list[str]:

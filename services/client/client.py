@@ -102,9 +102,10 @@ class JobstreamClient(Closing):
     ) -> job_pb2.Job:
         """Creates a job and returns it, QUEUED or SCHEDULED. Options are EnqueueRequest's:
         priority, run_at or delay, max_attempts, backoff, max_lost_attempts, tags, metadata,
-        request_id, job_id. The current OpenTelemetry context becomes the job's trace context.
-        Raises InvalidArgument, FailedPrecondition (REQUEST_ID_REUSED), AlreadyExists (job_id
-        taken), and TypeError/ValueError for a payload that is not JSON."""
+        request_id, job_id, dedup_key and dedup_window, job_timeout. The current OpenTelemetry
+        context becomes the job's trace context. Raises InvalidArgument, FailedPrecondition
+        (REQUEST_ID_REUSED), AlreadyExists (job_id taken), and TypeError/ValueError for a payload
+        that is not JSON."""
         request = EnqueueRequest(type=job_type, payload=payload, **options)
         parent = names.queue_name(queue)
         return await self._call(self._jobs.CreateJob, create_job_request(request, parent=parent))

@@ -33,7 +33,10 @@ class EnqueueRequest:
     clock) are alternatives. `max_attempts` counts attempts that end in a handler failure,
     `max_lost_attempts` those lost with their worker. With `request_id` the create is idempotent
     while the first job exists (at most the server's request-id TTL, 24 h by default): the same
-    request returns the first job."""
+    request returns the first job. With `dedup_key`, while a job with that key is active (or
+    `dedup_window` after it was created) the enqueue returns that job, marked `deduplicated`.
+    `job_timeout` stops the handler after that long: the attempt fails TIMED_OUT and the retry
+    policy applies."""
 
     type: str
     payload: object = None
@@ -47,6 +50,9 @@ class EnqueueRequest:
     metadata: Mapping[str, str] | None = None
     request_id: str | None = None
     job_id: str | None = None
+    dedup_key: str | None = None
+    dedup_window: Seconds | None = None
+    job_timeout: Seconds | None = None
 
     def run_time(self) -> datetime | None:
         """When the job may first run, or None for now. Raises ValueError if both `run_at` and
@@ -71,6 +77,9 @@ class EnqueueOptions(TypedDict, total=False):
     metadata: Mapping[str, str] | None
     request_id: str | None
     job_id: str | None
+    dedup_key: str | None
+    dedup_window: Seconds | None
+    job_timeout: Seconds | None
 
 
 def _retry_policy(request: EnqueueRequest) -> job_pb2.RetryPolicy | None:
@@ -99,6 +108,14 @@ def _job(request: EnqueueRequest) -> job_pb2.Job:
         job.run_time.CopyFrom(codec.timestamp(run_time))
     if (policy := _retry_policy(request)) is not None:
         job.retry_policy.CopyFrom(policy)
+    if request.dedup_key is not None:
+        job.deduplication.key = request.dedup_key
+    if request.dedup_window is not None:
+        if request.dedup_key is None:
+            raise ValueError("dedup_window goes with dedup_key")
+        job.deduplication.window.CopyFrom(codec.duration(request.dedup_window))
+    if request.job_timeout is not None:
+        job.timeout.CopyFrom(codec.duration(request.job_timeout))
     return job
 
 

@@ -64,6 +64,21 @@ async def test_enqueue_prints_the_job_as_json_with_every_option(
     assert (await client.get("q1/build-1")).request_id == "req-1"
 
 
+async def test_enqueue_with_a_dedup_key_and_a_job_timeout(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    options = ["--dedup-key=nightly-report", "--dedup-window=10m", "--job-timeout=90s"]
+    first = await jobstream(scheduler.address, "enqueue", "q1", "report.build", *options, "-q")
+    assert first.code == 0
+    again = await jobstream(scheduler.address, "enqueue", "q1", "report.build", *options, "-q")
+    assert (again.code, again.out) == (0, first.out)
+    assert "deduplicated: " + first.out.strip() + " holds the key; no new job" in again.err
+    shown = await jobstream(scheduler.address, "show", first.out.strip())
+    assert "Dedup key:  nightly-report: held while active (or 10m after creation)" in shown.out
+    assert "Timeout:    1m30s" in shown.out
+    assert len((await client.list("q1")).jobs) == 1
+
+
 async def test_show_prints_the_key_facts_and_json(
     scheduler: SchedulerHarness, client: JobstreamClient, worker: HandWorker
 ) -> None:

@@ -112,6 +112,25 @@ async def test_the_same_request_id_returns_the_first_job(client: JobstreamClient
     assert len((await client.list("q1")).jobs) == 1
 
 
+async def test_a_dedup_key_returns_the_job_that_holds_it(client: JobstreamClient) -> None:
+    first = await client.enqueue(
+        "q1", "demo", {"n": 1}, dedup_key="user-42", dedup_window=timedelta(minutes=10)
+    )
+    assert (first.deduplicated, first.deduplication.key) == (False, "user-42")
+    assert first.deduplication.window.ToTimedelta() == timedelta(minutes=10)
+    again = await client.enqueue("q1", "demo", {"n": 2}, dedup_key="user-42")
+    assert (again.name, again.deduplicated) == (first.name, True)
+    other = await client.enqueue("q1", "demo", {"n": 3}, dedup_key="user-43")
+    assert other.name != first.name
+    with pytest.raises(ValueError, match="dedup_window goes with dedup_key"):
+        await client.enqueue("q1", "demo", dedup_window=60)
+
+
+async def test_a_job_timeout_is_stored_with_the_job(client: JobstreamClient) -> None:
+    job = await client.enqueue("q1", "demo", job_timeout=timedelta(seconds=90))
+    assert (await client.get(job.name)).timeout.ToTimedelta() == timedelta(seconds=90)
+
+
 async def test_a_taken_job_id_is_already_exists(client: JobstreamClient) -> None:
     await client.enqueue("q1", "demo", job_id="only-one")
     with pytest.raises(AlreadyExists) as raised:
