@@ -28,8 +28,10 @@ readonly WORKER_COMMANDS='-@all +xgroup|create +xreadgroup +xautoclaim +xack +xg
 # the selector lets it only add to it (ZADD NX, once per queue per process).
 readonly PRODUCER_KEYS='~jobstream:{$tenant/*'
 readonly PRODUCER_COMMANDS='-@all +evalsha +eval +script|load
-  +append +del +exists +expire +get +getrange +hdel +hget +hgetall +hincrby +hmget +hset +hsetnx +set
+  +append +del +exists +expire +get +getrange +hdel +hget +hgetall +hincrby +hmget +hset +hsetnx
+  +lpush +ltrim +pexpire +set
   +xack +xadd +xdel +xgroup|create +xinfo|groups +xrange +zadd +zcard +zpopmin +zrange +zrem
+  +zremrangebyscore +zscore
   (~jobstream:queues +zadd)'
 
 usage() {

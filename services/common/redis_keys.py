@@ -54,6 +54,12 @@ RETAINED = "retain:"
 STATS = "stats:"  # + the hour (Unix ms // 3,600,000): finished jobs counted per minute (lib.lua)
 SCHEDULE = "sched:"
 DEDUP = "dedup:"  # + a deduplication key: the id of the job that holds it
+# Keyed flow control (lib.lua), + a concurrency key (`[group/]key`) or a group:
+KEY_READY = "kready:"  # zset: the key's ready jobs, scored as `ready`
+KEY_ACTIVE = "kactive:"  # zset: the key's jobs handed to workers or running, by dispatch ms
+KEY_RING = "kring:"  # + a group: zset of its keys with ready jobs, by last turn (rotation order)
+KEY_RATE = "krate:"  # zset: the key's recent dispatches by ms (its rate limit's window)
+KEY_HOLDS = "kholds:"  # list: the key's recent holds, `<from ms> <to ms> <kind>` (wait times)
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -65,6 +71,11 @@ FAMILIES = {
     "STATS": STATS,
     "SCHEDULE": SCHEDULE,
     "DEDUP": DEDUP,
+    "KEY_READY": KEY_READY,
+    "KEY_ACTIVE": KEY_ACTIVE,
+    "KEY_RING": KEY_RING,
+    "KEY_RATE": KEY_RATE,
+    "KEY_HOLDS": KEY_HOLDS,
 }
 
 
@@ -83,6 +94,10 @@ class QueueKeys:
         "dispatch",
         "all_jobs",
         "schedules",
+        "key_groups",
+        "held",
+        "parked",
+        "rate_log",
     )
 
     queue: str
@@ -158,6 +173,36 @@ class QueueKeys:
     def schedules(self) -> str:
         """Zset of the queue's schedule ids scored by their next slot (ms; +inf while paused)."""
         return f"{self.prefix}schedules"
+
+    @property
+    def key_groups(self) -> str:
+        """Zset of the concurrency-key groups with keys in rotation, by their last turn."""
+        return f"{self.prefix}kgroups"
+
+    @property
+    def held(self) -> str:
+        """Zset of concurrency keys held (at their rate limit, or by a handler) until a time (ms);
+        the member '' is the queue itself. The promoter lets them go when it passes."""
+        return f"{self.prefix}held"
+
+    @property
+    def parked(self) -> str:
+        """Hash: concurrency key -> since when (ms) it sits out of rotation at its limit."""
+        return f"{self.prefix}parked"
+
+    @property
+    def rate_log(self) -> str:
+        """Zset of the queue's recent dispatches by ms: its rate limit's window."""
+        return f"{self.prefix}rate"
+
+    def key_ready(self, key: str) -> str:
+        return f"{self.prefix}{KEY_READY}{key}"
+
+    def key_active(self, key: str) -> str:
+        return f"{self.prefix}{KEY_ACTIVE}{key}"
+
+    def key_holds(self, key: str) -> str:
+        return f"{self.prefix}{KEY_HOLDS}{key}"
 
     def schedule(self, schedule_id: str) -> str:
         """Hash of one schedule (store/fields.py ScheduleField)."""

@@ -7,6 +7,8 @@ joined by OR (OR binds tighter, as AIP-160 has it).
     tags:"nightly"                      (the job has the tag)
     metadata.user = "42"                (a metadata entry; != matches jobs without it too)
     error:"timed out"                   (in the error's type or message, any case)
+    wait_reason = CONCURRENCY_LIMIT     (why a waiting job waits, Job.wait_reason's kind: a
+                                        term of its own, = only; OR-ed kinds in one term)
 
 Parentheses may enclose an OR-ed term: `(state = FAILED OR state = CANCELLED) AND tags:"x"`.
 A term that is a single `state`, `type` or `create_time` comparison picks the index the page is
@@ -23,12 +25,25 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from jobs.v1 import job_pb2
 from services.common import names
 from services.common.errors import InvalidFilter
 from services.common.states import State
 from services.scheduler.store.models import ListQuery
 
-FIELDS = ("state", "type", "create_time", "finish_time", "tags", "metadata.<key>", "error")
+FIELDS = (
+    "state",
+    "type",
+    "create_time",
+    "finish_time",
+    "tags",
+    "metadata.<key>",
+    "error",
+    "wait_reason",
+)
+_WAITING_STATES: tuple[Atom, ...] = tuple(
+    {"k": "state", "v": state} for state in (State.SCHEDULED, State.BLOCKED, State.QUEUED)
+)
 _TIMES = {"create_time": "ctime", "finish_time": "ftime"}
 _TIME_OPERATORS = (">=", ">", "<", "<=")
 _TOKEN = re.compile(
@@ -60,6 +75,7 @@ class JobFilter:
     index: IndexTerms = field(default_factory=IndexTerms)
     # Terms checked job by job: each a list of atoms of which one must hold (see list_jobs.lua).
     predicates: tuple[tuple[Atom, ...], ...] = ()
+    wait_reasons: frozenset[int] = frozenset()  # WaitReason kinds, worked out after the read
 
     def query(self, queue: str, **rest: Any) -> ListQuery:
         """The store's query of this filter over `queue`; `rest`: other ListQuery fields (or
@@ -71,12 +87,16 @@ class JobFilter:
             created_from_ms=self.index.created_from_ms,
             created_until_ms=self.index.created_until_ms,
             predicates=self.predicates,
+            wait_reasons=self.wait_reasons,
         )
         return dataclasses.replace(query, **rest)
 
     def fingerprint(self) -> str:
         """A canonical text of the filter, for page tokens."""
-        return json.dumps([dataclasses.asdict(self.index), self.predicates], sort_keys=True)
+        return json.dumps(
+            [dataclasses.asdict(self.index), self.predicates, sorted(self.wait_reasons)],
+            sort_keys=True,
+        )
 
 
 def _tokens(text: str) -> list[str]:
@@ -145,8 +165,19 @@ def _metadata(name: str, value: str) -> Atom:
     return {"k": "meta", "key": key, "v": _quoted(name, value)}
 
 
+def _wait_reason(operator: str, value: str) -> Atom:
+    known = job_pb2.WaitReason.Kind.keys()[1:]  # not KIND_UNSPECIFIED
+    kind = "KIND_" + value.removeprefix("KIND_")
+    if operator != "=" or kind not in known:
+        choices = ", ".join(k.removeprefix("KIND_") for k in known)
+        raise _bad(f"wait_reason takes = and one of {choices} (unquoted), not {operator} {value}")
+    return {"k": "wait", "v": job_pb2.WaitReason.Kind.Value(kind)}
+
+
 def _atom(name: str, operator: str, value: str) -> Atom:
     """One comparison as the store's predicate atom. Raises InvalidFilter."""
+    if name == "wait_reason":
+        return _wait_reason(operator, value)
     if name in _TIMES:
         return _time(name, operator, value)
     if name in ("tags", "error"):
@@ -221,11 +252,17 @@ def parse_filter(text: str) -> JobFilter:
     """The filter `text` names. Raises InvalidFilter naming the unsupported field or token."""
     index: dict[str, object] = {}
     predicates: list[tuple[Atom, ...]] = []
+    wait_reasons: set[int] = set()
     for term in _Terms(_tokens(text)).read():
-        if len(term) == 1 and _narrows(index, term[0]):
-            continue
-        predicates.append(tuple(term))
-    return JobFilter(IndexTerms(**index), tuple(predicates))  # type: ignore[arg-type]
+        waits = [atom for atom in term if atom["k"] == "wait"]
+        if waits and (len(waits) != len(term) or wait_reasons):
+            raise _bad("wait_reason must be a term of its own (AND-ed), once")
+        if waits:
+            wait_reasons = {int(str(atom["v"])) for atom in waits}
+            predicates.append(_WAITING_STATES)
+        elif not (len(term) == 1 and _narrows(index, term[0])):
+            predicates.append(tuple(term))
+    return JobFilter(IndexTerms(**index), tuple(predicates), frozenset(wait_reasons))  # type: ignore[arg-type]
 
 
 def _narrows(index: dict[str, object], atom: Atom) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from jobs.v1 import queue_pb2, queue_service_pb2
 from services.common import names
 from services.common.errors import InvalidArgument
@@ -11,12 +13,17 @@ from services.scheduler.violations import Violations, duration_ms
 MASK_PATHS = (
     "limits",
     "limits.max_running",
+    "limits.max_running_per_key",
+    "limits.rate_limit",
+    "limits.key_rate_limit",
     "retention",
     "retention.succeeded",
     "retention.failed",
     "retention.cancelled",
 )
 MAX_RUNNING = 1_000_000
+MAX_RATE = 100_000
+MAX_RATE_PERIOD_MS = 86_400_000
 MAX_RETAINED = 1_000_000
 MAX_AGE_MS = 365 * 86_400_000
 MIN_AGE_MS = 1000
@@ -41,10 +48,25 @@ def _mask(v: Violations, paths: list[str]) -> set[str]:
     return set(paths) if paths else set(MASK_PATHS)
 
 
-def _max_running(v: Violations, limits: queue_pb2.QueueLimits) -> int:
-    if not 0 <= limits.max_running <= MAX_RUNNING:
-        v.add("queue.limits.max_running", f"must be 0 (no limit) to {MAX_RUNNING}")
-    return limits.max_running
+def _max_running(v: Violations, limits: queue_pb2.QueueLimits, field: str) -> int:
+    value: int = getattr(limits, field)
+    if not 0 <= value <= MAX_RUNNING:
+        v.add(f"queue.limits.{field}", f"must be 0 (no limit) to {MAX_RUNNING}")
+    return value
+
+
+def _rate(
+    v: Violations, limits: queue_pb2.QueueLimits, field: Literal["rate_limit", "key_rate_limit"]
+) -> str:
+    """`<limit>/<period ms>`, or "" when unset (no limit)."""
+    if not limits.HasField(field):
+        return ""
+    rate: queue_pb2.RateLimit = getattr(limits, field)
+    path = f"queue.limits.{field}"
+    if not 1 <= rate.limit <= MAX_RATE:
+        v.add(f"{path}.limit", f"must be 1 to {MAX_RATE} jobs per period")
+    period = duration_ms(v, rate.period, f"{path}.period", low_ms=1, high_ms=MAX_RATE_PERIOD_MS)
+    return f"{rate.limit}/{period}"
 
 
 def _bounds(v: Violations, bounds: queue_pb2.StateRetention, path: str) -> Bounds:
@@ -83,16 +105,22 @@ def create_queue(request: queue_service_pb2.CreateQueueRequest) -> tuple[str, Qu
 
 
 def _settings(v: Violations, queue: queue_pb2.Queue, paths: set[str]) -> QueueSettingsUpdate:
-    max_running = None
-    if paths & {"limits", "limits.max_running"}:
-        max_running = _max_running(v, queue.limits)
+    def asked(field: str) -> bool:
+        return bool(paths & {"limits", f"limits.{field}"})
+
+    limits = queue.limits
     retention: dict[str, Bounds] = {}
     for state in _RETAINED_STATES:
         if paths & {"retention", f"retention.{state}"}:
             bounds = getattr(queue.retention, state)
             retention[state] = _bounds(v, bounds, f"queue.retention.{state}")
     return QueueSettingsUpdate(
-        max_running=max_running,
+        max_running=_max_running(v, limits, "max_running") if asked("max_running") else None,
+        max_running_per_key=(
+            _max_running(v, limits, "max_running_per_key") if asked("max_running_per_key") else None
+        ),
+        rate_limit=_rate(v, limits, "rate_limit") if asked("rate_limit") else None,
+        key_rate_limit=_rate(v, limits, "key_rate_limit") if asked("key_rate_limit") else None,
         retain_succeeded=retention.get("succeeded"),
         retain_failed=retention.get("failed"),
         retain_cancelled=retention.get("cancelled"),

@@ -143,6 +143,16 @@ def _timeout(v: Violations, job: job_pb2.Job) -> int:
     return duration_ms(v, job.timeout, "job.timeout", low_ms=MIN_TIMEOUT_MS, high_ms=MAX_TIMEOUT_MS)
 
 
+def _concurrency_key(v: Violations, job: job_pb2.Job) -> str:
+    key = job.concurrency_key
+    if key and not names.CONCURRENCY_KEY.fullmatch(key):
+        v.add(
+            "job.concurrency_key",
+            f"{key!r} must be a key or group/key, each part matching {names.KEY_PART}",
+        )
+    return key
+
+
 def _tags(v: Violations, job: job_pb2.Job) -> tuple[str, ...]:
     if len(job.tags) > MAX_TAGS:
         v.add("job.tags", f"at most {MAX_TAGS} tags, not {len(job.tags)}")
@@ -215,6 +225,7 @@ def _new_job(
         dedup_key=dedup_key,
         dedup_window_ms=dedup_window_ms,
         timeout_ms=_timeout(v, job),
+        concurrency_key=_concurrency_key(v, job),
     )
 
 
@@ -277,6 +288,7 @@ TEMPLATE_FIELDS = (
     "retry_policy",
     "deduplication",
     "timeout",
+    "concurrency_key",
 )
 
 

@@ -15,7 +15,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from services.worker import reports
 from services.worker.context import JobContext
-from services.worker.handler import Handler, JobCancelled, NonRetryable, RetryAfter
+from services.worker.handler import Handler, JobCancelled, NonRetryable, RateLimited, RetryAfter
 from services.worker.threads import HandlerThreads
 
 Report = reports.Report
@@ -119,8 +119,15 @@ def outcome(
         cancel_requested and isinstance(error, asyncio.CancelledError)
     ):
         return reports.cancelled(attempt, forced=False)
+    return _raised(attempt, error)
+
+
+def _raised(attempt: str, error: BaseException) -> Report:
+    """The report of a handler that raised `error`, as the exception steers its job."""
     if isinstance(error, RetryAfter):
         return reports.failed(attempt, error, retry_after=error.delay)
+    if isinstance(error, RateLimited):
+        return reports.failed(attempt, error, hold=error.hold)
     if isinstance(error, NonRetryable):
         return reports.failed(attempt, error, non_retryable=True)
     return reports.failed(attempt, error)

@@ -5,6 +5,8 @@ loop, plain `def` handlers in its thread pool. What it returns (any JSON value) 
 result; what it raises decides what happens next:
 
 - `RetryAfter(delay)`: run again after `delay` (the attempt still counts against max_attempts);
+- `RateLimited(hold)`: the downstream rate-limited it: its concurrency key (its queue, for a job
+  without one) is held for `hold` and the job runs again after it, the attempt not counted;
 - `NonRetryable(message)`: the job fails now, whatever attempts remain;
 - `JobCancelled` (from `ctx.raise_if_cancelled()`): the handler stopped on a cancel request;
 - anything else: the attempt failed; the job's retry policy decides.
@@ -42,6 +44,20 @@ class RetryAfter(Exception):
         super().__init__(message or f"retry requested after {seconds:g} s")
         self.delay = timedelta(seconds=seconds)
         self.message = message
+
+
+class RateLimited(Exception):
+    """The downstream said "too many requests": hold this job's concurrency key (its queue, for a
+    job without one) for `hold` (seconds or a timedelta, more than 0), so no job of the key is
+    handed out meanwhile, and run this job again after it. The attempt does not count against
+    `max_attempts`."""
+
+    def __init__(self, hold: float | timedelta, message: str = "") -> None:
+        seconds = hold.total_seconds() if isinstance(hold, timedelta) else float(hold)
+        if not math.isfinite(seconds) or seconds < 0.001:
+            raise ValueError(f"RateLimited hold must be a finite number >= 0.001, not {hold!r}")
+        super().__init__(message or f"rate limited downstream; holding for {seconds:g} s")
+        self.hold = timedelta(seconds=seconds)
 
 
 class NonRetryable(Exception):

@@ -102,6 +102,7 @@ def failed(
     error: BaseException,
     *,
     retry_after: timedelta | None = None,
+    hold: timedelta | None = None,
     non_retryable: bool = False,
     timed_out: bool = False,
     forced: bool = False,
@@ -125,6 +126,8 @@ def failed(
     )
     if retry_after is not None:
         report.failed.retry_after.FromTimedelta(retry_after)
+    if hold is not None:
+        report.failed.hold.FromTimedelta(hold)
     return report
 
 

@@ -126,6 +126,16 @@ async def slow_always(ctx: JobContext) -> dict[str, object]:
     return {"pid": os.getpid(), "attempt": ctx.attempt}
 
 
+@job("timed")
+async def timed(ctx: JobContext) -> dict[str, object]:
+    """Works `ms` (payload) and says when it ran, by this machine's clock, and under which key:
+    the limit tests measure overlap and rates from what handlers saw, not from what the
+    scheduler assumes."""
+    start = time.time()
+    await asyncio.sleep(int(str(_payload(ctx).get("ms", 50))) / 1000)
+    return {"start": start, "end": time.time(), "key": _payload(ctx).get("key", "")}
+
+
 @job("chatty")
 async def chatty(ctx: JobContext) -> int:
     """Reports progress every millisecond for `seconds` (payload), keeping its worker's stream

@@ -29,9 +29,10 @@ async def enqueue(
     max_attempts: int = 0,
     initial_backoff_ms: int | None = None,
     timeout_ms: int | None = None,
+    concurrency_key: str = "",
 ) -> job_pb2.Job:
     """Creates one job; a set backoff comes with multiplier 2 and no jitter."""
-    job = job_pb2.Job(type=job_type)
+    job = job_pb2.Job(type=job_type, concurrency_key=concurrency_key)
     if timeout_ms is not None:
         job.timeout.FromMilliseconds(timeout_ms)
     if payload is not None:

@@ -88,7 +88,18 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         request: job_service_pb2.GetJobRequest,
         context: Context[job_service_pb2.GetJobRequest, job_pb2.Job],
     ) -> job_pb2.Job:
-        return await self._store.get_job(caller().job(names.parse_job_name(request.name)))
+        me = caller()
+        ref = me.job(names.parse_job_name(request.name))
+        job = await self._store.get_job(ref)
+        await self._explain_waits(ref.queue, [job], times=True)
+        return job
+
+    async def _explain_waits(
+        self, queue: str, jobs: list[job_pb2.Job], *, times: bool = False
+    ) -> None:
+        """Sets the waiting jobs' wait reasons (`queue`: the store's id)."""
+        consumed = await self._consumers.has_consumer(caller().tenant, names.local_queue(queue))
+        await self._store.explain_waits(queue, jobs, has_consumer=consumed, times=times)
 
     @override
     async def ListJobs(
@@ -97,11 +108,14 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         context: Context[job_service_pb2.ListJobsRequest, job_service_pb2.ListJobsResponse],
     ) -> job_service_pb2.ListJobsResponse:
         query, fingerprint = paging.list_jobs_query(request)
-        page = await self._store.list_jobs(
-            dataclasses.replace(query, queue=caller().queue(query.queue))
-        )
+        queue = caller().queue(query.queue)
+        page = await self._store.list_jobs(dataclasses.replace(query, queue=queue))
+        jobs = list(page.jobs)
+        await self._explain_waits(queue, jobs)
+        if query.wait_reasons:
+            jobs = [job for job in jobs if job.wait_reason.kind in query.wait_reasons]
         return job_service_pb2.ListJobsResponse(
-            jobs=page.jobs,
+            jobs=jobs,
             next_page_token=paging.next_page_token(page.next_cursor, fingerprint),
             total_size=page.total,
             total_size_estimated=page.total_estimated,

@@ -182,6 +182,8 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
     _set_time(job.cancel_time, fields, J.CANCEL_TIME.key)
     if J.TIMEOUT.key in fields:
         job.timeout.FromMilliseconds(_int(fields, J.TIMEOUT.key))
+    if J.CONCURRENCY_KEY.key in fields:
+        job.concurrency_key = _text(fields, J.CONCURRENCY_KEY.key)
     if J.DEDUP_KEY.key in fields:
         job.deduplication.key = _text(fields, J.DEDUP_KEY.key)
         until = _int(fields, J.DEDUP_UNTIL.key)

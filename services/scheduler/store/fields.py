@@ -67,6 +67,7 @@ class JobField(StoredName):
     DEDUP_KEY = "dkey"  # its deduplication key (the queue's `dedup:<key>` names it while it lives)
     DEDUP_UNTIL = "duntil"  # ms: the end of its deduplication window (0: none)
     TIMEOUT = "timeout"  # ms an attempt may run; absent: no limit
+    CONCURRENCY_KEY = "ckey"  # `[group/]key`; absent: none (see lib.lua's keyed rotation)
 
 
 class QueueField(StoredName):
@@ -74,6 +75,13 @@ class QueueField(StoredName):
 
     PAUSED = "paused"
     MAX_RUNNING = "max_running"
+    MAX_RUNNING_PER_KEY = "max_per_key"
+    RATE_LIMIT = "rate"  # `<limit>/<period ms>` (lib.lua), for the queue
+    KEY_RATE_LIMIT = "key_rate"  # `<limit>/<period ms>`, per concurrency key
+    KEYED = "keyed"  # '1' while keyed jobs may wait in the rotation (lib.lua dispatch)
+    HELD_UNTIL = "held"  # ms: the queue is rate limited (a handler's hold, or its rate) until then
+    TURNS = "turns"  # the keyed rotation's turn counter (lib.lua next_turn)
+    PAUSED_SINCE = "paused_ms"  # ms: when the queue was paused (its hold log records the pause)
     SEQUENCE = "seq"
     CREATE_TIME = "ctime"
     UPDATE_TIME = "utime"

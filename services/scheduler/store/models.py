@@ -12,6 +12,7 @@ from jobs.v1 import job_pb2
 from services.common.errors import JobstreamError
 from services.common.names import AttemptRef
 from services.common.states import TRANSITIONS, Action, State
+from services.scheduler.store.fields import QueueField as Q
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,7 @@ class NewJob:
     dedup_key: str = ""  # "" when the job has none
     dedup_window_ms: int = 0
     timeout_ms: int = 0  # 0: no limit
+    concurrency_key: str = ""  # "" when the job has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,9 @@ class ListQuery:
     descending: bool = True
     cursor: str | None = None
     limit: int = 50
+    # WaitReason kinds: the servicer keeps the page's jobs waiting for one of them (the filter's
+    # `wait_reason`; `predicates` then holds the waiting states).
+    wait_reasons: frozenset[int] = frozenset()
 
 
 class ReportKind(enum.StrEnum):
@@ -118,7 +123,8 @@ REPORT_ACTIONS: Mapping[ReportKind, Action] = {
 class Report:
     """One worker report about one attempt, as decoded once from the wire. `body` depends on
     `kind`: log: `{"message": ...}`; failed: `{"error": {type, message, stack_trace},
-    "retry_after_ms": int | None, "non_retryable": bool, "timed_out": bool, "forced": bool}`;
+    "retry_after_ms": int | None, "non_retryable": bool, "timed_out": bool, "forced": bool,
+    "hold_ms": int | None}`;
     cancelled: `{"forced": bool}`; rejected: `{"message": ...}`; the others: empty. `raw` is JSON
     text the store keeps as it is (user numbers never pass through Lua's cjson, which keeps 14
     digits): the progress
@@ -175,6 +181,9 @@ class QueueSettingsUpdate:
     """Fields to change on a queue; None leaves a field as it is."""
 
     max_running: int | None = None
+    max_running_per_key: int | None = None
+    rate_limit: str | None = None  # `<limit>/<period ms>`; "": none
+    key_rate_limit: str | None = None
     retain_succeeded: tuple[int | None, int | None] | None = None  # (max_count, max_age_ms)
     retain_failed: tuple[int | None, int | None] | None = None
     retain_cancelled: tuple[int | None, int | None] | None = None
@@ -183,7 +192,15 @@ class QueueSettingsUpdate:
         """The queue-hash fields update_queue.lua sets (None: back to the default)."""
         fields: dict[str, str | None] = {}
         if self.max_running is not None:
-            fields["max_running"] = str(self.max_running)
+            fields[Q.MAX_RUNNING] = str(self.max_running)
+        if self.max_running_per_key is not None:
+            fields[Q.MAX_RUNNING_PER_KEY] = str(self.max_running_per_key)
+        for name, rate in (
+            (Q.RATE_LIMIT, self.rate_limit),
+            (Q.KEY_RATE_LIMIT, self.key_rate_limit),
+        ):
+            if rate is not None:
+                fields[name] = rate or None
         for state, bounds in (
             (State.SUCCEEDED, self.retain_succeeded),
             (State.FAILED, self.retain_failed),

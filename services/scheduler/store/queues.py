@@ -95,7 +95,7 @@ class QueueReader:
         proto = queue_pb2.Queue(
             name=names.queue_name(queue),
             paused=settings.get(Q.PAUSED.key) == b"1",
-            limits=queue_pb2.QueueLimits(max_running=int(settings.get(Q.MAX_RUNNING.key, 0))),
+            limits=_limits(settings),
             job_counts=queue_pb2.JobCounts(
                 **{state.lower(): int(n) for state, n in zip(_COUNTED, counts, strict=True)}
             ),
@@ -112,3 +112,19 @@ class QueueReader:
         if Q.UPDATE_TIME.key in settings:
             proto.update_time.FromMilliseconds(int(settings[Q.UPDATE_TIME.key]))
         return proto
+
+
+def _limits(settings: dict[bytes, bytes]) -> queue_pb2.QueueLimits:
+    limits = queue_pb2.QueueLimits(
+        max_running=int(settings.get(Q.MAX_RUNNING.key, 0)),
+        max_running_per_key=int(settings.get(Q.MAX_RUNNING_PER_KEY.key, 0)),
+    )
+    for field, rate in (
+        (Q.RATE_LIMIT, limits.rate_limit),
+        (Q.KEY_RATE_LIMIT, limits.key_rate_limit),
+    ):
+        if field.key in settings:
+            count, period_ms = settings[field.key].split(b"/")
+            rate.limit = int(count)
+            rate.period.FromMilliseconds(int(period_ms))
+    return limits

@@ -33,7 +33,7 @@ from services.common.names import AttemptRef, JobRef
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.common.states import TERMINAL, TRANSITIONS, Action
-from services.scheduler.store import codec, reports, stats
+from services.scheduler.store import codec, reports, stats, waits
 from services.scheduler.store.codes import Code, Reply, as_int, as_text, job_error
 from services.scheduler.store.events import (
     HISTORY_BYTES_PER_EVENT,
@@ -204,6 +204,25 @@ class JobStore:
         if not fields:
             raise JobNotFound(ref.name)
         return codec.job_from_hash(ref.queue, ref.job, fields)
+
+    async def explain_waits(
+        self, queue: str, jobs: Sequence[job_pb2.Job], *, has_consumer: bool, times: bool = False
+    ) -> None:
+        """Sets each waiting job's `wait_reason`; with `times`, every job's `wait_times` too
+        (for GetJob's one job: it reads the job's history)."""
+        now = self.clock.now_ms()
+        waiting = [job for job in jobs if job.state in waits.WAITING]
+        if waiting:
+            facts = await waits.queue_facts(self.redis, queue, waiting)
+            for job in waiting:
+                reason = waits.wait_reason(job, facts, has_consumer=has_consumer, now_ms=now)
+                if reason is not None:
+                    job.wait_reason.CopyFrom(reason)
+        for job in jobs if times else ():
+            job_id = job.name.rsplit("/", 1)[1]
+            history = cast(bytes | None, await self.redis.get(QueueKeys(queue).history(job_id)))
+            holds = await waits.read_holds(self.redis, queue, job.concurrency_key)
+            job.wait_times.extend(waits.wait_times(history, holds, now))
 
     async def job_with_history(
         self, ref: JobRef, *, after: str | None
@@ -630,7 +649,9 @@ def encode_new_job(job: NewJob, *, schedule: str = "", slot_ms: int | None = Non
     policy = job.retry
     fire = {"sched": schedule, "slot": "" if slot_ms is None else str(slot_ms)} if schedule else {}
     dedup = {"dkey": job.dedup_key, "dwin": job.dedup_window_ms} if job.dedup_key else {}
-    limit = {"timeout": job.timeout_ms} if job.timeout_ms else {}
+    limit: dict[str, object] = {"timeout": job.timeout_ms} if job.timeout_ms else {}
+    if job.concurrency_key:
+        limit["ckey"] = job.concurrency_key
     return json.dumps(
         {
             "id": job.job_id,

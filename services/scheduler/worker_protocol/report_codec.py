@@ -136,6 +136,14 @@ def _failed(failed: worker_service_pb2.AttemptFailed, path: str) -> dict[str, ob
                 f"{path}.retry_after", f"must be from 0 to {MAX_RETRY_AFTER.days} days"
             )
         retry_after_ms = failed.retry_after.ToMilliseconds()
+    hold_ms: int | None = None
+    if failed.HasField("hold"):
+        hold = failed.hold.ToTimedelta()
+        if not timedelta(milliseconds=1) <= hold <= MAX_RETRY_AFTER:
+            raise InvalidArgument.field(
+                f"{path}.hold", f"must be from 1 ms to {MAX_RETRY_AFTER.days} days"
+            )
+        hold_ms = failed.hold.ToMilliseconds()
     error = failed.error
     body: dict[str, object] = {
         "error": {
@@ -147,6 +155,7 @@ def _failed(failed: worker_service_pb2.AttemptFailed, path: str) -> dict[str, ob
         "non_retryable": failed.non_retryable,
         "timed_out": failed.timed_out,
         "forced": failed.forced,
+        "hold_ms": hold_ms,
     }
     return body
 

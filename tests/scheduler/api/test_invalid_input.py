@@ -196,6 +196,14 @@ def _other_cases() -> dict[str, Case]:
         "filter tags without has": Case(
             "ListJobs", list_jobs(parent="queues/q1", filter='tags = "x"'), "filter"
         ),
+        "filter wait reason": Case(
+            "ListJobs", list_jobs(parent="queues/q1", filter="wait_reason = BORED"), "filter"
+        ),
+        "filter wait reason in a mixed term": Case(
+            "ListJobs",
+            list_jobs(parent="queues/q1", filter="wait_reason = SCHEDULED OR state = FAILED"),
+            "filter",
+        ),
         "filter state": Case(
             "ListJobs", list_jobs(parent="queues/q1", filter="state = DONE"), "filter"
         ),

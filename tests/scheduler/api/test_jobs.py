@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import pytest
@@ -14,6 +15,7 @@ from services.scheduler.app import Scheduler
 from tests.scheduler.api.helpers import failure
 
 QUEUED, CANCELLED = job_pb2.Job.STATE_QUEUED, job_pb2.Job.STATE_CANCELLED
+Kind = job_pb2.WaitReason.Kind
 
 
 def _request(payload: str = "p", **fields: str) -> job_service_pb2.CreateJobRequest:
@@ -39,6 +41,10 @@ async def test_created_job_can_be_read_listed_cancelled_and_retried(
     assert dict(created.metadata) == {"owner": "me"}
 
     got = await jobs.GetJob(job_service_pb2.GetJobRequest(name=created.name))
+    assert got.wait_reason.kind == job_pb2.WaitReason.KIND_NO_WORKER  # none consumes q1
+    assert [t.kind for t in got.wait_times] == [job_pb2.WaitReason.KIND_IN_LINE]
+    got.ClearField("wait_reason")
+    got.ClearField("wait_times")
     assert got == created
     listed = await jobs.ListJobs(job_service_pb2.ListJobsRequest(parent="queues/q1"))
     assert [job.name for job in listed.jobs] == [created.name]
@@ -83,6 +89,29 @@ async def test_filters_select_by_state_and_type(jobs: jobs_grpc.JobServiceAsyncS
     counted = await jobs.ListJobs(job_service_pb2.ListJobsRequest(parent="queues/q1", page_size=1))
     assert (len(counted.jobs), counted.total_size) == (1, 2)  # over every page
     assert not counted.total_size_estimated
+
+
+async def test_lists_say_why_jobs_wait_and_filter_by_it(
+    jobs: jobs_grpc.JobServiceAsyncStub,
+) -> None:
+    now = await jobs.CreateJob(_request())
+    later_request = _request()
+    later_request.job.run_time.FromSeconds(int(time.time()) + 3600)
+    later = await jobs.CreateJob(later_request)
+
+    async def listed(filter_: str) -> dict[str, int]:
+        reply = await jobs.ListJobs(
+            job_service_pb2.ListJobsRequest(parent="queues/q1", filter=filter_)
+        )
+        return {job.name: job.wait_reason.kind for job in reply.jobs}
+
+    assert await listed("") == {now.name: Kind.KIND_NO_WORKER, later.name: Kind.KIND_SCHEDULED}
+    assert await listed("wait_reason = SCHEDULED") == {later.name: Kind.KIND_SCHEDULED}
+    assert await listed("wait_reason = NO_WORKER OR wait_reason = KIND_SCHEDULED") == {
+        now.name: Kind.KIND_NO_WORKER,
+        later.name: Kind.KIND_SCHEDULED,
+    }
+    assert await listed("wait_reason = QUEUE_PAUSED") == {}
 
 
 async def test_filters_by_tag_and_metadata_and_sorts_by_priority(

@@ -21,7 +21,7 @@ local worker = ARGV[2]
 
 -- The fence: the job exists, is in an allowed state, and `n` is its current attempt.
 local function fenced(key, n, allowed)
-  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.CANCEL_TIME, J.START_TIME)
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.CANCEL_TIME, J.START_TIME, J.CONCURRENCY_KEY)
   if not f[1] then return nil, {NOT_FOUND} end
   if tonumber(f[2]) ~= n then return nil, {SUPERSEDED} end
   if not allowed[f[1]] then return nil, {SUPERSEDED} end -- the attempt has ended
@@ -36,10 +36,10 @@ local function renew(key, id)
 end
 
 -- What starting attempt `n` needs, in one read: {state, index member, type, dispatch entry,
--- ATTEMPT_FIELDS...} (f[5] is the current attempt's number); else the refusal.
+-- ATTEMPT_FIELDS..., concurrency key} (f[5] is the current attempt's number); else the refusal.
 local function read_for_start(key, n, allowed)
   local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.DISPATCH_ENTRY,
-    unpack(ATTEMPT_FIELDS))
+    unpack(ATTEMPT_FIELDS_AND_KEY))
   if not f[1] then return nil, {NOT_FOUND} end
   if n ~= tonumber(f[5]) + 1 then return nil, {SUPERSEDED} end
   if not allowed[f[1]] then return nil, {WRONG_STATE, f[1]} end
@@ -68,25 +68,42 @@ end
 
 local function fail(id, key, n, f, body, u)
   local err = body.error
-  local failures = redis.call('HINCRBY', key, J.FAILURES, 1)
+  local held = body.hold_ms ~= cjson.null and body.hold_ms
+  -- A downstream's rate limit is not the handler's failure: it holds the key (or the queue) and
+  -- costs no attempt.
+  local failures
+  if held then
+    failures = tonumber(redis.call('HGET', key, J.FAILURES))
+  else
+    failures = redis.call('HINCRBY', key, J.FAILURES, 1)
+  end
   local max = tonumber(redis.call('HGET', key, J.MAX_ATTEMPTS))
   local outcome = 'FAILED'
   if body.retry_after_ms ~= cjson.null and body.retry_after_ms then outcome = 'RETRY_REQUESTED' end
   if body.timed_out then outcome = body.forced and 'TIMED_OUT_FORCED' or 'TIMED_OUT' end
+  if held then outcome = 'RATE_LIMITED' end
   local final = nil
-  err.reason = body.timed_out and 'TIMED_OUT' or 'HANDLER_ERROR'
+  err.reason = body.timed_out and 'TIMED_OUT' or (held and 'RATE_LIMITED' or 'HANDLER_ERROR')
   if f[5] then final = 'CANCELLED'
   elseif body.non_retryable then final = 'FAILED'; err.reason = 'NON_RETRYABLE'
-  elseif failures >= max then final = 'FAILED' end
+  elseif failures >= max and not held then final = 'FAILED' end
   end_attempt(key, n, outcome, err)
   local encoded = cjson.encode(err)
   if final then
     finish('fail', id, key, n, final, {J.ERROR, encoded}, 'attempt ' .. n .. ' failed', encoded)
     return {OK, final, -1, f[4], f[6], NOW, err.reason or ''}
   end
-  local delay = backoff_ms(key, failures, u)
-  if outcome == 'RETRY_REQUESTED' then delay = body.retry_after_ms end
+  local delay = 0
+  if held then
+    delay = held
+    hold(f[7] or '', NOW + held, 'RATE')
+  elseif outcome == 'RETRY_REQUESTED' then
+    delay = body.retry_after_ms
+  else
+    delay = backoff_ms(key, failures, u)
+  end
   zrem(K_LEASES, id)
+  if f[7] then left_active(id, f[7]) end
   local to = 'QUEUED'
   if delay > 0 then to = 'SCHEDULED' end
   index_state(id, f[3], f[4], 'RUNNING', to, 'fail')
@@ -174,6 +191,7 @@ local function run_through(id, n, raw)
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   state_changed(id, 'RUNNING', 'SUCCEEDED', n, 'attempt ' .. n .. ' succeeded')
   count_finished(f[3], 'SUCCEEDED', NOW)
+  if f[5 + #ATTEMPT_FIELDS] then left_active(id, f[5 + #ATTEMPT_FIELDS]) end
   retain(id, 'SUCCEEDED')
   return {{OK, NOW + ctx.lease_ms}, {OK, 'SUCCEEDED', -1, f[3], NOW, NOW, ''}}
 end

@@ -138,6 +138,8 @@ end
 -- listpack: ~0.5 KB where a hash table took ~2 KB. Jobs stored before this layout have the current
 -- attempt in the array too and no `aout`: it is updated there.
 local ATTEMPT_FIELDS = {J.ATTEMPT, J.WORKER, J.START_TIME, J.ATTEMPT_END, J.ATTEMPT_OUTCOME, J.ATTEMPT_ERROR_TYPE, J.ATTEMPT_ERROR_MESSAGE, J.EARLIER_ATTEMPTS, J.ATTEMPT_ERROR_REASON, J.ERROR}
+local ATTEMPT_FIELDS_AND_KEY = {unpack(ATTEMPT_FIELDS)}
+ATTEMPT_FIELDS_AND_KEY[#ATTEMPT_FIELDS + 1] = J.CONCURRENCY_KEY
 local ATTEMPT_STACK_CHARS = 4096
 
 -- The attempt read into `a` (ATTEMPT_FIELDS) as an item of the earlier attempts' array.
@@ -225,8 +227,79 @@ local function ready_score(priority)
   return string.format('%.0f', (100 - priority) * 17592186044416 + seq)
 end
 
+-- Keyed flow control. A job with a concurrency key (`ckey`, `[group/]key`) waits in its key's
+-- ready set (F_KEY_READY) instead of K_READY. The key takes turns in its group's ring (F_KEY_RING
+-- .. group) and the group in K_KEY_GROUPS, each scored by its last turn, so dispatch serves the
+-- group, then the key, that waited longest: a busy key, or a group with many keys, gets one turn
+-- in its round like any other. A key sits out of its ring while at the queue's per-key limit (its
+-- F_KEY_ACTIVE set holds its jobs handed out or running; K_PARKED says since when) or held in
+-- K_HELD (its rate limit, or a handler's hold, until a time; the promoter lets it go), and comes
+-- back when one of its jobs ends or the hold passes. Q.KEYED tells dispatch whether anything is in
+-- rotation, so a queue without keys pays nothing. Each key keeps its recent holds in F_KEY_HOLDS
+-- ('' : the queue's, with its pauses) for the jobs' wait times.
+-- Turn order: later turns score higher, within a call and across calls (a block of a million
+-- per call, drawn from the queue's counter the first time a call needs one).
+local turn = nil
+local TURNS_PER_CALL = 1000000
+local function next_turn()
+  turn = (turn or redis.call('HINCRBY', K_SETTINGS, Q.TURNS, TURNS_PER_CALL)) + 1
+  return turn
+end
+
+local function key_group(ckey)
+  local slash = string.find(ckey, '/', 1, true)
+  return slash and string.sub(ckey, 1, slash - 1) or ckey
+end
+
+-- Records that `ckey` ('' : the queue) waited from `from` to `to` for `kind` (LIMIT, RATE, PAUSED).
+local HOLDS_KEPT = 64
+local function log_hold(ckey, from, to, kind)
+  local lkey = P .. F_KEY_HOLDS .. ckey
+  redis.call('LPUSH', lkey, from .. ' ' .. to .. ' ' .. kind)
+  redis.call('LTRIM', lkey, 0, HOLDS_KEPT - 1)
+end
+
+-- Holds `ckey` ('' : the whole queue) until `until_ms`.
+local function hold(ckey, until_ms, kind)
+  local current = redis.call('ZSCORE', K_HELD, ckey)
+  if current and tonumber(current) >= until_ms then return end
+  redis.call('ZADD', K_HELD, until_ms, ckey)
+  if ckey == '' then redis.call('HSET', K_SETTINGS, Q.HELD_UNTIL, until_ms) end
+  log_hold(ckey, NOW, until_ms, kind)
+end
+
+-- Puts a key with ready jobs into its group's ring (a no-op when it is there).
+local function rotate_in(ckey)
+  local group = key_group(ckey)
+  redis.call('ZADD', P .. F_KEY_RING .. group, 'NX', next_turn(), ckey)
+  if redis.call('ZADD', K_KEY_GROUPS, 'NX', next_turn(), group) == 1 then
+    redis.call('HSET', K_SETTINGS, Q.KEYED, '1')
+  end
+end
+
+-- A keyed job stopped being handed out or running: its key, parked at its limit, comes back.
+local function left_active(id, ckey)
+  if redis.call('ZREM', P .. F_KEY_ACTIVE .. ckey, id) == 0 then return end
+  local since = redis.call('HGET', K_PARKED, ckey)
+  if since then
+    redis.call('HDEL', K_PARKED, ckey)
+    log_hold(ckey, since, NOW, 'LIMIT')
+    if redis.call('EXISTS', P .. F_KEY_READY .. ckey) == 1 then rotate_in(ckey) end
+  end
+end
+
+-- Takes a waiting keyed job out of its key's ready set (a cancel).
+local function unready_keyed(id, ckey)
+  redis.call('ZREM', P .. F_KEY_READY .. ckey, id)
+  left_active(id, ckey)
+end
+
 local function make_ready(key, id)
-  redis.call('ZADD', K_READY, redis.call('HGET', key, J.READY_SCORE), id)
+  local f = redis.call('HMGET', key, J.READY_SCORE, J.CONCURRENCY_KEY)
+  if not f[2] then return redis.call('ZADD', K_READY, f[1], id) end
+  redis.call('ZADD', P .. F_KEY_READY .. f[2], f[1], id)
+  left_active(id, f[2])
+  rotate_in(f[2])
 end
 
 -- The taskiq message for one delivery: the attempt it may start and everything the handler gets
@@ -282,12 +355,100 @@ local function take_back_unfetched()
   return taken
 end
 
--- Hands ready jobs to workers in priority order while the queue is running, the dispatch window
--- has room and the queue's max_running allows. Returns how many were sent.
+-- A rate limit `<limit>/<period ms>` over the dispatches logged in `log` (a zset by ms): how
+-- many may go now, its period, and when the next may go once none may.
+local function rate_room(log, spec)
+  local slash = string.find(spec, '/', 1, true)
+  local limit, period = tonumber(string.sub(spec, 1, slash - 1)), tonumber(string.sub(spec, slash + 1))
+  redis.call('ZREMRANGEBYSCORE', log, '-inf', NOW - period)
+  local used = redis.call('ZCARD', log)
+  if used < limit then return limit - used, period, nil end
+  local oldest = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
+  return 0, period, tonumber(oldest[2]) + period
+end
+
+local function rate_log(log, period, ids)
+  local args = {}
+  for _, id in ipairs(ids) do args[#args + 1] = NOW; args[#args + 1] = id .. '@' .. next_turn() end
+  redis.call('ZADD', log, unpack(args))
+  redis.call('PEXPIRE', log, period)
+end
+
+local function send_first()
+  if redis.call('EXISTS', K_DISPATCH) == 0 then
+    -- Create the group at 0 with the stream, so messages sent before any worker exists are read.
+    redis.call('XGROUP', 'CREATE', K_DISPATCH, ctx.dispatch_group, '0', 'MKSTREAM')
+  end
+end
+
+-- One turn of the keyed rotation: sends a job of the group, then key, whose turn it is. Returns
+-- its id, 'skip' (a key or group left the rotation: try again) or nil (nothing in rotation).
+local function keyed_turn(per_key, key_rate)
+  local group = redis.call('ZRANGE', K_KEY_GROUPS, 0, 0)[1]
+  if not group then return nil end
+  local ring = P .. F_KEY_RING .. group
+  local ckey = redis.call('ZRANGE', ring, 0, 0)[1]
+  local out, period = ckey == nil, nil
+  if ckey then
+    local held = redis.call('ZSCORE', K_HELD, ckey)
+    if held and tonumber(held) > NOW then
+      out = true
+    elseif per_key > 0 and redis.call('ZCARD', P .. F_KEY_ACTIVE .. ckey) >= per_key then
+      redis.call('HSETNX', K_PARKED, ckey, NOW)
+      out = true
+    elseif key_rate then
+      local room, next_at
+      room, period, next_at = rate_room(P .. F_KEY_RATE .. ckey, key_rate)
+      if room == 0 then hold(ckey, next_at, 'RATE'); out = true end
+    end
+  end
+  local id = nil
+  if not out then
+    id = redis.call('ZPOPMIN', P .. F_KEY_READY .. ckey)[1]
+    out = redis.call('EXISTS', P .. F_KEY_READY .. ckey) == 0
+  end
+  if ckey and out then redis.call('ZREM', ring, ckey) elseif ckey then redis.call('ZADD', ring, next_turn(), ckey) end
+  if redis.call('EXISTS', ring) == 0 then redis.call('ZREM', K_KEY_GROUPS, group) else redis.call('ZADD', K_KEY_GROUPS, next_turn(), group) end
+  if not id then return 'skip' end
+  send_first()
+  send(id)
+  redis.call('ZADD', P .. F_KEY_ACTIVE .. ckey, NOW, id)
+  if period then rate_log(P .. F_KEY_RATE .. ckey, period, {id}) end
+  return id
+end
+
+-- Up to `budget` jobs, turn about: the next unkeyed job (priority order), then the keyed
+-- rotation's next. Returns the ids sent.
+local function dispatch_keyed(budget, q)
+  local per_key, key_rate = tonumber(q[6]) or 0, q[7]
+  local sent, unkeyed_done, keyed_done = {}, false, false
+  local spins = 0
+  while #sent < budget and not (unkeyed_done and keyed_done) and spins < budget + 256 do
+    spins = spins + 1
+    if not unkeyed_done then
+      local id = redis.call('ZPOPMIN', K_READY)[1]
+      if id then send_first(); send(id); sent[#sent + 1] = id else unkeyed_done = true end
+    end
+    if #sent < budget and not keyed_done then
+      local r = keyed_turn(per_key, key_rate)
+      if r == nil then
+        keyed_done = true
+        redis.call('HDEL', K_SETTINGS, Q.KEYED)
+      elseif r ~= 'skip' then
+        sent[#sent + 1] = r
+      end
+    end
+  end
+  return sent
+end
+
+-- Hands ready jobs to workers while the queue is running and not held, the dispatch window has
+-- room, and the queue's max_running and rate limit allow: unkeyed jobs in priority order, keyed
+-- ones by the rotation above. Returns how many were sent.
 local function dispatch()
   flush()
-  local q = redis.call('HMGET', K_SETTINGS, Q.PAUSED, Q.MAX_RUNNING)
-  if q[1] == '1' then return 0 end
+  local q = redis.call('HMGET', K_SETTINGS, Q.PAUSED, Q.MAX_RUNNING, Q.KEYED, Q.RATE_LIMIT, Q.HELD_UNTIL, Q.MAX_RUNNING_PER_KEY, Q.KEY_RATE_LIMIT)
+  if q[1] == '1' or (q[5] and tonumber(q[5]) > NOW) then return 0 end
   local inflight = redis.call('ZCARD', K_DISPATCHED)
   local budget = ctx.dispatch_window - inflight
   local max_running = tonumber(q[2]) or 0
@@ -295,14 +456,28 @@ local function dispatch()
     budget = math.min(budget, max_running - inflight - redis.call('ZCARD', P .. F_STATE_INDEX .. 'RUNNING'))
   end
   if budget <= 0 then return 0 end
-  local popped = redis.call('ZPOPMIN', K_READY, budget)
-  if #popped == 0 then return 0 end
-  if redis.call('EXISTS', K_DISPATCH) == 0 then
-    -- Create the group at 0 with the stream, so messages sent before any worker exists are read.
-    redis.call('XGROUP', 'CREATE', K_DISPATCH, ctx.dispatch_group, '0', 'MKSTREAM')
+  local room, period, next_at = nil, nil, nil
+  if q[4] then
+    room, period, next_at = rate_room(K_RATE_LOG, q[4])
+    if room == 0 then hold('', next_at, 'RATE'); return 0 end
+    budget = math.min(budget, room)
   end
-  for i = 1, #popped, 2 do send(popped[i]) end
-  return #popped / 2
+  local sent = {}
+  if q[3] == '1' then
+    sent = dispatch_keyed(budget, q)
+  else
+    local popped = redis.call('ZPOPMIN', K_READY, budget)
+    if #popped > 0 then send_first() end
+    for i = 1, #popped, 2 do send(popped[i]); sent[#sent + 1] = popped[i] end
+  end
+  if room and #sent > 0 then
+    rate_log(K_RATE_LOG, period, sent)
+    if #sent == room then -- the window is full: wake when it has room again
+      local _, _, again = rate_room(K_RATE_LOG, q[4])
+      if again then hold('', again, 'RATE') end
+    end
+  end
+  return #sent
 end
 
 -- Forgets a job's request id, unless its TTL ran out and a newer job took it (the key holds
@@ -372,7 +547,8 @@ end
 -- Ends a running job in a terminal state: lease dropped, indexes moved, retention applied.
 local function finish(action, id, key, attempt, to, fields, message, err, from)
   from = from or 'RUNNING'
-  local f = redis.call('HMGET', key, J.INDEX_MEMBER, J.TYPE, J.START_TIME)
+  local f = redis.call('HMGET', key, J.INDEX_MEMBER, J.TYPE, J.START_TIME, J.CONCURRENCY_KEY)
+  if f[4] then left_active(id, f[4]) end
   index_state(id, f[1], f[2], from, to, action)
   count_finished(f[2], to, tonumber(f[3]))
   zrem(K_LEASES, id)
@@ -412,6 +588,7 @@ local function insert_job(job, rid_ttl)
   if job.warn and job.warn ~= '' then redis.call('HSET', key, J.WARNINGS, job.warn) end
   if job.sched then redis.call('HSET', key, J.SCHEDULE, job.sched, J.SCHEDULE_TIME, job.slot) end
   if job.timeout then redis.call('HSET', key, J.TIMEOUT, job.timeout) end
+  if job.ckey then redis.call('HSET', key, J.CONCURRENCY_KEY, job.ckey) end
   if job.dkey then
     local until_ms = 0
     if job.dwin > 0 then until_ms = NOW + job.dwin end
@@ -423,6 +600,9 @@ local function insert_job(job, rid_ttl)
   index_state(job.id, ix, job.type, nil, state, 'create')
   if state == 'SCHEDULED' then
     redis.call('ZADD', K_SCHEDULED, job.run_at, job.id)
+  elseif job.ckey then
+    redis.call('ZADD', P .. F_KEY_READY .. job.ckey, rs, job.id)
+    rotate_in(job.ckey)
   else
     redis.call('ZADD', K_READY, rs, job.id)
   end
