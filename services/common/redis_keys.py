@@ -54,6 +54,9 @@ RETAINED = "retain:"
 STATS = "stats:"  # + the hour (Unix ms // 3,600,000): finished jobs counted per minute (lib.lua)
 SCHEDULE = "sched:"
 DEDUP = "dedup:"  # + a deduplication key: the id of the job that holds it
+BULK = "bulk:"  # + a bulk operation id: its hash (store/fields.py BulkField)
+BULK_OPERATIONS = "bulk_ops"
+BULK_RUNNING = "bulk_running"
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -65,6 +68,9 @@ FAMILIES = {
     "STATS": STATS,
     "SCHEDULE": SCHEDULE,
     "DEDUP": DEDUP,
+    "BULK": BULK,
+    "BULK_OPERATIONS": BULK_OPERATIONS,
+    "BULK_RUNNING": BULK_RUNNING,
 }
 
 
@@ -178,6 +184,21 @@ class QueueKeys:
     def request(self, request_id: str) -> str:
         """`<job id> <request hash>` of an idempotency key; deleted with its job, or expires."""
         return f"{self.prefix}{REQUEST}{request_id}"
+
+    def bulk_operation(self, operation_id: str) -> str:
+        """Hash of one bulk operation (store/fields.py BulkField)."""
+        return f"{self.prefix}{BULK}{operation_id}"
+
+    @property
+    def bulk_operations(self) -> str:
+        """Zset of the queue's bulk operation ids scored by create time (ms): ListBulkOperations."""
+        return f"{self.prefix}{BULK_OPERATIONS}"
+
+    @property
+    def bulk_running(self) -> str:
+        """Zset of the queue's RUNNING bulk operation ids scored by their lease's end (ms; 0 when
+        no replica holds it): what a replica's bulk runner may take up."""
+        return f"{self.prefix}{BULK_RUNNING}"
 
 
 # Auth: one hash tag, so creating a key (hash + tenant index) is one transaction on a cluster too.
