@@ -3,7 +3,8 @@
 Stored names are short because every job carries them (a hash whose values stay under 64 bytes
 is kept as a compact listpack; see lib.lua). The Lua scripts use the readable names too: scripts.py
 generates the tables J (job hash), Q (queue settings hash), S (schedule hash), E (event
-entries) and B (bulk operation hash) from these enums into every script, and the codec reads hashes and entries through them.
+entries) and B (bulk operation hash) from these enums into every script, and the codec reads
+hashes and entries through them.
 """
 
 from __future__ import annotations
