@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Awaitable, Callable
 
 from services.cli import args as types
-from services.cli import commands
+from services.cli import bulk, commands
 from services.cli.context import Context
 
 Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
@@ -280,4 +280,5 @@ def build_parser(address: str) -> argparse.ArgumentParser:
     _job_commands(sub, common)
     _queue_commands(sub, common)
     _schedule_commands(sub, common)
+    bulk.add_commands(sub, common)
     return parser

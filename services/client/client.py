@@ -11,6 +11,9 @@ from typing import TypeVar, Unpack
 import grpc
 
 from jobs.v1 import (
+    bulk_operation_pb2,
+    bulk_operation_service_pb2,
+    bulk_operation_service_pb2_grpc,
     event_pb2,
     job_pb2,
     job_service_pb2,
@@ -83,6 +86,7 @@ class JobstreamClient(Closing):
         self._queues = queue_service_pb2_grpc.QueueServiceStub(self._channel)
         self._workers = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(self._channel)
         self._schedules = schedule_service_pb2_grpc.ScheduleServiceStub(self._channel)
+        self._bulk = bulk_operation_service_pb2_grpc.BulkOperationServiceStub(self._channel)
 
     async def close(self) -> None:
         """Closes the channel; calls still running are cancelled."""
@@ -406,3 +410,62 @@ class JobstreamClient(Closing):
         """Deletes the schedule; the jobs it created stay. Raises NotFound."""
         request = schedule_service_pb2.DeleteScheduleRequest(name=names.schedule_name(name))
         await self._call(self._schedules.DeleteSchedule, request)
+
+    async def bulk(
+        self,
+        queue: str,
+        action: str,
+        filter: str = "",
+        *,
+        dry_run: bool = False,
+        rate: float = 0.0,
+        expected_count: int | None = None,
+    ) -> bulk_operation_pb2.BulkOperation:
+        """Cancels, retries or deletes (`action`: `cancel`, `retry`, `delete`) every job of
+        `queue` that `filter` (ListJobs' syntax) matches, at `rate` jobs/s (0: the server's
+        default), in the background; returns the RUNNING operation. With `dry_run`, only counts
+        them (`matched_count`, `sample_jobs`). `expected_count`: start only if that is the count.
+        Raises InvalidArgument (`bulk_operation.filter`, ...), FailedPrecondition
+        (BULK_COUNT_CHANGED), PermissionDenied, NotFound."""
+        op = bulk_operation_pb2.BulkOperation(
+            action=bulk_operation_pb2.BulkOperation.Action.Value("ACTION_" + action.upper()),
+            filter=filter,
+            rate=rate,
+        )
+        request = bulk_operation_service_pb2.CreateBulkOperationRequest(
+            parent=names.queue_name(queue),
+            bulk_operation=op,
+            dry_run=dry_run,
+            expected_count=expected_count,
+        )
+        return await self._call(self._bulk.CreateBulkOperation, request)
+
+    async def get_bulk_operation(self, name: str) -> bulk_operation_pb2.BulkOperation:
+        """The bulk operation with its counts so far. Raises NotFound."""
+        request = bulk_operation_service_pb2.GetBulkOperationRequest(
+            name=names.bulk_operation_name(name)
+        )
+        return await self._call(self._bulk.GetBulkOperation, request)
+
+    async def list_bulk_operations(
+        self, queue: str
+    ) -> builtins.list[bulk_operation_pb2.BulkOperation]:
+        """The queue's bulk operations (the newest kept), newest first."""
+        found: builtins.list[bulk_operation_pb2.BulkOperation] = []
+        token = ""
+        while True:
+            request = bulk_operation_service_pb2.ListBulkOperationsRequest(
+                parent=names.queue_name(queue), page_size=1000, page_token=token
+            )
+            page = await self._call(self._bulk.ListBulkOperations, request)
+            found.extend(page.bulk_operations)
+            if not (token := page.next_page_token):
+                return found
+
+    async def cancel_bulk_operation(self, name: str) -> bulk_operation_pb2.BulkOperation:
+        """Stops a running bulk operation (jobs it acted on stay as they are); one that ended is
+        returned as it is. Raises NotFound."""
+        request = bulk_operation_service_pb2.CancelBulkOperationRequest(
+            name=names.bulk_operation_name(name)
+        )
+        return await self._call(self._bulk.CancelBulkOperation, request)

@@ -33,6 +33,11 @@ def schedule_name(ref: str) -> str:
     return _in_queue(ref, names.schedule_name)
 
 
+def bulk_operation_name(ref: str) -> str:
+    """The bulk operation's resource name (`queues/q/bulkOperations/id`) from itself or `q/id`."""
+    return _in_queue(ref, names.bulk_operation_name)
+
+
 def queue_name(ref: str) -> str:
     """The queue's resource name (`queues/q`) from itself or from its id."""
     return ref if ref.startswith(_QUEUES) else names.queue_name(ref)

@@ -206,6 +206,33 @@ class SchedulerSettings(BaseSettings):
     )
 
 
+class BulkSettings(BaseSettings):
+    """Bulk operations: cancel, retry or delete every job a filter matches (JOBSTREAM_BULK_*)."""
+
+    model_config = _config("BULK_")
+
+    default_rate: float = Field(
+        default=100.0, gt=0, description="Jobs per second a bulk operation acts on unless told."
+    )
+    max_rate: float = Field(
+        default=5_000.0, gt=0, description="The highest rate a bulk operation may ask for."
+    )
+    lease: Duration = Field(
+        default=timedelta(seconds=10),
+        gt=timedelta(0),
+        description="A bulk operation whose replica has not run a step for this long is taken up "
+        "by another replica.",
+    )
+    poll_interval: Duration = Field(
+        default=timedelta(seconds=1),
+        gt=timedelta(0),
+        description="How often a replica looks for bulk operations no replica runs.",
+    )
+    keep: int = Field(
+        default=100, ge=1, description="Finished bulk operations kept per queue (the newest)."
+    )
+
+
 class AuthSettings(BaseSettings):
     """Who may call the scheduler (and so the gateway): API keys, roles, tenants, rate limits."""
 

@@ -107,6 +107,28 @@ class ScheduleNotFound(JobstreamError):
         super().__init__(f"schedule {name} not found", metadata={"schedule": name})
 
 
+class BulkOperationNotFound(JobstreamError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "BULK_OPERATION_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"bulk operation {name} not found", metadata={"bulk_operation": name})
+
+
+class BulkCountChanged(JobstreamError):
+    """CreateBulkOperation's `expected_count` is not what the filter matches now."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "BULK_COUNT_CHANGED"
+
+    def __init__(self, *, expected: int, matched: int) -> None:
+        super().__init__(
+            f"the filter matches {matched} job(s) now, not the {expected} expected; count again "
+            "(dry run) and confirm the new count",
+            metadata={"expected": str(expected), "matched": str(matched)},
+        )
+
+
 class ScheduleAlreadyExists(JobstreamError):
     code = grpc.StatusCode.ALREADY_EXISTS
     reason = "SCHEDULE_EXISTS"

@@ -31,6 +31,7 @@ MAX_ATTEMPT_NUMBER = 1_000_000
 _QUEUE_NAME = re.compile(r"queues/(?P<queue>[^/]*)")
 _JOB_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)")
 _SCHEDULE_NAME = re.compile(r"queues/(?P<queue>[^/]*)/schedules/(?P<schedule>[^/]*)")
+_BULK_NAME = re.compile(r"queues/(?P<queue>[^/]*)/bulkOperations/(?P<operation>[^/]*)")
 _WORKER_NAME = re.compile(r"workers/(?P<worker>[^/]*)")
 _ATTEMPT_NAME = re.compile(
     r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)/attempts/(?P<n>[0-9]{1,7})"
@@ -103,6 +104,10 @@ def schedule_name(queue: str, schedule: str) -> str:
     return f"queues/{local_queue(queue)}/schedules/{schedule}"
 
 
+def bulk_operation_name(queue: str, operation: str) -> str:
+    return f"queues/{local_queue(queue)}/bulkOperations/{operation}"
+
+
 def attempt_name(queue: str, job: str, number: int) -> str:
     return f"queues/{local_queue(queue)}/jobs/{job}/attempts/{number}"
 
@@ -153,6 +158,18 @@ def parse_schedule_name(name: str, field: str = "name") -> tuple[str, str]:
     check(QUEUE_ID, match["queue"], field, "queue id")
     check(SCHEDULE_ID, match["schedule"], field, "schedule id")
     return match["queue"], match["schedule"]
+
+
+def parse_bulk_operation_name(name: str, field: str = "name") -> tuple[str, str]:
+    """`queues/{queue}/bulkOperations/{operation}` -> (queue id, operation id)."""
+    match = _BULK_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(
+            field, "must have the form queues/{queue}/bulkOperations/{bulk_operation}"
+        )
+    check(QUEUE_ID, match["queue"], field, "queue id")
+    check(JOB_ID, match["operation"], field, "bulk operation id")
+    return match["queue"], match["operation"]
 
 
 def parse_watchable(name: str, field: str) -> str | JobRef:

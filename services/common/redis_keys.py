@@ -60,6 +60,9 @@ KEY_ACTIVE = "kactive:"  # zset: the key's jobs handed to workers or running, by
 KEY_RING = "kring:"  # + a group: zset of its keys with ready jobs, by last turn (rotation order)
 KEY_RATE = "krate:"  # zset: the key's recent dispatches by ms (its rate limit's window)
 KEY_HOLDS = "kholds:"  # list: the key's recent holds, `<from ms> <to ms> <kind>` (wait times)
+BULK = "bulk:"  # + a bulk operation id: its hash (store/fields.py BulkField)
+BULK_OPERATIONS = "bulk_ops"
+BULK_RUNNING = "bulk_running"
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -76,6 +79,9 @@ FAMILIES = {
     "KEY_RING": KEY_RING,
     "KEY_RATE": KEY_RATE,
     "KEY_HOLDS": KEY_HOLDS,
+    "BULK": BULK,
+    "BULK_OPERATIONS": BULK_OPERATIONS,
+    "BULK_RUNNING": BULK_RUNNING,
 }
 
 
@@ -223,6 +229,21 @@ class QueueKeys:
     def request(self, request_id: str) -> str:
         """`<job id> <request hash>` of an idempotency key; deleted with its job, or expires."""
         return f"{self.prefix}{REQUEST}{request_id}"
+
+    def bulk_operation(self, operation_id: str) -> str:
+        """Hash of one bulk operation (store/fields.py BulkField)."""
+        return f"{self.prefix}{BULK}{operation_id}"
+
+    @property
+    def bulk_operations(self) -> str:
+        """Zset of the queue's bulk operation ids scored by create time (ms): ListBulkOperations."""
+        return f"{self.prefix}{BULK_OPERATIONS}"
+
+    @property
+    def bulk_running(self) -> str:
+        """Zset of the queue's RUNNING bulk operation ids scored by their lease's end (ms; 0 when
+        no replica holds it): what a replica's bulk runner may take up."""
+        return f"{self.prefix}{BULK_RUNNING}"
 
 
 # Auth: one hash tag, so creating a key (hash + tenant index) is one transaction on a cluster too.

@@ -21,6 +21,7 @@ from google.protobuf.descriptor import FileDescriptor, MethodDescriptor
 
 from jobs.v1 import (
     auth_service_pb2,
+    bulk_operation_service_pb2,
     job_service_pb2,
     queue_service_pb2,
     schedule_service_pb2,
@@ -29,6 +30,7 @@ from jobs.v1 import (
 
 PUBLIC_FILES: tuple[FileDescriptor, ...] = (
     auth_service_pb2.DESCRIPTOR,
+    bulk_operation_service_pb2.DESCRIPTOR,
     job_service_pb2.DESCRIPTOR,
     queue_service_pb2.DESCRIPTOR,
     schedule_service_pb2.DESCRIPTOR,

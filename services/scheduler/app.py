@@ -18,6 +18,7 @@ from opentelemetry.trace import TracerProvider
 
 from jobs.v1 import (
     auth_service_pb2_grpc,
+    bulk_operation_service_pb2_grpc,
     job_service_pb2_grpc,
     queue_service_pb2_grpc,
     schedule_service_pb2_grpc,
@@ -28,6 +29,7 @@ from services.common.aio_compat import cancel_and_wait, use_cancellation_safe_wa
 from services.common.clock import Clock
 from services.common.config import (
     AuthSettings,
+    BulkSettings,
     LogSettings,
     RedisSettings,
     SchedulerSettings,
@@ -42,14 +44,17 @@ from services.common.telemetry import configure_telemetry
 from services.scheduler.auth.gate import Gate
 from services.scheduler.consumers import QueueConsumers
 from services.scheduler.loops import run_background_loops
+from services.scheduler.loops.bulk import BulkRunner
 from services.scheduler.metrics import SchedulerMetrics, serving_metrics, store_depths
 from services.scheduler.notices import Notices
 from services.scheduler.servicers.auth_service import AuthService
+from services.scheduler.servicers.bulk_operation_service import BulkOperationService
 from services.scheduler.servicers.job_service import JobService
 from services.scheduler.servicers.queue_service import QueueService
 from services.scheduler.servicers.schedule_service import ScheduleService
 from services.scheduler.servicers.worker_registry_service import WorkerRegistryService
 from services.scheduler.servicers.worker_service import WorkerServicer
+from services.scheduler.store.bulk import BulkStore
 from services.scheduler.store.schedules import ScheduleStore
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub
@@ -84,15 +89,18 @@ async def serve(
     tracer_provider: TracerProvider | None = None,
     clock: Clock | None = None,
     run_loops: bool = True,
+    bulk: BulkSettings | None = None,
 ) -> AsyncIterator[Scheduler]:
     """Serves on `settings.host:settings.port` (port 0: a free port, see `Scheduler.port`) until
     the block exits, then shuts down gracefully: NOT_SERVING, `server.stop(grace)`, watches
     closed, then the loops, the notices subscriber and the worker streams' liveness cancelled.
     `tracer_provider` defaults to the global one. A crashing loop ends the block. Prometheus
     metrics are served on `settings.metrics_host:metrics_port` (see `Scheduler.metrics_port`)
-    unless `settings.metrics_enabled` is off."""
+    unless `settings.metrics_enabled` is off. `bulk`: bulk operations' settings (default: from
+    the environment)."""
     store = JobStore(redis, settings=store_settings, clock=clock)
     schedules = ScheduleStore(store, misfire_grace=settings.misfire_grace)
+    bulk_runner = BulkRunner(BulkStore(store, bulk or BulkSettings()))
     gate = Gate(redis, auth)
     watches = WatchHub(block_ms=store_settings.max_block_ms)
     metrics = SchedulerMetrics()
@@ -121,6 +129,10 @@ async def serve(
             registration(
                 schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server,
                 ScheduleService(schedules),
+            ),
+            registration(
+                bulk_operation_service_pb2_grpc.add_BulkOperationServiceServicer_to_server,
+                BulkOperationService(bulk_runner),
             ),
             registration(worker_service_pb2_grpc.add_WorkerServiceServicer_to_server, workers),
             registration(
@@ -162,6 +174,8 @@ async def serve(
                 run_background_loops(store, settings, schedules), name="loops"
             )
             stack.push_async_callback(cancel_and_wait, loops)
+            runner = tasks.create_task(bulk_runner.run(), name="bulk operations")
+            stack.push_async_callback(cancel_and_wait, runner)
         stack.push_async_callback(watches.close)
         # Not waiting for notices.wait_subscribed(): with Redis down the server must still start
         # and answer UNAVAILABLE; until it subscribes, cancels reach workers by heartbeat and
@@ -203,6 +217,7 @@ class SchedulerConfig:
     log: LogSettings
     telemetry: TelemetrySettings
     auth: AuthSettings
+    bulk: BulkSettings
 
     @classmethod
     def from_environment(cls) -> SchedulerConfig:
@@ -213,6 +228,7 @@ class SchedulerConfig:
             log=LogSettings(),
             telemetry=TelemetrySettings(),
             auth=AuthSettings(),
+            bulk=BulkSettings(),
         )
 
 
@@ -225,7 +241,13 @@ async def run(config: SchedulerConfig) -> None:
         redis = open_redis(config.redis)
         stack.push_async_callback(redis.aclose)
         scheduler = await stack.enter_async_context(
-            serve(redis, settings=config.scheduler, store_settings=config.store, auth=config.auth)
+            serve(
+                redis,
+                settings=config.scheduler,
+                store_settings=config.store,
+                auth=config.auth,
+                bulk=config.bulk,
+            )
         )
         log.info(
             "scheduler_started",

@@ -9,6 +9,7 @@ joined by OR (OR binds tighter, as AIP-160 has it).
     error:"timed out"                   (in the error's type or message, any case)
     wait_reason = CONCURRENCY_LIMIT     (why a waiting job waits, Job.wait_reason's kind: a
                                         term of its own, = only; OR-ed kinds in one term)
+    error_fingerprint = "5d41402abc4b2a76"    (the error's fingerprint, a failure group; also !=)
 
 Parentheses may enclose an OR-ed term: `(state = FAILED OR state = CANCELLED) AND tags:"x"`.
 A term that is a single `state`, `type` or `create_time` comparison picks the index the page is
@@ -39,11 +40,13 @@ FIELDS = (
     "tags",
     "metadata.<key>",
     "error",
+    "error_fingerprint",
     "wait_reason",
 )
 _WAITING_STATES: tuple[Atom, ...] = tuple(
     {"k": "state", "v": state} for state in (State.SCHEDULED, State.BLOCKED, State.QUEUED)
 )
+_FINGERPRINT = re.compile(r"[0-9a-f]{16}")  # store/fingerprint.py's
 _TIMES = {"create_time": "ctime", "finish_time": "ftime"}
 _TIME_OPERATORS = (">=", ">", "<", "<=")
 _TOKEN = re.compile(
@@ -174,6 +177,13 @@ def _wait_reason(operator: str, value: str) -> Atom:
     return {"k": "wait", "v": job_pb2.WaitReason.Kind.Value(kind)}
 
 
+def _fingerprint(value: str) -> Atom:
+    fingerprint = _quoted("error_fingerprint", value)
+    if not _FINGERPRINT.fullmatch(fingerprint):
+        raise _bad(f"error_fingerprint {fingerprint!r} is not a fingerprint (16 hex digits)")
+    return {"k": "fp", "v": fingerprint}
+
+
 def _atom(name: str, operator: str, value: str) -> Atom:
     """One comparison as the store's predicate atom. Raises InvalidFilter."""
     if name == "wait_reason":
@@ -182,7 +192,7 @@ def _atom(name: str, operator: str, value: str) -> Atom:
         return _time(name, operator, value)
     if name in ("tags", "error"):
         return _has(name, operator, value)
-    if name not in ("state", "type") and not name.startswith("metadata."):
+    if name not in ("state", "type", "error_fingerprint") and not name.startswith("metadata."):
         raise _bad(f"unsupported field or token {name!r}; supported fields: {', '.join(FIELDS)}")
     if operator not in ("=", "!="):
         raise _bad(f"{name} takes = or !=, not {operator!r}")
@@ -190,6 +200,8 @@ def _atom(name: str, operator: str, value: str) -> Atom:
         atom = _state(value)
     elif name == "type":
         atom = _type(value)
+    elif name == "error_fingerprint":
+        atom = _fingerprint(value)
     else:
         atom = _metadata(name, value)
     # `!=` negates the atom: a job without the field (a metadata key) is then a match

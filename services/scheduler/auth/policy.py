@@ -23,6 +23,7 @@ _JOB = "/jobs.v1.JobService/"
 _QUEUE = "/jobs.v1.QueueService/"
 _AUTH = "/jobs.v1.AuthService/"
 _SCHEDULE = "/jobs.v1.ScheduleService/"
+_BULK = "/jobs.v1.BulkOperationService/"
 
 RULES: dict[str, Rule] = {
     f"{_JOB}CreateJob": Rule(Role.OPERATOR),
@@ -50,6 +51,11 @@ RULES: dict[str, Rule] = {
     f"{_SCHEDULE}PauseSchedule": Rule(Role.OPERATOR, audited=True),
     f"{_SCHEDULE}ResumeSchedule": Rule(Role.OPERATOR, audited=True),
     f"{_SCHEDULE}TriggerSchedule": Rule(Role.OPERATOR, audited=True),
+    # A dry run is a viewer's; the servicer asks the real run for its action's role.
+    f"{_BULK}CreateBulkOperation": Rule(Role.VIEWER, audited=True),
+    f"{_BULK}GetBulkOperation": Rule(Role.VIEWER),
+    f"{_BULK}ListBulkOperations": Rule(Role.VIEWER),
+    f"{_BULK}CancelBulkOperation": Rule(Role.OPERATOR, audited=True),
     "/jobs.v1.WorkerService/Connect": Rule(Role.OPERATOR),
     "/jobs.v1.WorkerRegistryService/GetWorker": Rule(Role.VIEWER),
     "/jobs.v1.WorkerRegistryService/ListWorkers": Rule(Role.VIEWER),

@@ -232,7 +232,7 @@ def event_from_entry(queue: str, entry_id: bytes, fields: Fields) -> event_pb2.J
     event = event_pb2.JobEvent(
         event_id=entry_id.decode(),
         type=event_pb2.JobEvent.Type.Value("TYPE_" + _text(fields, E.TYPE.key)),
-        job=names.job_name(queue, _text(fields, E.JOB.key)),
+        job=names.job_name(queue, job_id) if (job_id := _text(fields, E.JOB.key)) else "",
         time=_timestamp(_int(fields, E.TIME_MS.key)),
         attempt=_int(fields, E.ATTEMPT.key),
         message=_text(fields, E.MESSAGE.key),

@@ -36,6 +36,7 @@ class Code(enum.IntEnum):
     REQUEST_REUSED = -4
     ID_TAKEN = -5
     QUEUE_MISSING = -6
+    HELD = -7  # another scheduler replica holds the lease (run_bulk_operation)
 
 
 def job_error(code: int, ref: JobRef, *, action: str, state: str = "") -> JobstreamError:

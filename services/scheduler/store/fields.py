@@ -2,8 +2,9 @@
 
 Stored names are short because every job carries them (a hash whose values stay under 64 bytes
 is kept as a compact listpack; see lib.lua). The Lua scripts use the readable names too: scripts.py
-generates the tables J (job hash), Q (queue settings hash), S (schedule hash) and E (event
-entries) from these enums into every script, and the codec reads hashes and entries through them.
+generates the tables J (job hash), Q (queue settings hash), S (schedule hash), E (event
+entries) and B (bulk operation hash) from these enums into every script, and the codec reads
+hashes and entries through them.
 """
 
 from __future__ import annotations
@@ -106,6 +107,30 @@ class ScheduleField(StoredName):
     UPDATE_TIME = "utime"
 
 
+class BulkField(StoredName):
+    """A field of a bulk operation's hash."""
+
+    ACTION = "action"  # CANCEL, RETRY or DELETE
+    FILTER = "filter"  # as given
+    INDEX = "index"  # the key of the listing index it walks
+    HIGH = "high"  # the walk's end bound (ZRANGE BYLEX): before the operation's create time
+    TERMS = "terms"  # JSON: the filter's predicates (list_jobs.lua's terms)
+    CURSOR = "cursor"  # the last index member looked at; at first the walk's start bound
+    RATE = "rate"  # jobs per second
+    NEXT = "next"  # ms: when the next job may be acted on (the pacing's clock)
+    STATE = "state"  # RUNNING, SUCCEEDED, FAILED or CANCELLED
+    MATCHED = "matched"  # the count when it was created
+    AFFECTED = "affected"
+    SKIPPED = "skipped"
+    CREATE_TIME = "ctime"  # ms
+    UPDATE_TIME = "utime"
+    FINISH_TIME = "ftime"
+    CREATED_BY = "by"
+    CANCELLED_BY = "cancel_by"
+    MESSAGE = "message"
+    OWNER = "owner"  # the scheduler replica that last ran a step
+
+
 class EventField(StoredName):
     """A field of an entry in a queue's event stream (a job's history lines hold the same)."""
 
@@ -123,7 +148,13 @@ class EventField(StoredName):
 def lua_tables() -> str:
     """The scripts' J, Q, S and E tables: readable name -> stored name."""
     lines = []
-    tables = (("J", JobField), ("Q", QueueField), ("S", ScheduleField), ("E", EventField))
+    tables = (
+        ("J", JobField),
+        ("Q", QueueField),
+        ("S", ScheduleField),
+        ("E", EventField),
+        ("B", BulkField),
+    )
     for table, fields in tables:
         pairs = ", ".join(f"{field.name} = '{field.value}'" for field in fields)
         lines.append(f"local {table} = {{{pairs}}}")

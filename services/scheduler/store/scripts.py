@@ -35,12 +35,21 @@ _SCRIPT_NAMES = (
     "expire_retained",
     "update_queue",
     "release_worker",
+    "run_bulk_operation",
+    "end_bulk_operation",
 )
 
 
 # Libraries only some scripts are built with (after lib): a producer's Redis user may run
 # create_jobs and lib's commands (deploy/redis/tenant-user.sh), and nothing else.
-_EXTRA_LIBS = {"cancel_job": ("lib_cancel",), "fire_schedule": ("lib_cancel",)}
+_EXTRA_LIBS = {
+    "cancel_job": ("lib_cancel",),
+    "fire_schedule": ("lib_cancel",),
+    "retry_job": ("lib_retry",),
+    "list_jobs": ("lib_match",),
+    "run_bulk_operation": ("lib_cancel", "lib_retry", "lib_match", "lib_bulk"),
+    "end_bulk_operation": ("lib_bulk",),
+}
 
 
 def source(name: str) -> str:
@@ -101,6 +110,8 @@ class Scripts:
     expire_retained: AsyncScript
     update_queue: AsyncScript
     release_worker: AsyncScript
+    run_bulk_operation: AsyncScript
+    end_bulk_operation: AsyncScript
 
     @classmethod
     def register(

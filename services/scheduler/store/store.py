@@ -82,6 +82,25 @@ def _too_many_to_sort(order_by: str, count: int) -> InvalidArgument:
     )
 
 
+def index_range(query: ListQuery) -> tuple[str, str, str]:
+    """The listing index that answers the query's state, type and create-time terms, and its
+    range: (index key, low bound, high bound) for ZRANGE BYLEX."""
+    keys = QueueKeys(query.queue)
+    if query.state and query.job_type:
+        index = keys.type_state_index(query.job_type, query.state)
+    elif query.state:
+        index = keys.state_index(query.state)
+    elif query.job_type:
+        index = keys.type_index(query.job_type)
+    else:
+        index = keys.all_jobs
+    # Members are `<create ms, 13 digits>:<id>`, so a create-time range is a lex range: a
+    # bound is the 13 digits alone, below every member of its millisecond.
+    low = f"[{query.created_from_ms:013d}" if query.created_from_ms is not None else "-"
+    high = f"({query.created_until_ms:013d}" if query.created_until_ms is not None else "+"
+    return index, low, high
+
+
 def _sources(action: Action) -> str:
     return TRANSITIONS[action].sources_arg
 
@@ -244,19 +263,7 @@ class JobStore:
         type, create time, in create-time order); else job by job within bounds (list_jobs.lua).
         Raises QueueNotFound (an empty page of a queue that does not exist), InvalidArgument
         (`order_by` over more jobs than SORT_LIMIT)."""
-        keys = QueueKeys(query.queue)
-        if query.state and query.job_type:
-            index = keys.type_state_index(query.job_type, query.state)
-        elif query.state:
-            index = keys.state_index(query.state)
-        elif query.job_type:
-            index = keys.type_index(query.job_type)
-        else:
-            index = keys.all_jobs
-        # Members are `<create ms, 13 digits>:<id>`, so a create-time range is a lex range: a
-        # bound is the 13 digits alone, below every member of its millisecond.
-        low = f"[{query.created_from_ms:013d}" if query.created_from_ms is not None else "-"
-        high = f"({query.created_until_ms:013d}" if query.created_until_ms is not None else "+"
+        index, low, high = index_range(query)
         if query.order_by != CREATE_ORDER:
             return await self._sort_jobs(query, index, (low, high))
         after = f"({query.cursor}" if query.cursor else None
@@ -286,7 +293,7 @@ class JobStore:
         if not await self.queues.exists(queue):
             raise QueueNotFound(names.queue_name(queue))
 
-    async def _walk(
+    async def walk(
         self,
         query: ListQuery,
         index: str,
@@ -333,7 +340,7 @@ class JobStore:
         """A page of the jobs `query.predicates` match, walking `index` from `walk[0]` to
         `walk[1]` and looking at no more than SCAN_BUDGET jobs. The total is extrapolated from
         what was looked at, unless the walk covered the whole range (`whole`)."""
-        matched, last, looked, ended = await self._walk(
+        matched, last, looked, ended = await self.walk(
             query, index, walk, want=query.limit + 1, budget=SCAN_BUDGET
         )
         members = [member for member, _ in matched]
@@ -358,7 +365,7 @@ class JobStore:
         in_range = await self.redis.zlexcount(index, *whole)
         if in_range > SORT_LIMIT:
             raise _too_many_to_sort(query.order_by, in_range)
-        matched, _, looked, ended = await self._walk(
+        matched, _, looked, ended = await self.walk(
             query,
             index,
             (whole[1], whole[0]) if query.descending else whole,

@@ -2,7 +2,7 @@
   indexes cannot answer a ListJobs call alone (store.py's list_jobs): a filter with terms they do
   not hold (job_filter.py), or an order other than create time. Each call looks at no more than
   a budget of jobs, so it blocks Redis for a bounded time; the store calls it again from where it
-  stopped while its page needs more.
+  stopped while its page needs more. Built with lib_match.
   KEYS     the queue's keys (see lib)
   ARGV[1]  context JSON (see lib)
   ARGV[2]  the index (a lex zset of `<create ms, 13 digits>:<id>`)
@@ -16,62 +16,15 @@
   Returns {member, its sort value or '' (for each match)..., '', last member looked at or '',
            jobs looked at, 1 when the range ended}
 ]]
-local index, first, stop = ARGV[2], ARGV[3], ARGV[4]
-local descending, limit, budget = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7])
+local range = {index = ARGV[2], first = ARGV[3], stop = ARGV[4], descending = ARGV[5] == '1'}
+local limit, budget = tonumber(ARGV[6]), tonumber(ARGV[7])
 local terms = cjson.decode(ARGV[8])
 local sort_by = ARGV[9]
-local BATCH = 200
 
--- The job fields the terms and the order read, fetched by one HMGET per job and no more: a job's
--- hash is a listpack, where each field asked for is a walk along it.
-local FIELDS, at = {}, {}
-local function need(name)
-  if not at[name] then FIELDS[#FIELDS + 1] = J[name]; at[name] = #FIELDS end
-end
-local ATOM_FIELDS = {state = 'STATE', type = 'TYPE', tag = 'TAGS', meta = 'METADATA',
-  error = 'ERROR', ctime = 'CREATE_TIME', ftime = 'FINISH_TIME'}
 local SORT_FIELDS = {priority = {'PRIORITY'}, finish_time = {'FINISH_TIME'},
   start_time = {'START_TIME'}, duration = {'START_TIME', 'STATE', 'ATTEMPT_END'}}
-need('STATE')  -- also tells a job still there from one deleted since the index was read
-for _, term in ipairs(terms) do
-  for _, atom in ipairs(term) do need(ATOM_FIELDS[atom.k]) end
-end
-for _, name in ipairs(SORT_FIELDS[sort_by] or {}) do need(name) end
-
-local function compare(a, op, b)
-  if op == '>=' then return a >= b elseif op == '>' then return a > b
-  elseif op == '<' then return a < b else return a <= b end
-end
-
-local function holds(atom, f)
-  local k = atom.k
-  if k == 'state' then return f[at.STATE] == atom.v end
-  if k == 'type' then return f[at.TYPE] == atom.v end
-  if k == 'tag' then
-    for _, tag in ipairs(cjson.decode(f[at.TAGS] or '[]')) do if tag == atom.v then return true end end
-    return false
-  end
-  if k == 'meta' then return cjson.decode(f[at.METADATA] or '{}')[atom.key] == atom.v end
-  if k == 'error' then
-    if not f[at.ERROR] or f[at.ERROR] == '' then return false end
-    local err = cjson.decode(f[at.ERROR])
-    local text = string.lower((err.type or '') .. ': ' .. (err.message or ''))
-    return string.find(text, atom.v, 1, true) ~= nil
-  end
-  local t = tonumber(k == 'ctime' and f[at.CREATE_TIME] or f[at.FINISH_TIME])
-  return t ~= nil and compare(t, atom.op, atom.v)
-end
-
-local function matches(f)
-  for _, term in ipairs(terms) do
-    local any = false
-    for _, atom in ipairs(term) do
-      if holds(atom, f) ~= (atom['not'] == true) then any = true; break end
-    end
-    if not any then return false end
-  end
-  return true
-end
+local reader = job_reader(terms, SORT_FIELDS[sort_by])
+local at = reader.at
 
 -- The value a job sorts by, or nil: jobs that never started have no start or duration, unfinished
 -- ones no finish time. A running job's duration is its time so far, as the CLI shows it.
@@ -85,34 +38,8 @@ local function sort_value(f)
   return ended and ended - started
 end
 
--- Walks the range in order, calling visit(member, fields) for each job until it returns true
--- (enough) or the budget runs out. Returns the last member looked at, how many, and 1 when the
--- range ended.
-local function walk(visit)
-  local looked, last, start = 0, '', first
-  while looked < budget do
-    local members
-    if descending then
-      members = redis.call('ZRANGE', index, start, stop, 'BYLEX', 'REV', 'LIMIT', 0, BATCH)
-    else
-      members = redis.call('ZRANGE', index, start, stop, 'BYLEX', 'LIMIT', 0, BATCH)
-    end
-    for _, member in ipairs(members) do
-      looked = looked + 1
-      last = member
-      local id = string.sub(member, string.find(member, ':', 1, true) + 1)
-      local f = redis.call('HMGET', job_key(id), unpack(FIELDS))
-      if f[at.STATE] and matches(f) and visit(member, f) then return last, looked, 0 end
-      if looked >= budget then break end
-    end
-    if #members < BATCH and looked < budget then return last, looked, 1 end
-    start = '(' .. last
-  end
-  return last, looked, 0
-end
-
 local found = {}
-local last, looked, ended = walk(function(member, f)
+local last, looked, ended = walk(range, budget, terms, reader, function(member, _, f)
   local value = sort_by ~= '' and sort_value(f) or nil
   found[#found + 1] = member
   found[#found + 1] = value and string.format('%.0f', value) or ''
