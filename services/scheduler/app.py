@@ -1,5 +1,6 @@
-"""The scheduler process: JobService, QueueService, ScheduleService and WorkerService over gRPC
-(with health and reflection), and the background loops, on one Redis.
+"""The scheduler process: JobService, QueueService, ScheduleService, WebhookService and
+WorkerService over gRPC (with health and reflection), and the background loops (webhook
+deliveries among them), on one Redis.
 
 Run it as `jobstream-scheduler` or `python -m services.scheduler.app`. Tests run the same server
 in process with `serve(...)` on port 0.
@@ -21,6 +22,7 @@ from jobs.v1 import (
     job_service_pb2_grpc,
     queue_service_pb2_grpc,
     schedule_service_pb2_grpc,
+    webhook_service_pb2_grpc,
     worker_registry_service_pb2_grpc,
     worker_service_pb2_grpc,
 )
@@ -33,6 +35,7 @@ from services.common.config import (
     SchedulerSettings,
     StoreSettings,
     TelemetrySettings,
+    WebhookSettings,
 )
 from services.common.grpc_server import GrpcServer, address, build_server, registration
 from services.common.logging import configure_logging
@@ -48,11 +51,17 @@ from services.scheduler.servicers.auth_service import AuthService
 from services.scheduler.servicers.job_service import JobService
 from services.scheduler.servicers.queue_service import QueueService
 from services.scheduler.servicers.schedule_service import ScheduleService
+from services.scheduler.servicers.webhook_service import WebhookService
 from services.scheduler.servicers.worker_registry_service import WorkerRegistryService
 from services.scheduler.servicers.worker_service import WorkerServicer
+from services.scheduler.store.deliveries import DeliveryStore
 from services.scheduler.store.schedules import ScheduleStore
 from services.scheduler.store.store import JobStore
+from services.scheduler.store.webhooks import WebhookStore
 from services.scheduler.watch import WatchHub
+from services.scheduler.webhooks.dispatcher import Dispatcher
+from services.scheduler.webhooks.metrics import WebhookMetrics
+from services.scheduler.webhooks.sender import Sender
 from services.scheduler.worker_protocol import WorkerProtocol
 
 SERVICE_NAME = "jobstream-scheduler"
@@ -84,6 +93,7 @@ async def serve(
     tracer_provider: TracerProvider | None = None,
     clock: Clock | None = None,
     run_loops: bool = True,
+    webhook_settings: WebhookSettings | None = None,
 ) -> AsyncIterator[Scheduler]:
     """Serves on `settings.host:settings.port` (port 0: a free port, see `Scheduler.port`) until
     the block exits, then shuts down gracefully: NOT_SERVING, `server.stop(grace)`, watches
@@ -93,6 +103,13 @@ async def serve(
     unless `settings.metrics_enabled` is off."""
     store = JobStore(redis, settings=store_settings, clock=clock)
     schedules = ScheduleStore(store, misfire_grace=settings.misfire_grace)
+    webhook_settings = webhook_settings or WebhookSettings()
+    webhooks = WebhookStore(store)
+    deliveries = DeliveryStore(
+        redis,
+        kept=webhook_settings.deliveries_kept,
+        retention_ms=int(webhook_settings.delivery_retention.total_seconds() * 1000),
+    )
     gate = Gate(redis, auth)
     watches = WatchHub(block_ms=store_settings.max_block_ms)
     metrics = SchedulerMetrics()
@@ -121,6 +138,10 @@ async def serve(
             registration(
                 schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server,
                 ScheduleService(schedules),
+            ),
+            registration(
+                webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server,
+                WebhookService(webhooks, deliveries, webhook_settings),
             ),
             registration(worker_service_pb2_grpc.add_WorkerServiceServicer_to_server, workers),
             registration(
@@ -162,6 +183,16 @@ async def serve(
                 run_background_loops(store, settings, schedules), name="loops"
             )
             stack.push_async_callback(cancel_and_wait, loops)
+            sender = await stack.enter_async_context(Sender(webhook_settings))
+            dispatcher = Dispatcher(
+                webhooks,
+                deliveries,
+                sender,
+                settings=webhook_settings,
+                metrics=WebhookMetrics(metrics.registry),
+            )
+            sending = tasks.create_task(dispatcher.run(), name="webhooks")
+            stack.push_async_callback(cancel_and_wait, sending)
         stack.push_async_callback(watches.close)
         # Not waiting for notices.wait_subscribed(): with Redis down the server must still start
         # and answer UNAVAILABLE; until it subscribes, cancels reach workers by heartbeat and
@@ -203,6 +234,7 @@ class SchedulerConfig:
     log: LogSettings
     telemetry: TelemetrySettings
     auth: AuthSettings
+    webhooks: WebhookSettings
 
     @classmethod
     def from_environment(cls) -> SchedulerConfig:
@@ -213,6 +245,7 @@ class SchedulerConfig:
             log=LogSettings(),
             telemetry=TelemetrySettings(),
             auth=AuthSettings(),
+            webhooks=WebhookSettings(),
         )
 
 
@@ -225,7 +258,13 @@ async def run(config: SchedulerConfig) -> None:
         redis = open_redis(config.redis)
         stack.push_async_callback(redis.aclose)
         scheduler = await stack.enter_async_context(
-            serve(redis, settings=config.scheduler, store_settings=config.store, auth=config.auth)
+            serve(
+                redis,
+                settings=config.scheduler,
+                store_settings=config.store,
+                auth=config.auth,
+                webhook_settings=config.webhooks,
+            )
         )
         log.info(
             "scheduler_started",

@@ -23,6 +23,7 @@ _JOB = "/jobs.v1.JobService/"
 _QUEUE = "/jobs.v1.QueueService/"
 _AUTH = "/jobs.v1.AuthService/"
 _SCHEDULE = "/jobs.v1.ScheduleService/"
+_WEBHOOK = "/jobs.v1.WebhookService/"
 
 RULES: dict[str, Rule] = {
     f"{_JOB}CreateJob": Rule(Role.OPERATOR),
@@ -50,6 +51,13 @@ RULES: dict[str, Rule] = {
     f"{_SCHEDULE}PauseSchedule": Rule(Role.OPERATOR, audited=True),
     f"{_SCHEDULE}ResumeSchedule": Rule(Role.OPERATOR, audited=True),
     f"{_SCHEDULE}TriggerSchedule": Rule(Role.OPERATOR, audited=True),
+    # A webhook's URL and secret decide where a tenant's job data goes: admins only.
+    f"{_WEBHOOK}CreateWebhook": Rule(Role.ADMIN, audited=True),
+    f"{_WEBHOOK}GetWebhook": Rule(Role.VIEWER),
+    f"{_WEBHOOK}ListWebhooks": Rule(Role.VIEWER),
+    f"{_WEBHOOK}UpdateWebhook": Rule(Role.ADMIN, audited=True),
+    f"{_WEBHOOK}DeleteWebhook": Rule(Role.ADMIN, audited=True),
+    f"{_WEBHOOK}ListWebhookDeliveries": Rule(Role.VIEWER),
     "/jobs.v1.WorkerService/Connect": Rule(Role.OPERATOR),
     "/jobs.v1.WorkerRegistryService/GetWorker": Rule(Role.VIEWER),
     "/jobs.v1.WorkerRegistryService/ListWorkers": Rule(Role.VIEWER),
