@@ -20,6 +20,8 @@ from starlette.routing import Route
 
 from tests.support.asgi import served
 
+WAIT_S = 10.0
+
 
 @dataclass(frozen=True)
 class Received:
@@ -53,8 +55,9 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        async with asyncio.timeout(timeout), self.arrived:
+    async def wait_for(self, count: int) -> list[Received]:
+        """The first `count` POSTs, once they came (bounded by the test's timeout)."""
+        async with asyncio.timeout(WAIT_S), self.arrived:
             await self.arrived.wait_for(lambda: len(self.received) >= count)
         return list(self.received)
 

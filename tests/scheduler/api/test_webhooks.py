@@ -6,8 +6,8 @@ by event and job type; bad input names its field; tenants do not see each other'
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 from datetime import timedelta
+from typing import TYPE_CHECKING, cast
 
 import grpc
 import pytest
@@ -237,8 +237,10 @@ async def test_a_webhooks_life(webhooks: Stub) -> None:
             update_mask=field_mask_pb2.FieldMask(paths=["disabled", "secret"]),
         )
     )
-    assert changed.disabled and changed.description == "ops"
-    assert changed.secret.startswith("whsec_") and changed.secret != created.secret
+    assert changed.disabled
+    assert changed.description == "ops"
+    assert changed.secret.startswith("whsec_")
+    assert changed.secret != created.secret
     listed = await webhooks.ListWebhooks(webhook_service_pb2.ListWebhooksRequest(parent="queues/-"))
     assert [w.name for w in listed.webhooks] == [created.name]
     assert listed.webhooks[0].secret == ""
@@ -254,10 +256,18 @@ async def test_a_webhooks_life(webhooks: Stub) -> None:
         (Webhook(url="ftp://example.com/x"), "webhook.url"),
         (Webhook(url=""), "webhook.url"),
         (Webhook(url="https://user:pw@example.com/x"), "webhook.url"),
-        (Webhook(url="https://example.com/x", event_types=[0]), "webhook.event_types[0]"),
-        (Webhook(url="https://example.com/x", event_types=[99]), "webhook.event_types[0]"),
+        (
+            Webhook(url="https://example.com/x", event_types=[Webhook.EVENT_TYPE_UNSPECIFIED]),
+            "webhook.event_types[0]",
+        ),
+        (
+            Webhook(
+                url="https://example.com/x", event_types=[cast(Webhook.EventType.ValueType, 99)]
+            ),
+            "webhook.event_types[0]",
+        ),
         (Webhook(url="https://example.com/x", job_types=["no spaces"]), "webhook.job_types[0]"),
-        (Webhook(url="https://example.com/x", secret="plain"), "webhook.secret"),
+        (Webhook(url="https://example.com/x", secret="plain"), "webhook.secret"),  # noqa: S106
     ],
 )
 async def test_bad_input_names_the_field(webhooks: Stub, webhook: Webhook, field: str) -> None:
