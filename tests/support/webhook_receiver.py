@@ -12,15 +12,24 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from services.common.config import WebhookSettings
 from tests.support.asgi import served
 
 WAIT_S = 10.0
+FAST_DELIVERY = WebhookSettings(
+    allow_private_networks=True,  # the receiver is on loopback
+    initial_backoff=timedelta(milliseconds=200),
+    poll_interval=timedelta(milliseconds=50),
+    timeout=timedelta(seconds=2),
+    max_attempts=3,
+)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ by event and job type; bad input names its field; tenants do not see each other'
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import TYPE_CHECKING, cast
 
 import grpc
@@ -21,27 +20,20 @@ from jobs.v1 import (
     webhook_service_pb2,
     webhook_service_pb2_grpc,
 )
-from services.common.config import StoreSettings, WebhookSettings
+from services.common.config import StoreSettings
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler
 from tests.scheduler.api.helpers import failure
 from tests.support.auth import ADMIN, BOOTSTRAP_KEY, as_caller, create_key, required_auth
 from tests.support.eventually import eventually
 from tests.support.scheduler import in_process_scheduler
-from tests.support.webhook_receiver import webhook_receiver
+from tests.support.webhook_receiver import FAST_DELIVERY, webhook_receiver
 
 if TYPE_CHECKING:
     from jobs.v1.webhook_service_pb2_grpc import WebhookServiceAsyncStub as Stub
 
 Webhook = webhook_pb2.Webhook
 Delivery = webhook_pb2.WebhookDelivery
-FAST = WebhookSettings(
-    allow_private_networks=True,  # the receiver is on loopback
-    initial_backoff=timedelta(milliseconds=200),
-    poll_interval=timedelta(milliseconds=50),
-    timeout=timedelta(seconds=2),
-    max_attempts=3,
-)
 
 
 @pytest.fixture
@@ -50,7 +42,7 @@ async def running(redis: RedisClient) -> AsyncIterator[Scheduler]:
         redis,
         store_settings=StoreSettings(max_block_ms=200),
         run_loops=True,
-        webhook_settings=FAST,
+        webhook_settings=FAST_DELIVERY,
     ) as scheduler:
         yield scheduler
 
@@ -214,7 +206,7 @@ async def test_two_replicas_deliver_each_event_once(
     redis: RedisClient, webhooks: Stub, jobs: job_service_pb2_grpc.JobServiceAsyncStub
 ) -> None:
     async with (
-        in_process_scheduler(redis, run_loops=True, webhook_settings=FAST),
+        in_process_scheduler(redis, run_loops=True, webhook_settings=FAST_DELIVERY),
         webhook_receiver() as receiver,
     ):
         await _create(webhooks, receiver.url, Webhook.EVENT_TYPE_JOB_CREATED)
