@@ -1,5 +1,6 @@
 """How callers may name things: a job as `queues/q/jobs/id` or `q/id`, a schedule as
-`queues/q/schedules/id` or `q/id`, a webhook as `queues/q/webhooks/id` or `q/id`, a queue as `queues/q` or `q`, a worker as `workers/w` or `w`.
+`queues/q/schedules/id` or `q/id`, a webhook as `queues/q/webhooks/id` or `q/id`, a queue as
+`queues/q` or `q`, a worker as `workers/w` or `w`.
 Anything else is passed on unchanged, for the scheduler to reject with the field it belongs to."""
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def event_type(ref: EventTypeRef) -> EventType.ValueType:
     else:
         name = ref.strip().upper().replace(".", "_")
         name = name if name.startswith(_PREFIX) else _PREFIX + name
-        if name in EventType.keys() and name != "EVENT_TYPE_UNSPECIFIED":
+        if name in EventType.DESCRIPTOR.values_by_name and name != "EVENT_TYPE_UNSPECIFIED":
             return EventType.Value(name)
     raise ValueError(f"unknown event type {ref!r}; one of {', '.join(EVENT_LABELS)}")
 

@@ -105,7 +105,7 @@ async def test_bad_webhooks_are_refused(client: JobstreamClient) -> None:
         await client.create_webhook("q1", "local", url="http://127.0.0.1:8080/hook")
     assert [v.field for v in private.value.field_violations] == ["webhook.url"]
     with pytest.raises(InvalidArgument) as weak:
-        await client.create_webhook("q1", "weak", url="https://a.example.com", secret="whsec_")
+        await client.create_webhook("q1", "weak", url="https://a.example.com", secret="whsec_")  # noqa: S106
     assert [v.field for v in weak.value.field_violations] == ["webhook.secret"]
 
     refused_here: list[tuple[dict[str, Any], type[Exception], str]] = [
