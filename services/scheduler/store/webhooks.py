@@ -220,6 +220,15 @@ class WebhookStore:
         await self._write(queue, "update", hook)
         return hook.message(queue, with_secret=secret_changed)
 
+    async def disable(self, queue: str, webhook_id: str, *, now_ms: int) -> bool:
+        """Disables the webhook, its other settings untouched; False when it is gone."""
+        keys = QueueKeys(queue)
+        reply: Reply = await self._save(
+            keys=[keys.webhooks, keys.webhook(webhook_id), keys.events],
+            args=["update", webhook_id, DELIVERY_GROUP, W.DISABLED, "1", W.UPDATE_TIME, now_ms],
+        )
+        return as_int(reply[0]) == Code.OK
+
     async def delete(self, queue: str, webhook_id: str) -> None:
         """Deletes the webhook and its deliveries. Raises WebhookNotFound."""
         keys = QueueKeys(queue)

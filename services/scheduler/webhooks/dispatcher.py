@@ -3,7 +3,8 @@ with webhooks through their consumer group (each event reaches one replica) and 
 deliveries, then claims the deliveries that are due, as many as it has room for, and sends each
 in a task of its own: a slow or dead receiver holds at most `per_webhook_concurrency` of the
 `concurrency` slots, never the loop. An attempt that fails is due again after an exponential
-backoff with jitter, until `max_attempts` or `max_age`; then the delivery is failed."""
+backoff with jitter, until `max_attempts` or `max_age`; then the delivery is failed. A 410 Gone
+fails the delivery at once and disables the webhook: the receiver says the endpoint is no more."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import asyncio
 import random
 import uuid
 from collections import Counter
+from http import HTTPStatus
 
 import structlog
 
@@ -190,6 +192,9 @@ class Dispatcher:
         now = await redis_now_ms(self.webhooks.redis)
         outcome = self._outcome(claimed, sent, now)
         recorded = await self.deliveries.record(claimed, outcome)
+        if sent.http_status == HTTPStatus.GONE and recorded:
+            await self.webhooks.disable(claimed.queue, claimed.webhook_id, now_ms=now)
+            log.warning("webhook_disabled_gone", queue=claimed.queue, webhook=claimed.webhook_id)
         labels = queue_labels(claimed.queue)
         label = {State.STATE_DELIVERED: "delivered", State.STATE_FAILED: "failed"}
         self.metrics.attempts.labels(**labels, outcome=label.get(outcome.state, "retry")).inc()
@@ -213,7 +218,8 @@ class Dispatcher:
             next_ms = now + backoff_ms(self.settings, claimed.attempt)
             too_old = next_ms - claimed.create_ms > self.settings.max_age.total_seconds() * 1000
             spent = claimed.attempt >= self.settings.max_attempts
-            state = State.STATE_FAILED if spent or too_old else State.STATE_PENDING
+            gone = sent.http_status == HTTPStatus.GONE
+            state = State.STATE_FAILED if spent or too_old or gone else State.STATE_PENDING
         return AttemptOutcome(
             state=state,
             time_ms=now - sent.latency_ms,

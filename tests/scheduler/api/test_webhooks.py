@@ -16,10 +16,13 @@ from jobs.v1 import (
     job_pb2,
     job_service_pb2,
     job_service_pb2_grpc,
+    queue_service_pb2,
+    queue_service_pb2_grpc,
     webhook_pb2,
     webhook_service_pb2,
     webhook_service_pb2_grpc,
 )
+from services.common import redis_keys
 from services.common.config import StoreSettings
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler
@@ -158,6 +161,44 @@ async def test_an_unreachable_receiver_is_recorded_as_a_transport_error(
     [delivery] = await _settled(webhooks, 1)
     assert delivery.state == Delivery.STATE_FAILED
     assert all(a.http_status == 0 and a.error for a in delivery.attempts)
+
+
+async def test_a_receiver_answering_410_gone_disables_its_webhook(
+    webhooks: Stub, jobs: job_service_pb2_grpc.JobServiceAsyncStub
+) -> None:
+    async with webhook_receiver(410) as gone, webhook_receiver() as other:
+        await _create(webhooks, gone.url, Webhook.EVENT_TYPE_JOB_CREATED)
+        await _job(jobs)
+        [delivery] = await _settled(webhooks, 1)
+        assert delivery.state == Delivery.STATE_FAILED  # not retried
+        assert [a.http_status for a in delivery.attempts] == [410]
+        shown = await webhooks.GetWebhook(
+            webhook_service_pb2.GetWebhookRequest(name="queues/q1/webhooks/hook")
+        )
+        assert shown.disabled
+        assert shown.url == gone.url  # the rest untouched
+
+        await _create(webhooks, other.url, Webhook.EVENT_TYPE_JOB_CREATED, webhook_id="other")
+        await _job(jobs)
+        await _settled(webhooks, 1, "queues/q1/webhooks/other")
+    # One script makes an event's deliveries to every webhook: the disabled one got none.
+    assert len(await _deliveries(webhooks)) == 1
+    assert len(gone.received) == 1
+
+
+async def test_deleting_the_queue_stops_reading_its_events(
+    webhooks: Stub,
+    jobs: job_service_pb2_grpc.JobServiceAsyncStub,
+    channel: grpc.aio.Channel,
+    redis: RedisClient,
+) -> None:
+    await _create(webhooks, "https://example.com/hook")
+    await _job(jobs)
+    assert await redis.smembers(redis_keys.WEBHOOK_QUEUES) == {b"default/q1"}  # tenant/queue
+    await queue_service_pb2_grpc.QueueServiceStub(channel).DeleteQueue(
+        queue_service_pb2.DeleteQueueRequest(name="queues/q1", force=True)
+    )
+    assert await redis.smembers(redis_keys.WEBHOOK_QUEUES) == set()
 
 
 async def test_a_job_deleted_before_its_delivery_is_still_delivered(
