@@ -39,6 +39,7 @@ from services.common.config import (
     LogSettings,
     RedisSettings,
     SchedulerSettings,
+    WebhookSettings,
     WorkerSettings,
     child_environment,
     environment_of,
@@ -168,6 +169,8 @@ def _redis_environment(redis_url: str | None) -> dict[str, str]:
 def scheduler_child(settings: SchedulerSettings, redis_url: str | None, key: str) -> ChildSpec:
     env = environment_of(settings, "port") | _redis_environment(redis_url)
     env |= environment_of(AuthSettings(auth_bootstrap_key=SecretStr(key)), "auth_bootstrap_key")
+    # On a developer's machine a webhook's receiver is usually on localhost.
+    env |= environment_of(WebhookSettings(allow_private_networks=True), "allow_private_networks")
     return ChildSpec(
         "scheduler",
         (sys.executable, "-m", "services.scheduler.app"),

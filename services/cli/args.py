@@ -1,4 +1,5 @@
-"""Argument types of the CLI: durations, JSON payloads, `key=value` pairs, job states and times.
+"""Argument types of the CLI: durations, JSON payloads, `key=value` pairs, job states, webhook
+event types and times.
 Each raises argparse.ArgumentTypeError, which argparse reports as a usage error (exit 2)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from services.client import codec
+from services.client import codec, webhook_requests
 from services.common import json_values
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
@@ -79,3 +80,11 @@ def moment(text: str) -> datetime:
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"invalid time {text!r}: use ISO 8601") from error
     return parsed if parsed.tzinfo is not None else parsed.astimezone()
+
+
+def event_type(text: str) -> int:
+    """A webhook event type: `job.created`, `JOB_CREATED`, ..."""
+    try:
+        return webhook_requests.event_type(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error

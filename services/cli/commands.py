@@ -7,8 +7,16 @@ import argparse
 import asyncio
 import contextlib
 
-from jobs.v1 import job_pb2, job_service_pb2, queue_pb2, queue_service_pb2, schedule_pb2
+from jobs.v1 import (
+    job_pb2,
+    job_service_pb2,
+    queue_pb2,
+    queue_service_pb2,
+    schedule_pb2,
+    webhook_pb2,
+)
 from jobs.v1 import schedule_service_pb2 as schedules_pb2
+from jobs.v1 import webhook_service_pb2 as webhooks_pb2
 from jobs.v1 import worker_registry_service_pb2 as workers_pb2
 from services.cli import views, watching
 from services.cli.context import Context
@@ -266,4 +274,85 @@ async def delete_schedule(ctx: Context, args: argparse.Namespace) -> int:
         ctx.console.line("{}")
     else:
         ctx.console.line(f"deleted schedule {args.name}")
+    return 0
+
+
+async def create_webhook(ctx: Context, args: argparse.Namespace) -> int:
+    webhook = await ctx.client.create_webhook(
+        args.queue,
+        args.id,
+        url=args.url,
+        event_types=args.event,
+        job_types=args.job_type,
+        secret=args.secret,
+        description=args.description,
+        disabled=args.disabled,
+    )
+    return _webhook_details(ctx, webhook)
+
+
+def _webhook_details(ctx: Context, webhook: webhook_pb2.Webhook) -> int:
+    if ctx.json:
+        ctx.print_message(webhook)
+        return 0
+    ctx.console.lines(views.webhook_details(webhook, ctx.now()))
+    if webhook.secret:
+        ctx.console.line("")
+        ctx.console.line(f"Secret:      {webhook.secret}")
+        ctx.console.line("(shown only now: keep it to verify deliveries; `update --new-secret`)")
+    return 0
+
+
+async def show_webhook(ctx: Context, args: argparse.Namespace) -> int:
+    return _webhook_details(ctx, await ctx.client.get_webhook(args.name))
+
+
+async def list_webhooks(ctx: Context, args: argparse.Namespace) -> int:
+    found = await ctx.client.list_webhooks(args.queue)
+    if ctx.json:
+        ctx.print_message(webhooks_pb2.ListWebhooksResponse(webhooks=found))
+    elif not found:
+        ctx.console.line("no webhooks")
+    else:
+        ctx.console.lines(views.webhooks_table(found, ctx.now()))
+    return 0
+
+
+async def update_webhook(ctx: Context, args: argparse.Namespace) -> int:
+    try:
+        webhook = await ctx.client.update_webhook(
+            args.name,
+            url=args.url,
+            event_types=[] if args.all_events else args.event,
+            job_types=[] if args.all_job_types else args.job_type,
+            disabled=args.disabled,
+            description=args.description,
+            secret=args.secret,
+            new_secret=args.new_secret,
+        )
+    except ValueError:  # nothing to change (argparse refused the rest)
+        ctx.console.error(
+            "nothing to change: give --url, --event, --job-type, --description, --secret, ..."
+        )
+        return 2  # a usage error, as argparse's
+    return _webhook_details(ctx, webhook)
+
+
+async def delete_webhook(ctx: Context, args: argparse.Namespace) -> int:
+    await ctx.client.delete_webhook(args.name)
+    if ctx.json:
+        ctx.console.line("{}")
+    else:
+        ctx.console.line(f"deleted webhook {args.name}")
+    return 0
+
+
+async def webhook_deliveries(ctx: Context, args: argparse.Namespace) -> int:
+    found = await ctx.client.webhook_deliveries(args.name, limit=args.limit)
+    if ctx.json:
+        ctx.print_message(webhooks_pb2.ListWebhookDeliveriesResponse(deliveries=found))
+    elif not found:
+        ctx.console.line("no deliveries")
+    else:
+        ctx.console.lines(views.deliveries_table(found, ctx.now()))
     return 0

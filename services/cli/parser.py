@@ -8,19 +8,20 @@ from collections.abc import Awaitable, Callable
 from services.cli import args as types
 from services.cli import bulk, commands
 from services.cli.context import Context
+from services.client.webhook_requests import EVENT_LABELS
 
 Command = Callable[[Context, argparse.Namespace], Awaitable[int]]
 
 EPILOG = """\
 jobs are named queues/QUEUE/jobs/ID or QUEUE/ID, schedules queues/QUEUE/schedules/ID or
-QUEUE/ID.
+QUEUE/ID, webhooks queues/QUEUE/webhooks/ID or QUEUE/ID.
 
 exit codes:
   0    success (for watch and enqueue --wait/--watch: the job SUCCEEDED)
   1    failure: the job FAILED or was CANCELLED, an action the job's state does not allow,
        the scheduler unreachable, a timeout
   2    usage error or invalid argument (the message names the field)
-  3    not found (job, queue, worker or schedule)
+  3    not found (job, queue, worker, schedule or webhook)
   130  interrupted (Ctrl-C)
 """
 
@@ -257,6 +258,93 @@ def _schedule_commands(
         p.set_defaults(command=command)
 
 
+_EVENTS = ", ".join(EVENT_LABELS)
+
+
+def _webhook_settings(p: argparse.ArgumentParser, *, creating: bool) -> None:
+    """The options create and update share; update's lists replace the current ones."""
+    events = p.add_mutually_exclusive_group()
+    events.add_argument(
+        "--event",
+        action="append",
+        type=types.event_type,
+        default=[] if creating else None,
+        metavar="EVENT",
+        help=f"an event delivered (repeatable; default all): {_EVENTS}",
+    )
+    types_of_jobs = p.add_mutually_exclusive_group()
+    types_of_jobs.add_argument(
+        "--job-type",
+        action="append",
+        default=[] if creating else None,
+        metavar="TYPE",
+        help="only jobs of this type (repeatable; default every type)",
+    )
+    p.add_argument(
+        "--description", default="" if creating else None, metavar="TEXT", help="free text"
+    )
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--secret",
+        metavar="SECRET",
+        help="whsec_ and the base64 of 24-64 bytes" + (" (default: made)" if creating else ""),
+    )
+    if creating:
+        p.add_argument("--disabled", action="store_true", help="create it disabled")
+        return
+    events.add_argument("--all-events", action="store_true", help="deliver every event type again")
+    types_of_jobs.add_argument(
+        "--all-job-types", action="store_true", help="deliver jobs of every type again"
+    )
+    secret.add_argument(
+        "--new-secret", action="store_true", help="have the scheduler make a new secret"
+    )
+    switch = p.add_mutually_exclusive_group()
+    switch.add_argument(
+        "--disable", dest="disabled", action="store_true", default=None, help="stop deliveries"
+    )
+    switch.add_argument("--enable", dest="disabled", action="store_false", help="resume them")
+    p.add_argument("--url", help="where deliveries are POSTed from now on")
+
+
+def _webhook_commands(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    text = "job events POSTed to HTTP endpoints: create, list, show, update and delete webhooks"
+    group = sub.add_parser("webhook", help=text, description=text)
+    actions = group.add_subparsers(title="actions", metavar="ACTION", required=True)
+    text = "create a webhook; prints its signing secret, the only time it is shown"
+    p = actions.add_parser("create", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE", help="the queue whose job events it gets")
+    p.add_argument("id", metavar="ID", help="the webhook's id: [a-z0-9][a-z0-9-]{0,62}")
+    p.add_argument("url", metavar="URL", help="where deliveries are POSTed: https:// or http://")
+    _webhook_settings(p, creating=True)
+    p.set_defaults(command=commands.create_webhook)
+    text = "list webhooks with their events and state"
+    p = actions.add_parser("list", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE", nargs="?", default="-", help="default: every queue")
+    p.set_defaults(command=commands.list_webhooks)
+    text = "change a webhook: only the options given"
+    p = actions.add_parser("update", parents=[common], help=text, description=text)
+    p.add_argument("name", metavar="NAME", help="queues/Q/webhooks/ID or Q/ID")
+    _webhook_settings(p, creating=False)
+    p.set_defaults(command=commands.update_webhook)
+    text = "a webhook's deliveries, newest first, with their last attempt"
+    p = actions.add_parser("deliveries", parents=[common], help=text, description=text)
+    p.add_argument("name", metavar="NAME", help="queues/Q/webhooks/ID or Q/ID")
+    p.add_argument(
+        "--limit", type=types.positive, default=commands.DEFAULT_LIMIT, help="most shown"
+    )
+    p.set_defaults(command=commands.webhook_deliveries)
+    for name, command, text in [
+        ("show", commands.show_webhook, "show a webhook: URL, events, job types, state"),
+        ("delete", commands.delete_webhook, "delete a webhook and its deliveries"),
+    ]:
+        p = actions.add_parser(name, parents=[common], help=text, description=text)
+        p.add_argument("name", metavar="NAME", help="queues/Q/webhooks/ID or Q/ID")
+        p.set_defaults(command=command)
+
+
 def build_parser(address: str) -> argparse.ArgumentParser:
     """The parser; `address` is the default scheduler (from the environment)."""
     parser = argparse.ArgumentParser(
@@ -281,4 +369,5 @@ def build_parser(address: str) -> argparse.ArgumentParser:
     _queue_commands(sub, common)
     _schedule_commands(sub, common)
     bulk.add_commands(sub, common)
+    _webhook_commands(sub, common)
     return parser

@@ -1,4 +1,4 @@
-"""The human views of jobs, queues, workers and schedules: `list` rows, `show` details and
+"""The human views of jobs, queues, workers, schedules and webhooks: `list` rows, `show` details and
 tables."""
 
 from __future__ import annotations
@@ -8,9 +8,16 @@ from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
-from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, schedule_pb2, worker_pb2
+from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, schedule_pb2, webhook_pb2, worker_pb2
 from services.cli import render
-from services.client import from_value, short_job_name, short_schedule_name, state_name
+from services.client import (
+    from_value,
+    short_job_name,
+    short_schedule_name,
+    short_webhook_name,
+    state_name,
+)
+from services.client.webhook_requests import event_label
 
 _OUTCOME_PREFIX = "OUTCOME_"
 _WORKER_STATE_PREFIX = "STATE_"
@@ -283,3 +290,80 @@ def schedule_details(schedule: Schedule, now: datetime) -> list[str]:
         ("Updated", render.stamp(schedule.update_time, now)),
     ]
     return _field_lines(fields, width=13)
+
+
+Webhook = webhook_pb2.Webhook
+Delivery = webhook_pb2.WebhookDelivery
+
+
+def _events(webhook: Webhook) -> str:
+    return ",".join(event_label(kind) for kind in webhook.event_types) or "all"
+
+
+def _webhook_state(webhook: Webhook) -> str:
+    return "disabled" if webhook.disabled else "enabled"
+
+
+def webhooks_table(webhooks: Sequence[Webhook], now: datetime) -> list[str]:
+    """`webhook list`: one row per webhook with its URL, events, job types and state."""
+    headers = ["WEBHOOK", "URL", "EVENTS", "JOB TYPES", "STATE", "CREATED"]
+    rows = [
+        [
+            short_webhook_name(webhook.name),
+            render.shorten(webhook.url, 48),
+            _events(webhook),
+            ",".join(webhook.job_types) or "all",
+            _webhook_state(webhook),
+            render.age(webhook.create_time, now),
+        ]
+        for webhook in webhooks
+    ]
+    return render.table(headers, rows)
+
+
+def webhook_details(webhook: Webhook, now: datetime) -> list[str]:
+    """`webhook show`: where it POSTs, what, whether it is on, and its secret's last characters."""
+    fields: list[tuple[str, str]] = [
+        ("Webhook", f"{short_webhook_name(webhook.name)}  ({webhook.name})"),
+        ("URL", webhook.url),
+        ("State", _webhook_state(webhook)),
+        ("Events", _events(webhook)),
+        ("Job types", ", ".join(webhook.job_types) or "all"),
+    ]
+    if webhook.description:
+        fields.append(("Description", webhook.description))
+    fields += [
+        ("Secret ends", webhook.secret_hint),
+        ("Created", render.stamp(webhook.create_time, now)),
+        ("Updated", render.stamp(webhook.update_time, now)),
+    ]
+    return _field_lines(fields, width=13)
+
+
+def _last_attempt(delivery: Delivery) -> str:
+    """`HTTP 500` or the transport error of its latest attempt, with its latency."""
+    if not delivery.attempts:
+        return "-"
+    last = delivery.attempts[-1]
+    outcome = f"HTTP {last.http_status}" if last.http_status else last.error
+    latency = render.duration(last.latency.ToTimedelta().total_seconds())
+    return f"{render.shorten(outcome, 40)} ({latency})"
+
+
+def deliveries_table(deliveries: Sequence[Delivery], now: datetime) -> list[str]:
+    """`webhook deliveries`: one row per delivery with its state and latest attempt."""
+    headers = ["DELIVERY", "EVENT", "JOB", "STATE", "ATTEMPTS", "LAST ATTEMPT", "NEXT", "CREATED"]
+    rows = [
+        [
+            delivery.event_id,
+            event_label(delivery.event_type),
+            short_job_name(delivery.job),
+            Delivery.State.Name(delivery.state).removeprefix("STATE_"),
+            str(delivery.attempt_count),
+            _last_attempt(delivery),
+            render.age(delivery.next_attempt_time, now),
+            render.age(delivery.create_time, now),
+        ]
+        for delivery in deliveries
+    ]
+    return render.table(headers, rows, right="4")

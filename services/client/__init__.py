@@ -37,6 +37,8 @@ from services.client.names import (
     schedule_name,
     short_job_name,
     short_schedule_name,
+    short_webhook_name,
+    webhook_name,
 )
 from services.client.outcome import job_result
 from services.client.requests import Backoff, EnqueueRequest
@@ -78,7 +80,9 @@ __all__ = [
     "schedule_name",
     "short_job_name",
     "short_schedule_name",
+    "short_webhook_name",
     "state",
     "state_name",
     "to_value",
+    "webhook_name",
 ]

@@ -24,6 +24,9 @@ from jobs.v1 import (
     schedule_pb2,
     schedule_service_pb2,
     schedule_service_pb2_grpc,
+    webhook_pb2,
+    webhook_service_pb2,
+    webhook_service_pb2_grpc,
     worker_pb2,
     worker_registry_service_pb2,
     worker_registry_service_pb2_grpc,
@@ -43,6 +46,11 @@ from services.client.requests import (
     jobs_filter,
 )
 from services.client.watch import Reconnect, WatchCall, resumable_events
+from services.client.webhook_requests import (
+    EventTypeRef,
+    create_webhook_request,
+    update_webhook_request,
+)
 from services.common.config import ClientSettings
 from services.common.credentials import credentials
 from services.common.json_values import JsonValue
@@ -56,7 +64,7 @@ class JobstreamClient(Closing):
     """A connection to one scheduler (`host:port`, plaintext gRPC; default
     JOBSTREAM_SCHEDULER_ADDRESS, else 127.0.0.1:50051). Use it as `async with`, or `close()` it.
     Jobs are named `queues/q/jobs/id` or `q/id`, queues `queues/q` or `q`, schedules
-    `queues/q/schedules/id` or `q/id`.
+    `queues/q/schedules/id` or `q/id`, webhooks `queues/q/webhooks/id` or `q/id`.
 
     `api_key` (default JOBSTREAM_API_KEY) is sent on every call (`authorization: Bearer`); the
     scheduler requires one unless its auth is disabled. Every failed call raises a JobstreamError
@@ -87,6 +95,7 @@ class JobstreamClient(Closing):
         self._workers = worker_registry_service_pb2_grpc.WorkerRegistryServiceStub(self._channel)
         self._schedules = schedule_service_pb2_grpc.ScheduleServiceStub(self._channel)
         self._bulk = bulk_operation_service_pb2_grpc.BulkOperationServiceStub(self._channel)
+        self._webhooks = webhook_service_pb2_grpc.WebhookServiceStub(self._channel)
 
     async def close(self) -> None:
         """Closes the channel; calls still running are cancelled."""
@@ -469,3 +478,103 @@ class JobstreamClient(Closing):
             name=names.bulk_operation_name(name)
         )
         return await self._call(self._bulk.CancelBulkOperation, request)
+
+    async def create_webhook(
+        self,
+        queue: str,
+        webhook_id: str,
+        *,
+        url: str,
+        event_types: Iterable[EventTypeRef] = (),
+        job_types: Sequence[str] = (),
+        secret: str | None = None,
+        description: str = "",
+        disabled: bool = False,
+    ) -> webhook_pb2.Webhook:
+        """Creates a webhook that POSTs the queue's job events (`event_types`: `job.created`,
+        `job.started`, `job.succeeded`, `job.failed`, `job.cancelled`, `job.retried`; all when
+        empty) of the `job_types` given (all when empty) to `url`, signed with `secret` (made by
+        the scheduler when None). Returns it with its secret: the only time it is shown. Raises
+        AlreadyExists, InvalidArgument (`webhook.url`, ...), PermissionDenied for a non-admin,
+        and ValueError for an unknown event type."""
+        request = create_webhook_request(
+            parent=names.queue_name(queue),
+            webhook_id=webhook_id,
+            url=url,
+            event_types=event_types,
+            job_types=job_types,
+            secret=secret,
+            description=description,
+            disabled=disabled,
+        )
+        return await self._call(self._webhooks.CreateWebhook, request)
+
+    async def get_webhook(self, name: str) -> webhook_pb2.Webhook:
+        """The webhook, with its secret's last four characters only. Raises NotFound."""
+        request = webhook_service_pb2.GetWebhookRequest(name=names.webhook_name(name))
+        return await self._call(self._webhooks.GetWebhook, request)
+
+    async def list_webhooks(self, queue: str = "-") -> builtins.list[webhook_pb2.Webhook]:
+        """Every webhook of `queue` (`-`: of every queue), by queue then id."""
+        found: builtins.list[webhook_pb2.Webhook] = []
+        token = ""
+        while True:
+            request = webhook_service_pb2.ListWebhooksRequest(
+                parent=names.queue_name(queue), page_size=1000, page_token=token
+            )
+            page = await self._call(self._webhooks.ListWebhooks, request)
+            found.extend(page.webhooks)
+            if not (token := page.next_page_token):
+                return found
+
+    async def update_webhook(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        event_types: Iterable[EventTypeRef] | None = None,
+        job_types: Sequence[str] | None = None,
+        disabled: bool | None = None,
+        description: str | None = None,
+        secret: str | None = None,
+        new_secret: bool = False,
+    ) -> webhook_pb2.Webhook:
+        """Changes what is given and nothing else (`event_types=[]`: every event again);
+        `new_secret` has the scheduler make a new secret. Returns the webhook, with the secret
+        when it changed. Raises NotFound, InvalidArgument, and ValueError when nothing is given
+        or for both `secret` and `new_secret`."""
+        request = update_webhook_request(
+            name=names.webhook_name(name),
+            url=url,
+            event_types=event_types,
+            job_types=job_types,
+            disabled=disabled,
+            description=description,
+            secret=secret,
+            new_secret=new_secret,
+        )
+        return await self._call(self._webhooks.UpdateWebhook, request)
+
+    async def delete_webhook(self, name: str) -> None:
+        """Deletes the webhook and its deliveries; pending ones are not sent. Raises NotFound."""
+        request = webhook_service_pb2.DeleteWebhookRequest(name=names.webhook_name(name))
+        await self._call(self._webhooks.DeleteWebhook, request)
+
+    async def webhook_deliveries(
+        self, name: str, *, limit: int | None = None
+    ) -> builtins.list[webhook_pb2.WebhookDelivery]:
+        """The webhook's deliveries, newest first, with their attempts (at most `limit`). Raises
+        NotFound."""
+        found: builtins.list[webhook_pb2.WebhookDelivery] = []
+        token = ""
+        while limit is None or len(found) < limit:
+            request = webhook_service_pb2.ListWebhookDeliveriesRequest(
+                parent=names.webhook_name(name),
+                page_size=1000 if limit is None else min(limit - len(found), 1000),
+                page_token=token,
+            )
+            page = await self._call(self._webhooks.ListWebhookDeliveries, request)
+            found.extend(page.deliveries)
+            if not (token := page.next_page_token):
+                break
+        return found

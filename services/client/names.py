@@ -1,5 +1,6 @@
 """How callers may name things: a job as `queues/q/jobs/id` or `q/id`, a schedule as
-`queues/q/schedules/id` or `q/id`, a queue as `queues/q` or `q`, a worker as `workers/w` or `w`.
+`queues/q/schedules/id` or `q/id`, a webhook as `queues/q/webhooks/id` or `q/id`, a queue as
+`queues/q` or `q`, a worker as `workers/w` or `w`.
 Anything else is passed on unchanged, for the scheduler to reject with the field it belongs to."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from services.common import names
 _QUEUES = "queues/"
 _JOBS = "/jobs/"
 _SCHEDULES = "/schedules/"
+_WEBHOOKS = "/webhooks/"
 _WORKERS = "workers/"
 
 
@@ -36,6 +38,11 @@ def schedule_name(ref: str) -> str:
 def bulk_operation_name(ref: str) -> str:
     """The bulk operation's resource name (`queues/q/bulkOperations/id`) from itself or `q/id`."""
     return _in_queue(ref, names.bulk_operation_name)
+
+
+def webhook_name(ref: str) -> str:
+    """The webhook's resource name (`queues/q/webhooks/id`) from itself or from `q/id`."""
+    return _in_queue(ref, names.webhook_name)
 
 
 def queue_name(ref: str) -> str:
@@ -66,3 +73,8 @@ def short_job_name(name: str) -> str:
 def short_schedule_name(name: str) -> str:
     """`q/id` for `queues/q/schedules/id`; other strings unchanged."""
     return _short(name, _SCHEDULES)
+
+
+def short_webhook_name(name: str) -> str:
+    """`q/id` for `queues/q/webhooks/id`; other strings unchanged."""
+    return _short(name, _WEBHOOKS)

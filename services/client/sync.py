@@ -26,12 +26,14 @@ from jobs.v1 import (
     queue_pb2,
     queue_service_pb2,
     schedule_pb2,
+    webhook_pb2,
     worker_pb2,
 )
 from services.client.client import JobstreamClient
 from services.client.codec import Seconds
 from services.client.requests import Backoff, CatchUp, EnqueueOptions, EnqueueRequest, Overlap
 from services.client.watch import Reconnect
+from services.client.webhook_requests import EventTypeRef
 from services.common.json_values import JsonValue
 
 T = TypeVar("T")
@@ -281,3 +283,67 @@ class SyncJobstreamClient:
 
     def delete_schedule(self, name: str) -> None:
         self._run(self._client.delete_schedule(name))
+
+    def create_webhook(
+        self,
+        queue: str,
+        webhook_id: str,
+        *,
+        url: str,
+        event_types: Iterable[EventTypeRef] = (),
+        job_types: Sequence[str] = (),
+        secret: str | None = None,
+        description: str = "",
+        disabled: bool = False,
+    ) -> webhook_pb2.Webhook:
+        return self._run(
+            self._client.create_webhook(
+                queue,
+                webhook_id,
+                url=url,
+                event_types=event_types,
+                job_types=job_types,
+                secret=secret,
+                description=description,
+                disabled=disabled,
+            )
+        )
+
+    def get_webhook(self, name: str) -> webhook_pb2.Webhook:
+        return self._run(self._client.get_webhook(name))
+
+    def list_webhooks(self, queue: str = "-") -> builtins.list[webhook_pb2.Webhook]:
+        return self._run(self._client.list_webhooks(queue))
+
+    def update_webhook(
+        self,
+        name: str,
+        *,
+        url: str | None = None,
+        event_types: Iterable[EventTypeRef] | None = None,
+        job_types: Sequence[str] | None = None,
+        disabled: bool | None = None,
+        description: str | None = None,
+        secret: str | None = None,
+        new_secret: bool = False,
+    ) -> webhook_pb2.Webhook:
+        return self._run(
+            self._client.update_webhook(
+                name,
+                url=url,
+                event_types=event_types,
+                job_types=job_types,
+                disabled=disabled,
+                description=description,
+                secret=secret,
+                new_secret=new_secret,
+            )
+        )
+
+    def delete_webhook(self, name: str) -> None:
+        self._run(self._client.delete_webhook(name))
+
+    def webhook_deliveries(
+        self, name: str, *, limit: int | None = None
+    ) -> builtins.list[webhook_pb2.WebhookDelivery]:
+        return self._run(self._client.webhook_deliveries(name, limit=limit))

@@ -233,6 +233,51 @@ class BulkSettings(BaseSettings):
     )
 
 
+class WebhookSettings(BaseSettings):
+    """Webhook deliveries: retries, timeouts, concurrency, bounds (JOBSTREAM_WEBHOOK_*)."""
+
+    model_config = _config("WEBHOOK_")
+
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Let webhook URLs reach loopback, private, link-local and other non-public "
+        "addresses. Off: a tenant cannot make the scheduler call into its own network (SSRF).",
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=10), gt=timedelta(0), description="Of one POST, all of it."
+    )
+    max_attempts: int = Field(default=8, ge=1, le=100, description="Then a delivery is failed.")
+    max_age: Duration = Field(
+        default=timedelta(days=1),
+        gt=timedelta(0),
+        description="A delivery not delivered this long after its event is failed.",
+    )
+    initial_backoff: Duration = Field(
+        default=timedelta(seconds=5),
+        gt=timedelta(0),
+        description="Delay before the second attempt; doubles each attempt (jitter: 75-100%).",
+    )
+    max_backoff: Duration = Field(default=timedelta(hours=1), gt=timedelta(0))
+    concurrency: int = Field(default=32, ge=1, le=10_000, description="POSTs at once per replica.")
+    per_webhook_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1_000,
+        description="POSTs at once per webhook per replica: a slow receiver holds no more.",
+    )
+    poll_interval: Duration = Field(
+        default=timedelta(seconds=1),
+        gt=timedelta(0),
+        description="How often queue events and due retries are looked for.",
+    )
+    deliveries_kept: int = Field(
+        default=1_000, ge=10, description="Deliveries kept per webhook (the newest)."
+    )
+    delivery_retention: Duration = Field(
+        default=timedelta(days=7), description="A finished delivery is kept this long at most."
+    )
+
+
 class AuthSettings(BaseSettings):
     """Who may call the scheduler (and so the gateway): API keys, roles, tenants, rate limits."""
 

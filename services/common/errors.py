@@ -137,6 +137,22 @@ class ScheduleAlreadyExists(JobstreamError):
         super().__init__(f"schedule {name} already exists", metadata={"schedule": name})
 
 
+class WebhookNotFound(JobstreamError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "WEBHOOK_NOT_FOUND"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"webhook {name} not found", metadata={"webhook": name})
+
+
+class WebhookAlreadyExists(JobstreamError):
+    code = grpc.StatusCode.ALREADY_EXISTS
+    reason = "WEBHOOK_EXISTS"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"webhook {name} already exists", metadata={"webhook": name})
+
+
 class QueueNotEmpty(JobstreamError):
     code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "QUEUE_NOT_EMPTY"

@@ -32,6 +32,7 @@ _QUEUE_NAME = re.compile(r"queues/(?P<queue>[^/]*)")
 _JOB_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)")
 _SCHEDULE_NAME = re.compile(r"queues/(?P<queue>[^/]*)/schedules/(?P<schedule>[^/]*)")
 _BULK_NAME = re.compile(r"queues/(?P<queue>[^/]*)/bulkOperations/(?P<operation>[^/]*)")
+_WEBHOOK_NAME = re.compile(r"queues/(?P<queue>[^/]*)/webhooks/(?P<webhook>[^/]*)")
 _WORKER_NAME = re.compile(r"workers/(?P<worker>[^/]*)")
 _ATTEMPT_NAME = re.compile(
     r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)/attempts/(?P<n>[0-9]{1,7})"
@@ -108,6 +109,14 @@ def bulk_operation_name(queue: str, operation: str) -> str:
     return f"queues/{local_queue(queue)}/bulkOperations/{operation}"
 
 
+def webhook_name(queue: str, webhook: str) -> str:
+    return f"queues/{local_queue(queue)}/webhooks/{webhook}"
+
+
+def delivery_name(queue: str, webhook: str, delivery: str) -> str:
+    return f"queues/{local_queue(queue)}/webhooks/{webhook}/deliveries/{delivery}"
+
+
 def attempt_name(queue: str, job: str, number: int) -> str:
     return f"queues/{local_queue(queue)}/jobs/{job}/attempts/{number}"
 
@@ -170,6 +179,16 @@ def parse_bulk_operation_name(name: str, field: str = "name") -> tuple[str, str]
     check(QUEUE_ID, match["queue"], field, "queue id")
     check(JOB_ID, match["operation"], field, "bulk operation id")
     return match["queue"], match["operation"]
+
+
+def parse_webhook_name(name: str, field: str = "name") -> tuple[str, str]:
+    """`queues/{queue}/webhooks/{webhook}` -> (queue id, webhook id)."""
+    match = _WEBHOOK_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgument.field(field, "must have the form queues/{queue}/webhooks/{webhook}")
+    check(QUEUE_ID, match["queue"], field, "queue id")
+    check(SCHEDULE_ID, match["webhook"], field, "webhook id")
+    return match["queue"], match["webhook"]
 
 
 def parse_watchable(name: str, field: str) -> str | JobRef:

@@ -19,6 +19,7 @@ QUEUES = f"{ROOT}:queues"  # zset of every queue id (score 0, lexicographic); ou
 # pub/sub: "<tenant>/<worker> <attempt name>" when a running attempt is asked to stop
 CANCEL_CHANNEL = f"{ROOT}:cancel"
 REVOKED_CHANNEL = f"{ROOT}:revoked"  # pub/sub: "apiKeys/<id>" when a key is revoked
+WEBHOOK_QUEUES = f"{ROOT}:webhook-queues"  # set of the queue ids that have webhooks
 BOOT_EPOCH = f"{ROOT}:boot"  # set once per keyspace; a change means Redis came back empty
 
 # The worker directory and the scheduler replicas' liveness: one hash tag, so claiming a worker id
@@ -213,6 +214,29 @@ class QueueKeys:
     def schedule(self, schedule_id: str) -> str:
         """Hash of one schedule (store/fields.py ScheduleField)."""
         return f"{self.prefix}{SCHEDULE}{schedule_id}"
+
+    @property
+    def webhooks(self) -> str:
+        """Lex zset of the queue's webhook ids."""
+        return f"{self.prefix}webhooks"
+
+    def webhook(self, webhook_id: str) -> str:
+        """Hash of one webhook's settings and secret (store/webhooks.py)."""
+        return f"{self.prefix}webhook:{webhook_id}"
+
+    @property
+    def webhook_due(self) -> str:
+        """Zset of pending deliveries `<webhook id> <event id>` scored by when the next attempt is
+        due (ms), or while one is being sent by when its claim ends."""
+        return f"{self.prefix}webhook-due"
+
+    def webhook_deliveries(self, webhook_id: str) -> str:
+        """Zset of one webhook's delivery (event) ids scored by creation (ms): its listing."""
+        return f"{self.prefix}webhook-deliveries:{webhook_id}"
+
+    def webhook_delivery(self, webhook_id: str, event_id: str) -> str:
+        """Hash of one delivery: payload, state, attempts; expires once finished."""
+        return f"{self.prefix}webhook-delivery:{webhook_id}:{event_id}"
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}{JOB}{job_id}"

@@ -25,6 +25,7 @@ from jobs.v1 import (
     job_service_pb2,
     queue_service_pb2,
     schedule_service_pb2,
+    webhook_service_pb2,
     worker_registry_service_pb2,
 )
 
@@ -34,6 +35,7 @@ PUBLIC_FILES: tuple[FileDescriptor, ...] = (
     job_service_pb2.DESCRIPTOR,
     queue_service_pb2.DESCRIPTOR,
     schedule_service_pb2.DESCRIPTOR,
+    webhook_service_pb2.DESCRIPTOR,
     worker_registry_service_pb2.DESCRIPTOR,
 )
 INTERNAL_SERVICES = frozenset({"jobs.v1.WorkerService"})

@@ -1,5 +1,6 @@
-"""The scheduler process: JobService, QueueService, ScheduleService and WorkerService over gRPC
-(with health and reflection), and the background loops, on one Redis.
+"""The scheduler process: JobService, QueueService, ScheduleService, WebhookService and
+WorkerService over gRPC (with health and reflection), and the background loops (webhook
+deliveries among them), on one Redis.
 
 Run it as `jobstream-scheduler` or `python -m services.scheduler.app`. Tests run the same server
 in process with `serve(...)` on port 0.
@@ -22,6 +23,7 @@ from jobs.v1 import (
     job_service_pb2_grpc,
     queue_service_pb2_grpc,
     schedule_service_pb2_grpc,
+    webhook_service_pb2_grpc,
     worker_registry_service_pb2_grpc,
     worker_service_pb2_grpc,
 )
@@ -35,6 +37,7 @@ from services.common.config import (
     SchedulerSettings,
     StoreSettings,
     TelemetrySettings,
+    WebhookSettings,
 )
 from services.common.grpc_server import GrpcServer, address, build_server, registration
 from services.common.logging import configure_logging
@@ -52,12 +55,18 @@ from services.scheduler.servicers.bulk_operation_service import BulkOperationSer
 from services.scheduler.servicers.job_service import JobService
 from services.scheduler.servicers.queue_service import QueueService
 from services.scheduler.servicers.schedule_service import ScheduleService
+from services.scheduler.servicers.webhook_service import WebhookService
 from services.scheduler.servicers.worker_registry_service import WorkerRegistryService
 from services.scheduler.servicers.worker_service import WorkerServicer
 from services.scheduler.store.bulk import BulkStore
+from services.scheduler.store.deliveries import DeliveryStore
 from services.scheduler.store.schedules import ScheduleStore
 from services.scheduler.store.store import JobStore
+from services.scheduler.store.webhooks import WebhookStore
 from services.scheduler.watch import WatchHub
+from services.scheduler.webhooks.dispatcher import Dispatcher
+from services.scheduler.webhooks.metrics import WebhookMetrics
+from services.scheduler.webhooks.sender import Sender
 from services.scheduler.worker_protocol import WorkerProtocol
 
 SERVICE_NAME = "jobstream-scheduler"
@@ -90,6 +99,7 @@ async def serve(
     clock: Clock | None = None,
     run_loops: bool = True,
     bulk: BulkSettings | None = None,
+    webhook_settings: WebhookSettings | None = None,
 ) -> AsyncIterator[Scheduler]:
     """Serves on `settings.host:settings.port` (port 0: a free port, see `Scheduler.port`) until
     the block exits, then shuts down gracefully: NOT_SERVING, `server.stop(grace)`, watches
@@ -101,6 +111,13 @@ async def serve(
     store = JobStore(redis, settings=store_settings, clock=clock)
     schedules = ScheduleStore(store, misfire_grace=settings.misfire_grace)
     bulk_runner = BulkRunner(BulkStore(store, bulk or BulkSettings()))
+    webhook_settings = webhook_settings or WebhookSettings()
+    webhooks = WebhookStore(store)
+    deliveries = DeliveryStore(
+        redis,
+        kept=webhook_settings.deliveries_kept,
+        retention_ms=int(webhook_settings.delivery_retention.total_seconds() * 1000),
+    )
     gate = Gate(redis, auth)
     watches = WatchHub(block_ms=store_settings.max_block_ms)
     metrics = SchedulerMetrics()
@@ -133,6 +150,10 @@ async def serve(
             registration(
                 bulk_operation_service_pb2_grpc.add_BulkOperationServiceServicer_to_server,
                 BulkOperationService(bulk_runner),
+            ),
+            registration(
+                webhook_service_pb2_grpc.add_WebhookServiceServicer_to_server,
+                WebhookService(webhooks, deliveries, webhook_settings),
             ),
             registration(worker_service_pb2_grpc.add_WorkerServiceServicer_to_server, workers),
             registration(
@@ -176,6 +197,16 @@ async def serve(
             stack.push_async_callback(cancel_and_wait, loops)
             runner = tasks.create_task(bulk_runner.run(), name="bulk operations")
             stack.push_async_callback(cancel_and_wait, runner)
+            sender = await stack.enter_async_context(Sender(webhook_settings))
+            dispatcher = Dispatcher(
+                webhooks,
+                deliveries,
+                sender,
+                settings=webhook_settings,
+                metrics=WebhookMetrics(metrics.registry),
+            )
+            sending = tasks.create_task(dispatcher.run(), name="webhooks")
+            stack.push_async_callback(cancel_and_wait, sending)
         stack.push_async_callback(watches.close)
         # Not waiting for notices.wait_subscribed(): with Redis down the server must still start
         # and answer UNAVAILABLE; until it subscribes, cancels reach workers by heartbeat and
@@ -218,6 +249,7 @@ class SchedulerConfig:
     telemetry: TelemetrySettings
     auth: AuthSettings
     bulk: BulkSettings
+    webhooks: WebhookSettings
 
     @classmethod
     def from_environment(cls) -> SchedulerConfig:
@@ -229,6 +261,7 @@ class SchedulerConfig:
             telemetry=TelemetrySettings(),
             auth=AuthSettings(),
             bulk=BulkSettings(),
+            webhooks=WebhookSettings(),
         )
 
 
@@ -247,6 +280,7 @@ async def run(config: SchedulerConfig) -> None:
                 store_settings=config.store,
                 auth=config.auth,
                 bulk=config.bulk,
+                webhook_settings=config.webhooks,
             )
         )
         log.info(

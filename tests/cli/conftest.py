@@ -2,6 +2,7 @@
 
 from tests.client.conftest import (  # noqa: F401 (fixtures, found by name)
     client,
+    delivering,
     scheduler,
     store_settings,
     worker,

@@ -13,6 +13,7 @@ from services.client import JobstreamClient, Reconnect
 from services.common.config import StoreSettings
 from services.common.redis_client import RedisClient
 from tests.client.harness import HandWorker, SchedulerHarness
+from tests.support.webhook_receiver import FAST_DELIVERY
 
 FAST_RECONNECT = Reconnect(initial=0.02, max=0.2, give_up_after=20)
 
@@ -31,6 +32,21 @@ async def scheduler(
 ) -> AsyncIterator[SchedulerHarness]:
     span_exporter.clear()
     harness = SchedulerHarness(redis, store_settings, tracer_provider)
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+
+
+@pytest.fixture
+async def delivering(
+    redis: RedisClient, store_settings: StoreSettings, tracer_provider: TracerProvider
+) -> AsyncIterator[SchedulerHarness]:
+    """A scheduler with its loops running, webhook deliveries among them (to loopback too)."""
+    harness = SchedulerHarness(
+        redis, store_settings, tracer_provider, run_loops=True, webhook_settings=FAST_DELIVERY
+    )
     await harness.start()
     try:
         yield harness

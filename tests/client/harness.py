@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from jobs.v1 import job_pb2, worker_service_pb2_grpc
 from services.common import json_values
-from services.common.config import SchedulerSettings, StoreSettings
+from services.common.config import SchedulerSettings, StoreSettings, WebhookSettings
 from services.common.names import parse_job_name
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler, serve
@@ -42,6 +42,7 @@ class SchedulerHarness:
     store_settings: StoreSettings
     tracer_provider: TracerProvider
     run_loops: bool = False
+    webhook_settings: WebhookSettings | None = None
     running: Scheduler | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -67,6 +68,7 @@ class SchedulerHarness:
                 tracer_provider=self.tracer_provider,
                 run_loops=self.run_loops,
                 auth=NO_AUTH,
+                webhook_settings=self.webhook_settings,
             )
         )
         return self.running

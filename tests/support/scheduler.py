@@ -20,6 +20,7 @@ from services.common.config import (
     AuthSettings,
     SchedulerSettings,
     StoreSettings,
+    WebhookSettings,
     child_environment,
 )
 from services.common.redis_client import RedisClient
@@ -40,6 +41,7 @@ async def in_process_scheduler(
     settings: SchedulerSettings | None = None,
     clock: Clock | None = None,
     auth: AuthSettings | None = None,
+    webhook_settings: WebhookSettings | None = None,
 ) -> AsyncIterator[Scheduler]:
     """Without its timer loops by default: jobs stay where the test puts them. `settings`
     default to loopback, port 0 and a one-second shutdown grace. Without `auth`, auth is
@@ -55,6 +57,7 @@ async def in_process_scheduler(
         run_loops=run_loops,
         clock=clock,
         auth=auth or NO_AUTH,
+        webhook_settings=webhook_settings,
     ) as running:
         yield running
 

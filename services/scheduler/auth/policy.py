@@ -24,6 +24,7 @@ _QUEUE = "/jobs.v1.QueueService/"
 _AUTH = "/jobs.v1.AuthService/"
 _SCHEDULE = "/jobs.v1.ScheduleService/"
 _BULK = "/jobs.v1.BulkOperationService/"
+_WEBHOOK = "/jobs.v1.WebhookService/"
 
 RULES: dict[str, Rule] = {
     f"{_JOB}CreateJob": Rule(Role.OPERATOR),
@@ -56,6 +57,13 @@ RULES: dict[str, Rule] = {
     f"{_BULK}GetBulkOperation": Rule(Role.VIEWER),
     f"{_BULK}ListBulkOperations": Rule(Role.VIEWER),
     f"{_BULK}CancelBulkOperation": Rule(Role.OPERATOR, audited=True),
+    # A webhook's URL and secret decide where a tenant's job data goes: admins only.
+    f"{_WEBHOOK}CreateWebhook": Rule(Role.ADMIN, audited=True),
+    f"{_WEBHOOK}GetWebhook": Rule(Role.VIEWER),
+    f"{_WEBHOOK}ListWebhooks": Rule(Role.VIEWER),
+    f"{_WEBHOOK}UpdateWebhook": Rule(Role.ADMIN, audited=True),
+    f"{_WEBHOOK}DeleteWebhook": Rule(Role.ADMIN, audited=True),
+    f"{_WEBHOOK}ListWebhookDeliveries": Rule(Role.VIEWER),
     "/jobs.v1.WorkerService/Connect": Rule(Role.OPERATOR),
     "/jobs.v1.WorkerRegistryService/GetWorker": Rule(Role.VIEWER),
     "/jobs.v1.WorkerRegistryService/ListWorkers": Rule(Role.VIEWER),

@@ -524,6 +524,7 @@ class JobStore:
                 batch = []
         await self._delete_keys(queue, batch)
         await self.queues.forget(queue)
+        await self.redis.srem(redis_keys.WEBHOOK_QUEUES, queue)  # its event stream is gone
 
     async def _delete_keys(self, queue: str, batch: list[str]) -> None:
         # The settings hash last: until then the queue exists, paused.
