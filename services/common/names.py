@@ -18,6 +18,8 @@ SCHEDULE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 JOB_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,127}")
 REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 DEDUP_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+PHASE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_PHASES = 32  # of one job
 TAG = re.compile(r"[A-Za-z0-9_.:=-]{1,64}")
 METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 WORKER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")

@@ -67,6 +67,8 @@ class JobField(StoredName):
     DEDUP_KEY = "dkey"  # its deduplication key (the queue's `dedup:<key>` names it while it lives)
     DEDUP_UNTIL = "duntil"  # ms: the end of its deduplication window (0: none)
     TIMEOUT = "timeout"  # ms an attempt may run; absent: no limit
+    PHASES = "phases"  # JSON array of {n, s, a, st, ft, p}: the phase timeline, only when phased
+    PHASE_RESULTS = "phres"  # JSON object: name -> result of each SUCCEEDED phase
 
 
 class QueueField(StoredName):
