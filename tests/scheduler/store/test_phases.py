@@ -176,7 +176,7 @@ async def test_phase_changes_are_events_in_the_history(store: JobStore) -> None:
         (EVENT.TYPE_PHASE_SUCCEEDED, "fetch", 1),
         (EVENT.TYPE_PHASE_FAILED, "push", 1),
     ]
-    progress = [e for e in batch.events if e.type == EVENT.TYPE_PHASE_PROGRESS][0]
+    progress = next(e for e in batch.events if e.type == EVENT.TYPE_PHASE_PROGRESS)
     assert progress.progress.percent == 50
 
 
