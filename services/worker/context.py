@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, TypeVar, cast
+from typing import Protocol, TypeVar, overload
 
 from jobs.v1 import job_pb2
 from services.worker.dispatch import Delivery
@@ -131,7 +131,13 @@ class JobContext:
         name the handler did not declare (when it declared phases) or a bad one."""
         return self._phase_tracker().open(name)
 
-    async def run_phase(self, name: str, function: Callable[[Phase], Awaitable[T] | T]) -> T:
+    @overload
+    async def run_phase(self, name: str, function: Callable[[Phase], Awaitable[T]]) -> T: ...
+
+    @overload
+    async def run_phase(self, name: str, function: Callable[[Phase], T]) -> T: ...
+
+    async def run_phase(self, name: str, function: Callable[[Phase], object]) -> object:
         """Runs `function(phase)` (sync, or async and awaited) as phase `name` and returns its
         result, which is stored with the job; when an earlier attempt finished the phase, returns
         that attempt's result without calling `function`."""
@@ -141,7 +147,7 @@ class JobContext:
                 if inspect.isawaitable(value):
                     value = await value
                 phase.result = value
-        return cast(T, phase.result)  # what `function` returned, now or in an earlier attempt
+        return phase.result  # what `function` returned, now or in an earlier attempt
 
     def _phase_tracker(self) -> Phases:
         if self._phases is None:
