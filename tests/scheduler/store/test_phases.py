@@ -190,3 +190,13 @@ async def test_a_manual_retry_of_a_failed_job_resumes_at_the_failed_phase(
     await apply_one(store, ref, 1, ReportKind.FAILED, failure(non_retryable=True))
     await store.retry_job(ref)
     assert (await last_dispatch(redis))["kwargs"]["phase_results"] == {"a": {"k": "v"}}
+
+
+async def test_a_manual_retry_can_restart_every_phase(store: JobStore, redis: RedisClient) -> None:
+    ref = await create(store)
+    await start(store, ref)
+    await phase(store, ref, 1, "a", "SUCCEEDED", result={"k": "v"})
+    await apply_one(store, ref, 1, ReportKind.FAILED, failure(non_retryable=True))
+    job = await store.retry_job(ref, restart_phases=True)
+    assert list(job.phases) == []
+    assert "phase_results" not in (await last_dispatch(redis))["kwargs"]

@@ -3,6 +3,7 @@
   ARGV[1]  context JSON (see lib)
   ARGV[2]  allowed source states (csv)
   ARGV[3]  job id
+  ARGV[4]  '1': forget the phase timeline and results (the handler runs every phase again)
   Returns {0} | {-1} no such job | {-2, state} wrong state
 ]]
 local id = ARGV[3]
@@ -12,6 +13,7 @@ if not f[1] then return {NOT_FOUND} end
 if not set_of(ARGV[2])[f[1]] then return {WRONG_STATE, f[1]} end
 redis.call('ZREM', P .. F_RETAINED .. f[1], id)
 redis.call('HDEL', key, J.FINISH_TIME, J.CANCEL_TIME, J.CANCEL_REASON, J.CANCELLED_BY, J.LEASE_UNTIL)
+if ARGV[4] == '1' then redis.call('HDEL', key, J.PHASES, J.PHASE_RESULTS) end
 -- A new sequence number: the job goes to the back of its priority.
 local rs = ready_score(tonumber(redis.call('HGET', key, J.PRIORITY)))
 redis.call('HSET', key, J.STATE, 'QUEUED', J.FAILURES, 0, J.LOST_ATTEMPTS, 0, J.READY_SCORE, rs, J.RUN_AT, NOW, J.UPDATE_TIME, NOW)
