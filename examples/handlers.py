@@ -6,6 +6,7 @@ They show what teams run on a job system, one of each kind a new user wants to s
   report.broken    always fails deep inside a helper, with a stack trace (retries, then FAILED)
   video.transcode  slow (ten minutes): cancel it and watch it stop cooperatively
   thumbnail.render a plain `def` handler: it runs in the worker's thread pool
+  dataset.import   phases: download, transform, load; its retry skips the phases already done
 
 The sleeps stand in for real work.
 """
@@ -16,7 +17,7 @@ import asyncio
 import hashlib
 from typing import Any
 
-from services.worker import JobContext, NonRetryable, job
+from services.worker import JobContext, NonRetryable, Phase, job
 
 BUILD_STEPS = ("resolve base image", "install dependencies", "compile", "run tests")
 
@@ -102,3 +103,35 @@ def render_thumbnail(ctx: JobContext) -> dict[str, object]:
         if ctx.wait_cancelled_blocking(0.25):
             ctx.raise_if_cancelled()
     return {"thumbnail": f"thumb-{size}.png", "size": size}
+
+
+@job("dataset.import", phases=["download", "transform", "load"])
+async def import_dataset(ctx: JobContext) -> dict[str, object]:
+    """Payload: {"rows": 1000, "fail_load_once": true}. Three phases, each with its own progress
+    and result; with `fail_load_once`, loading fails on the first attempt and the retry starts at
+    `load` with the results `download` and `transform` stored (the closures never run again)."""
+    rows: int = _args(ctx).get("rows", 1000)
+
+    async def download(phase: Phase) -> dict[str, object]:
+        for part in range(1, 5):
+            phase.progress(current=part, total=4, message="downloading parts")
+            await asyncio.sleep(0.2)
+        return {"file": "dataset.csv", "rows": rows}
+
+    async def transform(phase: Phase) -> dict[str, object]:
+        phase.progress(50, message="normalising columns")
+        await asyncio.sleep(0.3)
+        return {"file": "dataset.parquet", "rows": rows}
+
+    async def load(phase: Phase) -> dict[str, object]:
+        phase.progress(10, message="loading into the warehouse")
+        await asyncio.sleep(0.3)
+        if _args(ctx).get("fail_load_once") and ctx.attempt == 1:
+            raise ConnectionError("warehouse closed the connection")
+        return {"table": "analytics.events", "rows": rows}
+
+    fetched = await ctx.run_phase("download", download)
+    ctx.log(f"downloaded {fetched['file']}")
+    transformed = await ctx.run_phase("transform", transform)
+    loaded = await ctx.run_phase("load", load)
+    return {"source": transformed["file"], **loaded, "attempt": ctx.attempt}

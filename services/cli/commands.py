@@ -134,7 +134,8 @@ async def cancel(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def retry(ctx: Context, args: argparse.Namespace) -> int:
-    return _job_done(ctx, await ctx.client.retry(args.name), "retrying")
+    job = await ctx.client.retry(args.name, restart_phases=args.restart_phases)
+    return _job_done(ctx, job, "retrying")
 
 
 async def delete(ctx: Context, args: argparse.Namespace) -> int:

@@ -123,6 +123,12 @@ def _job_commands(
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.add_argument("name", metavar="NAME", help="queues/Q/jobs/ID or Q/ID")
         p.set_defaults(command=command)
+        if name == "retry":
+            p.add_argument(
+                "--restart-phases",
+                action="store_true",
+                help="run every phase again (by default it resumes at the unfinished one)",
+            )
     p = sub.add_parser(
         "cancel", parents=[common], help="cancel a job (a running one is asked to stop)"
     )

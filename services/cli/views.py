@@ -85,6 +85,21 @@ def _attempt_line(attempt: job_pb2.Attempt, now: datetime) -> str:
     return "  ".join(parts)
 
 
+def _phase_line(phase: job_pb2.Phase, now: datetime) -> str:
+    """`fetch  SUCCEEDED  #1  took 2s  {"files": 3}`: a phase of the timeline."""
+    state = job_pb2.Phase.State.Name(phase.state).removeprefix("STATE_")
+    parts = [phase.name, state]
+    if phase.attempt:
+        parts.append(f"#{phase.attempt}")
+    if phase.HasField("finish_time"):
+        parts.append(f"took {render.between(phase.start_time, phase.finish_time, now)}")
+    elif phase.HasField("progress"):
+        parts.append(render.bar(phase.progress))
+    if phase.HasField("result"):
+        parts.append(render.compact_json(from_value(phase.result)))
+    return "  ".join(parts)
+
+
 def _state_text(job: job_pb2.Job) -> str:
     text = f"{state_name(job.state)}  attempt #{job.attempt}, {_attempts(job)}"
     if job.lost_attempts:
@@ -122,6 +137,10 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
         fields.append(("Tags", ", ".join(job.tags)))
     fields += [("Metadata", f"{k}={v}") for k, v in sorted(job.metadata.items())]
     fields += _origin_and_limits(job)
+    fields += [
+        ("Phases" if index == 0 else "", _phase_line(phase, now))
+        for index, phase in enumerate(job.phases)
+    ]
     fields += [
         ("Attempts" if index == 0 else "", _attempt_line(attempt, now))
         for index, attempt in enumerate(job.attempts)

@@ -39,7 +39,23 @@ def describe(event: event_pb2.JobEvent) -> str:
         case E.TYPE_RESET:
             return "(earlier events were removed by retention)"
         case _:
-            return E.Type.Name(event.type)
+            return _phase_text(event) or E.Type.Name(event.type)
+
+
+def _phase_text(event: event_pb2.JobEvent) -> str:
+    """`phase     build  STARTED  attempt 2`, `phase     build  40%  compiling`; "" for an event
+    that is not a phase's."""
+    if event.type == E.TYPE_PHASE_PROGRESS:
+        parts = [
+            f"phase     {event.message}",
+            render.amount(event.progress),
+            event.progress.message,
+        ]
+        return "  ".join(filter(None, parts))
+    if event.type in (E.TYPE_PHASE_STARTED, E.TYPE_PHASE_SUCCEEDED, E.TYPE_PHASE_FAILED):
+        change = E.Type.Name(event.type).removeprefix("TYPE_PHASE_")
+        return f"phase     {event.message}  {change}  attempt {event.attempt}"
+    return ""
 
 
 class EventView(Protocol):

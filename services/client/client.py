@@ -136,7 +136,7 @@ class JobstreamClient(Closing):
         return builtins.list(response.jobs)
 
     async def get(self, name: str) -> job_pb2.Job:
-        """The job with progress, result, error and attempts. Raises NotFound."""
+        """The job with progress, result, error, attempts and phases. Raises NotFound."""
         request = job_service_pb2.GetJobRequest(name=names.job_name(name))
         return await self._call(self._jobs.GetJob, request)
 
@@ -247,10 +247,13 @@ class JobstreamClient(Closing):
         request = job_service_pb2.CancelJobRequest(name=names.job_name(name), reason=reason)
         return await self._call(self._jobs.CancelJob, request)
 
-    async def retry(self, name: str) -> job_pb2.Job:
-        """Runs a FAILED or CANCELLED job again with a fresh retry budget. Raises
-        FailedPrecondition (INVALID_STATE) from any other state."""
-        request = job_service_pb2.RetryJobRequest(name=names.job_name(name))
+    async def retry(self, name: str, *, restart_phases: bool = False) -> job_pb2.Job:
+        """Runs a FAILED or CANCELLED job again with a fresh retry budget, resuming at its first
+        unfinished phase (every phase again with `restart_phases`). Raises FailedPrecondition
+        (INVALID_STATE) from any other state."""
+        request = job_service_pb2.RetryJobRequest(
+            name=names.job_name(name), restart_phases=restart_phases
+        )
         return await self._call(self._jobs.RetryJob, request)
 
     async def delete(self, name: str) -> None:

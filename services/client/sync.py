@@ -190,8 +190,8 @@ class SyncJobstreamClient:
     def cancel(self, name: str, *, reason: str = "") -> job_pb2.Job:
         return self._run(self._client.cancel(name, reason=reason))
 
-    def retry(self, name: str) -> job_pb2.Job:
-        return self._run(self._client.retry(name))
+    def retry(self, name: str, *, restart_phases: bool = False) -> job_pb2.Job:
+        return self._run(self._client.retry(name, restart_phases=restart_phases))
 
     def delete(self, name: str) -> None:
         self._run(self._client.delete(name))

@@ -20,6 +20,8 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 DEDUP_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 KEY_PART = "[A-Za-z0-9_.:-]{1,64}"
 CONCURRENCY_KEY = re.compile(f"{KEY_PART}(/{KEY_PART})?")  # `key` or `group/key`
+PHASE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_PHASES = 32  # of one job
 TAG = re.compile(r"[A-Za-z0-9_.:=-]{1,64}")
 METADATA_KEY = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 WORKER_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")

@@ -15,6 +15,7 @@ it wrap the handler and `TaskiqDepends` parameters are injected. A taskiq app ru
 
 from services.worker.context import JobContext
 from services.worker.handler import JobCancelled, NonRetryable, RateLimited, RetryAfter, job
+from services.worker.phases import Phase
 from services.worker.taskiq_broker import JobstreamBroker, default_broker, job_context
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "JobContext",
     "JobstreamBroker",
     "NonRetryable",
+    "Phase",
     "RateLimited",
     "RetryAfter",
     "default_broker",

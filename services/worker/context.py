@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import math
+import inspect
 import threading
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol, TypeVar, overload
 
 from jobs.v1 import job_pb2
-from services.common import json_values
 from services.worker.dispatch import Delivery
 from services.worker.handler import JobCancelled
+from services.worker.phases import Phase, Phases, PhaseSink
+from services.worker.progress import build_progress
 
 MAX_LOG_BYTES = 4 * 1024  # the scheduler's bound of one log line
-MAX_PROGRESS_DATA_BYTES = 60 * 1024  # below the scheduler's 64 KiB bound of one progress
 _CUT = " [truncated]"
 # Guards making a context's threading.Event against a cancel arriving meanwhile. The Event is
 # made only for a sync handler that waits: building one (a Condition and its lock) for every job
 # took ~30% of a draining worker's CPU.
 _SIGNALS = threading.Lock()
+T = TypeVar("T")
 
 
-class ReportSink(Protocol):
-    """Where a context's progress and log lines go; callable from any thread, never blocks."""
+class ReportSink(PhaseSink, Protocol):
+    """Where a context's progress, log lines and phases go; callable from any thread, never
+    blocks."""
 
     def progress(self, attempt: str, progress: job_pb2.Progress) -> None: ...
 
@@ -40,57 +41,6 @@ def truncate_utf8(text: str, limit: int, marker: str = _CUT) -> str:
     return encoded[:room].decode(errors="ignore") + marker
 
 
-def build_progress(
-    percent: float | None,
-    *,
-    current: int | None,
-    total: int | None,
-    message: str,
-    data: Mapping[str, object] | None,
-) -> job_pb2.Progress:
-    """The Progress a handler reports. Raises ValueError (bad numbers, data that is not a JSON
-    object or is too large)."""
-    percent = _percent(percent, current, total)
-    progress = job_pb2.Progress(message=message)
-    if percent is not None:
-        progress.percent = percent
-    if current is not None:
-        progress.current = current
-    if total is not None:
-        progress.total = total
-    if data is not None:
-        _check_data(data)
-        try:
-            json_values.fill_struct(progress.data, data)
-        except json_values.BadValue as error:
-            raise ValueError(f"progress data: {error}") from None
-    return progress
-
-
-def _percent(percent: float | None, current: int | None, total: int | None) -> float | None:
-    """The percent given, or derived from current of total items. Raises ValueError."""
-    if percent is None and current is None:
-        raise ValueError("progress needs a percent or a current item count")
-    if current is not None and current < 0:
-        raise ValueError(f"progress current must be >= 0, not {current}")
-    if total is not None and (total <= 0 or (current is not None and current > total)):
-        raise ValueError(f"progress total must be > 0 and >= current, not {total}")
-    if percent is None and current is not None and total:
-        percent = current * 100.0 / total
-    if percent is not None and not (math.isfinite(percent) and 0 <= percent <= 100):
-        raise ValueError(f"progress percent must be from 0 to 100, not {percent}")
-    return percent
-
-
-def _check_data(data: Mapping[str, object]) -> None:
-    try:
-        text = json.dumps(dict(data), allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"progress data must be a JSON object: {error}") from None
-    if len(text.encode()) > MAX_PROGRESS_DATA_BYTES:
-        raise ValueError(f"progress data is over {MAX_PROGRESS_DATA_BYTES} bytes as JSON")
-
-
 class JobContext:
     """One attempt of one job, as its handler sees it.
 
@@ -100,7 +50,12 @@ class JobContext:
     stopped by force (an async handler's task is cancelled, a thread is left behind)."""
 
     def __init__(
-        self, delivery: Delivery, *, sink: ReportSink, loop: asyncio.AbstractEventLoop
+        self,
+        delivery: Delivery,
+        *,
+        sink: ReportSink,
+        loop: asyncio.AbstractEventLoop,
+        phases: tuple[str, ...] = (),
     ) -> None:
         self._delivery = delivery  # the dispatch message: the job as the attempt started
         self.payload = delivery.payload
@@ -113,6 +68,8 @@ class JobContext:
         self._timed_out = False
         self._blocking: threading.Event | None = None  # made when a sync handler waits on it
         self._waiter: asyncio.Future[None] | None = None
+        self._declared_phases = phases
+        self._phases: Phases | None = None  # made when the handler uses a phase
 
     @property
     def job_id(self) -> str:
@@ -161,6 +118,46 @@ class JobContext:
         """Adds a line to the job's log (cut to 4 KiB); empty lines are ignored."""
         if message:
             self._sink.log(self.attempt_name, truncate_utf8(str(message), MAX_LOG_BYTES))
+
+    @property
+    def phase_results(self) -> dict[str, object]:
+        """The results of the phases finished so far: by earlier attempts (handed back with the
+        dispatch) and by this one."""
+        return self._phase_tracker().results
+
+    def phase(self, name: str) -> Phase:
+        """The phase `name`, a context manager (`with` or `async with`); its `done` says whether
+        an earlier attempt finished it (its `result` is then that one's). Raises ValueError for a
+        name the handler did not declare (when it declared phases) or a bad one."""
+        return self._phase_tracker().open(name)
+
+    @overload
+    async def run_phase(self, name: str, function: Callable[[Phase], Awaitable[T]]) -> T: ...
+
+    @overload
+    async def run_phase(self, name: str, function: Callable[[Phase], T]) -> T: ...
+
+    async def run_phase(self, name: str, function: Callable[[Phase], object]) -> object:
+        """Runs `function(phase)` (sync, or async and awaited) as phase `name` and returns its
+        result, which is stored with the job; when an earlier attempt finished the phase, returns
+        that attempt's result without calling `function`."""
+        with self.phase(name) as phase:
+            if not phase.done:
+                value: object = function(phase)
+                if inspect.isawaitable(value):
+                    value = await value
+                phase.result = value
+        return phase.result  # what `function` returned, now or in an earlier attempt
+
+    def _phase_tracker(self) -> Phases:
+        if self._phases is None:
+            self._phases = Phases(
+                attempt_name=self.attempt_name,
+                declared=self._declared_phases,
+                finished=self._delivery.phase_results,
+                sink=self._sink,
+            )
+        return self._phases
 
     @property
     def cancelled(self) -> bool:

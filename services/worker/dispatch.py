@@ -3,7 +3,8 @@
 The store XADDs one field, `data`, holding taskiq's message:
 `{"task_id": "<job>.<attempt>", "task_name": "<job type>", "labels": {<trace context>},
 "labels_types": {}, "args": [], "kwargs": {"queue": q, "job": id, "attempt": n,
-"max_attempts": m, "payload": <JSON>, "metadata": {...}, "tags": [...][, "timeout_ms": t]}}`:
+"max_attempts": m, "payload": <JSON>, "metadata": {...}, "tags": [...][, "timeout_ms": t]
+[, "phase_results": {<phase>: <JSON>}]}}`:
 everything the handler gets, so a fresh delivery runs without waiting for the answer to `started`.
 It is parsed with `json.loads` and a few checks into a slotted dataclass, not taskiq's pydantic
 models: this runs once per job on the hot path.
@@ -43,6 +44,7 @@ class Delivery:
     metadata: dict[str, str]
     tags: tuple[str, ...]
     timeout_ms: int | None = None  # how long the attempt may run; None: no limit
+    phase_results: dict[str, object] | None = None  # of the phases earlier attempts finished
     claimed: bool = False  # taken over from another consumer, or re-read from the pending list
 
     @property
@@ -110,6 +112,9 @@ def parse(
     timeout_ms = kwargs.get("timeout_ms")
     if timeout_ms is not None:
         timeout_ms = _integer(timeout_ms, "kwargs.timeout_ms", low=1)
+    phase_results = kwargs.get("phase_results")
+    if phase_results is not None and not isinstance(phase_results, dict):
+        raise MalformedEntry("kwargs.phase_results is not an object")
     if kwargs.get("queue") != queue:
         raise MalformedEntry(f"kwargs.queue is not {queue!r}, the stream's queue")
     job = _text(kwargs.get("job"), "kwargs.job")
@@ -134,5 +139,6 @@ def parse(
         metadata=_strings(kwargs.get("metadata"), "kwargs.metadata"),
         tags=tuple(tags),
         timeout_ms=timeout_ms,
+        phase_results=phase_results,
         claimed=claimed,
     )

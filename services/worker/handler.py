@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
@@ -30,6 +30,7 @@ F = TypeVar("F", bound=Callable[..., object])
 
 MARK = "__jobstream_job_type__"  # the attribute `@job` sets on the function it marks
 BROKER_MARK = "__jobstream_broker__"  # and the taskiq broker it registered the function on
+PHASES_MARK = "__jobstream_phases__"  # and the phases it declared
 
 
 class RetryAfter(Exception):
@@ -77,6 +78,7 @@ class Handler:
     function: Callable[..., object]
     is_async: bool
     broker: JobstreamBroker | None = None
+    phases: tuple[str, ...] = ()  # declared by `@job(..., phases=[...])`
 
     @property
     def origin(self) -> Callable[..., object]:
@@ -91,19 +93,30 @@ class Handler:
         return f"{self.origin.__module__}.{self.origin.__qualname__}"
 
 
-def job(job_type: str, *, broker: JobstreamBroker | None = None) -> Callable[[F], F]:
+def job(
+    job_type: str,
+    *,
+    phases: Sequence[str] = (),
+    broker: JobstreamBroker | None = None,
+) -> Callable[[F], F]:
     """Marks a function as the handler of `job_type` and registers it as the taskiq task of that
     name on `broker` (default: `default_broker()`). Discovery finds it in its module. The function
     is returned unchanged, to be called with a `JobContext`.
+
+    `phases` names the steps the handler runs with `ctx.phase(name)` / `ctx.run_phase(name, fn)`,
+    in order: the job's timeline shows them PENDING from the first, and the handler may run no
+    other. A retry skips those an earlier attempt finished.
 
     As a taskiq task it gets what taskiq adds: the broker's middlewares run around it, its
     `TaskiqDepends` parameters after the context are injected, and
     `broker.find_task(job_type).kiq(payload)` enqueues it.
 
-    Raises ValueError for a job type that does not match `[A-Za-z][A-Za-z0-9_.:-]{0,127}`, and
-    TypeError for something that is not a function."""
+    Raises ValueError for a job type that does not match `[A-Za-z][A-Za-z0-9_.:-]{0,127}` or bad
+    phases (names `[A-Za-z0-9_.:-]{1,64}`, unique, at most 32), and TypeError for something that
+    is not a function."""
     if not names.JOB_TYPE.fullmatch(job_type):
         raise ValueError(f"job type {job_type!r} must match {names.JOB_TYPE.pattern}")
+    declared = _phases(job_type, phases)
 
     def mark(function: F) -> F:
         if not callable(function) or inspect.isclass(function):
@@ -115,9 +128,22 @@ def job(job_type: str, *, broker: JobstreamBroker | None = None) -> Callable[[F]
         owner.register_job_handler(function, job_type)
         setattr(function, MARK, job_type)
         setattr(function, BROKER_MARK, owner)
+        setattr(function, PHASES_MARK, declared)
         return function
 
     return mark
+
+
+def _phases(job_type: str, phases: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(phases, str):
+        raise TypeError(f"@job({job_type!r}) phases is a list of names, not a string")
+    declared = tuple(phases)
+    for name in declared:
+        if not isinstance(name, str) or not names.PHASE.fullmatch(name):
+            raise ValueError(f"@job({job_type!r}) phase {name!r} must match {names.PHASE.pattern}")
+    if len(set(declared)) != len(declared) or len(declared) > names.MAX_PHASES:
+        raise ValueError(f"@job({job_type!r}) phases must be unique, at most {names.MAX_PHASES}")
+    return declared
 
 
 def handler_of(value: object) -> Handler | None:
@@ -129,6 +155,7 @@ def handler_of(value: object) -> Handler | None:
     if not isinstance(job_type, str) or not callable(value):
         return None
     broker = getattr(value, BROKER_MARK, None)
+    phases: tuple[str, ...] = getattr(value, PHASES_MARK, ())
     if broker is not None and (broker.middlewares or _injects(value)):
         from services.worker.taskiq_broker import TaskRunner  # here: it imports this module
 
@@ -136,8 +163,10 @@ def handler_of(value: object) -> Handler | None:
         if task is None:  # registered by @job; only a broker's owner could remove it
             raise RuntimeError(f"{job_type}: no such task on its broker")
         runner = TaskRunner(broker, task, context_first=True)
-        return Handler(job_type, runner, is_async=True, broker=broker)
-    return Handler(job_type, value, inspect.iscoroutinefunction(value), broker=broker)
+        return Handler(job_type, runner, is_async=True, broker=broker, phases=phases)
+    return Handler(
+        job_type, value, inspect.iscoroutinefunction(value), broker=broker, phases=phases
+    )
 
 
 def _injects(function: Callable[..., object]) -> bool:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
+from google.protobuf import struct_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from jobs.v1 import job_pb2, worker_service_pb2
@@ -57,18 +58,44 @@ def cancelled(attempt: str, *, forced: bool) -> Report:
 def succeeded(attempt: str, result: object) -> Report:
     """Raises ResultNotJson when `result` is not a JSON value (NaN included) or is too large."""
     report = Report(attempt=attempt, succeeded=worker_service_pb2.AttemptSucceeded())
-    if result is None:
-        return report  # the job's result is null
+    if result is not None:  # else the job's result is null
+        _fill_result(report.succeeded.result, result, "the handler's result")
+    return report
+
+
+def _fill_result(target: struct_pb2.Value, result: object, what: str) -> None:
+    """Raises ResultNotJson when `result` is not a JSON value (NaN included) or is too large."""
     try:
         text = json.dumps(result, allow_nan=False)
     except (TypeError, ValueError) as error:
-        raise ResultNotJson(f"the handler returned a value that is not JSON: {error}") from None
+        raise ResultNotJson(f"{what} is not a JSON value: {error}") from None
     if len(text) > MAX_RESULT_BYTES and len(text.encode()) > MAX_RESULT_BYTES:
-        raise ResultNotJson(f"the handler's result is over {MAX_RESULT_BYTES} bytes as JSON")
+        raise ResultNotJson(f"{what} is over {MAX_RESULT_BYTES} bytes as JSON")
     try:
-        json_values.fill(report.succeeded.result, result)
+        json_values.fill(target, result)
     except json_values.BadValue as error:
-        raise ResultNotJson(f"the handler's result: {error}") from None
+        raise ResultNotJson(f"{what}: {error}") from None
+
+
+def phase(
+    attempt: str,
+    name: str,
+    state: job_pb2.Phase.State.ValueType,
+    *,
+    progress: job_pb2.Progress | None = None,
+    declared: tuple[str, ...] = (),
+) -> Report:
+    """A phase that started or reports `progress` (RUNNING), or failed."""
+    change = worker_service_pb2.AttemptPhase(name=name, state=state, declared=declared)
+    if progress is not None:
+        change.progress.CopyFrom(progress)
+    return Report(attempt=attempt, phase=change)
+
+
+def phase_succeeded(attempt: str, name: str, result: object, declared: tuple[str, ...]) -> Report:
+    """Raises ResultNotJson when `result` is not a JSON value or is too large."""
+    report = phase(attempt, name, job_pb2.Phase.STATE_SUCCEEDED, declared=declared)
+    _fill_result(report.phase.result, result, f"the result of phase {name!r}")
     return report
 
 

@@ -205,7 +205,9 @@ class Runner:
         self.on_cancel(attempt.name)
 
     def _run(self, attempt: Attempt) -> None:
-        attempt.context = JobContext(attempt.delivery, sink=self._sink, loop=self._loop)
+        attempt.context = JobContext(
+            attempt.delivery, sink=self._sink, loop=self._loop, phases=attempt.handler.phases
+        )
         execution_ = execution.start(
             handler=attempt.handler,
             context=attempt.context,

@@ -41,6 +41,9 @@ class StreamSink:
     def log(self, attempt: str, message: str) -> None:
         self._report(reports.log_line(attempt, message))
 
+    def phase(self, report: reports.Report) -> None:
+        self._report(report)
+
     def _report(self, report: reports.Report) -> None:
         on_result = functools.partial(log_refusal, report.attempt)
         if threading.get_ident() == self._loop_thread:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import cast
 
+from jobs.v1 import job_pb2
 from services.client import JobstreamClient
 from tests.cli.runner import jobstream
 from tests.client.harness import HandWorker, SchedulerHarness
@@ -193,6 +194,26 @@ async def test_cancel_retry_and_delete(
     await client.cancel("q1/c1")
     deleted = await jobstream(scheduler.address, "delete", "q1/c1")
     assert (deleted.code, deleted.out) == (0, "deleted q1/c1\n")
+
+
+async def test_show_lists_the_phases_and_retry_can_restart_them(
+    scheduler: SchedulerHarness, client: JobstreamClient, worker: HandWorker
+) -> None:
+    job = await client.enqueue("q1", "dataset.import", job_id="p1")
+    await worker.start(job)
+    await worker.phase(job, "download", job_pb2.Phase.STATE_SUCCEEDED, {"rows": 5})
+    await worker.phase(job, "load", job_pb2.Phase.STATE_RUNNING)
+    await worker.phase(job, "load", job_pb2.Phase.STATE_FAILED)
+    await worker.fail(job)
+
+    lines = (await jobstream(scheduler.address, "show", "q1/p1")).out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Phases:"))
+    assert lines[at].split()[1:4] == ["download", "SUCCEEDED", "#1"]
+    assert lines[at].endswith('{"rows": 5}')
+    assert lines[at + 1].split()[:3] == ["load", "FAILED", "#1"]
+
+    retried = await jobstream(scheduler.address, "retry", "q1/p1", "--restart-phases", "--json")
+    assert "phases" not in _object(retried.json())
 
 
 async def test_exit_codes_name_what_went_wrong(scheduler: SchedulerHarness) -> None:

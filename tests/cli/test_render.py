@@ -14,8 +14,10 @@ from jobs.v1 import event_pb2, job_pb2
 from services.cli import args, render
 from services.cli.console import CLEAR_LINE, Console
 from services.cli.context import Context
-from services.cli.watching import LiveView
+from services.cli.views import job_details
+from services.cli.watching import LiveView, describe
 from services.client import JobstreamClient
+from tests.worker.helpers import value
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 E = event_pb2.JobEvent
@@ -84,3 +86,46 @@ async def test_a_terminal_gets_scrolling_facts_under_a_redrawn_bar() -> None:
     assert frames[-2].startswith("RUNNING    [######------------------]   25%  pulling")
     assert frames[-3].endswith("log       hi\n")
     assert "\n" not in frames[-2]  # the bar is redrawn in place, never scrolled
+
+
+def test_show_lists_the_phase_timeline_and_watch_names_phase_events() -> None:
+    phase = job_pb2.Phase
+    job = job_pb2.Job(name="queues/q/jobs/j1", type="image.build", state=job_pb2.Job.STATE_RUNNING)
+    job.phases.extend(
+        [
+            phase(
+                name="fetch",
+                state=phase.STATE_SUCCEEDED,
+                attempt=1,
+                start_time=_at(NOW - timedelta(seconds=5)),
+                finish_time=_at(NOW - timedelta(seconds=3)),
+                result=value({"files": 3}),
+            ),
+            phase(
+                name="build",
+                state=phase.STATE_RUNNING,
+                attempt=2,
+                start_time=_at(NOW),
+                progress=job_pb2.Progress(percent=40, message="compiling"),
+            ),
+            phase(name="push", state=phase.STATE_PENDING),
+        ]
+    )
+    lines = job_details(job, NOW)
+    at = next(i for i, line in enumerate(lines) if line.startswith("Phases:"))
+    assert lines[at].split()[1:] == [
+        "fetch",
+        "SUCCEEDED",
+        "#1",
+        "took",
+        "2.000s",
+        '{"files":',
+        "3}",
+    ]
+    assert lines[at + 1].split()[:3] == ["build", "RUNNING", "#2"]
+    assert "40%" in lines[at + 1]
+    assert lines[at + 2].split() == ["push", "PENDING"]
+    started = E(type=E.TYPE_PHASE_STARTED, message="build", attempt=2)
+    assert describe(started) == "phase     build  STARTED  attempt 2"
+    progress = E(type=E.TYPE_PHASE_PROGRESS, message="build", progress=job_pb2.Progress(percent=40))
+    assert describe(progress).split() == ["phase", "build", "40%"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import grpc
 from opentelemetry.sdk.trace import TracerProvider
 
-from jobs.v1 import job_pb2, worker_service_pb2_grpc
+from jobs.v1 import job_pb2, worker_service_pb2, worker_service_pb2_grpc
 from services.common import json_values
 from services.common.config import SchedulerSettings, StoreSettings, WebhookSettings
 from services.common.names import parse_job_name
@@ -131,6 +131,19 @@ class HandWorker:
 
     async def log(self, job: job_pb2.Job, message: str, number: int = 1) -> None:
         await self._ok(log_line(_attempt_of(job, number), message))
+
+    async def phase(
+        self,
+        job: job_pb2.Job,
+        name: str,
+        state: job_pb2.Phase.State.ValueType,
+        result: object = None,
+        number: int = 1,
+    ) -> None:
+        change = worker_service_pb2.AttemptPhase(name=name, state=state)
+        if state == job_pb2.Phase.STATE_SUCCEEDED:
+            json_values.fill(change.result, result)
+        await self._ok(Report(attempt=_attempt_of(job, number), phase=change))
 
     async def succeed(self, job: job_pb2.Job, result: object, number: int = 1) -> None:
         await self._ok(succeeded(_attempt_of(job, number), result))

@@ -10,7 +10,7 @@ import time
 
 import structlog
 
-from services.worker import JobContext, NonRetryable, RetryAfter, job
+from services.worker import JobContext, NonRetryable, Phase, RetryAfter, job
 
 STUCK_S = 3600.0  # "forever": longer than any test
 
@@ -147,3 +147,43 @@ async def chatty(ctx: JobContext) -> int:
         ctx.progress(reported % 100)
         await asyncio.sleep(0.001)
     return reported
+
+
+PHASES = ("one", "two", "three")
+
+
+@job("phased", phases=PHASES)
+async def phased(ctx: JobContext) -> dict[str, object]:
+    """Runs phases one, two and three; each phase's result names the attempt and process that
+    ran it. Payload `hang_in_two_on` / `fail_in_two_on`: the attempt on which phase two hangs or
+    raises. Returns the phase results and which phases this attempt ran."""
+    ran: list[str] = []
+
+    async def step(phase: Phase) -> dict[str, object]:
+        ran.append(phase.name)
+        phase.progress(50, message=f"{phase.name} half way")
+        if phase.name == "two" and _payload(ctx).get("hang_in_two_on") == ctx.attempt:
+            await asyncio.sleep(STUCK_S)
+        if phase.name == "two" and _payload(ctx).get("fail_in_two_on") == ctx.attempt:
+            raise RuntimeError(f"phase two failed on attempt {ctx.attempt}")
+        return {"attempt": ctx.attempt, "pid": os.getpid()}
+
+    results = {name: await ctx.run_phase(name, step) for name in PHASES}
+    return {"results": results, "ran": ran}
+
+
+@job("phased.sync", phases=PHASES)
+def phased_sync(ctx: JobContext) -> dict[str, object]:
+    """`phased` as a plain `def` handler, with the `with ctx.phase(...)` pattern."""
+    ran: list[str] = []
+    for name in PHASES:
+        with ctx.phase(name) as phase:
+            if not phase.done:
+                ran.append(name)
+                phase.progress(50, message=f"{name} half way")
+                if name == "two" and _payload(ctx).get("hang_in_two_on") == ctx.attempt:
+                    threading.Event().wait(STUCK_S)
+                if name == "two" and _payload(ctx).get("fail_in_two_on") == ctx.attempt:
+                    raise RuntimeError(f"phase two failed on attempt {ctx.attempt}")
+                phase.result = {"attempt": ctx.attempt, "pid": os.getpid()}
+    return {"results": ctx.phase_results, "ran": ran}

@@ -10,7 +10,9 @@ import pytest
 
 from jobs.v1 import job_pb2
 from services.worker import JobCancelled, JobContext, dispatch
-from services.worker.context import MAX_LOG_BYTES, build_progress, truncate_utf8
+from services.worker.context import MAX_LOG_BYTES, truncate_utf8
+from services.worker.progress import build_progress
+from services.worker.reports import Report
 from tests.worker.helpers import dispatch_message
 
 
@@ -23,6 +25,9 @@ class Sink:
 
     def log(self, attempt: str, message: str) -> None:
         self.reports.append((attempt, message))
+
+    def phase(self, report: Report) -> None:
+        self.reports.append((report.attempt, report))
 
 
 def _context(sink: Sink) -> JobContext:

@@ -25,6 +25,7 @@ from services.worker import (
     reports,
 )
 from services.worker.handler import Handler
+from services.worker.reports import Report
 from services.worker.threads import HandlerThreads
 from tests.worker.helpers import dispatch_message
 
@@ -37,6 +38,8 @@ class NoSink:
     def progress(self, attempt: str, progress: job_pb2.Progress) -> None: ...
 
     def log(self, attempt: str, message: str) -> None: ...
+
+    def phase(self, report: Report) -> None: ...
 
 
 def _context() -> JobContext:

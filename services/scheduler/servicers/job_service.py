@@ -140,7 +140,9 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         request: job_service_pb2.RetryJobRequest,
         context: Context[job_service_pb2.RetryJobRequest, job_pb2.Job],
     ) -> job_pb2.Job:
-        return await self._store.retry_job(caller().job(names.parse_job_name(request.name)))
+        return await self._store.retry_job(
+            caller().job(names.parse_job_name(request.name)), restart_phases=request.restart_phases
+        )
 
     @override
     async def DeleteJob(

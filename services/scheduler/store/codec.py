@@ -9,7 +9,7 @@ from typing import Any, cast
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from jobs.v1 import event_pb2, job_pb2
-from services.common import names
+from services.common import json_values, names
 from services.scheduler.store.fields import EventField as E
 from services.scheduler.store.fields import JobField as J
 
@@ -203,7 +203,30 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
         error = error_from_json(_text(fields, J.ERROR.key))
         job.error.CopyFrom(error)
     job.attempts.extend(_attempts(queue, job_id, fields, error))
+    if J.PHASES.key in fields:
+        job.phases.extend(_phases(fields))
     return job
+
+
+def _phases(fields: Fields) -> list[job_pb2.Phase]:
+    """The phase timeline (see apply_reports.lua): `phases` with the results in `phres`."""
+    results = json.loads(fields[J.PHASE_RESULTS.key]) if fields.get(J.PHASE_RESULTS.key) else {}
+    timeline = json.loads(fields[J.PHASES.key])
+    phases = []
+    for item in timeline if isinstance(timeline, list) else []:  # cjson writes [] as {}
+        phase = job_pb2.Phase(
+            name=item["n"], state=job_pb2.Phase.State.Value("STATE_" + item["s"]), attempt=item["a"]
+        )
+        if item.get("st"):
+            phase.start_time.FromMilliseconds(int(item["st"]))
+        if item.get("ft"):
+            phase.finish_time.FromMilliseconds(int(item["ft"]))
+        if item.get("p"):
+            phase.progress.CopyFrom(progress_from_json(item["p"], 0))
+        if item["s"] == "SUCCEEDED" and item["n"] in results:
+            json_values.fill(phase.result, results[item["n"]])
+        phases.append(phase)
+    return phases
 
 
 def event_from_history(queue: str, job_id: str, line: bytes) -> event_pb2.JobEvent:

@@ -69,6 +69,8 @@ class JobField(StoredName):
     DEDUP_UNTIL = "duntil"  # ms: the end of its deduplication window (0: none)
     TIMEOUT = "timeout"  # ms an attempt may run; absent: no limit
     CONCURRENCY_KEY = "ckey"  # `[group/]key`; absent: none (see lib.lua's keyed rotation)
+    PHASES = "phases"  # JSON array of {n, s, a, st, ft, p}: the phase timeline, only when phased
+    PHASE_RESULTS = "phres"  # JSON object: name -> result of each SUCCEEDED phase
 
 
 class QueueField(StoredName):

@@ -94,6 +94,7 @@ class ReportKind(enum.StrEnum):
     CANCELLED = "cancelled"
     RELEASED = "released"
     REJECTED = "rejected"
+    PHASE = "phase"
 
     @property
     def action(self) -> Action:
@@ -116,6 +117,7 @@ REPORT_ACTIONS: Mapping[ReportKind, Action] = {
     ReportKind.CANCELLED: Action.CONFIRM_CANCEL,
     ReportKind.RELEASED: Action.RELEASE,
     ReportKind.REJECTED: Action.REJECT,
+    ReportKind.PHASE: Action.REPORT,
 }
 
 
@@ -124,11 +126,11 @@ class Report:
     """One worker report about one attempt, as decoded once from the wire. `body` depends on
     `kind`: log: `{"message": ...}`; failed: `{"error": {type, message, stack_trace},
     "retry_after_ms": int | None, "non_retryable": bool, "timed_out": bool, "forced": bool,
-    "hold_ms": int | None}`;
-    cancelled: `{"forced": bool}`; rejected: `{"message": ...}`; the others: empty. `raw` is JSON
-    text the store keeps as it is (user numbers never pass through Lua's cjson, which keeps 14
-    digits): the progress
-    (`percent`, `current`, `total`, `message`, `data`) and the result of `succeeded`."""
+    "hold_ms": int | None}`; cancelled: `{"forced": bool}`; rejected: `{"message": ...}`; phase:
+    `{"name": ..., "state": RUNNING | SUCCEEDED | FAILED, "declared": [names]}`; the others:
+    empty. `raw` is JSON text the store keeps as it is (user numbers never pass through Lua's
+    cjson, which keeps 14 digits): the progress (`percent`, `current`, `total`, `message`,
+    `data`), the result of `succeeded`, and a phase's progress (RUNNING) or result (SUCCEEDED)."""
 
     id: int
     attempt: AttemptRef
@@ -147,6 +149,10 @@ class Report:
                 return cls(report_id, attempt, kind, raw=json.dumps(content))
             case ReportKind.SUCCEEDED:
                 return cls(report_id, attempt, kind, raw=json.dumps(content.get("result")))
+            case ReportKind.PHASE:
+                body = {k: v for k, v in content.items() if k not in ("result", "progress")}
+                raw = content.get("result" if body.get("state") == "SUCCEEDED" else "progress")
+                return cls(report_id, attempt, kind, body, None if raw is None else json.dumps(raw))
             case _:
                 return cls(report_id, attempt, kind, content)
 

@@ -25,6 +25,10 @@ def encode(report: Report) -> str:
     match report.kind:
         case ReportKind.PROGRESS | ReportKind.SUCCEEDED:
             arg["raw"] = report.raw
+        case ReportKind.PHASE:
+            arg["b"] = body
+            if report.raw is not None:
+                arg["raw"] = report.raw
         case ReportKind.FAILED:
             error = dict(body.get("error", {}))
             error.pop("reason", None)

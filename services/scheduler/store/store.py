@@ -418,9 +418,10 @@ class JobStore:
         _raise_for(reply, ref, Action.CANCEL)
         return await self.get_job(ref)
 
-    async def retry_job(self, ref: JobRef) -> job_pb2.Job:
-        """Raises JobNotFound, InvalidState (not FAILED or CANCELLED)."""
-        await self._job_script(Action.RETRY, ref)
+    async def retry_job(self, ref: JobRef, *, restart_phases: bool = False) -> job_pb2.Job:
+        """Runs a finished job again, resuming at its first unfinished phase unless
+        `restart_phases`. Raises JobNotFound, InvalidState (not FAILED or CANCELLED)."""
+        await self._job_script(Action.RETRY, ref, "1" if restart_phases else "0")
         return await self.get_job(ref)
 
     async def delete_job(self, ref: JobRef) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from google.protobuf import struct_pb2
+
 from jobs.v1 import job_pb2, worker_service_pb2
 from services.common import json_values, names
 from services.common.errors import InvalidArgument, TooLarge, to_rpc_status
@@ -26,6 +28,12 @@ MAX_STACK_TRACE_CHARS = 32 * 1024
 MAX_RETRY_AFTER = timedelta(days=365)
 KINDS = ", ".join(kind.value for kind in ReportKind)
 _TRUNCATED = "[truncated]\n"
+_PHASE = job_pb2.Phase.State
+_PHASE_STATES = {
+    _PHASE.STATE_RUNNING: "RUNNING",
+    _PHASE.STATE_SUCCEEDED: "SUCCEEDED",
+    _PHASE.STATE_FAILED: "FAILED",
+}
 
 
 def _size(text: str) -> int:
@@ -61,6 +69,9 @@ class ReportCodec:
             case ReportKind.SUCCEEDED:
                 raw = self._result(report.succeeded, f"{path}.succeeded")
                 return Report(report.id, attempt, kind, raw=raw)
+            case ReportKind.PHASE:
+                body, phase_raw = self._phase(report.phase, f"{path}.phase")
+                return Report(report.id, attempt, kind, body, phase_raw)
             case ReportKind.LOG:
                 body = _log(report.log, f"{path}.log")
             case ReportKind.FAILED:
@@ -73,13 +84,47 @@ class ReportCodec:
                 body = {}
         return Report(report.id, attempt, kind, body)
 
+    def _phase(
+        self, phase: worker_service_pb2.AttemptPhase, path: str
+    ) -> tuple[dict[str, object], str | None]:
+        """The body of a phase report, and its progress (RUNNING) or result (SUCCEEDED) as JSON
+        text."""
+        if not names.PHASE.fullmatch(phase.name):
+            raise InvalidArgument.field(f"{path}.name", f"must match {names.PHASE.pattern}")
+        state = _PHASE_STATES.get(phase.state)
+        if state is None:
+            raise InvalidArgument.field(f"{path}.state", "must be RUNNING, SUCCEEDED or FAILED")
+        if len(phase.declared) > names.MAX_PHASES:
+            raise InvalidArgument.field(
+                f"{path}.declared", f"has {len(phase.declared)} phases; at most {names.MAX_PHASES}"
+            )
+        for i, declared in enumerate(phase.declared):
+            if not names.PHASE.fullmatch(declared):
+                raise InvalidArgument.field(
+                    f"{path}.declared[{i}]", f"must match {names.PHASE.pattern}"
+                )
+        body: dict[str, object] = {"name": phase.name, "state": state}
+        if phase.declared:
+            body["declared"] = list(phase.declared)
+        raw = None
+        if state == "SUCCEEDED":
+            raw = self._value_json(phase.result, f"{path}.result", present=phase.HasField("result"))
+        elif phase.HasField("progress"):
+            raw = _progress(phase.progress, f"{path}.progress")
+        return body, raw
+
     def _result(self, succeeded: worker_service_pb2.AttemptSucceeded, path: str) -> str:
         """The result as JSON text (`null` when unset)."""
-        field = f"{path}.result"
-        if not succeeded.HasField("result"):
+        return self._value_json(
+            succeeded.result, f"{path}.result", present=succeeded.HasField("result")
+        )
+
+    def _value_json(self, value: struct_pb2.Value, field: str, *, present: bool) -> str:
+        """A result as JSON text (`null` when unset), within `max_result_bytes`."""
+        if not present:
             return "null"
         try:
-            text = json_values.dumps(json_values.plain(succeeded.result))
+            text = json_values.dumps(json_values.plain(value))
         except json_values.BadValue as error:
             raise InvalidArgument.field(field + error.path, error.reason) from None
         size = _size(text)

@@ -11,6 +11,7 @@
   Returns one entry per report:
     started   -> {0, lease_until_ms} (a paused queue still starts what a worker fetched)
     heartbeat -> {0, lease_until_ms, cancel_requested 0|1}
+    phase     -> {0} (a phase an earlier attempt finished stays as it is)
     succeeded, failed, cancelled, rejected -> {0, next state, run_at_ms | -1, job type,
                  attempt start_ms, end_ms (now), error reason | ""}: metrics of the ended attempt
     others    -> {0}
@@ -130,6 +131,62 @@ local function reject(id, key, n, err)
   return {OK, 'FAILED', -1, f[3], NOW, NOW, err.reason or ''}
 end
 
+-- The phase timeline, only in the hash of a job whose handler reported a phase: J.PHASES, a JSON
+-- array of {n = name, s = PENDING | RUNNING | SUCCEEDED | FAILED, a = attempt, st = start ms,
+-- ft = finish ms, p = progress JSON text}, at most MAX_PHASES long; and J.PHASE_RESULTS, the JSON
+-- object {name: result} of the SUCCEEDED ones, appended to as text so results never pass through
+-- cjson (send splices it into the next dispatch message).
+local MAX_PHASES = 32
+
+local function phase_at(timeline, name)
+  for i, p in ipairs(timeline) do
+    if p.n == name then return i end
+  end
+  if #timeline >= MAX_PHASES then return nil end
+  timeline[#timeline + 1] = {n = name, s = 'PENDING', a = 0}
+  return #timeline
+end
+
+local function phase_changed(id, key, n, b, raw)
+  local stored = redis.call('HMGET', key, J.PHASES, J.PHASE_RESULTS)
+  local timeline = (stored[1] and stored[1] ~= '') and cjson.decode(stored[1]) or {}
+  for _, name in ipairs(b.declared or {}) do phase_at(timeline, name) end
+  local at = phase_at(timeline, b.name)
+  if not at then return end -- past MAX_PHASES (the worker refuses to start more)
+  local p = timeline[at]
+  if p.s == 'SUCCEEDED' then return end -- an earlier attempt finished it
+  local event = {state = 'RUNNING', attempt = n, message = b.name}
+  local fields = {}
+  if b.state == 'RUNNING' then
+    if p.s ~= 'RUNNING' or p.a ~= n then
+      p.s, p.a, p.st, p.ft, p.p = 'RUNNING', n, NOW, nil, nil
+      event.type = 'PHASE_STARTED'
+    end
+    if raw then
+      p.p = raw
+      event.type = event.type or 'PHASE_PROGRESS'
+      event.progress = raw
+    end
+    if not event.type then return end
+  else
+    if p.a ~= n then p.a, p.st = n, NOW end -- finished without having been reported started
+    p.s, p.ft = b.state, NOW
+    event.type = 'PHASE_' .. b.state
+    if b.state == 'SUCCEEDED' then
+      local entry = cjson.encode(b.name) .. ':' .. (raw or 'null')
+      local results = stored[2]
+      if results and results ~= '' then
+        results = string.sub(results, 1, -2) .. ',' .. entry .. '}'
+      else
+        results = '{' .. entry .. '}'
+      end
+      fields = {J.PHASE_RESULTS, results}
+    end
+  end
+  redis.call('HSET', key, J.PHASES, cjson.encode(timeline), J.UPDATE_TIME, NOW, unpack(fields))
+  emit(id, event)
+end
+
 local function apply(r)
   local id, n, kind = r.j, r.n, r.k
   local key = job_key(id)
@@ -155,6 +212,9 @@ local function apply(r)
     redis.call('HSET', key, J.PROGRESS, progress, J.PROGRESS_TIME, NOW, J.UPDATE_TIME, NOW)
     renew(key, id)
     emit(id, {type = 'PROGRESS', state = 'RUNNING', attempt = n, progress = progress})
+  elseif kind == 'phase' then
+    renew(key, id)
+    phase_changed(id, key, n, r.b, r.raw)
   elseif kind == 'log' then
     renew(key, id)
     emit(id, {type = 'LOG', state = 'RUNNING', attempt = n, message = r.b.message})

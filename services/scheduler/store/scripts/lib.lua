@@ -303,8 +303,9 @@ local function make_ready(key, id)
 end
 
 -- The taskiq message for one delivery: the attempt it may start and everything the handler gets
--- (payload, metadata, tags, max attempts and the timeout), so a worker can run it without asking
--- first. JSON fields are stored as JSON text and spliced in as they are.
+-- (payload, metadata, tags, max attempts, the timeout and the results of finished phases), so a
+-- worker can run it without asking first. JSON fields are stored as JSON text and spliced in as
+-- they are.
 local function taskiq_message(id, f, attempt)
   local labels = '{}'
   if f[3] and string.sub(f[3], 1, 1) == '{' then
@@ -318,12 +319,14 @@ local function taskiq_message(id, f, attempt)
     ',"kwargs":{"queue":' .. cjson.encode(ctx.queue) .. ',"job":' .. cjson.encode(id) ..
     ',"attempt":' .. attempt .. ',"max_attempts":' .. f[5] ..
     ',"payload":' .. f[4] .. ',"metadata":' .. f[6] .. ',"tags":' .. f[7] ..
-    (f[8] and (',"timeout_ms":' .. f[8]) or '') .. '}}'
+    (f[8] and (',"timeout_ms":' .. f[8]) or '') ..
+    (f[9] and (',"phase_results":' .. f[9]) or '') .. '}}'
 end
 
 local function send(id)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, J.TYPE, J.ATTEMPT, J.TRACE_CONTEXT, J.PAYLOAD, J.MAX_ATTEMPTS, J.METADATA, J.TAGS, J.TIMEOUT)
+  local f = redis.call('HMGET', key, J.TYPE, J.ATTEMPT, J.TRACE_CONTEXT, J.PAYLOAD, J.MAX_ATTEMPTS, J.METADATA, J.TAGS, J.TIMEOUT,
+    J.PHASE_RESULTS)
   local attempt = tonumber(f[2]) + 1
   local entry = redis.call('XADD', K_DISPATCH, '*', 'data', taskiq_message(id, f, attempt))
   redis.call('HSET', key, J.DISPATCH_ENTRY, entry)
