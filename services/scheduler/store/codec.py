@@ -201,7 +201,36 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
         error = error_from_json(_text(fields, J.ERROR.key))
         job.error.CopyFrom(error)
     job.attempts.extend(_attempts(queue, job_id, fields, error))
+    if J.DEPENDENCIES.key in fields:
+        job.dependencies.extend(_dependencies(fields))
+    if J.PARENT.key in fields:
+        job.parent = _ref_name(_text(fields, J.PARENT.key))
     return job
+
+
+def _ref_name(ref: str) -> str:
+    """The resource name of a job lib_flow.lua names `<store queue id> <job id>`."""
+    queue, _, job_id = ref.partition(" ")
+    return names.job_name(queue, job_id)
+
+
+def _dependencies(fields: Fields) -> list[job_pb2.Dependency]:
+    results = json.loads(_text(fields, J.DEPENDENCY_RESULTS.key, "{}"))
+    dependencies = []
+    for item in json.loads(_text(fields, J.DEPENDENCIES.key, "[]")):
+        ref = f"{item['q']} {item['j']}"
+        dependency = job_pb2.Dependency(
+            job=names.job_name(item["q"], item["j"]),
+            on_failure=job_pb2.Dependency.FailurePolicy.Value("FAILURE_POLICY_" + item["p"]),
+            child=bool(item.get("c")),
+        )
+        if ref in results:
+            outcome = results[ref]
+            dependency.state = job_pb2.Job.State.Value("STATE_" + outcome["s"])
+            if outcome.get("r"):
+                dependency.result.CopyFrom(_value(outcome["r"]))
+        dependencies.append(dependency)
+    return dependencies
 
 
 def event_from_history(queue: str, job_id: str, line: bytes) -> event_pb2.JobEvent:

@@ -67,6 +67,12 @@ class JobField(StoredName):
     DEDUP_KEY = "dkey"  # its deduplication key (the queue's `dedup:<key>` names it while it lives)
     DEDUP_UNTIL = "duntil"  # ms: the end of its deduplication window (0: none)
     TIMEOUT = "timeout"  # ms an attempt may run; absent: no limit
+    # Dependencies (lib.lua's flow section); a ref is `<store queue id> <job id>`, absent without.
+    DEPENDENCIES = "deps"  # JSON array of {q, j, p: FAIL|CANCEL|IGNORE, c: 1 for a child}
+    DEPENDENCIES_WAITING = "dwait"  # JSON object: ref -> policy, of those not finished yet
+    DEPENDENCY_RESULTS = "dres"  # JSON object: ref -> {s: state, r: result JSON text}
+    DEPENDENTS = "dnts"  # JSON array of the refs of jobs waiting for this one, until it finishes
+    PARENT = "parent"  # ref of the job that spawned this one
 
 
 class QueueField(StoredName):

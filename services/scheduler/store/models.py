@@ -45,6 +45,22 @@ class NewJob:
     dedup_key: str = ""  # "" when the job has none
     dedup_window_ms: int = 0
     timeout_ms: int = 0  # 0: no limit
+    dependencies: tuple[DependencySpec, ...] = ()
+    parent: JobRef | None = None  # a spawned child: the job waiting for it
+
+
+@dataclass(frozen=True, slots=True)
+class DependencySpec:
+    """A job another waits for: its queue (the store's id once the store resolved it; a local id
+    in the same tenant as the dependent before), its id, and what its failure does."""
+
+    queue: str
+    job: str
+    on_failure: str = "FAIL"  # FAIL, CANCEL or IGNORE
+
+    def ref(self) -> str:
+        """As lib_flow.lua names a job: `<store queue id> <job id>`."""
+        return f"{self.queue} {self.job}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,7 @@ class ReportKind(enum.StrEnum):
     CANCELLED = "cancelled"
     RELEASED = "released"
     REJECTED = "rejected"
+    WAITING = "waiting"
 
     @property
     def action(self) -> Action:
@@ -111,6 +128,7 @@ REPORT_ACTIONS: Mapping[ReportKind, Action] = {
     ReportKind.CANCELLED: Action.CONFIRM_CANCEL,
     ReportKind.RELEASED: Action.RELEASE,
     ReportKind.REJECTED: Action.REJECT,
+    ReportKind.WAITING: Action.WAIT,
 }
 
 

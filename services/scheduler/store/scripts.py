@@ -35,6 +35,8 @@ _SCRIPT_NAMES = (
     "expire_retained",
     "update_queue",
     "release_worker",
+    "link_dependents",
+    "resolve_dependencies",
 )
 
 
@@ -101,13 +103,17 @@ class Scripts:
     expire_retained: AsyncScript
     update_queue: AsyncScript
     release_worker: AsyncScript
+    link_dependents: AsyncScript
+    resolve_dependencies: AsyncScript
 
     @classmethod
     def register(
         cls, redis: RedisClient, transitions: Mapping[Action, Transition] = TRANSITIONS
     ) -> Scripts:
         """The scripts, obeying `transitions` (another table only in a test of the checks)."""
-        lib = key_names() + lua_tables() + state_machine(transitions) + source("lib")
+        lib = "\n".join(
+            [key_names() + lua_tables() + state_machine(transitions) + source("lib"), source("lib_flow")]
+        )
         return cls(
             **{
                 name: redis.register_script(

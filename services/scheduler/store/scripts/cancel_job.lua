@@ -12,4 +12,6 @@
   ARGV[8]  who asks: the caller's API key name, `bootstrap` or `anonymous`
   Returns {0, state after} | {-1} no such job | {-2, state} wrong state
 ]]
-return cancel(ARGV[4], set_of(ARGV[2]), set_of(ARGV[3]), ARGV[5], ARGV[8], ARGV[6], ARGV[7])
+local reply = cancel(ARGV[4], set_of(ARGV[2]), set_of(ARGV[3]), ARGV[5], ARGV[8], ARGV[6], ARGV[7])
+if flow_ready then dispatch() end -- a dependent under IGNORE may run now
+return reply

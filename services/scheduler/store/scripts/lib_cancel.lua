@@ -8,7 +8,7 @@
 -- {WRONG_STATE, state}.
 local function cancel(id, now_states, stop_states, reason, by, channel, tenant)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.WORKER, J.CANCEL_TIME)
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.WORKER, J.CANCEL_TIME, J.DEPENDENTS)
   if not f[1] then return {NOT_FOUND} end
   local attempt = tonumber(f[2])
   local message = 'cancelled'
@@ -20,6 +20,7 @@ local function cancel(id, now_states, stop_states, reason, by, channel, tenant)
     redis.call('HSET', key, J.STATE, 'CANCELLED', J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.CANCELLED_BY, by, J.FINISH_TIME, NOW, J.UPDATE_TIME, NOW)
     index_state(id, f[3], f[4], f[1], 'CANCELLED', 'cancel')
     state_changed(id, f[1], 'CANCELLED', attempt, message)
+    if f[7] then notify_dependents(id, key, 'CANCELLED', f[7]) end
     count_finished(f[4], 'CANCELLED', nil)
     retain(id, 'CANCELLED')
     return {OK, 'CANCELLED'}
