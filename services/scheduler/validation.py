@@ -6,6 +6,7 @@ Every problem is reported at once as a BadRequest violation naming the field pat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -167,7 +168,9 @@ def dependencies(v: Violations, job: job_pb2.Job) -> tuple[DependencySpec, ...]:
             v.add(f"{path}.on_failure", f"unknown failure policy {dependency.on_failure}")
             continue
         policy = _POLICIES.Name(dependency.on_failure).removeprefix("FAILURE_POLICY_")
-        specs.append(DependencySpec(ref.queue, ref.job, "FAIL" if policy == "UNSPECIFIED" else policy))
+        specs.append(
+            DependencySpec(ref.queue, ref.job, "FAIL" if policy == "UNSPECIFIED" else policy)
+        )
     return tuple(specs)
 
 
@@ -263,6 +266,26 @@ def create_job(
     )
     v.raise_if_any()
     return queue, job
+
+
+def child_job(
+    v: Violations,
+    request: job_service_pb2.CreateJobRequest,
+    *,
+    settings: StoreSettings,
+    now_ms: int,
+    parent: JobRef,
+) -> NewJob:
+    """A handler's child job (of `parent`), checked as CreateJob checks one; problems go to `v`."""
+    job = _new_job(
+        v,
+        request,
+        parent=request.parent,
+        settings=settings,
+        now_ms=now_ms,
+        trace_context=trace_context_json(),
+    )
+    return dataclasses.replace(job, parent=parent)
 
 
 def batch_create_jobs(

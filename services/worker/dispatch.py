@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,9 @@ class Delivery:
     metadata: dict[str, str]
     tags: tuple[str, ...]
     timeout_ms: int | None = None  # how long the attempt may run; None: no limit
+    # Outcomes of the jobs it waited for (dependencies, children): `<store queue> <job id>` ->
+    # {s: state, r: result JSON text}, as lib_flow.lua keeps them.
+    dependencies: Mapping[str, Mapping[str, str]] | None = None
     claimed: bool = False  # taken over from another consumer, or re-read from the pending list
 
     @property
@@ -134,5 +138,8 @@ def parse(
         metadata=_strings(kwargs.get("metadata"), "kwargs.metadata"),
         tags=tuple(tags),
         timeout_ms=timeout_ms,
+        dependencies=kwargs.get("dependencies")
+        if isinstance(kwargs.get("dependencies"), dict)
+        else None,
         claimed=claimed,
     )

@@ -100,8 +100,10 @@ async def link(store: JobStore, queue: str, jobs: Sequence[NewJob]) -> list[Link
 
 
 def encode_link(linked: Linked) -> dict[str, object]:
-    done = {"done": linked.done} if linked.done else {}
-    return {"deps": linked.deps, "wait": json.dumps(linked.wait)} | done
+    encoded: dict[str, object] = {"deps": linked.deps, "wait": json.dumps(linked.wait)}
+    if linked.done:
+        encoded["done"] = linked.done
+    return encoded
 
 
 async def resolve(store: JobStore, queue: str, outcomes: Sequence[dict[str, str]]) -> None:
@@ -124,13 +126,15 @@ async def relay_outcomes(
         outbox, OUTBOX_GROUP, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
     )
     fresh = await store.redis.xreadgroup(OUTBOX_GROUP, consumer, {outbox: ">"}, count=count)
-    entries = list(claimed[1]) + [e for _, stream in fresh for e in stream]
+    Entry = tuple[bytes, dict[bytes, bytes]]  # noqa: N806
+    entries = cast(list[Entry], list(claimed[1]))
+    entries += [e for _, stream in cast(list[tuple[bytes, list[Entry]]], fresh) for e in stream]
     entries = [entry for entry in entries if entry[1]]  # claimed ids whose entry was deleted: none
     if not entries:
         return 0
     by_queue: dict[str, list[dict[str, str]]] = {}
     for _, raw in entries:
-        fields = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], raw).items()}
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
         to_queue, _, to_job = fields["to"].partition(" ")
         outcome = {"to": to_job, "from": fields["from"], "s": fields["s"], "r": fields["r"]}
         by_queue.setdefault(to_queue, []).append(outcome)

@@ -10,7 +10,7 @@ from typing import Any
 
 from jobs.v1 import job_pb2
 from services.common.errors import JobstreamError
-from services.common.names import AttemptRef
+from services.common.names import AttemptRef, JobRef
 from services.common.states import TRANSITIONS, Action, State
 
 

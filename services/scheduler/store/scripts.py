@@ -112,7 +112,10 @@ class Scripts:
     ) -> Scripts:
         """The scripts, obeying `transitions` (another table only in a test of the checks)."""
         lib = "\n".join(
-            [key_names() + lua_tables() + state_machine(transitions) + source("lib"), source("lib_flow")]
+            [
+                key_names() + lua_tables() + state_machine(transitions) + source("lib"),
+                source("lib_flow"),
+            ]
         )
         return cls(
             **{

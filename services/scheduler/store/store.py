@@ -550,10 +550,14 @@ class JobStore:
             try:
                 await self.create_jobs(child_queue, [child])
             except JobstreamError as error:
-                log.warning("child_not_created", job=child.job_id, queue=child_queue, error=str(error))
+                log.warning(
+                    "child_not_created", job=child.job_id, queue=child_queue, error=str(error)
+                )
                 outcome = {"to": report.attempt.job, "s": "FAILED", "r": ""}
                 await flows.resolve(
-                    self, report.attempt.queue, [{**outcome, "from": flows.ref_of(child_queue, child.job_id)}]
+                    self,
+                    report.attempt.queue,
+                    [{**outcome, "from": flows.ref_of(child_queue, child.job_id)}],
                 )
 
     async def _apply_queue(self, worker: str, queue: str, queued: list[Report]) -> Reply:

@@ -94,7 +94,9 @@ async def test_across_queues_the_relay_delivers_the_outcome(store: JobStore) -> 
     assert await relay(store, QUEUE, OTHER) == 1
     assert await state(store, dependent) == S.STATE_QUEUED
     # Delivered again (a replica crashed before its ack): applied once, nothing changes.
-    await flows.resolve(store, QUEUE, [{"to": dependent.job, "from": on(dep).ref(), "s": "FAILED", "r": ""}])
+    await flows.resolve(
+        store, QUEUE, [{"to": dependent.job, "from": on(dep).ref(), "s": "FAILED", "r": ""}]
+    )
     assert await state(store, dependent) == S.STATE_QUEUED
     assert await store.redis.xlen(QueueKeys(OTHER).outbox) == 0
 
