@@ -42,6 +42,7 @@ async def enqueue(ctx: Context, args: argparse.Namespace) -> int:
         metadata=dict(args.meta),
         request_id=args.request_id,
         job_id=args.job_id,
+        depends_on=args.after,
     )
     for warning in job.warnings:  # on stderr, so --json output stays one object
         ctx.console.error(f"warning: {warning}")

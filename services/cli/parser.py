@@ -78,6 +78,15 @@ def _enqueue(
     )
     p.add_argument("--request-id", help="idempotency key: a repeated enqueue returns the first job")
     p.add_argument("--job-id", help="choose the job id instead of a generated one")
+    p.add_argument(
+        "--after",
+        type=types.dependency,
+        action="append",
+        default=[],
+        metavar="QUEUE/JOB[:POLICY]",
+        help="wait for this job first (repeatable); if it fails: fail (default), cancel or "
+        "ignore (run anyway)",
+    )
     follow = p.add_mutually_exclusive_group()
     follow.add_argument("--wait", action="store_true", help="wait for the job, print its result")
     follow.add_argument("--watch", action="store_true", help="watch the job until it finishes")

@@ -116,6 +116,9 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
     fields += [("Metadata", f"{k}={v}") for k, v in sorted(job.metadata.items())]
     if job.request_id:
         fields.append(("Request id", job.request_id))
+    if job.parent:
+        fields.append(("Parent", short_job_name(job.parent)))
+    fields += _dependency_lines(job)
     fields += [
         ("Attempts" if index == 0 else "", _attempt_line(attempt, now))
         for index, attempt in enumerate(job.attempts)
@@ -123,6 +126,23 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
     lines = _field_lines(fields)
     if job.error.stack_trace:
         lines += ["", "Stack trace:", *("  " + line for line in job.error.stack_trace.splitlines())]
+    return lines
+
+
+def _dependency_lines(job: job_pb2.Job) -> list[tuple[str, str]]:
+    """`Waits for` / `Children` lines: each job, its policy and, once it finished, its state."""
+    lines: list[tuple[str, str]] = []
+    for child in (False, True):
+        items = [d for d in job.dependencies if d.child == child]
+        for index, dependency in enumerate(items):
+            policy = job_pb2.Dependency.FailurePolicy.Name(dependency.on_failure)
+            policy = policy.removeprefix("FAILURE_POLICY_").lower().replace("unspecified", "fail")
+            state = job_pb2.Job.State.Name(dependency.state).removeprefix("STATE_")
+            done = "waiting" if state == "UNSPECIFIED" else state
+            key = ("Children" if child else "Waits for") if index == 0 else ""
+            lines.append(
+                (key, f"{short_job_name(dependency.job)}  {done}  (if it fails: {policy})")
+            )
     return lines
 
 

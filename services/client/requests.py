@@ -25,6 +25,15 @@ class Backoff:
     jitter: float | None = None
 
 
+DependsOn = str | tuple[str, Literal["fail", "cancel", "ignore"]]
+
+
+def _dependency(item: DependsOn) -> job_pb2.Dependency:
+    name, policy = (item, "fail") if isinstance(item, str) else item
+    value = job_pb2.Dependency.FailurePolicy.Value(f"FAILURE_POLICY_{policy.upper()}")
+    return job_pb2.Dependency(job=name, on_failure=value)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnqueueRequest:
     """One job to create. Only `type` is required; None and empty mean the server's defaults.
@@ -47,6 +56,9 @@ class EnqueueRequest:
     metadata: Mapping[str, str] | None = None
     request_id: str | None = None
     job_id: str | None = None
+    # Jobs this one waits for: a job name (FAIL when it fails), or (name, "fail" | "cancel" |
+    # "ignore"). Until they finished it is BLOCKED.
+    depends_on: Sequence[DependsOn] = ()
 
     def run_time(self) -> datetime | None:
         """When the job may first run, or None for now. Raises ValueError if both `run_at` and
@@ -71,6 +83,7 @@ class EnqueueOptions(TypedDict, total=False):
     metadata: Mapping[str, str] | None
     request_id: str | None
     job_id: str | None
+    depends_on: Sequence[DependsOn]
 
 
 def _retry_policy(request: EnqueueRequest) -> job_pb2.RetryPolicy | None:
@@ -99,6 +112,7 @@ def _job(request: EnqueueRequest) -> job_pb2.Job:
         job.run_time.CopyFrom(codec.timestamp(run_time))
     if (policy := _retry_policy(request)) is not None:
         job.retry_policy.CopyFrom(policy)
+    job.dependencies.extend(_dependency(item) for item in request.depends_on)
     return job
 
 

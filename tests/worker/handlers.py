@@ -137,3 +137,34 @@ async def chatty(ctx: JobContext) -> int:
         ctx.progress(reported % 100)
         await asyncio.sleep(0.001)
     return reported
+
+
+@job("square")
+async def square(ctx: JobContext) -> int:
+    """Fails (for good) on the number `fail_on` of its payload: a child of `fan.out` that fails."""
+    n = int(_payload(ctx)["n"])
+    if n == _payload(ctx).get("fail_on"):
+        raise NonRetryable(f"no square for {n}")
+    return n * n
+
+
+@job("fan.out")
+async def fan_out(ctx: JobContext) -> dict[str, object]:
+    """Spawns five `square` children (one failing when the payload says which) under the
+    payload's policy, in the payload's queue; runs again when they finished, and sums them."""
+    payload = _payload(ctx)
+    if not ctx.children_results:
+        for n in range(5):
+            child = {"n": n, "fail_on": payload.get("fail_on")}
+            ctx.spawn(
+                "square",
+                child,
+                queue=str(payload.get("queue", "")),
+                on_failure=str(payload["policy"]),
+            )
+        return {"spawned": 5}
+    results = ctx.children_results.values()
+    return {
+        "sum": sum(int(r.result) for r in results if r.state == "SUCCEEDED"),  # type: ignore[call-overload]
+        "states": sorted(r.state for r in results),
+    }
