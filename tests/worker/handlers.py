@@ -142,10 +142,11 @@ async def chatty(ctx: JobContext) -> int:
 @job("square")
 async def square(ctx: JobContext) -> int:
     """Fails (for good) on the number `fail_on` of its payload: a child of `fan.out` that fails."""
-    n = int(_payload(ctx)["n"])
+    n = _payload(ctx)["n"]
+    assert isinstance(n, float | int)
     if n == _payload(ctx).get("fail_on"):
         raise NonRetryable(f"no square for {n}")
-    return n * n
+    return int(n * n)
 
 
 @job("fan.out")
@@ -165,6 +166,6 @@ async def fan_out(ctx: JobContext) -> dict[str, object]:
         return {"spawned": 5}
     results = ctx.children_results.values()
     return {
-        "sum": sum(int(r.result) for r in results if r.state == "SUCCEEDED"),  # type: ignore[call-overload]
+        "sum": sum(r.result for r in results if isinstance(r.result, int | float)),
         "states": sorted(r.state for r in results),
     }

@@ -80,7 +80,7 @@ async def test_fan_out_with_a_failing_child(
     await workers(queues=("default", "children"))
     payload = {"policy": policy, "fail_on": 3, "queue": children_queue}
     parent = await enqueue(jobs, "fan.out", payload)
-    done, events = await finished(jobs, parent.name)
+    done, _ = await finished(jobs, parent.name)
     assert done.state == state
     children = [d for d in done.dependencies if d.child]
     assert len(children) == 5

@@ -155,9 +155,9 @@ class JobStore:
         returns the earlier job; a deduplication key an existing job holds returns that job
         (marked `deduplicated`). Raises RequestIdReused, JobAlreadyExists, QueueNotFound (a new
         queue while `queue_auto_create` is off)."""
+        links = await flows.link(self, queue, jobs) if any(j.dependencies for j in jobs) else ()
         if self.settings.queue_auto_create:
             await self.queues.register(queue)
-        links = await flows.link(self, queue, jobs) if any(j.dependencies for j in jobs) else ()
         keys, args = self.call_args(queue)
         now = self.clock.now_ms()  # only to tell the promoter; the script uses the context's time
         args.append(str(int(self.settings.request_id_ttl.total_seconds() * _MS)))
