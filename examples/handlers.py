@@ -131,7 +131,5 @@ async def thumbnail_batch(ctx: JobContext) -> dict[str, object]:
         for size in _args(ctx).get("sizes", [64, 128]):
             ctx.spawn("thumbnail.render", {"size": size}, on_failure="ignore")
         return {}
-    results = ctx.children_results.values()
-    return {
-        "thumbnails": sorted(str(r.result["thumbnail"]) for r in results if r.state == "SUCCEEDED")
-    }
+    rendered = [r.result for r in ctx.children_results.values() if isinstance(r.result, dict)]
+    return {"thumbnails": sorted(str(r["thumbnail"]) for r in rendered)}
