@@ -46,7 +46,9 @@ async def test_a_dependent_is_blocked_and_shows_its_dependency(
         (job_pb2.Dependency(job="jobs/x"), "job.dependencies[1].job"),
         (job_pb2.Dependency(job="{real}"), "job.dependencies[1].job"),
         (
-            job_pb2.Dependency(job="queues/q1/jobs/a", on_failure=9),
+            job_pb2.Dependency(
+                job="queues/q1/jobs/a", on_failure=job_pb2.Dependency.FailurePolicy.ValueType(9)
+            ),
             "job.dependencies[1].on_failure",
         ),
     ],
