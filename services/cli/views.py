@@ -84,6 +84,9 @@ def _state_text(job: job_pb2.Job) -> str:
         text += f", {job.lost_attempts} lost"
     if job.HasField("cancel_time") and job.state == job_pb2.Job.STATE_RUNNING:
         text += ", cancel requested"
+    if job.state == job_pb2.Job.STATE_BLOCKED:
+        waiting = sum(1 for d in job.dependencies if not d.state)
+        text += f", waiting for {waiting} of {len(job.dependencies)} jobs"
     return text
 
 
