@@ -7,6 +7,8 @@ They show what teams run on a job system, one of each kind a new user wants to s
   video.transcode  slow (ten minutes): cancel it and watch it stop cooperatively
   thumbnail.render a plain `def` handler: it runs in the worker's thread pool
   dataset.import   phases: download, transform, load; its retry skips the phases already done
+  release.verify   checks a release; release.publish runs after it (a dependency chain)
+  thumbnail.batch  fans out one thumbnail.render child per size, then collects their results
 
 The sleeps stand in for real work.
 """
@@ -135,3 +137,32 @@ async def import_dataset(ctx: JobContext) -> dict[str, object]:
     transformed = await ctx.run_phase("transform", transform)
     loaded = await ctx.run_phase("load", load)
     return {"source": transformed["file"], **loaded, "attempt": ctx.attempt}
+
+
+@job("release.verify")
+async def verify_release(ctx: JobContext) -> dict[str, object]:
+    """Checks a release before it is published: a version that ends in `-bad` fails."""
+    version = str(_args(ctx).get("version", ""))
+    await asyncio.sleep(0.5)
+    if version.endswith("-bad"):
+        raise NonRetryable(f"release {version} failed verification")
+    return {"version": version, "verified": True}
+
+
+@job("release.publish")
+async def publish_release(ctx: JobContext) -> dict[str, object]:
+    """Publishes a release; it is enqueued to wait for its release.verify job."""
+    verified = [r.result for r in ctx.children_results.values() if r.state == "SUCCEEDED"]
+    return {"published": _args(ctx).get("version"), "after": verified}
+
+
+@job("thumbnail.batch")
+async def thumbnail_batch(ctx: JobContext) -> dict[str, object]:
+    """Fan-out / fan-in: one thumbnail.render child per size; the job waits for them (holding no
+    worker) and runs again with their results."""
+    if not ctx.children_results:
+        for size in _args(ctx).get("sizes", [64, 128]):
+            ctx.spawn("thumbnail.render", {"size": size}, on_failure="ignore")
+        return {}
+    rendered = [r.result for r in ctx.children_results.values() if isinstance(r.result, dict)]
+    return {"thumbnails": sorted(str(r["thumbnail"]) for r in rendered)}

@@ -65,6 +65,23 @@ def key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+_POLICIES = ("fail", "cancel", "ignore")
+
+
+def dependency(text: str) -> tuple[str, str]:
+    """`QUEUE/JOB[:POLICY]` or a job name `queues/Q/jobs/J[:POLICY]` -> (job name, policy)."""
+    target, _, policy = text.partition(":")
+    policy = policy or "fail"
+    if policy not in _POLICIES:
+        raise argparse.ArgumentTypeError(f"policy {policy!r} is not one of {', '.join(_POLICIES)}")
+    parts = target.split("/")
+    if len(parts) == 2 and all(parts):
+        return f"queues/{parts[0]}/jobs/{parts[1]}", policy
+    if len(parts) == 4 and parts[0] == "queues" and parts[2] == "jobs" and parts[1] and parts[3]:
+        return target, policy
+    raise argparse.ArgumentTypeError(f"{text!r} is not QUEUE/JOB[:fail|cancel|ignore]")
+
+
 def state(text: str) -> str:
     """A job state name, any case (`failed`, `FAILED`)."""
     try:

@@ -53,6 +53,7 @@ async def enqueue(ctx: Context, args: argparse.Namespace) -> int:
         dedup_key=args.dedup_key,
         dedup_window=args.dedup_window,
         job_timeout=args.job_timeout,
+        depends_on=args.after,
     )
     if job.deduplicated and not ctx.json:  # on stderr, as warnings: --quiet prints only the name
         ctx.console.error(f"deduplicated: {short_job_name(job.name)} holds the key; no new job")

@@ -96,6 +96,15 @@ def _enqueue(
         metavar="DURATION",
         help="stop the handler after this long; the attempt fails TIMED_OUT, retries apply",
     )
+    p.add_argument(
+        "--after",
+        type=types.dependency,
+        action="append",
+        default=[],
+        metavar="QUEUE/JOB[:POLICY]",
+        help="wait for this job first (repeatable); if it fails: fail (default), cancel or "
+        "ignore (run anyway)",
+    )
     follow = p.add_mutually_exclusive_group()
     follow.add_argument("--wait", action="store_true", help="wait for the job, print its result")
     follow.add_argument("--watch", action="store_true", help="watch the job until it finishes")

@@ -106,6 +106,9 @@ def _state_text(job: job_pb2.Job) -> str:
         text += f", {job.lost_attempts} lost"
     if job.HasField("cancel_time") and job.state == job_pb2.Job.STATE_RUNNING:
         text += ", cancel requested"
+    if job.state == job_pb2.Job.STATE_BLOCKED:
+        waiting = sum(1 for d in job.dependencies if not d.state)
+        text += f", waiting for {waiting} of {len(job.dependencies)} jobs"
     return text
 
 
@@ -137,6 +140,9 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
         fields.append(("Tags", ", ".join(job.tags)))
     fields += [("Metadata", f"{k}={v}") for k, v in sorted(job.metadata.items())]
     fields += _origin_and_limits(job)
+    if job.parent:
+        fields.append(("Parent", short_job_name(job.parent)))
+    fields += _dependency_lines(job)
     fields += [
         ("Phases" if index == 0 else "", _phase_line(phase, now))
         for index, phase in enumerate(job.phases)
@@ -165,6 +171,23 @@ def _origin_and_limits(job: job_pb2.Job) -> list[tuple[str, str]]:
     if job.HasField("timeout"):
         fields.append(("Timeout", render.interval(job.timeout.ToTimedelta().total_seconds())))
     return fields
+
+
+def _dependency_lines(job: job_pb2.Job) -> list[tuple[str, str]]:
+    """`Waits for` / `Children` lines: each job, its policy and, once it finished, its state."""
+    lines: list[tuple[str, str]] = []
+    for child in (False, True):
+        items = [d for d in job.dependencies if d.child == child]
+        for index, dependency in enumerate(items):
+            policy = job_pb2.Dependency.FailurePolicy.Name(dependency.on_failure)
+            policy = policy.removeprefix("FAILURE_POLICY_").lower().replace("unspecified", "fail")
+            state = job_pb2.Job.State.Name(dependency.state).removeprefix("STATE_")
+            done = "waiting" if state == "UNSPECIFIED" else state
+            key = ("Children" if child else "Waits for") if index == 0 else ""
+            lines.append(
+                (key, f"{short_job_name(dependency.job)}  {done}  (if it fails: {policy})")
+            )
+    return lines
 
 
 def _field_lines(fields: Sequence[tuple[str, str]], width: int = 12) -> list[str]:

@@ -25,6 +25,15 @@ class Backoff:
     jitter: float | None = None
 
 
+DependsOn = str | tuple[str, Literal["fail", "cancel", "ignore"]]
+
+
+def _dependency(item: DependsOn) -> job_pb2.Dependency:
+    name, policy = (item, "fail") if isinstance(item, str) else item
+    value = job_pb2.Dependency.FailurePolicy.Value(f"FAILURE_POLICY_{policy.upper()}")
+    return job_pb2.Dependency(job=name, on_failure=value)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnqueueRequest:
     """One job to create. Only `type` is required; None and empty mean the server's defaults.
@@ -53,6 +62,9 @@ class EnqueueRequest:
     dedup_key: str | None = None
     dedup_window: Seconds | None = None
     job_timeout: Seconds | None = None
+    # Jobs this one waits for: a job name (FAIL when it fails), or (name, "fail" | "cancel" |
+    # "ignore"). Until they finished it is BLOCKED.
+    depends_on: Sequence[DependsOn] = ()
 
     def run_time(self) -> datetime | None:
         """When the job may first run, or None for now. Raises ValueError if both `run_at` and
@@ -80,6 +92,7 @@ class EnqueueOptions(TypedDict, total=False):
     dedup_key: str | None
     dedup_window: Seconds | None
     job_timeout: Seconds | None
+    depends_on: Sequence[DependsOn]
 
 
 def _retry_policy(request: EnqueueRequest) -> job_pb2.RetryPolicy | None:
@@ -116,6 +129,7 @@ def _job(request: EnqueueRequest) -> job_pb2.Job:
         job.deduplication.window.CopyFrom(codec.duration(request.dedup_window))
     if request.job_timeout is not None:
         job.timeout.CopyFrom(codec.duration(request.job_timeout))
+    job.dependencies.extend(_dependency(item) for item in request.depends_on)
     return job
 
 

@@ -160,6 +160,18 @@ class SchedulerSettings(BaseSettings):
         gt=timedelta(0),
         description="How often due schedules are looked for: a slot fires within this of its time.",
     )
+    flow_relay_interval: Duration = Field(
+        default=timedelta(milliseconds=200),
+        gt=timedelta(0),
+        description="How often outcomes of dependencies are relayed to dependents in other "
+        "queues: a cross-queue dependent is unblocked within this of its dependency's end.",
+    )
+    flow_claim_idle: Duration = Field(
+        default=timedelta(seconds=30),
+        gt=timedelta(0),
+        description="An outcome a scheduler replica took for relaying and did not finish (it "
+        "died) is taken over by another after this.",
+    )
     misfire_grace: Duration = Field(
         default=timedelta(seconds=60),
         ge=timedelta(0),

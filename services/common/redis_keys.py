@@ -64,6 +64,10 @@ KEY_HOLDS = "kholds:"  # list: the key's recent holds, `<from ms> <to ms> <kind>
 BULK = "bulk:"  # + a bulk operation id: its hash (store/fields.py BulkField)
 BULK_OPERATIONS = "bulk_ops"
 BULK_RUNNING = "bulk_running"
+# + a job id: hash of dependency ref -> outcome, for a dependent not created yet (expires)
+EARLY_OUTCOMES = "depearly:"
+OUTBOX = "outbox"  # stream of dependency outcomes for dependents in other queues (FlowRelay)
+OUTBOX_GROUP = "flow-relay"  # the scheduler replicas' consumer group on every outbox
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -83,6 +87,8 @@ FAMILIES = {
     "BULK": BULK,
     "BULK_OPERATIONS": BULK_OPERATIONS,
     "BULK_RUNNING": BULK_RUNNING,
+    "EARLY_OUTCOMES": EARLY_OUTCOMES,
+    "OUTBOX": OUTBOX,
 }
 
 
@@ -249,6 +255,16 @@ class QueueKeys:
     def dedup(self, key: str) -> str:
         """The id of the job holding deduplication key `key`; deleted with its job."""
         return f"{self.prefix}{DEDUP}{key}"
+
+    @property
+    def outbox(self) -> str:
+        """Stream of outcomes of this queue's jobs for dependents in other queues: written in the
+        dependency's transition, relayed to the dependent's queue by the scheduler (FlowRelay)."""
+        return f"{self.prefix}{OUTBOX}"
+
+    def early_outcomes(self, job_id: str) -> str:
+        """Outcomes of dependencies that finished before their dependent `job_id` was stored."""
+        return f"{self.prefix}{EARLY_OUTCOMES}{job_id}"
 
     def request(self, request_id: str) -> str:
         """`<job id> <request hash>` of an idempotency key; deleted with its job, or expires."""

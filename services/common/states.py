@@ -35,7 +35,7 @@ WAITING = frozenset({State.SCHEDULED, State.BLOCKED, State.QUEUED})
 class Action(enum.StrEnum):
     """Everything that can happen to a job."""
 
-    CREATE = "create"  # new -> QUEUED or SCHEDULED
+    CREATE = "create"  # new -> QUEUED or SCHEDULED, or BLOCKED behind its dependencies
     PROMOTE = "promote"  # run time reached
     START = "start"  # a worker starts an attempt from a dispatched message
     RELEASE = "release"  # a worker hands back a fetched, unstarted job
@@ -51,6 +51,9 @@ class Action(enum.StrEnum):
     RETRY = "retry"  # an operator runs a finished job again
     DELETE = "delete"  # an operator removes a finished job
     EXPIRE = "expire"  # retention removes a finished job
+    UNBLOCK = "unblock"  # every dependency (or child) finished and allows the job to run
+    DEPENDENCY_FAILED = "dependency_failed"  # one failed under FAIL (-> FAILED) or CANCEL policy
+    WAIT = "wait"  # a handler spawned children: the job waits for them, holding no worker
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ S = State
 TRANSITIONS: Mapping[Action, Transition] = MappingProxyType(
     {
         # CREATE starts from no job at all; the script checks that the id is free.
-        Action.CREATE: _t(set(), {S.QUEUED, S.SCHEDULED}),
+        Action.CREATE: _t(set(), {S.QUEUED, S.SCHEDULED, S.BLOCKED}),
         Action.PROMOTE: _t({S.SCHEDULED}, {S.QUEUED}),
         Action.START: _t({S.QUEUED}, {S.RUNNING}),
         Action.RELEASE: _t({S.QUEUED}, {S.QUEUED}),
@@ -93,5 +96,8 @@ TRANSITIONS: Mapping[Action, Transition] = MappingProxyType(
         Action.RETRY: _t({S.FAILED, S.CANCELLED}, {S.QUEUED}),
         Action.DELETE: _t(set(TERMINAL), {None}),
         Action.EXPIRE: _t(set(TERMINAL), {None}),
+        Action.UNBLOCK: _t({S.BLOCKED}, {S.QUEUED, S.SCHEDULED}),
+        Action.DEPENDENCY_FAILED: _t({S.BLOCKED}, {S.FAILED, S.CANCELLED}),
+        Action.WAIT: _t({S.RUNNING}, {S.BLOCKED}),
     }
 )

@@ -6,6 +6,7 @@ Every problem is reported at once as a BadRequest violation naming the field pat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -17,7 +18,7 @@ from services.common import json_values, names
 from services.common.config import StoreSettings
 from services.common.errors import InvalidArgument
 from services.common.names import JobRef
-from services.scheduler.store.models import NewJob, RetryPolicy
+from services.scheduler.store.models import DependencySpec, NewJob, RetryPolicy
 from services.scheduler.violations import (
     Violations,
     bounded_float,
@@ -153,6 +154,36 @@ def _concurrency_key(v: Violations, job: job_pb2.Job) -> str:
     return key
 
 
+MAX_DEPENDENCIES = 50
+_POLICIES = job_pb2.Dependency.FailurePolicy
+
+
+def dependencies(v: Violations, job: job_pb2.Job) -> tuple[DependencySpec, ...]:
+    """The jobs `job` waits for (queue ids local to the caller's tenant), each once."""
+    if len(job.dependencies) > MAX_DEPENDENCIES:
+        v.add("job.dependencies", f"at most {MAX_DEPENDENCIES}, not {len(job.dependencies)}")
+        return ()
+    specs: list[DependencySpec] = []
+    seen: dict[JobRef, int] = {}
+    for i, dependency in enumerate(job.dependencies):
+        path = f"job.dependencies[{i}]"
+        try:
+            ref = names.parse_job_name(dependency.job, f"{path}.job")
+        except InvalidArgument as error:
+            v.absorb(error)
+            continue
+        if seen.setdefault(ref, i) != i:
+            v.add(f"{path}.job", f"repeats job.dependencies[{seen[ref]}].job")
+        if dependency.on_failure not in _POLICIES.values():
+            v.add(f"{path}.on_failure", f"unknown failure policy {dependency.on_failure}")
+            continue
+        policy = _POLICIES.Name(dependency.on_failure).removeprefix("FAILURE_POLICY_")
+        specs.append(
+            DependencySpec(ref.queue, ref.job, "FAIL" if policy == "UNSPECIFIED" else policy)
+        )
+    return tuple(specs)
+
+
 def _tags(v: Violations, job: job_pb2.Job) -> tuple[str, ...]:
     if len(job.tags) > MAX_TAGS:
         v.add("job.tags", f"at most {MAX_TAGS} tags, not {len(job.tags)}")
@@ -226,6 +257,7 @@ def _new_job(
         dedup_window_ms=dedup_window_ms,
         timeout_ms=_timeout(v, job),
         concurrency_key=_concurrency_key(v, job),
+        dependencies=dependencies(v, job),
     )
 
 
@@ -245,6 +277,26 @@ def create_job(
     )
     v.raise_if_any()
     return queue, job
+
+
+def child_job(
+    v: Violations,
+    request: job_service_pb2.CreateJobRequest,
+    *,
+    settings: StoreSettings,
+    now_ms: int,
+    parent: JobRef,
+) -> NewJob:
+    """A handler's child job (of `parent`), checked as CreateJob checks one; problems go to `v`."""
+    job = _new_job(
+        v,
+        request,
+        parent=request.parent,
+        settings=settings,
+        now_ms=now_ms,
+        trace_context=trace_context_json(),
+    )
+    return dataclasses.replace(job, parent=parent)
 
 
 def batch_create_jobs(

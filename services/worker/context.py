@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import threading
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol, TypeVar, overload
 
-from jobs.v1 import job_pb2
+from jobs.v1 import job_pb2, worker_service_pb2
+from services.common import json_values, names
 from services.worker.dispatch import Delivery
 from services.worker.handler import JobCancelled
 from services.worker.phases import Phase, Phases, PhaseSink
@@ -41,6 +44,14 @@ def truncate_utf8(text: str, limit: int, marker: str = _CUT) -> str:
     return encoded[:room].decode(errors="ignore") + marker
 
 
+@dataclass(frozen=True, slots=True)
+class DependencyResult:
+    """How a job waited for ended: its state (SUCCEEDED, FAILED or CANCELLED) and its result."""
+
+    state: str
+    result: object
+
+
 class JobContext:
     """One attempt of one job, as its handler sees it.
 
@@ -70,6 +81,39 @@ class JobContext:
         self._waiter: asyncio.Future[None] | None = None
         self._declared_phases = phases
         self._phases: Phases | None = None  # made when the handler uses a phase
+        self.spawned: list[worker_service_pb2.SpawnedChild] = []
+
+    def spawn(
+        self, job_type: str, payload: object = None, *, queue: str = "", on_failure: str = "fail"
+    ) -> None:
+        """Adds a child job. A handler that spawned children and returns does not finish: its job
+        waits (BLOCKED, holding no worker) until every child finished, then runs again as a new
+        attempt that sees them in `children_results`. `on_failure` (fail, cancel or ignore): what
+        the child's failure does to this job. Raises ValueError for a payload that is not JSON or
+        an unknown policy."""
+        policy = f"FAILURE_POLICY_{on_failure.upper()}"
+        if policy not in job_pb2.Dependency.FailurePolicy.keys():  # noqa: SIM118
+            raise ValueError(f"on_failure must be fail, cancel or ignore, not {on_failure!r}")
+        job = job_pb2.Job(type=job_type)
+        json_values.fill(job.payload, payload)
+        self.spawned.append(
+            worker_service_pb2.SpawnedChild(
+                queue=queue,
+                job=job,
+                on_failure=job_pb2.Dependency.FailurePolicy.Value(policy),
+            )
+        )
+
+    @property
+    def children_results(self) -> dict[str, DependencyResult]:
+        """The outcomes of the jobs this one waited for (children it spawned, dependencies it was
+        created with), by job name (`queues/{queue}/jobs/{job}`); empty before they finished."""
+        results = {}
+        for ref, outcome in (self._delivery.dependencies or {}).items():
+            queue, _, job = ref.partition(" ")
+            raw = outcome.get("r") or "null"
+            results[names.job_name(queue, job)] = DependencyResult(outcome["s"], json.loads(raw))
+        return results
 
     @property
     def job_id(self) -> str:

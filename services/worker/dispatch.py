@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,9 @@ class Delivery:
     tags: tuple[str, ...]
     timeout_ms: int | None = None  # how long the attempt may run; None: no limit
     phase_results: dict[str, object] | None = None  # of the phases earlier attempts finished
+    # Outcomes of the jobs it waited for (dependencies, children): `<store queue> <job id>` ->
+    # {s: state, r: result JSON text}, as lib_flow.lua keeps them.
+    dependencies: Mapping[str, Mapping[str, str]] | None = None
     claimed: bool = False  # taken over from another consumer, or re-read from the pending list
 
     @property
@@ -140,5 +144,8 @@ def parse(
         tags=tuple(tags),
         timeout_ms=timeout_ms,
         phase_results=phase_results,
+        dependencies=kwargs.get("dependencies")
+        if isinstance(kwargs.get("dependencies"), dict)
+        else None,
         claimed=claimed,
     )

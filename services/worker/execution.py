@@ -92,7 +92,11 @@ def end_span(execution: Execution) -> None:
 
 
 def outcome(
-    execution: Execution, attempt: str, *, cancel_requested: bool, timeout_s: float | None = None
+    execution: Execution,
+    attempt: str,
+    *,
+    cancel_requested: bool,
+    timeout_s: float | None = None,
 ) -> Report | None:
     """The report of a finished call; None for a call stopped at shutdown (its lease lapses and
     the job runs again elsewhere, as for a lost worker). `timeout_s`: the job's timeout stopped

@@ -8,6 +8,7 @@ import builtins
 import json
 import os
 import traceback
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -53,6 +54,10 @@ def log_line(attempt: str, message: str) -> Report:
 
 def cancelled(attempt: str, *, forced: bool) -> Report:
     return Report(attempt=attempt, cancelled=worker_service_pb2.AttemptCancelled(forced=forced))
+
+
+def waiting(attempt: str, children: Sequence[worker_service_pb2.SpawnedChild]) -> Report:
+    return Report(attempt=attempt, waiting=worker_service_pb2.AttemptWaiting(children=children))
 
 
 def succeeded(attempt: str, result: object) -> Report:

@@ -245,6 +245,9 @@ class Runner:
             cancel_requested=attempt.cancel_requested,
             timeout_s=None if timeout_ms is None else timeout_ms / 1000,
         )
+        spawned = attempt.context.spawned if attempt.context else []
+        if report is not None and spawned and report.WhichOneof("report") == "succeeded":
+            report = reports.waiting(attempt.name, spawned)  # it runs again after its children
         if report is None:
             log.warning("attempt_abandoned", attempt=attempt.name)
             self._forget(attempt)

@@ -187,3 +187,35 @@ def phased_sync(ctx: JobContext) -> dict[str, object]:
                     raise RuntimeError(f"phase two failed on attempt {ctx.attempt}")
                 phase.result = {"attempt": ctx.attempt, "pid": os.getpid()}
     return {"results": ctx.phase_results, "ran": ran}
+
+
+@job("square")
+async def square(ctx: JobContext) -> int:
+    """Fails (for good) on the number `fail_on` of its payload: a child of `fan.out` that fails."""
+    n = _payload(ctx)["n"]
+    assert isinstance(n, float | int)
+    if n == _payload(ctx).get("fail_on"):
+        raise NonRetryable(f"no square for {n}")
+    return int(n * n)
+
+
+@job("fan.out")
+async def fan_out(ctx: JobContext) -> dict[str, object]:
+    """Spawns five `square` children (one failing when the payload says which) under the
+    payload's policy, in the payload's queue; runs again when they finished, and sums them."""
+    payload = _payload(ctx)
+    if not ctx.children_results:
+        for n in range(5):
+            child = {"n": n, "fail_on": payload.get("fail_on")}
+            ctx.spawn(
+                "square",
+                child,
+                queue=str(payload.get("queue", "")),
+                on_failure=str(payload["policy"]),
+            )
+        return {"spawned": 5}
+    results = ctx.children_results.values()
+    return {
+        "sum": sum(r.result for r in results if isinstance(r.result, int | float)),
+        "states": sorted(r.state for r in results),
+    }

@@ -180,18 +180,7 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
     _set_time(job.finish_time, fields, J.FINISH_TIME.key)
     _set_time(job.update_time, fields, J.UPDATE_TIME.key)
     _set_time(job.cancel_time, fields, J.CANCEL_TIME.key)
-    if J.TIMEOUT.key in fields:
-        job.timeout.FromMilliseconds(_int(fields, J.TIMEOUT.key))
-    if J.CONCURRENCY_KEY.key in fields:
-        job.concurrency_key = _text(fields, J.CONCURRENCY_KEY.key)
-    if J.DEDUP_KEY.key in fields:
-        job.deduplication.key = _text(fields, J.DEDUP_KEY.key)
-        until = _int(fields, J.DEDUP_UNTIL.key)
-        if until:
-            job.deduplication.window.FromMilliseconds(until - _int(fields, J.CREATE_TIME.key))
-    if J.SCHEDULE.key in fields:
-        job.schedule = names.schedule_name(queue, _text(fields, J.SCHEDULE.key))
-        _set_time(job.schedule_time, fields, J.SCHEDULE_TIME.key)
+    _flow_control(job, queue, fields)
     if J.PROGRESS.key in fields:
         job.progress.CopyFrom(
             progress_from_json(_text(fields, J.PROGRESS.key), _int(fields, J.PROGRESS_TIME.key))
@@ -206,6 +195,27 @@ def job_from_hash(queue: str, job_id: str, fields: Fields) -> job_pb2.Job:
     if J.PHASES.key in fields:
         job.phases.extend(_phases(fields))
     return job
+
+
+def _flow_control(job: job_pb2.Job, queue: str, fields: Fields) -> None:
+    """What a job's creator set to steer it (timeout, concurrency key, deduplication, the jobs it
+    waits for) and where it came from (a schedule, a parent)."""
+    if J.TIMEOUT.key in fields:
+        job.timeout.FromMilliseconds(_int(fields, J.TIMEOUT.key))
+    if J.CONCURRENCY_KEY.key in fields:
+        job.concurrency_key = _text(fields, J.CONCURRENCY_KEY.key)
+    if J.DEDUP_KEY.key in fields:
+        job.deduplication.key = _text(fields, J.DEDUP_KEY.key)
+        until = _int(fields, J.DEDUP_UNTIL.key)
+        if until:
+            job.deduplication.window.FromMilliseconds(until - _int(fields, J.CREATE_TIME.key))
+    if J.SCHEDULE.key in fields:
+        job.schedule = names.schedule_name(queue, _text(fields, J.SCHEDULE.key))
+        _set_time(job.schedule_time, fields, J.SCHEDULE_TIME.key)
+    if J.DEPENDENCIES.key in fields:
+        job.dependencies.extend(_dependencies(fields))
+    if J.PARENT.key in fields:
+        job.parent = _ref_name(_text(fields, J.PARENT.key))
 
 
 def _phases(fields: Fields) -> list[job_pb2.Phase]:
@@ -227,6 +237,31 @@ def _phases(fields: Fields) -> list[job_pb2.Phase]:
             json_values.fill(phase.result, results[item["n"]])
         phases.append(phase)
     return phases
+
+
+def _ref_name(ref: str) -> str:
+    """The resource name of a job lib_flow.lua names `<store queue id> <job id>`."""
+    queue, _, job_id = ref.partition(" ")
+    return names.job_name(queue, job_id)
+
+
+def _dependencies(fields: Fields) -> list[job_pb2.Dependency]:
+    results = json.loads(_text(fields, J.DEPENDENCY_RESULTS.key, "{}"))
+    dependencies = []
+    for item in json.loads(_text(fields, J.DEPENDENCIES.key, "[]")):
+        ref = f"{item['q']} {item['j']}"
+        dependency = job_pb2.Dependency(
+            job=names.job_name(item["q"], item["j"]),
+            on_failure=job_pb2.Dependency.FailurePolicy.Value("FAILURE_POLICY_" + item["p"]),
+            child=bool(item.get("c")),
+        )
+        if ref in results:
+            outcome = results[ref]
+            dependency.state = job_pb2.Job.State.Value("STATE_" + outcome["s"])
+            if outcome.get("r"):
+                dependency.result.CopyFrom(_value(outcome["r"]))
+        dependencies.append(dependency)
+    return dependencies
 
 
 def event_from_history(queue: str, job_id: str, line: bytes) -> event_pb2.JobEvent:

@@ -71,6 +71,12 @@ class JobField(StoredName):
     CONCURRENCY_KEY = "ckey"  # `[group/]key`; absent: none (see lib.lua's keyed rotation)
     PHASES = "phases"  # JSON array of {n, s, a, st, ft, p}: the phase timeline, only when phased
     PHASE_RESULTS = "phres"  # JSON object: name -> result of each SUCCEEDED phase
+    # Dependencies (lib.lua's flow section); a ref is `<store queue id> <job id>`, absent without.
+    DEPENDENCIES = "deps"  # JSON array of {q, j, p: FAIL|CANCEL|IGNORE, c: 1 for a child}
+    DEPENDENCIES_WAITING = "dwait"  # JSON object: ref -> policy, of those not finished yet
+    DEPENDENCY_RESULTS = "dres"  # JSON object: ref -> {s: state, r: result JSON text}
+    DEPENDENTS = "dnts"  # JSON array of the refs of jobs waiting for this one, until it finishes
+    PARENT = "parent"  # ref of the job that spawned this one
 
 
 class QueueField(StoredName):

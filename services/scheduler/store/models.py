@@ -10,7 +10,7 @@ from typing import Any
 
 from jobs.v1 import job_pb2
 from services.common.errors import JobstreamError
-from services.common.names import AttemptRef
+from services.common.names import AttemptRef, JobRef
 from services.common.states import TRANSITIONS, Action, State
 from services.scheduler.store.fields import QueueField as Q
 
@@ -47,6 +47,22 @@ class NewJob:
     dedup_window_ms: int = 0
     timeout_ms: int = 0  # 0: no limit
     concurrency_key: str = ""  # "" when the job has none
+    dependencies: tuple[DependencySpec, ...] = ()
+    parent: JobRef | None = None  # a spawned child: the job waiting for it
+
+
+@dataclass(frozen=True, slots=True)
+class DependencySpec:
+    """A job another waits for: its queue (the store's id once the store resolved it; a local id
+    in the same tenant as the dependent before), its id, and what its failure does."""
+
+    queue: str
+    job: str
+    on_failure: str = "FAIL"  # FAIL, CANCEL or IGNORE
+
+    def ref(self) -> str:
+        """As lib_flow.lua names a job: `<store queue id> <job id>`."""
+        return f"{self.queue} {self.job}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +111,7 @@ class ReportKind(enum.StrEnum):
     RELEASED = "released"
     REJECTED = "rejected"
     PHASE = "phase"
+    WAITING = "waiting"
 
     @property
     def action(self) -> Action:
@@ -118,6 +135,7 @@ REPORT_ACTIONS: Mapping[ReportKind, Action] = {
     ReportKind.RELEASED: Action.RELEASE,
     ReportKind.REJECTED: Action.REJECT,
     ReportKind.PHASE: Action.REPORT,
+    ReportKind.WAITING: Action.WAIT,
 }
 
 

@@ -35,6 +35,8 @@ def encode(report: Report) -> str:
             error["fingerprint"] = fingerprint(error.get("type", ""), error.get("stack_trace", ""))
             arg["b"] = {**body, "error": error}
             arg["u"] = random.random()  # backoff jitter; not for security  # noqa: S311
+        case ReportKind.WAITING:
+            arg["b"] = {"children": body["children"]}
         case ReportKind.REJECTED:
             arg["b"] = {
                 "error": {
@@ -67,7 +69,13 @@ def decode(report: Report, reply: Reply) -> ReportOutcome:
             )
         case ReportKind.FAILED if reply[1] == b"SCHEDULED":
             return ReportOutcome(report.id, next_run_ms=as_int(reply[2]), ended=_ended(reply))
-        case ReportKind.SUCCEEDED | ReportKind.FAILED | ReportKind.CANCELLED | ReportKind.REJECTED:
+        case (
+            ReportKind.SUCCEEDED
+            | ReportKind.FAILED
+            | ReportKind.CANCELLED
+            | ReportKind.REJECTED
+            | ReportKind.WAITING
+        ):
             return ReportOutcome(report.id, ended=_ended(reply))
         case _:
             return ReportOutcome(report.id)

@@ -37,6 +37,8 @@ _SCRIPT_NAMES = (
     "release_worker",
     "run_bulk_operation",
     "end_bulk_operation",
+    "link_dependents",
+    "resolve_dependencies",
 )
 
 
@@ -112,13 +114,20 @@ class Scripts:
     release_worker: AsyncScript
     run_bulk_operation: AsyncScript
     end_bulk_operation: AsyncScript
+    link_dependents: AsyncScript
+    resolve_dependencies: AsyncScript
 
     @classmethod
     def register(
         cls, redis: RedisClient, transitions: Mapping[Action, Transition] = TRANSITIONS
     ) -> Scripts:
         """The scripts, obeying `transitions` (another table only in a test of the checks)."""
-        lib = key_names() + lua_tables() + state_machine(transitions) + source("lib")
+        lib = "\n".join(
+            [
+                key_names() + lua_tables() + state_machine(transitions) + source("lib"),
+                source("lib_flow"),
+            ]
+        )
         return cls(
             **{
                 name: redis.register_script(

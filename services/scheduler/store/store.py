@@ -33,7 +33,7 @@ from services.common.names import AttemptRef, JobRef
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.common.states import TERMINAL, TRANSITIONS, Action
-from services.scheduler.store import codec, reports, stats, waits
+from services.scheduler.store import codec, flows, reports, stats, waits
 from services.scheduler.store.codes import Code, Reply, as_int, as_text, job_error
 from services.scheduler.store.events import (
     HISTORY_BYTES_PER_EVENT,
@@ -147,6 +147,7 @@ class JobStore:
             "auto_create": settings.queue_auto_create,
             "history_max_bytes": settings.history_max_len * HISTORY_BYTES_PER_EVENT,
             "events_max_len": settings.events_max_len,
+            "outbox_group": redis_keys.OUTBOX_GROUP,
             "retention": {
                 state: [count, age.total_seconds() * _MS]
                 for state, (count, age) in settings.retention_defaults().items()
@@ -173,12 +174,15 @@ class JobStore:
         returns the earlier job; a deduplication key an existing job holds returns that job
         (marked `deduplicated`). Raises RequestIdReused, JobAlreadyExists, QueueNotFound (a new
         queue while `queue_auto_create` is off)."""
+        links = await flows.link(self, queue, jobs) if any(j.dependencies for j in jobs) else ()
         if self.settings.queue_auto_create:
             await self.queues.register(queue)
         keys, args = self.call_args(queue)
         now = self.clock.now_ms()  # only to tell the promoter; the script uses the context's time
         args.append(str(int(self.settings.request_id_ttl.total_seconds() * _MS)))
-        args.extend(encode_new_job(job) for job in jobs)
+        args.extend(
+            encode_new_job(job, linked=links[n] if links else None) for n, job in enumerate(jobs)
+        )
         reply: Reply = await self.scripts.create_jobs(keys=keys, args=args)
         code = as_int(reply[0])
         if code == Code.REQUEST_REUSED:
@@ -563,7 +567,26 @@ class JobStore:
                 outcomes[id(report)] = outcome
                 if outcome.next_run_ms and self.on_scheduled:
                     self.on_scheduled(queue, outcome.next_run_ms)
+                if outcome.ended and outcome.ended.job_state == "BLOCKED":
+                    await self._spawn(report)
         return [outcomes[id(report)] for report in batch]
+
+    async def _spawn(self, report: Report) -> None:
+        """Creates the children of a handler now waiting for them (its `waiting` report). One that
+        cannot be created counts as FAILED for its parent, which would wait for it forever."""
+        for child_queue, child in report.body["spawn"]:
+            try:
+                await self.create_jobs(child_queue, [child])
+            except JobstreamError as error:
+                log.warning(
+                    "child_not_created", job=child.job_id, queue=child_queue, error=str(error)
+                )
+                outcome = {"to": report.attempt.job, "s": "FAILED", "r": ""}
+                await flows.resolve(
+                    self,
+                    report.attempt.queue,
+                    [{**outcome, "from": flows.ref_of(child_queue, child.job_id)}],
+                )
 
     async def _apply_queue(self, worker: str, queue: str, queued: list[Report]) -> Reply:
         keys, args = self.call_args(queue)
@@ -652,10 +675,20 @@ def _raise_for(reply: Reply, ref: JobRef, action: Action) -> None:
         raise job_error(code, ref, action=action.value, state=state)
 
 
-def encode_new_job(job: NewJob, *, schedule: str = "", slot_ms: int | None = None) -> str:
+def encode_new_job(
+    job: NewJob,
+    *,
+    schedule: str = "",
+    slot_ms: int | None = None,
+    linked: flows.Linked | None = None,
+) -> str:
     """A job as create_jobs.lua (and fire_schedule.lua, with the schedule's id and the slot it
-    fires) takes it."""
+    fires) takes it; `linked`: its dependencies, linked (flows.link)."""
     policy = job.retry
+    flow = flows.encode_link(linked) if linked else {}
+    if job.parent:
+        parent = flows.ref_of(job.parent.queue, job.parent.job)
+        flow |= {"dnts": json.dumps([parent]), "parent": parent}
     fire = {"sched": schedule, "slot": "" if slot_ms is None else str(slot_ms)} if schedule else {}
     dedup = {"dkey": job.dedup_key, "dwin": job.dedup_window_ms} if job.dedup_key else {}
     limit: dict[str, object] = {"timeout": job.timeout_ms} if job.timeout_ms else {}
@@ -686,4 +719,5 @@ def encode_new_job(job: NewJob, *, schedule: str = "", slot_ms: int | None = Non
         | fire
         | dedup
         | limit
+        | flow
     )

@@ -156,7 +156,14 @@ def wait_reason(
     if job.state == Job.STATE_SCHEDULED:
         return _reason(Kind.KIND_SCHEDULED, "its run time is ahead", until_ms=until)
     if job.state == Job.STATE_BLOCKED:
-        return _reason(Kind.KIND_DEPENDENCY, "waiting on the jobs it depends on")
+        waiting = [d.job for d in job.dependencies if d.state == Job.STATE_UNSPECIFIED]
+        more = f" and {len(waiting) - 1} more" if len(waiting) > 1 else ""
+        first = waiting[0] if waiting else ""
+        return _reason(
+            Kind.KIND_DEPENDENCY,
+            f"waiting on {first or 'its dependencies'}{more}",
+            dependency=first,
+        )
     return None
 
 

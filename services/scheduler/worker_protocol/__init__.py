@@ -59,7 +59,9 @@ class WorkerProtocol:
     ) -> WorkerProtocol:
         heartbeat = store_settings.lease / 3
         return cls(
-            codec=ReportCodec(max_result_bytes=store_settings.max_payload_bytes),
+            codec=ReportCodec(
+                max_result_bytes=store_settings.max_payload_bytes, store_settings=store_settings
+            ),
             directory=WorkerDirectory(redis, clock=clock, heartbeat=heartbeat),
             replicas=Replicas(redis, clock=clock, ttl=settings.replica_ttl),
             lease=store_settings.lease,

@@ -16,9 +16,11 @@ from google.protobuf import struct_pb2
 
 from jobs.v1 import job_pb2, worker_service_pb2
 from services.common import json_values, names
+from services.common.config import StoreSettings
 from services.common.errors import InvalidArgument, TooLarge, to_rpc_status
 from services.common.names import AttemptRef
 from services.scheduler.store.models import Report, ReportKind, ReportOutcome
+from services.scheduler.worker_protocol.spawn import waiting_body
 
 MAX_LOG_BYTES = 4 * 1024
 MAX_PROGRESS_BYTES = 64 * 1024
@@ -50,6 +52,7 @@ class ReportCodec:
     """Translates worker reports; `max_result_bytes` bounds a result's serialized JSON."""
 
     max_result_bytes: int
+    store_settings: StoreSettings
 
     def decode(self, report: worker_service_pb2.AttemptReport, path: str, *, tenant: str) -> Report:
         """The store's `Report` for `report`, found at `path` in its request, of a worker of
@@ -80,6 +83,10 @@ class ReportCodec:
                 body = {"forced": report.cancelled.forced}
             case ReportKind.REJECTED:
                 body = {"message": report.rejected.message[:MAX_ERROR_MESSAGE_CHARS]}
+            case ReportKind.WAITING:
+                body = waiting_body(
+                    report.waiting, f"{path}.waiting", attempt=attempt, settings=self.store_settings
+                )
             case _:
                 body = {}
         return Report(report.id, attempt, kind, body)

@@ -258,6 +258,19 @@ async def test_another_tenants_jobs_and_queues_are_not_found(channel: grpc.aio.C
     assert raised.value.code() == Code.NOT_FOUND
 
 
+async def test_a_dependency_names_a_job_of_the_callers_tenant(channel: grpc.aio.Channel) -> None:
+    acme = await create_key(channel, ADMIN, tenant="acme")
+    umbrella = await create_key(channel, ADMIN, tenant="umbrella")
+    mine = await _create_job(channel, acme)
+    jobs = job_service_pb2_grpc.JobServiceStub(channel)
+    job = job_pb2.Job(type="demo", dependencies=[job_pb2.Dependency(job=mine.name)])
+    request = job_service_pb2.CreateJobRequest(parent="queues/q1", job=job)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await jobs.CreateJob(request, metadata=as_caller(umbrella))  # acme's job is not theirs
+    assert failure(raised.value).fields == ["job.dependencies[0].job"]
+    assert (await jobs.CreateJob(request, metadata=as_caller(acme))).state == job.STATE_BLOCKED
+
+
 async def test_keys_are_managed_within_the_tenant(channel: grpc.aio.Channel) -> None:
     acme_admin = await create_key(channel, ADMIN, tenant="acme")
     await create_key(channel, VIEWER, by=acme_admin)  # its own tenant

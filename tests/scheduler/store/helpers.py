@@ -10,7 +10,14 @@ from typing import cast
 from jobs.v1 import job_pb2
 from services.common.names import AttemptRef, JobRef, new_job_id
 from services.common.states import State
-from services.scheduler.store.models import NewJob, Report, ReportKind, ReportOutcome, RetryPolicy
+from services.scheduler.store.models import (
+    DependencySpec,
+    NewJob,
+    Report,
+    ReportKind,
+    ReportOutcome,
+    RetryPolicy,
+)
 from services.scheduler.store.store import JobStore
 
 QUEUE = "q1"
@@ -105,6 +112,11 @@ async def job_in(store: JobStore, state: State, clock: ManualClock) -> JobRef:
             return await create(store, run_at_ms=clock.now + 3_600_000)
         case State.QUEUED:
             return await create(store)
+        case State.BLOCKED:
+            dependency = await create(store)
+            return await create(
+                store, dependencies=(DependencySpec(dependency.queue, dependency.job),)
+            )
         case State.CANCELLED:
             ref = await create(store)
             await store.cancel_job(ref)

@@ -1,8 +1,4 @@
-"""Every (state, action) pair, driven through real Redis; expectations come from TRANSITIONS.
-
-BLOCKED is not reachable yet (dependencies arrive with flows), so its pairs are covered by the
-table's contract test rather than driven here.
-"""
+"""Every (state, action) pair, driven through real Redis; expectations come from TRANSITIONS."""
 
 from __future__ import annotations
 
@@ -16,6 +12,7 @@ from services.common.errors import AttemptSuperseded, InvalidState, JobNotFound,
 from services.common.names import JobRef
 from services.common.redis_client import RedisClient
 from services.common.states import TRANSITIONS, Action, State, Transition
+from services.scheduler.store import flows
 from services.scheduler.store.models import ReportKind
 from services.scheduler.store.scripts import Scripts
 from services.scheduler.store.store import JobStore
@@ -29,7 +26,7 @@ from tests.scheduler.store.helpers import (
     state_of,
 )
 
-REACHABLE = [s for s in State if s != State.BLOCKED]
+REACHABLE = list(State)
 Step = Callable[[JobStore, JobRef, ManualClock], Awaitable[None]]
 
 
@@ -66,6 +63,22 @@ async def _delete(store: JobStore, ref: JobRef, clock: ManualClock) -> None:
     await store.delete_job(ref)
 
 
+def _outcome(dependency_state: str) -> Step:
+    """A dependency's outcome delivered to the job (as the relay delivers one): its real
+    dependency's when it has one, else one it never waited for (which must change nothing)."""
+
+    async def step(store: JobStore, ref: JobRef, clock: ManualClock) -> None:
+        job = await store.get_job(ref)
+        dependency = job.dependencies[0].job.split("/") if job.dependencies else ["", "q1", "", "x"]
+        origin = f"{dependency[1]} {dependency[3]}"
+        outcome = {"to": ref.job, "from": origin, "s": dependency_state, "r": ""}
+        await flows.resolve(store, ref.queue, [outcome])
+
+    return step
+
+
+CHILDREN = {"children": [{"q": "q1", "j": "child-1", "p": "FAIL"}], "spawn": []}
+
 # Each action, how it is driven, and the error it gives from a state outside its sources (None:
 # it is a sweep that leaves such jobs alone).
 ACTIONS: dict[Action, tuple[Step, type[JobstreamError] | None]] = {
@@ -86,10 +99,15 @@ ACTIONS: dict[Action, tuple[Step, type[JobstreamError] | None]] = {
     Action.LOSE: (_lose, None),
     Action.RETRY: (_retry, InvalidState),
     Action.DELETE: (_delete, InvalidState),
+    Action.UNBLOCK: (_outcome("SUCCEEDED"), None),
+    Action.DEPENDENCY_FAILED: (_outcome("FAILED"), None),
+    Action.WAIT: (_report(ReportKind.WAITING, CHILDREN), AttemptSuperseded),
 }
 EXPECTED_AFTER = {  # where an allowed action leads from each source, when it can lead to several
     (Action.FAIL, State.RUNNING): State.SCHEDULED,  # first failure: retry after 1 s of backoff
     (Action.LOSE, State.RUNNING): State.QUEUED,  # first loss: run again
+    (Action.UNBLOCK, State.BLOCKED): State.QUEUED,  # its run time is now
+    (Action.DEPENDENCY_FAILED, State.BLOCKED): State.FAILED,  # under the default policy, FAIL
 }
 
 

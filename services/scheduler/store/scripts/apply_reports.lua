@@ -12,7 +12,7 @@
     started   -> {0, lease_until_ms} (a paused queue still starts what a worker fetched)
     heartbeat -> {0, lease_until_ms, cancel_requested 0|1}
     phase     -> {0} (a phase an earlier attempt finished stays as it is)
-    succeeded, failed, cancelled, rejected -> {0, next state, run_at_ms | -1, job type,
+    succeeded, failed, cancelled, rejected, waiting -> {0, next state, run_at_ms | -1, job type,
                  attempt start_ms, end_ms (now), error reason | ""}: metrics of the ended attempt
     others    -> {0}
     refused   -> {-1} no such job | {-3} attempt superseded (not the current attempt, or it ended)
@@ -37,10 +37,14 @@ local function renew(key, id)
 end
 
 -- What starting attempt `n` needs, in one read: {state, index member, type, dispatch entry,
--- ATTEMPT_FIELDS..., concurrency key} (f[5] is the current attempt's number); else the refusal.
+-- ATTEMPT_FIELDS..., dependents, concurrency key} (f[5] is the current attempt's number); else
+-- the refusal.
+local START_FIELDS = {J.STATE, J.INDEX_MEMBER, J.TYPE, J.DISPATCH_ENTRY, unpack(ATTEMPT_FIELDS)}
+START_FIELDS[#START_FIELDS + 1] = J.DEPENDENTS
+START_FIELDS[#START_FIELDS + 1] = J.CONCURRENCY_KEY
+local START_DEPENDENTS, START_CONCURRENCY_KEY = #START_FIELDS - 1, #START_FIELDS
 local function read_for_start(key, n, allowed)
-  local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.DISPATCH_ENTRY,
-    unpack(ATTEMPT_FIELDS_AND_KEY))
+  local f = redis.call('HMGET', key, unpack(START_FIELDS))
   if not f[1] then return nil, {NOT_FOUND} end
   if n ~= tonumber(f[5]) + 1 then return nil, {SUPERSEDED} end
   if not allowed[f[1]] then return nil, {WRONG_STATE, f[1]} end
@@ -187,6 +191,31 @@ local function phase_changed(id, key, n, b, raw)
   emit(id, event)
 end
 
+-- The handler spawned children (`children`: [{q, j, p}], created by the scheduler after this):
+-- the job waits for them, BLOCKED, without a lease; a pending cancel ends it instead.
+local function wait_for_children(id, key, n, f, children)
+  if f[5] then
+    end_attempt(key, n, 'CANCELLED')
+    finish('confirm_cancel', id, key, n, 'CANCELLED', {}, 'handler stopped')
+    return {OK, 'CANCELLED', -1, f[4], f[6], NOW, ''}
+  end
+  end_attempt(key, n, 'WAITING_FOR_CHILDREN')
+  if f[7] then left_active(id, f[7]) end
+  local d = redis.call('HMGET', key, J.DEPENDENCIES, J.DEPENDENCIES_WAITING)
+  local deps = (d[1] and cjson.decode(d[1])) or {}
+  local waiting = (d[2] and cjson.decode(d[2])) or {}
+  for _, child in ipairs(children) do
+    deps[#deps + 1] = {q = child.q, j = child.j, p = child.p, c = 1}
+    waiting[child.q .. ' ' .. child.j] = child.p
+  end
+  zrem(K_LEASES, id)
+  index_state(id, f[3], f[4], 'RUNNING', 'BLOCKED', 'wait')
+  redis.call('HSET', key, J.STATE, 'BLOCKED', J.DEPENDENCIES, cjson.encode(deps),
+    J.DEPENDENCIES_WAITING, cjson.encode(waiting), J.UPDATE_TIME, NOW)
+  state_changed(id, 'RUNNING', 'BLOCKED', n, 'waiting for ' .. #children .. ' children')
+  return {OK, 'BLOCKED', -1, f[4], f[6], NOW, ''}
+end
+
 local function apply(r)
   local id, n, kind = r.j, r.n, r.k
   local key = job_key(id)
@@ -224,6 +253,8 @@ local function apply(r)
     return {OK, 'SUCCEEDED', -1, f[4], f[6], NOW, ''}
   elseif kind == 'failed' then
     return fail(id, key, n, f, r.b, r.u)
+  elseif kind == 'waiting' then
+    return wait_for_children(id, key, n, f, r.b.children)
   elseif kind == 'cancelled' then
     local outcome = r.b.forced and 'CANCELLED_FORCED' or 'CANCELLED'
     end_attempt(key, n, outcome)
@@ -250,8 +281,9 @@ local function run_through(id, n, raw)
     unpack(fields))
   state_changed(id, f[1], 'RUNNING', n, 'started on ' .. worker)
   state_changed(id, 'RUNNING', 'SUCCEEDED', n, 'attempt ' .. n .. ' succeeded')
+  if f[START_DEPENDENTS] then notify_dependents(id, key, 'SUCCEEDED', f[START_DEPENDENTS]) end
   count_finished(f[3], 'SUCCEEDED', NOW)
-  if f[5 + #ATTEMPT_FIELDS] then left_active(id, f[5 + #ATTEMPT_FIELDS]) end
+  if f[START_CONCURRENCY_KEY] then left_active(id, f[START_CONCURRENCY_KEY]) end
   retain(id, 'SUCCEEDED')
   return {{OK, NOW + ctx.lease_ms}, {OK, 'SUCCEEDED', -1, f[3], NOW, NOW, ''}}
 end

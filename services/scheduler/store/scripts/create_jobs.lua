@@ -5,7 +5,9 @@
   ARGV[3+] one JSON object per job: {id, type, payload, prio (0-100), run_at, policy: [max_attempts, initial_ms, multiplier, max_ms, jitter, max_lost],
            tags, meta, rid, rhash, tc, warn (a JSON array, or empty)[, dkey, dwin: deduplication key
            and window ms][, sched, slot: the schedule and slot (ms, or empty) whose fire this is
-           (fire_schedule)]}
+           (fire_schedule)][, deps: [{q, j, p, c}], wait: JSON object ref -> policy of those
+           not finished at linking, done: {ref: {s, r}} of those finished (lib_flow)][, dnts:
+           JSON array holding the parent's ref, parent: that ref (a spawned child)]}
   Returns {0, new, deduplicated, id, {field, value...}, ...} `new` 1 when this call created the
           queue, `deduplicated` a '0' or '1' per job ('1': an existing job holds its
           deduplication key and is returned instead), then each job's id and hash in order (a
@@ -63,9 +65,12 @@ end
 local new_queue = redis.call('HSETNX', K_SETTINGS, Q.CREATE_TIME, NOW)
 local any_ready = false
 for n = 1, #jobs do
-  if not jobs[n].skip then any_ready = insert_job(jobs[n], rid_ttl) or any_ready end
+  if not jobs[n].skip then
+    any_ready = insert_job(jobs[n], rid_ttl) or any_ready
+    if jobs[n].deps then settle_created(jobs[n]) end
+  end
 end
-if any_ready then dispatch() end
+if any_ready or flow_ready then dispatch() end
 -- The jobs as stored, so the caller answers without reading them back.
 local flags = {}
 for n = 1, #ids do flags[n] = deduplicated[n] or '0' end

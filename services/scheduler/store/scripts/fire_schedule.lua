@@ -51,7 +51,7 @@ if fire then
   else
     if redis.call('EXISTS', job_key(job.id)) == 1 then return {ID_TAKEN} end
     redis.call('HSETNX', K_SETTINGS, Q.CREATE_TIME, NOW)  -- a deleted queue comes back
-    if insert_job(job, 0) then dispatch() end
+    if insert_job(job, 0) or flow_ready then dispatch() end
     created = job.id
     redis.call('HSET', key, S.LAST_JOB, job.id)
   end

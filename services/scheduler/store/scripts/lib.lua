@@ -138,8 +138,6 @@ end
 -- listpack: ~0.5 KB where a hash table took ~2 KB. Jobs stored before this layout have the current
 -- attempt in the array too and no `aout`: it is updated there.
 local ATTEMPT_FIELDS = {J.ATTEMPT, J.WORKER, J.START_TIME, J.ATTEMPT_END, J.ATTEMPT_OUTCOME, J.ATTEMPT_ERROR_TYPE, J.ATTEMPT_ERROR_MESSAGE, J.EARLIER_ATTEMPTS, J.ATTEMPT_ERROR_REASON, J.ERROR}
-local ATTEMPT_FIELDS_AND_KEY = {unpack(ATTEMPT_FIELDS)}
-ATTEMPT_FIELDS_AND_KEY[#ATTEMPT_FIELDS + 1] = J.CONCURRENCY_KEY
 local ATTEMPT_STACK_CHARS = 4096
 
 -- The attempt read into `a` (ATTEMPT_FIELDS) as an item of the earlier attempts' array.
@@ -320,13 +318,14 @@ local function taskiq_message(id, f, attempt)
     ',"attempt":' .. attempt .. ',"max_attempts":' .. f[5] ..
     ',"payload":' .. f[4] .. ',"metadata":' .. f[6] .. ',"tags":' .. f[7] ..
     (f[8] and (',"timeout_ms":' .. f[8]) or '') ..
-    (f[9] and (',"phase_results":' .. f[9]) or '') .. '}}'
+    (f[9] and (',"phase_results":' .. f[9]) or '') ..
+    (f[10] and (',"dependencies":' .. f[10]) or '') .. '}}'
 end
 
 local function send(id)
   local key = job_key(id)
   local f = redis.call('HMGET', key, J.TYPE, J.ATTEMPT, J.TRACE_CONTEXT, J.PAYLOAD, J.MAX_ATTEMPTS, J.METADATA, J.TAGS, J.TIMEOUT,
-    J.PHASE_RESULTS)
+    J.PHASE_RESULTS, J.DEPENDENCY_RESULTS)
   local attempt = tonumber(f[2]) + 1
   local entry = redis.call('XADD', K_DISPATCH, '*', 'data', taskiq_message(id, f, attempt))
   redis.call('HSET', key, J.DISPATCH_ENTRY, entry)
@@ -547,10 +546,14 @@ local function retain(id, state)
   end
 end
 
+-- Tells the jobs waiting for job `id` (its `dnts`, JSON) that it finished in `state`: defined in
+-- lib_flow.lua, which every script joins after lib.
+local notify_dependents
+
 -- Ends a running job in a terminal state: lease dropped, indexes moved, retention applied.
 local function finish(action, id, key, attempt, to, fields, message, err, from)
   from = from or 'RUNNING'
-  local f = redis.call('HMGET', key, J.INDEX_MEMBER, J.TYPE, J.START_TIME, J.CONCURRENCY_KEY)
+  local f = redis.call('HMGET', key, J.INDEX_MEMBER, J.TYPE, J.START_TIME, J.CONCURRENCY_KEY, J.DEPENDENTS)
   if f[4] then left_active(id, f[4]) end
   index_state(id, f[1], f[2], from, to, action)
   count_finished(f[2], to, tonumber(f[3]))
@@ -560,6 +563,7 @@ local function finish(action, id, key, attempt, to, fields, message, err, from)
   fields[#fields + 1] = J.UPDATE_TIME; fields[#fields + 1] = NOW
   redis.call('HSET', key, unpack(fields))
   state_changed(id, from, to, attempt, message, err)
+  if f[5] then notify_dependents(id, key, to, f[5]) end
   retain(id, to)
 end
 
@@ -582,6 +586,7 @@ local function insert_job(job, rid_ttl)
   local ix = string.format('%013.0f', NOW) .. ':' .. job.id -- index member: creation order
   local state = 'QUEUED'
   if job.run_at > NOW then state = 'SCHEDULED' end
+  if job.deps then state = 'BLOCKED' end
   local p = job.policy
   redis.call('HSET', key, J.TYPE, job.type, J.PAYLOAD, job.payload, J.PRIORITY, job.prio,
     J.STATE, state, J.ATTEMPT, 0, J.FAILURES, 0, J.LOST_ATTEMPTS, 0, J.CREATE_TIME, NOW, J.UPDATE_TIME, NOW,
@@ -592,6 +597,10 @@ local function insert_job(job, rid_ttl)
   if job.sched then redis.call('HSET', key, J.SCHEDULE, job.sched, J.SCHEDULE_TIME, job.slot) end
   if job.timeout then redis.call('HSET', key, J.TIMEOUT, job.timeout) end
   if job.ckey then redis.call('HSET', key, J.CONCURRENCY_KEY, job.ckey) end
+  if job.deps then
+    redis.call('HSET', key, J.DEPENDENCIES, cjson.encode(job.deps), J.DEPENDENCIES_WAITING, job.wait)
+  end
+  if job.dnts then redis.call('HSET', key, J.DEPENDENTS, job.dnts, J.PARENT, job.parent) end
   if job.dkey then
     local until_ms = 0
     if job.dwin > 0 then until_ms = NOW + job.dwin end
@@ -603,10 +612,10 @@ local function insert_job(job, rid_ttl)
   index_state(job.id, ix, job.type, nil, state, 'create')
   if state == 'SCHEDULED' then
     redis.call('ZADD', K_SCHEDULED, job.run_at, job.id)
-  elseif job.ckey then
+  elseif state == 'QUEUED' and job.ckey then
     redis.call('ZADD', P .. F_KEY_READY .. job.ckey, rs, job.id)
     rotate_in(job.ckey)
-  else
+  elseif state == 'QUEUED' then
     redis.call('ZADD', K_READY, rs, job.id)
   end
   if job.rid ~= '' then

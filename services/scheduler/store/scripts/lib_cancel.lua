@@ -8,7 +8,7 @@
 -- {WRONG_STATE, state}.
 local function cancel(id, now_states, stop_states, reason, by, channel, tenant)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.WORKER, J.CANCEL_TIME, J.CONCURRENCY_KEY)
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.WORKER, J.CANCEL_TIME, J.CONCURRENCY_KEY, J.DEPENDENTS)
   if not f[1] then return {NOT_FOUND} end
   local attempt = tonumber(f[2])
   local message = 'cancelled'
@@ -21,6 +21,7 @@ local function cancel(id, now_states, stop_states, reason, by, channel, tenant)
     redis.call('HSET', key, J.STATE, 'CANCELLED', J.CANCEL_TIME, NOW, J.CANCEL_REASON, reason, J.CANCELLED_BY, by, J.FINISH_TIME, NOW, J.UPDATE_TIME, NOW)
     index_state(id, f[3], f[4], f[1], 'CANCELLED', 'cancel')
     state_changed(id, f[1], 'CANCELLED', attempt, message)
+    if f[8] then notify_dependents(id, key, 'CANCELLED', f[8]) end
     count_finished(f[4], 'CANCELLED', nil)
     retain(id, 'CANCELLED')
     dispatch() -- a job handed out, or one of a key at its limit, leaves room
