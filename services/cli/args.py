@@ -32,6 +32,16 @@ def _no_constant(name: str) -> object:
     raise json.JSONDecodeError(f"{name} is not JSON", name, 0)
 
 
+def rate(text: str) -> tuple[int, float]:
+    """A rate limit from `N/PERIOD` (`100/1m`, `5/1s`, `10/500ms`); `0`: none, (0, 0)."""
+    if text == "0":
+        return (0, 0.0)
+    count, slash, period = text.partition("/")
+    if not (slash and count.isdigit() and int(count) >= 1):
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: use N/PERIOD, as 100/1m, or 0")
+    return int(count), duration(period)
+
+
 def positive(text: str) -> int:
     """A whole number, 1 or more."""
     if not text.isdigit() or int(text) < 1:

@@ -53,6 +53,7 @@ async def enqueue(ctx: Context, args: argparse.Namespace) -> int:
         dedup_key=args.dedup_key,
         dedup_window=args.dedup_window,
         job_timeout=args.job_timeout,
+        concurrency_key=args.key,
         depends_on=args.after,
     )
     if job.deduplicated and not ctx.json:  # on stderr, as warnings: --quiet prints only the name
@@ -186,6 +187,24 @@ async def stats(ctx: Context, args: argparse.Namespace) -> int:
 
 async def create_queue(ctx: Context, args: argparse.Namespace) -> int:
     return _queue_done(ctx, await ctx.client.create_queue(args.queue, max_running=args.max_running))
+
+
+async def limits(ctx: Context, args: argparse.Namespace) -> int:
+    changes = {
+        "max_running": args.max_running,
+        "max_running_per_key": args.max_per_key,
+        "rate_limit": args.rate,
+        "key_rate_limit": args.key_rate,
+    }
+    if any(value is not None for value in changes.values()):
+        queue = await ctx.client.set_limits(args.queue, **changes)
+    else:
+        queue = await ctx.client.queue(args.queue)
+    if ctx.json:
+        ctx.print_message(queue.limits)
+    else:
+        ctx.console.lines(views.limits_lines(queue))
+    return 0
 
 
 async def delete_queue(ctx: Context, args: argparse.Namespace) -> int:

@@ -91,6 +91,12 @@ def _enqueue(
         help="how long after its creation the key's job still counts once finished: 10m, 1h",
     )
     p.add_argument(
+        "--key",
+        metavar="KEY",
+        help="concurrency key, `key` or `group/key` (user-42, acme/user-42): the queue's "
+        "per-key limits count the job under it, and keys take turns",
+    )
+    p.add_argument(
         "--job-timeout",
         type=types.duration,
         metavar="DURATION",
@@ -191,6 +197,26 @@ def _queue_commands(
         "--max-running", type=int, default=0, help="most of its jobs running at once (0: no limit)"
     )
     p.set_defaults(command=commands.create_queue)
+    text = (
+        "show a queue's limits, or change those given at run time: --max-running 10 "
+        "--max-per-key 3 is 10 at once overall, 3 per concurrency key"
+    )
+    p = sub.add_parser("limits", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("--max-running", type=int, metavar="N", help="most jobs at once (0: no limit)")
+    p.add_argument(
+        "--max-per-key", type=int, metavar="N", help="most jobs at once per key (0: no limit)"
+    )
+    p.add_argument(
+        "--rate",
+        type=types.rate,
+        metavar="N/PERIOD",
+        help="most jobs handed out per period: 100/1m, 5/1s; 0 takes the limit away",
+    )
+    p.add_argument(
+        "--key-rate", type=types.rate, metavar="N/PERIOD", help="the same per concurrency key"
+    )
+    p.set_defaults(command=commands.limits)
     text = "delete an empty queue (--force: with its jobs)"
     p = sub.add_parser("delete-queue", parents=[common], help=text, description=text)
     p.add_argument("queue", metavar="QUEUE")

@@ -139,6 +139,7 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
     if job.tags:
         fields.append(("Tags", ", ".join(job.tags)))
     fields += [("Metadata", f"{k}={v}") for k, v in sorted(job.metadata.items())]
+    fields += _wait_lines(job, now)
     fields += _origin_and_limits(job)
     if job.parent:
         fields.append(("Parent", short_job_name(job.parent)))
@@ -170,7 +171,31 @@ def _origin_and_limits(job: job_pb2.Job) -> list[tuple[str, str]]:
         fields.append(("Dedup key", f"{job.deduplication.key}: held while active{within}"))
     if job.HasField("timeout"):
         fields.append(("Timeout", render.interval(job.timeout.ToTimedelta().total_seconds())))
+    if job.concurrency_key:
+        fields.append(("Key", job.concurrency_key))
     return fields
+
+
+def _wait_lines(job: job_pb2.Job, now: datetime) -> list[tuple[str, str]]:
+    """Why it waits now, and how long it waited for each reason so far."""
+    lines = []
+    if job.HasField("wait_reason"):
+        reason = job.wait_reason
+        until = f" until {render.stamp(reason.until, now)}" if reason.HasField("until") else ""
+        lines.append(("Waiting", f"{reason.message}{until}"))
+    waited = [
+        f"{_WAIT_KINDS[t.kind]} {render.duration(t.duration.ToTimedelta().total_seconds())}"
+        for t in job.wait_times
+    ]
+    if waited:
+        lines.append(("Waited", ", ".join(waited)))
+    return lines
+
+
+_WAIT_KINDS = {
+    value: name.removeprefix("KIND_").lower().replace("_", " ")
+    for name, value in job_pb2.WaitReason.Kind.items()
+}
 
 
 def _dependency_lines(job: job_pb2.Job) -> list[tuple[str, str]]:
@@ -193,6 +218,29 @@ def _dependency_lines(job: job_pb2.Job) -> list[tuple[str, str]]:
 def _field_lines(fields: Sequence[tuple[str, str]], width: int = 12) -> list[str]:
     """`Key:       value` lines, values aligned; an empty key continues the one above."""
     return [f"{key + ':' if key else '':<{width}}{value}" for key, value in fields]
+
+
+def limits_lines(queue: queue_pb2.Queue) -> list[str]:
+    """`limits`: a queue's limits, one a line."""
+    limits = queue.limits
+
+    def at_once(n: int) -> str:
+        return f"{n} at once" if n else "no limit"
+
+    def rate(limit: queue_pb2.RateLimit) -> str:
+        if not limit.limit:
+            return "no limit"
+        return f"{limit.limit} per {render.interval(limit.period.ToTimedelta().total_seconds())}"
+
+    return _field_lines(
+        [
+            ("Queue", queue.name.removeprefix("queues/")),
+            ("Running", at_once(limits.max_running)),
+            ("Per key", at_once(limits.max_running_per_key)),
+            ("Rate", rate(limits.rate_limit)),
+            ("Key rate", rate(limits.key_rate_limit)),
+        ]
+    )
 
 
 def queues_table(queues: Sequence[queue_pb2.Queue]) -> list[str]:

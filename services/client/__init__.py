@@ -41,13 +41,14 @@ from services.client.names import (
     webhook_name,
 )
 from services.client.outcome import job_result
-from services.client.requests import Backoff, EnqueueRequest
+from services.client.requests import NO_RATE_LIMIT, Backoff, EnqueueRequest, RateLimit
 from services.client.sync import SyncJobstreamClient
 from services.client.watch import Reconnect, is_final
 from services.common.json_values import JsonValue, to_value
 
 __all__ = [
     "DEFAULT_ADDRESS",
+    "NO_RATE_LIMIT",
     "Aborted",
     "AlreadyExists",
     "Backoff",
@@ -66,6 +67,7 @@ __all__ = [
     "JsonValue",
     "NotFound",
     "PermissionDenied",
+    "RateLimit",
     "Reconnect",
     "ResourceExhausted",
     "SyncJobstreamClient",

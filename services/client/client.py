@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TypeVar, Unpack
 
 import grpc
+from google.protobuf import field_mask_pb2
 
 from jobs.v1 import (
     bulk_operation_pb2,
@@ -31,16 +32,18 @@ from jobs.v1 import (
     worker_registry_service_pb2,
     worker_registry_service_pb2_grpc,
 )
-from services.client import names
+from services.client import codec, names
 from services.client.channel import Closing, call_metadata, open_channel, unary
 from services.client.codec import TERMINAL_STATES, Seconds
 from services.client.outcome import job_result
 from services.client.requests import (
+    NO_RATE_LIMIT,
     Backoff,
     CatchUp,
     EnqueueOptions,
     EnqueueRequest,
     Overlap,
+    RateLimit,
     create_job_request,
     create_schedule_request,
     jobs_filter,
@@ -115,7 +118,8 @@ class JobstreamClient(Closing):
     ) -> job_pb2.Job:
         """Creates a job and returns it, QUEUED or SCHEDULED. Options are EnqueueRequest's:
         priority, run_at or delay, max_attempts, backoff, max_lost_attempts, tags, metadata,
-        request_id, job_id, dedup_key and dedup_window, job_timeout. The current OpenTelemetry
+        request_id, job_id, dedup_key and dedup_window, job_timeout, concurrency_key,
+        depends_on. The current OpenTelemetry
         context becomes the job's trace context. Raises InvalidArgument, FailedPrecondition
         (REQUEST_ID_REUSED), AlreadyExists (job_id taken), and TypeError/ValueError for a payload
         that is not JSON."""
@@ -293,6 +297,47 @@ class JobstreamClient(Closing):
             queue=queue_pb2.Queue(limits=queue_pb2.QueueLimits(max_running=max_running)),
         )
         return await self._call(self._queues.CreateQueue, request)
+
+    async def set_limits(
+        self,
+        queue: str,
+        *,
+        max_running: int | None = None,
+        max_running_per_key: int | None = None,
+        rate_limit: RateLimit | None = None,
+        key_rate_limit: RateLimit | None = None,
+    ) -> queue_pb2.Queue:
+        """Changes the queue's limits given, at run time; the others stay. `max_running` (most of
+        its jobs running at once) and `max_running_per_key` (per concurrency key): 0 for none.
+        A rate limit is `(jobs, per)` (`per`: seconds or a timedelta) or `NO_RATE_LIMIT`.
+        Raises NotFound, InvalidArgument (`queue.limits...`), ValueError when nothing is given."""
+        limits = queue_pb2.QueueLimits(
+            max_running=max_running or 0, max_running_per_key=max_running_per_key or 0
+        )
+        paths = [
+            f"limits.{name}"
+            for name, value in (
+                ("max_running", max_running),
+                ("max_running_per_key", max_running_per_key),
+                ("rate_limit", rate_limit),
+                ("key_rate_limit", key_rate_limit),
+            )
+            if value is not None
+        ]
+        if not paths:
+            raise ValueError("give at least one limit to change")
+        for field, rate in (
+            (limits.rate_limit, rate_limit),
+            (limits.key_rate_limit, key_rate_limit),
+        ):
+            if rate is not None and rate != NO_RATE_LIMIT:
+                field.limit = rate[0]
+                field.period.CopyFrom(codec.duration(rate[1]))
+        request = queue_service_pb2.UpdateQueueRequest(
+            queue=queue_pb2.Queue(name=names.queue_name(queue), limits=limits),
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
+        )
+        return await self._call(self._queues.UpdateQueue, request)
 
     async def delete_queue(self, queue: str, *, force: bool = False) -> None:
         """Deletes a queue: an empty one, or with `force` one with jobs, its jobs with it. Raises

@@ -26,6 +26,8 @@ class Backoff:
 
 
 DependsOn = str | tuple[str, Literal["fail", "cancel", "ignore"]]
+RateLimit = tuple[int, Seconds]  # at most this many jobs per this long
+NO_RATE_LIMIT: RateLimit = (0, 0)  # set_limits: take the rate limit away
 
 
 def _dependency(item: DependsOn) -> job_pb2.Dependency:
@@ -45,7 +47,8 @@ class EnqueueRequest:
     request returns the first job. With `dedup_key`, while a job with that key is active (or
     `dedup_window` after it was created) the enqueue returns that job, marked `deduplicated`.
     `job_timeout` stops the handler after that long: the attempt fails TIMED_OUT and the retry
-    policy applies."""
+    policy applies. `concurrency_key` (`key` or `group/key`) counts the job under the queue's
+    per-key limits and fair rotation."""
 
     type: str
     payload: object = None
@@ -62,6 +65,7 @@ class EnqueueRequest:
     dedup_key: str | None = None
     dedup_window: Seconds | None = None
     job_timeout: Seconds | None = None
+    concurrency_key: str | None = None
     # Jobs this one waits for: a job name (FAIL when it fails), or (name, "fail" | "cancel" |
     # "ignore"). Until they finished it is BLOCKED.
     depends_on: Sequence[DependsOn] = ()
@@ -92,6 +96,7 @@ class EnqueueOptions(TypedDict, total=False):
     dedup_key: str | None
     dedup_window: Seconds | None
     job_timeout: Seconds | None
+    concurrency_key: str | None
     depends_on: Sequence[DependsOn]
 
 
@@ -129,6 +134,8 @@ def _job(request: EnqueueRequest) -> job_pb2.Job:
         job.deduplication.window.CopyFrom(codec.duration(request.dedup_window))
     if request.job_timeout is not None:
         job.timeout.CopyFrom(codec.duration(request.job_timeout))
+    if request.concurrency_key is not None:
+        job.concurrency_key = request.concurrency_key
     job.dependencies.extend(_dependency(item) for item in request.depends_on)
     return job
 

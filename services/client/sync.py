@@ -31,7 +31,14 @@ from jobs.v1 import (
 )
 from services.client.client import JobstreamClient
 from services.client.codec import Seconds
-from services.client.requests import Backoff, CatchUp, EnqueueOptions, EnqueueRequest, Overlap
+from services.client.requests import (
+    Backoff,
+    CatchUp,
+    EnqueueOptions,
+    EnqueueRequest,
+    Overlap,
+    RateLimit,
+)
 from services.client.watch import Reconnect
 from services.client.webhook_requests import EventTypeRef
 from services.common.json_values import JsonValue
@@ -222,6 +229,25 @@ class SyncJobstreamClient:
 
     def worker(self, name: str) -> worker_pb2.Worker:
         return self._run(self._client.worker(name))
+
+    def set_limits(
+        self,
+        queue: str,
+        *,
+        max_running: int | None = None,
+        max_running_per_key: int | None = None,
+        rate_limit: RateLimit | None = None,
+        key_rate_limit: RateLimit | None = None,
+    ) -> queue_pb2.Queue:
+        return self._run(
+            self._client.set_limits(
+                queue,
+                max_running=max_running,
+                max_running_per_key=max_running_per_key,
+                rate_limit=rate_limit,
+                key_rate_limit=key_rate_limit,
+            )
+        )
 
     def create_schedule(
         self,

@@ -105,3 +105,32 @@ async def test_workers_lists_connected_workers(
     assert [w["state"] for w in listed["workers"]] == ["STATE_ACTIVE"]
     other = await jobstream(scheduler.address, "workers", "--queue", "other")
     assert other.out == "no workers\n"
+
+
+async def test_limits_per_key_and_the_wait_reason_they_give(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    await client.create_queue("q1")
+    set_ = await jobstream(
+        scheduler.address, "limits", "q1", "--max-running", "10", "--max-per-key", "1",
+        "--rate", "100/1m",
+    )  # fmt: skip
+    assert set_.code == 0, set_.err
+    assert set_.lines() == [
+        "Queue:      q1",
+        "Running:    10 at once",
+        "Per key:    1 at once",
+        "Rate:       100 per 1m",
+        "Key rate:   no limit",
+    ]
+    first = await jobstream(scheduler.address, "enqueue", "q1", "demo", "--key", "acme/u1", "-q")
+    second = await jobstream(scheduler.address, "enqueue", "q1", "demo", "--key", "acme/u1", "-q")
+    shown = await jobstream(scheduler.address, "show", second.out.strip())
+    assert "Waiting:    concurrency key acme/u1 at 1 of 1" in shown.out
+    assert "Key:        acme/u1" in shown.out
+    assert (await client.get(first.out.strip())).concurrency_key == "acme/u1"
+    cleared = await jobstream(scheduler.address, "limits", "q1", "--rate", "0", "--json")
+    assert json.loads(cleared.out) == {"maxRunning": 10, "maxRunningPerKey": 1}
+    bad = await jobstream(scheduler.address, "limits", "q1", "--max-per-key", "-1")
+    assert bad.code == 2
+    assert "queue.limits.max_running_per_key" in bad.err

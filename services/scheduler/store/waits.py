@@ -102,15 +102,20 @@ def _reason(kind: Kind.ValueType, message: str, **fields: object) -> job_pb2.Wai
     return reason
 
 
+_NO_WORKER = job_pb2.WaitReason(
+    kind=Kind.KIND_NO_WORKER, message="no live worker consumes its queue"
+)
+
+
 def _queued_reason(
     job: Job, facts: QueueFacts, *, has_consumer: bool, now_ms: int
 ) -> job_pb2.WaitReason:
     key = job.concurrency_key
     if facts.paused:
         return _reason(Kind.KIND_QUEUE_PAUSED, "its queue is paused")
-    if not has_consumer:
-        return _reason(Kind.KIND_NO_WORKER, "no live worker consumes its queue")
-    if _job_id(job) in facts.dispatched:
+    if _job_id(job) in facts.dispatched:  # past the limits: a worker is to start it
+        if not has_consumer:
+            return _NO_WORKER
         return _reason(Kind.KIND_DISPATCHED, "handed to a worker, not started yet")
     if facts.held_until_ms is not None and facts.held_until_ms > now_ms:
         return _reason(
@@ -141,6 +146,8 @@ def _queued_reason(
             running=facts.out,
             limit=facts.max_running,
         )
+    if not has_consumer:
+        return _NO_WORKER
     return _reason(Kind.KIND_IN_LINE, "in line for a free worker slot")
 
 
