@@ -134,12 +134,28 @@ class JobstreamSide:
         if counts.failed or counts.cancelled:
             raise BenchFailed(f"{queue}: {counts.failed} failed, {counts.cancelled} cancelled")
 
-    async def _enqueue(self, queue: str, jobs: int) -> float:
-        """Seconds DirectProducer took to enqueue `jobs`, one at a time."""
+    async def _enqueue(self, queue: str, jobs: int, *, keys: int = 0) -> float:
+        """Seconds DirectProducer took to enqueue `jobs`, one at a time; with `keys`, each under
+        one of that many concurrency keys in groups of four (`tenant-<n>/user-<n>`)."""
         start = time.perf_counter()
-        for _ in range(jobs):
-            await self.producer.enqueue(queue, NOOP)
+        if not keys:
+            for _ in range(jobs):
+                await self.producer.enqueue(queue, NOOP)
+        else:
+            for n in range(jobs):
+                key = f"tenant-{n % keys // 4}/user-{n % keys}"
+                await self.producer.enqueue(queue, NOOP, concurrency_key=key)
         return time.perf_counter() - start
+
+    async def _set_key_limit(self, queue: str, per_key: int) -> None:
+        request = queue_service_pb2.UpdateQueueRequest(
+            queue=queue_pb2.Queue(
+                name=f"queues/{queue}",
+                limits=queue_pb2.QueueLimits(max_running_per_key=per_key),
+            ),
+            update_mask=field_mask_pb2.FieldMask(paths=["limits.max_running_per_key"]),
+        )
+        await self._queues.UpdateQueue(request, metadata=credentials(AUTH.key))
 
     async def _enqueue_both(self, queue: str, jobs: int) -> tuple[float, float]:
         """Seconds each producer (DirectProducer, gRPC client) took for its half of `jobs`,
@@ -242,10 +258,15 @@ class JobstreamSide:
         )
 
     async def mixed(
-        self, jobs: int, workers: int, *, profiler: Profiler | None = None
+        self, jobs: int, workers: int, *, profiler: Profiler | None = None, keys: int = 0
     ) -> dict[str, object]:
-        """W3: `workers` worker processes running while one producer enqueues `jobs` serially."""
-        queue = "bench-w3"
+        """W3: `workers` worker processes running while one producer enqueues `jobs` serially.
+        With `keys`: W3k, the same with every job under a concurrency key (`keys` of them) and
+        the queue's per-key limit set, so dispatch goes through the keyed rotation (a limit high
+        enough not to hold the workers back: the cost of the machinery, not of waiting)."""
+        queue = "bench-w3k" if keys else "bench-w3"
+        if keys:
+            await self._set_key_limit(queue, per_key=2 * self.concurrency * workers // keys + 1)
         running = [await self.start_worker(queue) for _ in range(workers)]
         try:
             for worker in running:
@@ -256,7 +277,7 @@ class JobstreamSide:
                 await profiler.attach(targets, alone=["client"])
             phase = Phase(self.redis, {"worker": running, "scheduler": [self.scheduler]})
             await phase.start()
-            enqueue_s = await self._enqueue(queue, jobs)
+            enqueue_s = await self._enqueue(queue, jobs, keys=keys)
             done = await until(self._all_done(queue), within=drain_timeout(jobs), what="W3")
             await phase.stop()
             profile = await profiler.detach() if profiler is not None else None
@@ -265,7 +286,8 @@ class JobstreamSide:
         await self._check_none_failed(queue)
         total_s = done - phase.started_at
         return {
-            "what": f"{workers} jobstream worker processes + scheduler; DirectProducer",
+            "what": f"{workers} jobstream worker processes + scheduler; DirectProducer"
+            + (f"; {keys} concurrency keys, a per-key limit" if keys else ""),
             "jobs": jobs,
             "workers": workers,
             "enqueue_per_s": rate(jobs, enqueue_s),
@@ -274,6 +296,10 @@ class JobstreamSide:
             **phase.per_job(jobs),
             **({"profile": profile} if profile is not None else {}),
         }
+
+    async def mixed_keyed(self, jobs: int, workers: int, *, keys: int) -> dict[str, object]:
+        """W3k: W3 with every job under one of `keys` concurrency keys (see `mixed`)."""
+        return await self.mixed(jobs, workers, keys=keys)
 
     async def _set_retention(self, queue: str, count: int) -> None:
         retention = queue_pb2.RetentionPolicy(succeeded=queue_pb2.StateRetention(max_count=count))

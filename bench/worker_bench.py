@@ -24,7 +24,7 @@ import argparse
 import importlib.util
 import time
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
@@ -62,6 +62,16 @@ class Side(Protocol):
     async def latency(self, round_trips: int, warmup: int) -> dict[str, object]: ...
     async def mixed(self, jobs: int, workers: int) -> dict[str, object]: ...
     async def memory(self, jobs: int, rounds: int) -> dict[str, object]: ...
+
+
+@runtime_checkable
+class KeyedSide(Protocol):
+    """A side with concurrency keys (jobstream): W3 again with every job keyed (W3k)."""
+
+    async def mixed_keyed(self, jobs: int, workers: int, *, keys: int) -> dict[str, object]: ...
+
+
+KEYS = 16  # W3k: 4 groups of 4 keys
 
 
 def parse_args() -> argparse.Namespace:
@@ -106,6 +116,9 @@ async def run_side(side: Side, args: argparse.Namespace) -> dict[str, object]:
     results["w2"] = await side.latency(args.round_trips, args.warmup)
     say(f"W3 {args.jobs:,} jobs, {args.workers} workers")
     results["w3"] = await side.mixed(args.jobs, args.workers)
+    if isinstance(side, KeyedSide):  # jobstream: W3 again with every job keyed
+        say(f"W3k {args.jobs:,} jobs under {KEYS} concurrency keys with a per-key limit")
+        results["w3k"] = await side.mixed_keyed(args.jobs, args.workers, keys=KEYS)
     say(f"memory {args.memory_rounds} x {args.memory_jobs:,} jobs")
     results["memory"] = await side.memory(args.memory_jobs, args.memory_rounds)
     say("done")
