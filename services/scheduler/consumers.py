@@ -13,7 +13,7 @@ from services.scheduler.worker_protocol.directory.records import WorkerDirectory
 
 @dataclass(frozen=True, slots=True)
 class _Reading:
-    queues: set[str]
+    queues: dict[str, set[str]]  # queue -> the job types its live workers handle
     at: float  # time.monotonic()
 
 
@@ -28,6 +28,11 @@ class QueueConsumers:
 
     async def has_consumer(self, tenant: str, queue: str) -> bool:
         """Whether an ACTIVE worker of `tenant` consumes `queue` (the tenant's own id)."""
+        return await self.job_types(tenant, queue) is not None
+
+    async def job_types(self, tenant: str, queue: str) -> set[str] | None:
+        """The job types the ACTIVE workers of `tenant` consuming `queue` handle; None when no
+        such worker is there."""
         reading = self._readings.get(tenant)
         now = time.monotonic()
         if (
@@ -37,7 +42,7 @@ class QueueConsumers:
         ):
             reading = _Reading(await self._directory.consumed_queues(tenant), now)
             self._readings[tenant] = reading
-        return queue in reading.queues
+        return reading.queues.get(queue)
 
     async def warnings(self, tenant: str, queue: str) -> tuple[str, ...]:
         """What a job enqueued to `queue` now should say about its consumers."""

@@ -98,8 +98,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         self, queue: str, jobs: list[job_pb2.Job], *, times: bool = False
     ) -> None:
         """Sets the waiting jobs' wait reasons (`queue`: the store's id)."""
-        consumed = await self._consumers.has_consumer(caller().tenant, names.local_queue(queue))
-        await self._store.explain_waits(queue, jobs, has_consumer=consumed, times=times)
+        handled = await self._consumers.job_types(caller().tenant, names.local_queue(queue))
+        await self._store.explain_waits(queue, jobs, handled_types=handled, times=times)
 
     @override
     async def ListJobs(

@@ -229,16 +229,22 @@ class JobStore:
         return codec.job_from_hash(ref.queue, ref.job, fields)
 
     async def explain_waits(
-        self, queue: str, jobs: Sequence[job_pb2.Job], *, has_consumer: bool, times: bool = False
+        self,
+        queue: str,
+        jobs: Sequence[job_pb2.Job],
+        *,
+        handled_types: Collection[str] | None,
+        times: bool = False,
     ) -> None:
-        """Sets each waiting job's `wait_reason`; with `times`, every job's `wait_times` too
+        """Sets each waiting job's `wait_reason` (`handled_types`: the job types the queue's live
+        workers handle, None when none consumes it); with `times`, every job's `wait_times` too
         (for GetJob's one job: it reads the job's history)."""
         now = self.clock.now_ms()
         waiting = [job for job in jobs if job.state in waits.WAITING]
         if waiting:
             facts = await waits.queue_facts(self.redis, queue, waiting)
             for job in waiting:
-                reason = waits.wait_reason(job, facts, has_consumer=has_consumer, now_ms=now)
+                reason = waits.wait_reason(job, facts, handled_types=handled_types, now_ms=now)
                 if reason is not None:
                     job.wait_reason.CopyFrom(reason)
         for job in jobs if times else ():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -102,21 +102,27 @@ def _reason(kind: Kind.ValueType, message: str, **fields: object) -> job_pb2.Wai
     return reason
 
 
-_NO_WORKER = job_pb2.WaitReason(
-    kind=Kind.KIND_NO_WORKER, message="no live worker consumes its queue"
-)
+def _no_worker(job: Job, handled_types: Collection[str] | None) -> job_pb2.WaitReason | None:
+    """NO_WORKER when no live worker consumes the job's queue or has a handler for its type."""
+    if handled_types is None:
+        message = "no live worker consumes its queue"
+    elif job.type not in handled_types:
+        message = f"no live worker of its queue has a handler for {job.type}"
+    else:
+        return None
+    return job_pb2.WaitReason(kind=Kind.KIND_NO_WORKER, message=message)
 
 
 def _queued_reason(
-    job: Job, facts: QueueFacts, *, has_consumer: bool, now_ms: int
+    job: Job, facts: QueueFacts, *, handled_types: Collection[str] | None, now_ms: int
 ) -> job_pb2.WaitReason:
     key = job.concurrency_key
     if facts.paused:
         return _reason(Kind.KIND_QUEUE_PAUSED, "its queue is paused")
     if _job_id(job) in facts.dispatched:  # past the limits: a worker is to start it
-        if not has_consumer:
-            return _NO_WORKER
-        return _reason(Kind.KIND_DISPATCHED, "handed to a worker, not started yet")
+        return _no_worker(job, handled_types) or _reason(
+            Kind.KIND_DISPATCHED, "handed to a worker, not started yet"
+        )
     if facts.held_until_ms is not None and facts.held_until_ms > now_ms:
         return _reason(
             Kind.KIND_RATE_LIMITED, "its queue is rate limited", until_ms=facts.held_until_ms
@@ -146,17 +152,18 @@ def _queued_reason(
             running=facts.out,
             limit=facts.max_running,
         )
-    if not has_consumer:
-        return _NO_WORKER
-    return _reason(Kind.KIND_IN_LINE, "in line for a free worker slot")
+    return _no_worker(job, handled_types) or _reason(
+        Kind.KIND_IN_LINE, "in line for a free worker slot"
+    )
 
 
 def wait_reason(
-    job: Job, facts: QueueFacts, *, has_consumer: bool, now_ms: int
+    job: Job, facts: QueueFacts, *, handled_types: Collection[str] | None, now_ms: int
 ) -> job_pb2.WaitReason | None:
-    """Why `job` is not running now; None when it runs or finished."""
+    """Why `job` is not running now; None when it runs or finished. `handled_types`: the job
+    types the queue's live workers handle (None: no live worker consumes the queue)."""
     if job.state == Job.STATE_QUEUED:
-        return _queued_reason(job, facts, has_consumer=has_consumer, now_ms=now_ms)
+        return _queued_reason(job, facts, handled_types=handled_types, now_ms=now_ms)
     until = job.run_time.ToMilliseconds()
     if job.state == Job.STATE_SCHEDULED and job.attempt > 0:
         return _reason(Kind.KIND_BACKOFF, "backing off after a failed attempt", until_ms=until)

@@ -10,7 +10,7 @@ from jobs.v1 import job_pb2
 from services.common.names import JobRef
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
-from services.scheduler.store.models import QueueSettingsUpdate, ReportKind
+from services.scheduler.store.models import DependencySpec, QueueSettingsUpdate, ReportKind
 from services.scheduler.store.store import JobStore
 from tests.scheduler.store.helpers import QUEUE, ManualClock, apply_one, create, failure, start
 
@@ -103,7 +103,7 @@ async def test_the_queue_rate_limit_holds_until_its_window_has_room(
         await run_out(store, ref)
     assert await handed_out(redis) == []  # done, but the window is full
     waiting = await store.get_job(refs[3])
-    await store.explain_waits(QUEUE, [waiting], has_consumer=True)
+    await store.explain_waits(QUEUE, [waiting], handled_types={"demo"})
     assert (waiting.wait_reason.kind, waiting.wait_reason.until.ToMilliseconds()) == (
         Kind.KIND_RATE_LIMITED,
         clock.now + 1000,
@@ -198,11 +198,14 @@ async def test_every_way_out_of_running_frees_the_keys_slot(
 
 # --- wait reasons -------------------------------------------------------------------------------
 Kind = job_pb2.WaitReason.Kind
+ANY_TYPE = {"demo"}  # the job type of helpers.new_job: a live worker handles it
 
 
-async def explained(store: JobStore, ref: JobRef, *, has_consumer: bool = True) -> job_pb2.Job:
+async def explained(
+    store: JobStore, ref: JobRef, *, handled: set[str] | None = ANY_TYPE
+) -> job_pb2.Job:
     job = await store.get_job(ref)
-    await store.explain_waits(QUEUE, [job], has_consumer=has_consumer, times=True)
+    await store.explain_waits(QUEUE, [job], handled_types=handled, times=True)
     return job
 
 
@@ -211,11 +214,17 @@ async def test_each_wait_reason_says_why(store: JobStore, clock: ManualClock) ->
     later = await create(store, run_at_ms=clock.now + 60_000)
     reason = (await explained(store, later)).wait_reason
     assert (reason.kind, reason.until.ToMilliseconds()) == (Kind.KIND_SCHEDULED, clock.now + 60_000)
+    after = await create(store, dependencies=(DependencySpec(QUEUE, later.job),))
+    reason = (await explained(store, after)).wait_reason
+    assert (reason.kind, reason.dependency) == (Kind.KIND_DEPENDENCY, f"queues/q1/jobs/{later.job}")
 
     [first, second] = await keyed_jobs(store, "acme/u1", 2)
     assert (await explained(store, first)).wait_reason.kind == Kind.KIND_DISPATCHED
-    assert (await explained(store, first, has_consumer=False)).wait_reason.kind == (
-        Kind.KIND_NO_WORKER
+    assert (await explained(store, first, handled=None)).wait_reason.message == (
+        "no live worker consumes its queue"
+    )
+    assert (await explained(store, first, handled={"other"})).wait_reason.message == (
+        "no live worker of its queue has a handler for demo"
     )
     reason = (await explained(store, second)).wait_reason
     assert (reason.kind, reason.key, reason.running, reason.limit) == (

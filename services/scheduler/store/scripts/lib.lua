@@ -376,7 +376,11 @@ local function rate_log(log, period, ids)
   redis.call('PEXPIRE', log, period)
 end
 
+-- Before the first send of a call: the dispatch stream and its group exist.
+local stream_checked = false
 local function send_first()
+  if stream_checked then return end
+  stream_checked = true
   if redis.call('EXISTS', K_DISPATCH) == 0 then
     -- Create the group at 0 with the stream, so messages sent before any worker exists are read.
     redis.call('XGROUP', 'CREATE', K_DISPATCH, ctx.dispatch_group, '0', 'MKSTREAM')
@@ -409,8 +413,16 @@ local function keyed_turn(per_key, key_rate)
     id = redis.call('ZPOPMIN', P .. F_KEY_READY .. ckey)[1]
     out = redis.call('EXISTS', P .. F_KEY_READY .. ckey) == 0
   end
-  if ckey and out then redis.call('ZREM', ring, ckey) elseif ckey then redis.call('ZADD', ring, next_turn(), ckey) end
-  if redis.call('EXISTS', ring) == 0 then redis.call('ZREM', K_KEY_GROUPS, group) else redis.call('ZADD', K_KEY_GROUPS, next_turn(), group) end
+  if ckey and not out then -- the key goes to the back of its ring, the group of the groups
+    redis.call('ZADD', ring, next_turn(), ckey)
+  elseif ckey then
+    redis.call('ZREM', ring, ckey)
+  end
+  if out and redis.call('EXISTS', ring) == 0 then
+    redis.call('ZREM', K_KEY_GROUPS, group)
+  else
+    redis.call('ZADD', K_KEY_GROUPS, next_turn(), group)
+  end
   if not id then return 'skip' end
   send_first()
   send(id)

@@ -154,12 +154,16 @@ class WorkerDirectory:
             records = cast(list[dict[bytes, bytes]], await pipe.execute())
         return list(zip(ids, records, strict=True))
 
-    async def consumed_queues(self, tenant: str) -> set[str]:
-        """The queues (the tenant's own ids) some ACTIVE worker of `tenant` consumes."""
+    async def consumed_queues(self, tenant: str) -> dict[str, set[str]]:
+        """The queues (the tenant's own ids) some ACTIVE worker of `tenant` consumes, each with
+        the job types those workers have handlers for."""
         live = (self._worker(w, fields) for w, fields in await self._records(tenant) if fields)
-        return {
-            queue for w in live if w.state == worker_pb2.Worker.STATE_ACTIVE for queue in w.queues
-        }
+        consumed: dict[str, set[str]] = {}
+        for worker in live:
+            if worker.state == worker_pb2.Worker.STATE_ACTIVE:
+                for queue in worker.queues:
+                    consumed.setdefault(queue, set()).update(worker.job_types)
+        return consumed
 
     async def _count_running(self, workers: list[worker_pb2.Worker], tenant: str) -> None:
         """Sets each worker's `running_attempts` from the jobs themselves: the RUNNING jobs of its
