@@ -249,8 +249,9 @@ class JobStore:
                     job.wait_reason.CopyFrom(reason)
         for job in jobs if times else ():
             job_id = job.name.rsplit("/", 1)[1]
-            history = cast(bytes | None, await self.redis.get(QueueKeys(queue).history(job_id)))
-            holds = await waits.read_holds(self.redis, queue, job.concurrency_key)
+            history, holds = await waits.read_history_and_holds(
+                self.redis, queue, job_id, job.concurrency_key
+            )
             job.wait_times.extend(waits.wait_times(history, holds, now))
 
     async def job_with_history(

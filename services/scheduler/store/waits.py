@@ -259,15 +259,19 @@ def wait_times(
     return times
 
 
-async def read_holds(redis: RedisClient, queue: str, key: str) -> list[Stretch]:
-    """The holds the queue, and the job's concurrency key (if any), logged."""
+async def read_history_and_holds(
+    redis: RedisClient, queue: str, job_id: str, key: str
+) -> tuple[bytes | None, list[Stretch]]:
+    """The job's history, and the holds its queue and its concurrency key (if any) logged, in
+    one round trip."""
     keys = QueueKeys(queue)
     async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(keys.history(job_id))
         pipe.lrange(keys.key_holds(""), 0, -1)
         if key:
             pipe.lrange(keys.key_holds(key), 0, -1)
-        replies = cast(list[list[bytes]], await pipe.execute())
-    holds = _holds(replies[0], queue_level=True)
+        history, *holds = await pipe.execute()
+    stretches = _holds(cast(list[bytes], holds[0]), queue_level=True)
     if key:
-        holds += _holds(replies[1], queue_level=False)
-    return holds
+        stretches += _holds(cast(list[bytes], holds[1]), queue_level=False)
+    return cast(bytes | None, history), stretches
