@@ -106,13 +106,12 @@ async def stop(ctx: Context, args: argparse.Namespace) -> int:
 
 async def list_operations(ctx: Context, args: argparse.Namespace) -> int:
     found = await ctx.client.list_bulk_operations(args.queue)
-    if ctx.json:
-        ctx.print_message(bulk_pb2.ListBulkOperationsResponse(bulk_operations=found))
-    elif not found:
-        ctx.console.line("no bulk operations")
-    else:
-        ctx.console.lines(table(found, ctx.now()))
-    return 0
+    return ctx.print_list(
+        bulk_pb2.ListBulkOperationsResponse(bulk_operations=found),
+        found,
+        none="no bulk operations",
+        table=lambda: table(found, ctx.now()),
+    )
 
 
 def add_commands(

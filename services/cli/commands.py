@@ -151,13 +151,12 @@ async def delete(ctx: Context, args: argparse.Namespace) -> int:
 
 async def queues(ctx: Context, args: argparse.Namespace) -> int:
     found = await ctx.client.queues()
-    if ctx.json:
-        ctx.print_message(queue_service_pb2.ListQueuesResponse(queues=found))
-    elif not found:
-        ctx.console.line("no queues")
-    else:
-        ctx.console.lines(views.queues_table(found))
-    return 0
+    return ctx.print_list(
+        queue_service_pb2.ListQueuesResponse(queues=found),
+        found,
+        none="no queues",
+        table=lambda: views.queues_table(found),
+    )
 
 
 def _queue_done(ctx: Context, queue: queue_pb2.Queue) -> int:
@@ -216,13 +215,12 @@ async def delete_queue(ctx: Context, args: argparse.Namespace) -> int:
 
 async def workers(ctx: Context, args: argparse.Namespace) -> int:
     found = await ctx.client.workers(queue=args.queue or "")
-    if ctx.json:
-        ctx.print_message(workers_pb2.ListWorkersResponse(workers=found))
-    elif not found:
-        ctx.console.line("no workers")
-    else:
-        ctx.console.lines(views.workers_table(found, ctx.now()))
-    return 0
+    return ctx.print_list(
+        workers_pb2.ListWorkersResponse(workers=found),
+        found,
+        none="no workers",
+        table=lambda: views.workers_table(found, ctx.now()),
+    )
 
 
 async def create_schedule(ctx: Context, args: argparse.Namespace) -> int:
@@ -260,13 +258,12 @@ async def show_schedule(ctx: Context, args: argparse.Namespace) -> int:
 
 async def list_schedules(ctx: Context, args: argparse.Namespace) -> int:
     found = await ctx.client.list_schedules(args.queue)
-    if ctx.json:
-        ctx.print_message(schedules_pb2.ListSchedulesResponse(schedules=found))
-    elif not found:
-        ctx.console.line("no schedules")
-    else:
-        ctx.console.lines(views.schedules_table(found, ctx.now()))
-    return 0
+    return ctx.print_list(
+        schedules_pb2.ListSchedulesResponse(schedules=found),
+        found,
+        none="no schedules",
+        table=lambda: views.schedules_table(found, ctx.now()),
+    )
 
 
 def _schedule_row(ctx: Context, schedule: schedule_pb2.Schedule) -> int:
@@ -330,13 +327,12 @@ async def show_webhook(ctx: Context, args: argparse.Namespace) -> int:
 
 async def list_webhooks(ctx: Context, args: argparse.Namespace) -> int:
     found = await ctx.client.list_webhooks(args.queue)
-    if ctx.json:
-        ctx.print_message(webhooks_pb2.ListWebhooksResponse(webhooks=found))
-    elif not found:
-        ctx.console.line("no webhooks")
-    else:
-        ctx.console.lines(views.webhooks_table(found, ctx.now()))
-    return 0
+    return ctx.print_list(
+        webhooks_pb2.ListWebhooksResponse(webhooks=found),
+        found,
+        none="no webhooks",
+        table=lambda: views.webhooks_table(found, ctx.now()),
+    )
 
 
 async def update_webhook(ctx: Context, args: argparse.Namespace) -> int:
@@ -370,10 +366,9 @@ async def delete_webhook(ctx: Context, args: argparse.Namespace) -> int:
 
 async def webhook_deliveries(ctx: Context, args: argparse.Namespace) -> int:
     found = await ctx.client.webhook_deliveries(args.name, limit=args.limit)
-    if ctx.json:
-        ctx.print_message(webhooks_pb2.ListWebhookDeliveriesResponse(deliveries=found))
-    elif not found:
-        ctx.console.line("no deliveries")
-    else:
-        ctx.console.lines(views.deliveries_table(found, ctx.now()))
-    return 0
+    return ctx.print_list(
+        webhooks_pb2.ListWebhookDeliveriesResponse(deliveries=found),
+        found,
+        none="no deliveries",
+        table=lambda: views.deliveries_table(found, ctx.now()),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,3 +26,16 @@ class Context:
         """The message as protobuf JSON (field names in lowerCamelCase, as the JSON mapping has
         them), integral numbers as integers."""
         self.console.line(json_values.message_json(message, indent=2))
+
+    def print_list(
+        self, response: Message, found: Sized, *, none: str, table: Callable[[], list[str]]
+    ) -> int:
+        """A list command's output: `response` as JSON, `none` when nothing was found, else
+        the `table` lines. Returns the exit code, 0."""
+        if self.json:
+            self.print_message(response)
+        elif not found:
+            self.console.line(none)
+        else:
+            self.console.lines(table())
+        return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVar, Unpack
 
@@ -61,6 +61,7 @@ from services.common.json_values import JsonValue
 DEFAULT_ADDRESS: str = ClientSettings.model_fields["scheduler_address"].default
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+Item = TypeVar("Item")
 
 
 class JobstreamClient(Closing):
@@ -108,6 +109,22 @@ class JobstreamClient(Closing):
         self, method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp], request: Req
     ) -> Resp:
         return await unary(method, request, deadline=self._timeout, credentials=self._credentials)
+
+    async def _every_page(
+        self,
+        method: grpc.aio.UnaryUnaryMultiCallable[Req, Resp],
+        request: Callable[[str], Req],
+        items: Callable[[Resp], Iterable[Item]],
+    ) -> builtins.list[Item]:
+        """What a List call returns over all its pages: `request(page_token)` makes each page's
+        request, `items(page)` gives its items."""
+        found: builtins.list[Item] = []
+        token = ""
+        while True:
+            page = await self._call(method, request(token))
+            found.extend(items(page))
+            if not (token := page.next_page_token):  # type: ignore[attr-defined]
+                return found
 
     async def enqueue(
         self,
@@ -268,14 +285,11 @@ class JobstreamClient(Closing):
 
     async def queues(self) -> builtins.list[queue_pb2.Queue]:
         """Every queue by name, with its job counts per state."""
-        found: builtins.list[queue_pb2.Queue] = []
-        token = ""
-        while True:
-            request = queue_service_pb2.ListQueuesRequest(page_size=1000, page_token=token)
-            page = await self._call(self._queues.ListQueues, request)
-            found.extend(page.queues)
-            if not (token := page.next_page_token):
-                return found
+        return await self._every_page(
+            self._queues.ListQueues,
+            lambda token: queue_service_pb2.ListQueuesRequest(page_size=1000, page_token=token),
+            lambda page: page.queues,
+        )
 
     async def queue(self, queue: str) -> queue_pb2.Queue:
         """One queue with its job counts. Raises NotFound."""
@@ -358,16 +372,13 @@ class JobstreamClient(Closing):
     async def workers(self, *, queue: str = "") -> builtins.list[worker_pb2.Worker]:
         """Live workers and those gone within the hour (of one queue, when given), the most
         recently connected first."""
-        found: builtins.list[worker_pb2.Worker] = []
-        token = ""
-        while True:
-            request = worker_registry_service_pb2.ListWorkersRequest(
+        return await self._every_page(
+            self._workers.ListWorkers,
+            lambda token: worker_registry_service_pb2.ListWorkersRequest(
                 page_size=1000, page_token=token, queue=names.queue_id(queue)
-            )
-            page = await self._call(self._workers.ListWorkers, request)
-            found.extend(page.workers)
-            if not (token := page.next_page_token):
-                return found
+            ),
+            lambda page: page.workers,
+        )
 
     async def worker(self, name: str) -> worker_pb2.Worker:
         """One worker (`workers/w` or `w`). Raises NotFound."""
@@ -435,16 +446,13 @@ class JobstreamClient(Closing):
 
     async def list_schedules(self, queue: str = "-") -> builtins.list[schedule_pb2.Schedule]:
         """Every schedule of `queue` (`-`: of every queue), by queue then id."""
-        found: builtins.list[schedule_pb2.Schedule] = []
-        token = ""
-        while True:
-            request = schedule_service_pb2.ListSchedulesRequest(
+        return await self._every_page(
+            self._schedules.ListSchedules,
+            lambda token: schedule_service_pb2.ListSchedulesRequest(
                 parent=names.queue_name(queue), page_size=1000, page_token=token
-            )
-            page = await self._call(self._schedules.ListSchedules, request)
-            found.extend(page.schedules)
-            if not (token := page.next_page_token):
-                return found
+            ),
+            lambda page: page.schedules,
+        )
 
     async def pause_schedule(self, name: str) -> schedule_pb2.Schedule:
         """Stops the schedule firing until resumed; idempotent. Raises NotFound."""
@@ -508,16 +516,13 @@ class JobstreamClient(Closing):
         self, queue: str
     ) -> builtins.list[bulk_operation_pb2.BulkOperation]:
         """The queue's bulk operations (the newest kept), newest first."""
-        found: builtins.list[bulk_operation_pb2.BulkOperation] = []
-        token = ""
-        while True:
-            request = bulk_operation_service_pb2.ListBulkOperationsRequest(
+        return await self._every_page(
+            self._bulk.ListBulkOperations,
+            lambda token: bulk_operation_service_pb2.ListBulkOperationsRequest(
                 parent=names.queue_name(queue), page_size=1000, page_token=token
-            )
-            page = await self._call(self._bulk.ListBulkOperations, request)
-            found.extend(page.bulk_operations)
-            if not (token := page.next_page_token):
-                return found
+            ),
+            lambda page: page.bulk_operations,
+        )
 
     async def cancel_bulk_operation(self, name: str) -> bulk_operation_pb2.BulkOperation:
         """Stops a running bulk operation (jobs it acted on stay as they are); one that ended is
@@ -564,16 +569,13 @@ class JobstreamClient(Closing):
 
     async def list_webhooks(self, queue: str = "-") -> builtins.list[webhook_pb2.Webhook]:
         """Every webhook of `queue` (`-`: of every queue), by queue then id."""
-        found: builtins.list[webhook_pb2.Webhook] = []
-        token = ""
-        while True:
-            request = webhook_service_pb2.ListWebhooksRequest(
+        return await self._every_page(
+            self._webhooks.ListWebhooks,
+            lambda token: webhook_service_pb2.ListWebhooksRequest(
                 parent=names.queue_name(queue), page_size=1000, page_token=token
-            )
-            page = await self._call(self._webhooks.ListWebhooks, request)
-            found.extend(page.webhooks)
-            if not (token := page.next_page_token):
-                return found
+            ),
+            lambda page: page.webhooks,
+        )
 
     async def update_webhook(
         self,
