@@ -165,6 +165,15 @@ def wait_reason(
     if job.state == Job.STATE_QUEUED:
         return _queued_reason(job, facts, handled_types=handled_types, now_ms=now_ms)
     until = job.run_time.ToMilliseconds()
+    last = job.attempts[-1].outcome if job.attempts else None
+    if job.state == Job.STATE_SCHEDULED and last == job_pb2.Attempt.OUTCOME_RATE_LIMITED:
+        held = job.concurrency_key or "its queue"
+        return _reason(
+            Kind.KIND_RATE_LIMITED,
+            f"its handler reported {held} rate limited downstream",
+            until_ms=until,
+            key=job.concurrency_key,
+        )
     if job.state == Job.STATE_SCHEDULED and job.attempt > 0:
         return _reason(Kind.KIND_BACKOFF, "backing off after a failed attempt", until_ms=until)
     if job.state == Job.STATE_SCHEDULED:

@@ -144,6 +144,12 @@ async def test_a_handlers_hold_waits_the_key_without_spending_an_attempt(
     assert outcome.next_run_ms == clock.now + 30_000
     job = await store.get_job(first)
     assert (job.failed_attempts, job.attempts[-1].outcome, job.error.reason) == (0, 10, 6)
+    reason = (await explained(store, first)).wait_reason
+    assert (reason.kind, reason.key, reason.until.ToMilliseconds()) == (
+        Kind.KIND_RATE_LIMITED,
+        "api.example.com",
+        clock.now + 30_000,
+    )
     # The key is held: its other job waits, other keys go on.
     assert set(await handed_out(redis)) == {other.job}
     clock.advance(30_000)
