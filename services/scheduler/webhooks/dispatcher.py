@@ -21,9 +21,11 @@ from services.common import names
 from services.common.config import WebhookSettings
 from services.common.errors import JobNotFound
 from services.common.names import JobRef
+from services.common.redis_keys import QueueKeys
 from services.scheduler.loops.resilience import run_forever
 from services.scheduler.metrics import queue_labels
 from services.scheduler.store import codec
+from services.scheduler.store.consumer_groups import prune_consumers
 from services.scheduler.store.deliveries import (
     AttemptOutcome,
     Claimed,
@@ -31,7 +33,7 @@ from services.scheduler.store.deliveries import (
     NewDelivery,
 )
 from services.scheduler.store.schedules import redis_now_ms
-from services.scheduler.store.webhooks import StoredWebhook, WebhookStore
+from services.scheduler.store.webhooks import DELIVERY_GROUP, StoredWebhook, WebhookStore
 from services.scheduler.webhooks import payloads
 from services.scheduler.webhooks.metrics import WebhookMetrics
 from services.scheduler.webhooks.sender import Sender, Sent
@@ -39,6 +41,7 @@ from services.scheduler.webhooks.sender import Sender, Sent
 log = structlog.get_logger(__name__)
 State = webhook_pb2.WebhookDelivery.State
 MIN_SLEEP_S = 0.01
+PRUNE_EVERY_MS = 60_000
 JITTER = 0.25  # a retry waits 75-100% of its backoff: spread, and still growing
 
 
@@ -65,6 +68,7 @@ class Dispatcher:
         self.settings = settings
         self.metrics = metrics
         self.consumer = f"replica-{uuid.uuid4().hex[:12]}"
+        self._next_prune_ms = 0
         self._in_flight: Counter[tuple[str, str]] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -83,6 +87,10 @@ class Dispatcher:
         if not queues:
             return self.settings.poll_interval.total_seconds()
         now = await redis_now_ms(self.webhooks.redis)
+        if now >= self._next_prune_ms:  # the consumers replicas that restarted left behind
+            self._next_prune_ms = now + PRUNE_EVERY_MS
+            streams = [QueueKeys(queue).events for queue in queues]
+            await prune_consumers(self.webhooks.redis, streams, DELIVERY_GROUP)
         await self.fan_out(queues, now)
         await self.send_due(queues, now)
         next_due = await self.deliveries.next_due_ms(queues)
