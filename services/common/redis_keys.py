@@ -111,6 +111,7 @@ class QueueKeys:
         "held",
         "parked",
         "rate_log",
+        "spawning",
     )
 
     queue: str
@@ -197,6 +198,11 @@ class QueueKeys:
         """Zset of concurrency keys held (at their rate limit, or by a handler) until a time (ms);
         the member '' is the queue itself. The promoter lets them go when it passes."""
         return f"{self.prefix}held"
+
+    @property
+    def spawning(self) -> str:
+        """Zset of parents whose spawned children are not all created yet, by when they spawned."""
+        return f"{self.prefix}spawning"
 
     @property
     def parked(self) -> str:

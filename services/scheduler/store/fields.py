@@ -77,6 +77,7 @@ class JobField(StoredName):
     DEPENDENCY_RESULTS = "dres"  # JSON object: ref -> {s: state, r: result JSON text}
     DEPENDENTS = "dnts"  # JSON array of the refs of jobs waiting for this one, until it finishes
     PARENT = "parent"  # ref of the job that spawned this one
+    SPAWN = "spawn"  # the children its handler spawned (AttemptWaiting, base64), until created
 
 
 class QueueField(StoredName):

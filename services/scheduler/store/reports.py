@@ -36,7 +36,7 @@ def encode(report: Report) -> str:
             arg["b"] = {**body, "error": error}
             arg["u"] = random.random()  # backoff jitter; not for security  # noqa: S311
         case ReportKind.WAITING:
-            arg["b"] = {"children": body["children"]}
+            arg["b"] = {"children": body["children"], "wire": body["wire"]}
         case ReportKind.REJECTED:
             arg["b"] = {
                 "error": {

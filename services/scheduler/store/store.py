@@ -21,6 +21,7 @@ from services.common.config import StoreSettings
 from services.common.errors import (
     Internal,
     InvalidArgument,
+    JobAlreadyExists,
     JobNotFound,
     JobstreamError,
     QueueAlreadyExists,
@@ -41,6 +42,7 @@ from services.scheduler.store.events import (
     EventReader,
     history_batch,
 )
+from services.scheduler.store.fields import JobField as J
 from services.scheduler.store.models import (
     CREATE_ORDER,
     JobPage,
@@ -579,21 +581,34 @@ class JobStore:
         return [outcomes[id(report)] for report in batch]
 
     async def _spawn(self, report: Report) -> None:
-        """Creates the children of a handler now waiting for them (its `waiting` report). One that
-        cannot be created counts as FAILED for its parent, which would wait for it forever."""
-        for child_queue, child in report.body["spawn"]:
+        await self.spawn_children(report.attempt, report.body["spawn"])
+
+    async def spawn_children(self, parent: AttemptRef, spawn: Sequence[tuple[str, NewJob]]) -> None:
+        """Creates the children (`spawn`: (store queue id, job)) of the handler of `parent` now
+        waiting for them, then forgets the parent's record of them (apply_reports.lua keeps it
+        until then, for a replica to do this again should this one die first). A child that
+        exists already was created by an earlier try; one that cannot be created counts as
+        FAILED for its parent, which would wait for it forever."""
+        for child_queue, child in spawn:
             try:
                 await self.create_jobs(child_queue, [child])
+            except JobAlreadyExists:
+                continue
             except JobstreamError as error:
                 log.warning(
                     "child_not_created", job=child.job_id, queue=child_queue, error=str(error)
                 )
-                outcome = {"to": report.attempt.job, "s": "FAILED", "r": ""}
+                outcome = {"to": parent.job, "s": "FAILED", "r": ""}
                 await flows.resolve(
                     self,
-                    report.attempt.queue,
+                    parent.queue,
                     [{**outcome, "from": flows.ref_of(child_queue, child.job_id)}],
                 )
+        keys = QueueKeys(parent.queue)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.job(parent.job), J.SPAWN)
+            pipe.zrem(keys.spawning, parent.job)
+            await pipe.execute()
 
     async def _apply_queue(self, worker: str, queue: str, queued: list[Report]) -> Reply:
         keys, args = self.call_args(queue)

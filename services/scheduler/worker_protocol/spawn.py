@@ -3,6 +3,7 @@ body of a `waiting` report: the children the store creates after its parent star
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 
@@ -31,8 +32,9 @@ def waiting_body(
     attempt: AttemptRef,
     settings: StoreSettings,
 ) -> dict[str, object]:
-    """{children: [{q, j, p}] for apply_reports.lua, spawn: [(store queue id, NewJob)]}. Raises
-    InvalidArgument naming the child's field."""
+    """{children: [{q, j, p}] for apply_reports.lua, spawn: [(store queue id, NewJob)], wire:
+    `waiting` as stored until its children exist (base64)}. Raises InvalidArgument naming the
+    child's field."""
     v = Violations()
     if not 1 <= len(waiting.children) <= MAX_CHILDREN:
         v.add(f"{path}.children", f"must hold 1 to {MAX_CHILDREN} children")
@@ -68,4 +70,5 @@ def waiting_body(
         )
         spawn.append((queue, new))
     v.raise_if_any()
-    return {"children": children, "spawn": spawn}
+    wire = base64.b64encode(waiting.SerializeToString()).decode()
+    return {"children": children, "spawn": spawn, "wire": wire}

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.v1 import job_pb2
-from services.common.errors import InvalidArgument
-from services.common.names import JobRef
+from jobs.v1 import job_pb2, worker_service_pb2
+from services.common.errors import InvalidArgument, JobNotFound
+from services.common.names import AttemptRef, JobRef
 from services.common.redis_keys import QueueKeys
+from services.scheduler.loops.flow_relay import redrive_spawns
 from services.scheduler.store import flows
-from services.scheduler.store.models import DependencySpec, ReportKind
+from services.scheduler.store.models import DependencySpec, Report, ReportKind
 from services.scheduler.store.store import JobStore
+from services.scheduler.worker_protocol.spawn import child_id, waiting_body
 from tests.scheduler.store.helpers import QUEUE, apply_one, failure, new_job, start
 
 OTHER = "q2"
@@ -160,3 +162,45 @@ async def test_a_dependency_finishing_while_its_dependent_is_created(store: JobS
     await succeed(store, dep)
     [job] = await store.create_jobs(QUEUE, [new_job(job_id=dependent_id, dependencies=(on(dep),))])
     assert job.state == S.STATE_QUEUED
+
+
+async def test_children_a_dead_replica_did_not_create_are_created_by_another(
+    store: JobStore,
+) -> None:
+    """The `waiting` report applied (the parent BLOCKED), then the replica died before it created
+    the children: the record the script kept lets the relay create them (once)."""
+    parent = await create(store)
+    await start(store, parent)
+    attempt = AttemptRef(QUEUE, parent.job, 1)
+    waiting = worker_service_pb2.AttemptWaiting(
+        children=[
+            worker_service_pb2.SpawnedChild(job=job_pb2.Job(type="square"), queue=OTHER),
+            worker_service_pb2.SpawnedChild(job=job_pb2.Job(type="square")),
+        ]
+    )
+    body = waiting_body(waiting, "waiting", attempt=attempt, settings=store.settings)
+    report = Report.of(1, attempt, ReportKind.WAITING, body)
+    await store._apply_queue("worker-1", QUEUE, [report])  # the script alone: no children yet
+    assert await state(store, parent) == S.STATE_BLOCKED
+    children = [JobRef(OTHER, child_id(attempt, 0)), JobRef(QUEUE, child_id(attempt, 1))]
+    for child in children:
+        with pytest.raises(JobNotFound):
+            await store.get_job(child)
+    assert await redrive_spawns(store, QUEUE, older_than_ms=0) == 1
+    assert [await state(store, child) for child in children] == [S.STATE_QUEUED] * 2
+    assert (await store.get_job(children[0])).parent == f"queues/q1/jobs/{parent.job}"
+    assert await redrive_spawns(store, QUEUE, older_than_ms=0) == 0  # its record is gone
+    assert await store.redis.hget(QueueKeys(QUEUE).job(parent.job), "spawn") is None
+
+
+async def test_a_parent_whose_children_were_created_keeps_no_record(store: JobStore) -> None:
+    parent = await create(store)
+    await start(store, parent)
+    attempt = AttemptRef(QUEUE, parent.job, 1)
+    waiting = worker_service_pb2.AttemptWaiting(
+        children=[worker_service_pb2.SpawnedChild(job=job_pb2.Job(type="square"))]
+    )
+    body = waiting_body(waiting, "waiting", attempt=attempt, settings=store.settings)
+    await store.apply_reports("worker-1", [Report.of(1, attempt, ReportKind.WAITING, body)])
+    assert await state(store, JobRef(QUEUE, child_id(attempt, 0))) == S.STATE_QUEUED
+    assert await store.redis.zcard(QueueKeys(QUEUE).spawning) == 0

@@ -77,7 +77,7 @@ def _outcome(dependency_state: str) -> Step:
     return step
 
 
-CHILDREN = {"children": [{"q": "q1", "j": "child-1", "p": "FAIL"}], "spawn": []}
+CHILDREN = {"children": [{"q": "q1", "j": "child-1", "p": "FAIL"}], "spawn": [], "wire": ""}
 
 # Each action, how it is driven, and the error it gives from a state outside its sources (None:
 # it is a sweep that leaves such jobs alone).

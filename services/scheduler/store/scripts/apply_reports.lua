@@ -193,7 +193,7 @@ end
 
 -- The handler spawned children (`children`: [{q, j, p}], created by the scheduler after this):
 -- the job waits for them, BLOCKED, without a lease; a pending cancel ends it instead.
-local function wait_for_children(id, key, n, f, children)
+local function wait_for_children(id, key, n, f, children, wire)
   if f[5] then
     end_attempt(key, n, 'CANCELLED')
     finish('confirm_cancel', id, key, n, 'CANCELLED', {}, 'handler stopped')
@@ -210,8 +210,11 @@ local function wait_for_children(id, key, n, f, children)
   end
   zrem(K_LEASES, id)
   index_state(id, f[3], f[4], 'RUNNING', 'BLOCKED', 'wait')
+  -- The children to create, kept until they exist (store.py spawn), so a scheduler that dies
+  -- before creating them leaves them to another replica (flows.redrive_spawns).
   redis.call('HSET', key, J.STATE, 'BLOCKED', J.DEPENDENCIES, cjson.encode(deps),
-    J.DEPENDENCIES_WAITING, cjson.encode(waiting), J.UPDATE_TIME, NOW)
+    J.DEPENDENCIES_WAITING, cjson.encode(waiting), J.UPDATE_TIME, NOW, J.SPAWN, wire)
+  redis.call('ZADD', K_SPAWNING, NOW, id)
   state_changed(id, 'RUNNING', 'BLOCKED', n, 'waiting for ' .. #children .. ' children')
   return {OK, 'BLOCKED', -1, f[4], f[6], NOW, ''}
 end
@@ -254,7 +257,7 @@ local function apply(r)
   elseif kind == 'failed' then
     return fail(id, key, n, f, r.b, r.u)
   elseif kind == 'waiting' then
-    return wait_for_children(id, key, n, f, r.b.children)
+    return wait_for_children(id, key, n, f, r.b.children, r.b.wire)
   elseif kind == 'cancelled' then
     local outcome = r.b.forced and 'CANCELLED_FORCED' or 'CANCELLED'
     end_attempt(key, n, outcome)
