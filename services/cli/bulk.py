@@ -11,14 +11,9 @@ from jobs.v1 import bulk_operation_pb2
 from jobs.v1 import bulk_operation_service_pb2 as bulk_pb2
 from services.cli import render
 from services.cli.context import Context
+from services.client.names import short_bulk_operation_name
 
 Op = bulk_operation_pb2.BulkOperation
-
-
-def _short(name: str) -> str:
-    """`q/id` for `queues/q/bulkOperations/id`."""
-    parts = name.split("/")
-    return f"{parts[1]}/{parts[3]}" if len(parts) == 4 else name
 
 
 def _state(op: Op) -> str:
@@ -33,7 +28,7 @@ def table(ops: Sequence[Op], now: datetime) -> list[str]:
     headers = ["BULK OPERATION", "ACTION", "STATE", "MATCHED", "AFFECTED", "SKIPPED", "CREATED"]
     rows = [
         [
-            _short(op.name),
+            short_bulk_operation_name(op.name),
             _action(op),
             _state(op),
             str(op.matched_count),
@@ -48,7 +43,7 @@ def table(ops: Sequence[Op], now: datetime) -> list[str]:
 
 def details(op: Op, now: datetime) -> list[str]:
     fields = [
-        ("Bulk operation", f"{_short(op.name)}  ({op.name})"),
+        ("Bulk operation", f"{short_bulk_operation_name(op.name)}  ({op.name})"),
         ("Action", _action(op)),
         ("Filter", op.filter or "(every job)"),
         ("State", _state(op)),

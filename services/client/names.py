@@ -13,6 +13,7 @@ _QUEUES = "queues/"
 _JOBS = "/jobs/"
 _SCHEDULES = "/schedules/"
 _WEBHOOKS = "/webhooks/"
+_BULK_OPERATIONS = "/bulkOperations/"
 _WORKERS = "workers/"
 
 
@@ -78,3 +79,8 @@ def short_schedule_name(name: str) -> str:
 def short_webhook_name(name: str) -> str:
     """`q/id` for `queues/q/webhooks/id`; other strings unchanged."""
     return _short(name, _WEBHOOKS)
+
+
+def short_bulk_operation_name(name: str) -> str:
+    """`q/id` for `queues/q/bulkOperations/id`; other strings unchanged."""
+    return _short(name, _BULK_OPERATIONS)
