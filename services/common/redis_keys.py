@@ -68,6 +68,10 @@ BULK_RUNNING = "bulk_running"
 EARLY_OUTCOMES = "depearly:"
 OUTBOX = "outbox"  # stream of dependency outcomes for dependents in other queues (FlowRelay)
 OUTBOX_GROUP = "flow-relay"  # the scheduler replicas' consumer group on every outbox
+# Failure groups (lib.lua), kept where a job enters or leaves FAILED:
+FAILED_JOBS = "failed:"  # + an error fingerprint: zset of its FAILED job ids by finish ms
+FAILURE_GROUPS = "fgroups"  # zset of the fingerprints with FAILED jobs by their last finish ms
+FAILURE_COUNTS = "fcounts"  # zset of the same fingerprints by their count of FAILED jobs
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -89,6 +93,9 @@ FAMILIES = {
     "BULK_RUNNING": BULK_RUNNING,
     "EARLY_OUTCOMES": EARLY_OUTCOMES,
     "OUTBOX": OUTBOX,
+    "FAILED_JOBS": FAILED_JOBS,
+    "FAILURE_GROUPS": FAILURE_GROUPS,
+    "FAILURE_COUNTS": FAILURE_COUNTS,
 }
 
 
@@ -278,6 +285,20 @@ class QueueKeys:
     def bulk_operations(self) -> str:
         """Zset of the queue's bulk operation ids scored by create time (ms): ListBulkOperations."""
         return f"{self.prefix}{BULK_OPERATIONS}"
+
+    def failed_jobs(self, fingerprint: str) -> str:
+        """Zset of the queue's FAILED job ids with error `fingerprint`, by finish time (ms)."""
+        return f"{self.prefix}{FAILED_JOBS}{fingerprint}"
+
+    @property
+    def failure_groups(self) -> str:
+        """Zset of the fingerprints of the queue's FAILED jobs by their latest finish (ms)."""
+        return f"{self.prefix}{FAILURE_GROUPS}"
+
+    @property
+    def failure_counts(self) -> str:
+        """Zset of the fingerprints of the queue's FAILED jobs by how many there are."""
+        return f"{self.prefix}{FAILURE_COUNTS}"
 
     @property
     def bulk_running(self) -> str:

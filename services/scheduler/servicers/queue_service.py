@@ -11,7 +11,7 @@ from typing_extensions import override
 
 from jobs.v1 import event_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
 from services.common import names
-from services.scheduler import paging, queue_validation
+from services.scheduler import failure_validation, paging, queue_validation
 from services.scheduler.auth.principal import caller
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
@@ -134,3 +134,21 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         async with contextlib.aclosing(events):
             async for event in events:
                 yield event
+
+    @override
+    async def ListFailureGroups(
+        self,
+        request: queue_service_pb2.ListFailureGroupsRequest,
+        context: Context[
+            queue_service_pb2.ListFailureGroupsRequest, queue_service_pb2.ListFailureGroupsResponse
+        ],
+    ) -> queue_service_pb2.ListFailureGroupsResponse:
+        page = failure_validation.list_failure_groups(request)
+        queue = caller().queue(page.queue)
+        await self._store.check_queue(queue)
+        groups, cursor = await self._store.failures.page(
+            queue, order=page.order, after=page.after, limit=page.limit
+        )
+        return queue_service_pb2.ListFailureGroupsResponse(
+            failure_groups=groups, next_page_token=paging.next_page_token(cursor, page.query)
+        )

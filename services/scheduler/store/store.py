@@ -50,6 +50,7 @@ from services.scheduler.store.models import (
     Report,
     ReportOutcome,
 )
+from services.scheduler.store.failures import FailureReader
 from services.scheduler.store.queues import QueueReader
 from services.scheduler.store.scripts import Scripts
 
@@ -137,6 +138,7 @@ class JobStore:
         self.scripts = Scripts.register(redis)
         self.events = EventReader(redis, max_block_ms=settings.max_block_ms)
         self.queues = QueueReader(redis, settings)
+        self.failures = FailureReader(redis)
         # Called with (queue, run_at_ms) when a write scheduled a job; the promoter wakes on it.
         self.on_scheduled: Callable[[str, int], None] | None = None
         self._context = {
