@@ -72,6 +72,7 @@ OUTBOX_GROUP = "flow-relay"  # the scheduler replicas' consumer group on every o
 FAILED_JOBS = "failed:"  # + an error fingerprint: zset of its FAILED job ids by finish ms
 FAILURE_GROUPS = "fgroups"  # zset of the fingerprints with FAILED jobs by their last finish ms
 FAILURE_COUNTS = "fcounts"  # zset of the same fingerprints by their count of FAILED jobs
+LOST_ATTEMPTS = "lost"  # zset of the last hour's lost attempts `<job id>.<attempt>` by ms
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -96,6 +97,7 @@ FAMILIES = {
     "FAILED_JOBS": FAILED_JOBS,
     "FAILURE_GROUPS": FAILURE_GROUPS,
     "FAILURE_COUNTS": FAILURE_COUNTS,
+    "LOST_ATTEMPTS": LOST_ATTEMPTS,
 }
 
 
@@ -299,6 +301,12 @@ class QueueKeys:
     def failure_counts(self) -> str:
         """Zset of the fingerprints of the queue's FAILED jobs by how many there are."""
         return f"{self.prefix}{FAILURE_COUNTS}"
+
+    @property
+    def lost_attempts(self) -> str:
+        """Zset of the queue's attempts lost in the last hour (`<job id>.<attempt>`) by when the
+        reaper found them (ms): GetDiagnostics' workers-dying warning."""
+        return f"{self.prefix}{LOST_ATTEMPTS}"
 
     @property
     def bulk_running(self) -> str:

@@ -12,6 +12,7 @@ from typing_extensions import override
 from jobs.v1 import event_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
 from services.common import names
 from services.scheduler import failure_validation, paging, queue_validation
+from services.scheduler.diagnostics import Diagnoser
 from services.scheduler.auth.principal import caller
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
@@ -25,9 +26,10 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     """Reads, configures and watches queues through the store; checks every field first. Queue
     names are the caller's tenant's: `caller().queue(...)` gives the store's id."""
 
-    def __init__(self, store: JobStore, *, watches: WatchHub) -> None:
+    def __init__(self, store: JobStore, *, watches: WatchHub, diagnoser: Diagnoser) -> None:
         self._store = store
         self._watches = watches
+        self._diagnoser = diagnoser
 
     @override
     async def GetQueue(
@@ -152,3 +154,16 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         return queue_service_pb2.ListFailureGroupsResponse(
             failure_groups=groups, next_page_token=paging.next_page_token(cursor, page.query)
         )
+
+    @override
+    async def GetDiagnostics(
+        self,
+        request: queue_service_pb2.GetDiagnosticsRequest,
+        context: Context[queue_service_pb2.GetDiagnosticsRequest, queue_service_pb2.Diagnostics],
+    ) -> queue_service_pb2.Diagnostics:
+        me = caller()
+        answer = queue_service_pb2.Diagnostics(
+            warnings=await self._diagnoser.warnings(me.tenant, me.queue_prefix)
+        )
+        answer.read_time.FromMilliseconds(self._store.clock.now_ms())
+        return answer
