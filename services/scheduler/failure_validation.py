@@ -41,11 +41,10 @@ def list_failure_groups(request: queue_service_pb2.ListFailureGroupsRequest) -> 
         v.absorb(error)
     limit = paging.page_size(v, request.page_size)
     order_text = " ".join(request.order_by.split())
-    order = _ORDERS.get(order_text)
-    if order is None:
+    order = _ORDERS.get(order_text, FailureOrder.LAST_FAILURE)
+    if order_text not in _ORDERS:
         v.add("order_by", f"must be `last_failure_time desc` or `count desc`, not {order_text!r}")
     v.raise_if_any()
-    assert order is not None
     query = paging.fingerprint("failureGroups", request.parent, order.value)
     after = paging.decode_token(request.page_token, query, _CURSOR) if request.page_token else None
     return FailurePage(queue=queue, order=order, after=after, limit=limit, query=query)

@@ -12,8 +12,8 @@ from typing_extensions import override
 from jobs.v1 import event_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
 from services.common import names
 from services.scheduler import failure_validation, paging, queue_validation
-from services.scheduler.diagnostics import Diagnoser
 from services.scheduler.auth.principal import caller
+from services.scheduler.diagnostics import Diagnoser
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub, parse_event_id

@@ -39,7 +39,12 @@ async def queue_health(redis: RedisClient, queue: str, *, now_ms: int) -> QueueH
         pipe.zrange(keys.state_index(State.QUEUED), 0, WAITING_SAMPLE - 1)
         pipe.zcount(keys.lost_attempts, now_ms - LOST_WINDOW_MS, "+inf")
         pipe.zrange(
-            keys.lost_attempts, now_ms - LOST_WINDOW_MS, "+inf", byscore=True, offset=0, num=1,
+            keys.lost_attempts,
+            now_ms - LOST_WINDOW_MS,
+            "+inf",
+            byscore=True,
+            offset=0,
+            num=1,
             withscores=True,
         )
         members, lost, first_lost = await pipe.execute()

@@ -41,6 +41,7 @@ from services.scheduler.store.events import (
     EventReader,
     history_batch,
 )
+from services.scheduler.store.failures import FailureReader
 from services.scheduler.store.models import (
     CREATE_ORDER,
     JobPage,
@@ -50,7 +51,6 @@ from services.scheduler.store.models import (
     Report,
     ReportOutcome,
 )
-from services.scheduler.store.failures import FailureReader
 from services.scheduler.store.queues import QueueReader
 from services.scheduler.store.scripts import Scripts
 

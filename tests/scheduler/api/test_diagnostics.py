@@ -86,7 +86,10 @@ async def test_a_backlog_without_a_live_worker_warns_until_one_serves_its_types(
     assert kinds(await warnings(channel)) == []
     await enqueue(channel, "demo", 2)
     [backlog] = [w for w in await warnings(channel) if w.resource == "queues/q1"]
-    assert (backlog.kind, backlog.severity) == (Warning.KIND_NO_LIVE_WORKER, Warning.SEVERITY_CRITICAL)
+    assert (backlog.kind, backlog.severity) == (
+        Warning.KIND_NO_LIVE_WORKER,
+        Warning.SEVERITY_CRITICAL,
+    )
     assert "2 jobs wait" in backlog.message
     assert backlog.start_time.ToMilliseconds() == clock.now
 

@@ -49,9 +49,7 @@ async def failed_jobs(
         job_service_pb2.BatchCreateJobsRequest(
             parent="queues/q1",
             requests=[
-                job_service_pb2.CreateJobRequest(
-                    parent="queues/q1", job=job_pb2.Job(type="demo")
-                )
+                job_service_pb2.CreateJobRequest(parent="queues/q1", job=job_pb2.Job(type="demo"))
                 for _ in range(count)
             ],
         ),
@@ -74,8 +72,12 @@ async def failed_jobs(
     return [job.name for job in made.jobs]
 
 
-def list_groups(parent: str = "queues/q1", **fields: object) -> object:
-    return queue_service_pb2.ListFailureGroupsRequest(parent=parent, **fields)  # type: ignore[arg-type]
+def list_groups(
+    parent: str = "queues/q1", *, page_size: int = 0, page_token: str = "", order_by: str = ""
+) -> queue_service_pb2.ListFailureGroupsRequest:
+    return queue_service_pb2.ListFailureGroupsRequest(
+        parent=parent, page_size=page_size, page_token=page_token, order_by=order_by
+    )
 
 
 async def test_a_bulk_retry_with_a_groups_filter_retries_the_whole_group(
@@ -124,21 +126,21 @@ async def test_pages_follow_their_token(scheduler: Scheduler, channel: grpc.aio.
 
 
 @pytest.mark.parametrize(
-    ("request_fields", "field"),
+    ("bad", "field"),
     [
-        ({"parent": "queues/Bad Name"}, "parent"),
-        ({"page_size": -1}, "page_size"),
-        ({"order_by": "fingerprint"}, "order_by"),
-        ({"page_token": "not-a-token"}, "page_token"),
+        (list_groups("queues/Bad Name"), "parent"),
+        (list_groups(page_size=-1), "page_size"),
+        (list_groups(order_by="fingerprint"), "order_by"),
+        (list_groups(page_token="not-a-token"), "page_token"),  # noqa: S106
     ],
 )
 async def test_bad_requests_name_the_field(
-    channel: grpc.aio.Channel, request_fields: dict[str, object], field: str
+    channel: grpc.aio.Channel, bad: queue_service_pb2.ListFailureGroupsRequest, field: str
 ) -> None:
     queues = queue_service_pb2_grpc.QueueServiceStub(channel)
     await queues.CreateQueue(queue_service_pb2.CreateQueueRequest(queue_id="q1"))
     with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await queues.ListFailureGroups(list_groups(**request_fields))
+        await queues.ListFailureGroups(bad)
     got = failure(raised.value)
     assert got.code == Code.INVALID_ARGUMENT
     assert got.fields == [field]
