@@ -196,13 +196,13 @@ async def failures(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def diagnose(ctx: Context, args: argparse.Namespace) -> int:
-    """Exits 1 when a warning is critical, so scripts and health checks can act on it."""
+    """With --check, exits 1 when a warning is critical, so scripts and health checks can act."""
     found = await ctx.client.diagnostics()
     ctx.print_list(
         found, found.warnings, none="no warnings", table=lambda: views.warnings_table(found)
     )
     critical = any(w.severity == warning_pb2.Warning.SEVERITY_CRITICAL for w in found.warnings)
-    return 1 if critical else 0
+    return 1 if critical and args.check else 0
 
 
 async def create_queue(ctx: Context, args: argparse.Namespace) -> int:

@@ -205,9 +205,10 @@ def _queue_commands(
     p.set_defaults(command=commands.failures)
     text = (
         "warnings about your queues, workers and Redis (backlog without a live worker, long "
-        "waits, lost attempts, memory, persistence); exits 1 when one is critical"
+        "waits, lost attempts, memory, persistence)"
     )
     p = sub.add_parser("diagnose", parents=[common], help=text, description=text)
+    p.add_argument("--check", action="store_true", help="exit 1 when a warning is critical")
     p.set_defaults(command=commands.diagnose)
     text = "create a queue (needed first when the deployment does not create them on enqueue)"
     p = sub.add_parser("create-queue", parents=[common], help=text, description=text)

@@ -1,5 +1,6 @@
 """`jobstream failures` and `jobstream diagnose` in a subprocess against a real scheduler and a
-hand-driven worker: failed jobs grouped by cause, warnings with an exit code scripts can act on."""
+hand-driven worker: failed jobs grouped by cause, warnings, and a check that
+exits 1 on a critical one."""
 
 from __future__ import annotations
 
@@ -37,12 +38,13 @@ async def test_failures_groups_a_queues_failed_jobs_and_the_group_retries_in_bul
     assert retried.lines()[0] == "2 job(s) match; a retry would apply to them"
 
 
-async def test_diagnose_prints_warnings_and_exits_1_on_a_critical_one(
+async def test_diagnose_prints_warnings_and_its_check_exits_1_on_a_critical_one(
     scheduler: SchedulerHarness, client: JobstreamClient
 ) -> None:
     await client.enqueue("nobody-serves", "demo")
     found = await jobstream(scheduler.address, "diagnose")
-    assert found.code == 1
+    assert found.code == 0, found.err
+    assert (await jobstream(scheduler.address, "diagnose", "--check")).code == 1
     rows = [line.split(None, 3) for line in found.lines()[1:]]
     assert ["critical", "no_live_worker", "queues/nobody-serves"] in [r[:3] for r in rows]
     as_json = json.loads((await jobstream(scheduler.address, "--json", "diagnose")).out)
