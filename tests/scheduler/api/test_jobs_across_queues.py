@@ -4,6 +4,8 @@ and nothing of another tenant."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import grpc
 import pytest
 
@@ -14,7 +16,8 @@ from tests.scheduler.store.helpers import ManualClock
 from tests.support.auth import ADMIN, BOOTSTRAP_KEY, as_caller, create_key, required_auth
 from tests.support.scheduler import in_process_scheduler
 
-Jobs = job_service_pb2_grpc.JobServiceAsyncStub
+if TYPE_CHECKING:
+    from jobs.v1.job_service_pb2_grpc import JobServiceAsyncStub as Jobs
 
 
 async def create(
