@@ -152,7 +152,7 @@ def _job_commands(
     p.set_defaults(command=commands.cancel)
 
     p = sub.add_parser("list", parents=[common], help="list a queue's jobs, newest first")
-    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("queue", metavar="QUEUE", help="- for every queue (sorted by create time only)")
     p.add_argument("--state", type=types.state, help="only jobs in this state (e.g. FAILED)")
     p.add_argument("--type", help="only jobs of this type")
     p.add_argument(

@@ -1,6 +1,6 @@
-"""`jobstream failures` and `jobstream diagnose` in a subprocess against a real scheduler and a
-hand-driven worker: failed jobs grouped by cause, warnings, and a check that
-exits 1 on a critical one."""
+"""`jobstream failures`, `diagnose` and `list -` in a subprocess against a real scheduler and a
+hand-driven worker: failed jobs grouped by cause, warnings (and a check that exits 1 on a critical
+one), every queue's jobs."""
 
 from __future__ import annotations
 
@@ -49,3 +49,18 @@ async def test_diagnose_prints_warnings_and_its_check_exits_1_on_a_critical_one(
     assert ["critical", "no_live_worker", "queues/nobody-serves"] in [r[:3] for r in rows]
     as_json = json.loads((await jobstream(scheduler.address, "--json", "diagnose")).out)
     assert {w["kind"] for w in as_json["warnings"]} >= {"KIND_NO_LIVE_WORKER"}
+
+
+async def test_list_dash_lists_every_queues_jobs_newest_first(
+    scheduler: SchedulerHarness, client: JobstreamClient
+) -> None:
+    first = await client.enqueue("q1", "demo")
+    second = await client.enqueue("q2", "demo")
+    table = await jobstream(scheduler.address, "list", "-")
+    assert table.code == 0, table.err
+    assert [line.split()[0] for line in table.lines()[1:]] == [
+        second.name.removeprefix("queues/").replace("/jobs/", "/"),
+        first.name.removeprefix("queues/").replace("/jobs/", "/"),
+    ]
+    refused = await jobstream(scheduler.address, "list", "-", "--sort", "priority desc")
+    assert (refused.code, "order_by" in refused.err) == (2, True)
