@@ -176,7 +176,8 @@ class JobstreamClient(Closing):
         """One page of a queue's jobs (`-`: of every queue, by create time only), newest first
         unless `order_by` says otherwise (`"duration desc"`, ...; see ListJobsRequest). `state`
         (`FAILED`) and `job_type` are ANDed with `filter` (`'tags:"nightly" OR metadata.user =
-        "42"'`). Pass `next_page_token` back as `page_token` for the next page. Raises InvalidArgument (INVALID_FILTER, ...)."""
+        "42"'`). Pass `next_page_token` back as `page_token` for the next page. Raises
+        InvalidArgument (INVALID_FILTER, ...)."""
         request = job_service_pb2.ListJobsRequest(
             parent=names.queue_name(queue),
             filter=jobs_filter(state=state, job_type=job_type, extra=filter),
