@@ -1,4 +1,4 @@
-"""Failure groups, a bulk retry of one started, and diagnostics over REST (the gateway's routes)."""
+"""Failure groups, a bulk retry of one started, diagnostics and every queue's jobs over REST."""
 
 from __future__ import annotations
 
@@ -43,3 +43,18 @@ async def test_diagnostics_over_rest(http: httpx.AsyncClient) -> None:
     assert by_resource["queues/q1"]["kind"] == "KIND_NO_LIVE_WORKER"
     assert by_resource["queues/q1"]["severity"] == "SEVERITY_CRITICAL"
     assert by_resource["redis"]["kind"] == "KIND_PERSISTENCE_OFF"  # the test server's settings
+
+
+async def test_every_queues_jobs_over_rest(http: httpx.AsyncClient) -> None:
+    made = [
+        (await http.post(f"/v1/queues/{queue}/jobs", json={"type": "demo"})).json()["name"]
+        for queue in ("q1", "q2", "q1")
+    ]
+    first = (await http.get("/v1/queues/-/jobs", params={"pageSize": 2})).json()
+    rest = (
+        await http.get(
+            "/v1/queues/-/jobs", params={"pageSize": 2, "pageToken": first["nextPageToken"]}
+        )
+    ).json()
+    assert [j["name"] for j in [*first["jobs"], *rest["jobs"]]] == list(reversed(made))
+    assert rest["nextPageToken"] == ""
