@@ -12,7 +12,15 @@ from services.common.states import State
 from services.scheduler.store.failures import FailureOrder
 from services.scheduler.store.models import DependencySpec, ReportKind
 from services.scheduler.store.store import JobStore
-from tests.scheduler.store.helpers import QUEUE, ManualClock, apply_one, create, job_in, start
+from tests.scheduler.store.helpers import (
+    POLICY,
+    QUEUE,
+    ManualClock,
+    apply_one,
+    create,
+    job_in,
+    start,
+)
 
 KEEP_FAILED = 20
 
@@ -119,3 +127,25 @@ async def test_pages_are_exact_in_either_order(store: JobStore, clock: ManualClo
     assert by_count == sorted(by_count, reverse=True)
     by_time = [g.last_failure_time.ToMilliseconds() for g in await groups(store)]
     assert by_time == sorted(by_time, reverse=True)
+
+
+async def test_expiry_by_age_empties_the_groups(store: JobStore, clock: ManualClock) -> None:
+    await fail(store, "parse")
+    await fail(store, "upload")
+    clock.advance(int(store.settings.retain_failed_age.total_seconds() * 1000) + 1)
+    assert await store.expire_retained(QUEUE) == 2
+    assert await groups(store) == []
+
+
+async def test_a_job_failed_for_lost_workers_is_grouped_by_its_type_and_reason(
+    store: JobStore, clock: ManualClock
+) -> None:
+    ref = await create(store)
+    for attempt in range(1, POLICY.max_lost_attempts + 1):
+        await apply_one(store, ref, attempt, ReportKind.STARTED)
+        clock.advance(int(store.settings.lease.total_seconds() * 1000) + 1)
+        await store.reap_expired(QUEUE)
+    job = await store.get_job(ref)
+    assert (job.state, job.error.type) == (job.State.STATE_FAILED, "WorkerLost")
+    [group] = await groups(store)
+    assert (group.fingerprint, group.count) == (job.error.fingerprint, 1)
