@@ -6,6 +6,7 @@ scheduler's), so a skewed worker clock cannot misorder anything jobstream record
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 from google.protobuf import timestamp_pb2
@@ -55,9 +56,14 @@ class Diagnoser:
         )
         consumed = await self._directory.consumed_queues(tenant)  # read now: no cached reading
         now = self._store.clock.now_ms()
-        for queue in queues:
-            local = names.parse_queue_name(queue.name)
-            health = await queue_health(self._store.redis, queue_prefix + local, now_ms=now)
+        local_ids = [names.parse_queue_name(queue.name) for queue in queues]
+        healths = await asyncio.gather(
+            *(
+                queue_health(self._store.redis, queue_prefix + local, now_ms=now)
+                for local in local_ids
+            )
+        )
+        for queue, local, health in zip(queues, local_ids, healths, strict=True):
             found += self._about_queue(queue, health, consumed.get(local), now)
         found.sort(key=lambda w: -w.severity)
         return found
