@@ -13,6 +13,7 @@ from jobs.v1 import (
     queue_pb2,
     queue_service_pb2,
     schedule_pb2,
+    warning_pb2,
     webhook_pb2,
 )
 from jobs.v1 import schedule_service_pb2 as schedules_pb2
@@ -182,6 +183,26 @@ async def stats(ctx: Context, args: argparse.Namespace) -> int:
     else:
         ctx.console.lines(views.stats_table(found))
     return 0
+
+
+async def failures(ctx: Context, args: argparse.Namespace) -> int:
+    found = await ctx.client.failure_groups(args.queue, order_by=args.order_by)
+    return ctx.print_list(
+        queue_service_pb2.ListFailureGroupsResponse(failure_groups=found),
+        found,
+        none="no failed jobs",
+        table=lambda: views.failures_table(found, ctx.now()),
+    )
+
+
+async def diagnose(ctx: Context, args: argparse.Namespace) -> int:
+    """With --check, exits 1 when a warning is critical, so scripts and health checks can act."""
+    found = await ctx.client.diagnostics()
+    ctx.print_list(
+        found, found.warnings, none="no warnings", table=lambda: views.warnings_table(found)
+    )
+    critical = any(w.severity == warning_pb2.Warning.SEVERITY_CRITICAL for w in found.warnings)
+    return 1 if critical and args.check else 0
 
 
 async def create_queue(ctx: Context, args: argparse.Namespace) -> int:

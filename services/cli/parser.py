@@ -152,7 +152,7 @@ def _job_commands(
     p.set_defaults(command=commands.cancel)
 
     p = sub.add_parser("list", parents=[common], help="list a queue's jobs, newest first")
-    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument("queue", metavar="QUEUE", help="- for every queue (sorted by create time only)")
     p.add_argument("--state", type=types.state, help="only jobs in this state (e.g. FAILED)")
     p.add_argument("--type", help="only jobs of this type")
     p.add_argument(
@@ -190,6 +190,26 @@ def _queue_commands(
     p = sub.add_parser("stats", parents=[common], help=text, description=text)
     p.add_argument("queue", metavar="QUEUE", nargs="?", default="-", help="default: every queue")
     p.set_defaults(command=commands.stats)
+    text = (
+        "a queue's failed jobs grouped by cause (error fingerprint); retry a group with "
+        "`jobstream bulk retry QUEUE --filter FILTER` and the group's filter"
+    )
+    p = sub.add_parser("failures", parents=[common], help=text, description=text)
+    p.add_argument("queue", metavar="QUEUE")
+    p.add_argument(
+        "--order-by",
+        choices=["last_failure_time desc", "count desc"],
+        default="last_failure_time desc",
+        help="newest failure first (default) or biggest group first",
+    )
+    p.set_defaults(command=commands.failures)
+    text = (
+        "warnings about your queues, workers and Redis (backlog without a live worker, long "
+        "waits, lost attempts, memory, persistence)"
+    )
+    p = sub.add_parser("diagnose", parents=[common], help=text, description=text)
+    p.add_argument("--check", action="store_true", help="exit 1 when a warning is critical")
+    p.set_defaults(command=commands.diagnose)
     text = "create a queue (needed first when the deployment does not create them on enqueue)"
     p = sub.add_parser("create-queue", parents=[common], help=text, description=text)
     p.add_argument("queue", metavar="QUEUE")

@@ -8,7 +8,16 @@ from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
-from jobs.v1 import job_pb2, queue_pb2, queue_service_pb2, schedule_pb2, webhook_pb2, worker_pb2
+from jobs.v1 import (
+    failure_group_pb2,
+    job_pb2,
+    queue_pb2,
+    queue_service_pb2,
+    schedule_pb2,
+    warning_pb2,
+    webhook_pb2,
+    worker_pb2,
+)
 from services.cli import render
 from services.client import (
     from_value,
@@ -254,6 +263,38 @@ def queues_table(queues: Sequence[queue_pb2.Queue]) -> list[str]:
         status = "paused" if queue.paused else "active"
         rows.append([queue.name.removeprefix("queues/"), status, *map(str, counts)])
     return render.table(headers, rows, right="234567")
+
+
+def failures_table(groups: Sequence[failure_group_pb2.FailureGroup], now: datetime) -> list[str]:
+    """`failures`: one row per failure group, with the filter that selects its jobs."""
+    headers = ["FINGERPRINT", "COUNT", "ERROR", "LAST", "FIRST", "SAMPLE JOB"]
+    rows = [
+        [
+            group.fingerprint,
+            str(group.count),
+            render.shorten(f"{group.error_type}: {group.sample_message}", 60),
+            render.age(group.last_failure_time, now),
+            render.age(group.first_failure_time, now),
+            group.sample_job.rsplit("/", 1)[1],
+        ]
+        for group in groups
+    ]
+    return render.table(headers, rows, right="1")
+
+
+def warnings_table(diagnostics: queue_service_pb2.Diagnostics) -> list[str]:
+    """`diagnose`: one row per warning, the most severe first."""
+    headers = ["SEVERITY", "KIND", "RESOURCE", "MESSAGE"]
+    rows = [
+        [
+            warning_pb2.Warning.Severity.Name(w.severity).removeprefix("SEVERITY_").lower(),
+            warning_pb2.Warning.Kind.Name(w.kind).removeprefix("KIND_").lower(),
+            w.resource,
+            w.message,
+        ]
+        for w in diagnostics.warnings
+    ]
+    return render.table(headers, rows)
 
 
 def stats_table(stats: queue_service_pb2.QueueStats) -> list[str]:

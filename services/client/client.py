@@ -16,6 +16,7 @@ from jobs.v1 import (
     bulk_operation_service_pb2,
     bulk_operation_service_pb2_grpc,
     event_pb2,
+    failure_group_pb2,
     job_pb2,
     job_service_pb2,
     job_service_pb2_grpc,
@@ -172,10 +173,11 @@ class JobstreamClient(Closing):
         page_size: int = 0,
         page_token: str = "",
     ) -> job_service_pb2.ListJobsResponse:
-        """One page of a queue's jobs, newest first unless `order_by` says otherwise
-        (`"duration desc"`, ...; see ListJobsRequest). `state` (`FAILED`) and `job_type` are
-        ANDed with `filter` (`'tags:"nightly" OR metadata.user = "42"'`). Pass `next_page_token`
-        back as `page_token` for the next page. Raises InvalidArgument (INVALID_FILTER, ...)."""
+        """One page of a queue's jobs (`-`: of every queue, by create time only), newest first
+        unless `order_by` says otherwise (`"duration desc"`, ...; see ListJobsRequest). `state`
+        (`FAILED`) and `job_type` are ANDed with `filter` (`'tags:"nightly" OR metadata.user =
+        "42"'`). Pass `next_page_token` back as `page_token` for the next page. Raises
+        InvalidArgument (INVALID_FILTER, ...)."""
         request = job_service_pb2.ListJobsRequest(
             parent=names.queue_name(queue),
             filter=jobs_filter(state=state, job_type=job_type, extra=filter),
@@ -302,6 +304,27 @@ class JobstreamClient(Closing):
         NotFound."""
         request = queue_service_pb2.GetQueueStatsRequest(name=names.queue_name(queue))
         return await self._call(self._queues.GetQueueStats, request)
+
+    async def failure_groups(
+        self, queue: str, *, order_by: str = ""
+    ) -> builtins.list[failure_group_pb2.FailureGroup]:
+        """The queue's FAILED jobs grouped by error fingerprint, the newest failure first
+        (`order_by="count desc"`: the biggest group first). Retry or delete a group with
+        `bulk(...)` and the group's `filter`. Raises NotFound."""
+        return await self._every_page(
+            self._queues.ListFailureGroups,
+            lambda token: queue_service_pb2.ListFailureGroupsRequest(
+                parent=names.queue_name(queue), page_size=1000, page_token=token, order_by=order_by
+            ),
+            lambda page: page.failure_groups,
+        )
+
+    async def diagnostics(self) -> queue_service_pb2.Diagnostics:
+        """The warnings the system raises about the caller's queues and Redis, most severe
+        first: backlogs no live worker serves, long waits, lost attempts, memory, persistence."""
+        return await self._call(
+            self._queues.GetDiagnostics, queue_service_pb2.GetDiagnosticsRequest()
+        )
 
     async def create_queue(self, queue: str, *, max_running: int = 0) -> queue_pb2.Queue:
         """Creates a queue (`max_running`: most of its jobs running at once across all workers,

@@ -21,6 +21,7 @@ from typing import Self, TypeVar, Unpack
 
 from jobs.v1 import (
     event_pb2,
+    failure_group_pb2,
     job_pb2,
     job_service_pb2,
     queue_pb2,
@@ -211,6 +212,14 @@ class SyncJobstreamClient:
 
     def stats(self, queue: str = "-") -> queue_service_pb2.QueueStats:
         return self._run(self._client.stats(queue))
+
+    def failure_groups(
+        self, queue: str, *, order_by: str = ""
+    ) -> builtins.list[failure_group_pb2.FailureGroup]:
+        return self._run(self._client.failure_groups(queue, order_by=order_by))
+
+    def diagnostics(self) -> queue_service_pb2.Diagnostics:
+        return self._run(self._client.diagnostics())
 
     def create_queue(self, queue: str, *, max_running: int = 0) -> queue_pb2.Queue:
         return self._run(self._client.create_queue(queue, max_running=max_running))

@@ -216,6 +216,24 @@ class SchedulerSettings(BaseSettings):
         default=timedelta(seconds=5),
         description="How often the queue-depth gauges are read from Redis (never on a scrape).",
     )
+    diagnose_long_wait: Duration = Field(
+        default=timedelta(minutes=10),
+        gt=timedelta(0),
+        description="GetDiagnostics warns about a queue (not paused) whose oldest waiting job "
+        "has been ready for longer than this.",
+    )
+    diagnose_memory_ratio: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="GetDiagnostics warns when Redis uses this share of its maxmemory.",
+    )
+    diagnose_lost_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="GetDiagnostics warns about a queue that lost this many attempts (a worker "
+        "died or its stream dropped while running them) in the last hour.",
+    )
 
 
 class BulkSettings(BaseSettings):

@@ -68,6 +68,11 @@ BULK_RUNNING = "bulk_running"
 EARLY_OUTCOMES = "depearly:"
 OUTBOX = "outbox"  # stream of dependency outcomes for dependents in other queues (FlowRelay)
 OUTBOX_GROUP = "flow-relay"  # the scheduler replicas' consumer group on every outbox
+# Failure groups (lib.lua), kept where a job enters or leaves FAILED:
+FAILED_JOBS = "failed:"  # + an error fingerprint: zset of its FAILED job ids by finish ms
+FAILURE_GROUPS = "fgroups"  # zset of the fingerprints with FAILED jobs by their last finish ms
+FAILURE_COUNTS = "fcounts"  # zset of the same fingerprints by their count of FAILED jobs
+LOST_ATTEMPTS = "lost"  # zset of the last hour's lost attempts `<job id>.<attempt>` by ms
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -89,6 +94,10 @@ FAMILIES = {
     "BULK_RUNNING": BULK_RUNNING,
     "EARLY_OUTCOMES": EARLY_OUTCOMES,
     "OUTBOX": OUTBOX,
+    "FAILED_JOBS": FAILED_JOBS,
+    "FAILURE_GROUPS": FAILURE_GROUPS,
+    "FAILURE_COUNTS": FAILURE_COUNTS,
+    "LOST_ATTEMPTS": LOST_ATTEMPTS,
 }
 
 
@@ -284,6 +293,26 @@ class QueueKeys:
     def bulk_operations(self) -> str:
         """Zset of the queue's bulk operation ids scored by create time (ms): ListBulkOperations."""
         return f"{self.prefix}{BULK_OPERATIONS}"
+
+    def failed_jobs(self, fingerprint: str) -> str:
+        """Zset of the queue's FAILED job ids with error `fingerprint`, by finish time (ms)."""
+        return f"{self.prefix}{FAILED_JOBS}{fingerprint}"
+
+    @property
+    def failure_groups(self) -> str:
+        """Zset of the fingerprints of the queue's FAILED jobs by their latest finish (ms)."""
+        return f"{self.prefix}{FAILURE_GROUPS}"
+
+    @property
+    def failure_counts(self) -> str:
+        """Zset of the fingerprints of the queue's FAILED jobs by how many there are."""
+        return f"{self.prefix}{FAILURE_COUNTS}"
+
+    @property
+    def lost_attempts(self) -> str:
+        """Zset of the queue's attempts lost in the last hour (`<job id>.<attempt>`) by when the
+        reaper found them (ms): GetDiagnostics' workers-dying warning."""
+        return f"{self.prefix}{LOST_ATTEMPTS}"
 
     @property
     def bulk_running(self) -> str:

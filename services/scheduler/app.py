@@ -46,6 +46,7 @@ from services.common.redis_keys import CANCEL_CHANNEL, REVOKED_CHANNEL
 from services.common.telemetry import configure_telemetry
 from services.scheduler.auth.gate import Gate
 from services.scheduler.consumers import QueueConsumers
+from services.scheduler.diagnostics import Diagnoser
 from services.scheduler.loops import run_background_loops
 from services.scheduler.loops.bulk import BulkRunner
 from services.scheduler.metrics import SchedulerMetrics, serving_metrics, store_depths
@@ -141,7 +142,11 @@ async def serve(
             ),
             registration(
                 queue_service_pb2_grpc.add_QueueServiceServicer_to_server,
-                QueueService(store, watches=watches),
+                QueueService(
+                    store,
+                    watches=watches,
+                    diagnoser=Diagnoser(store, workers.directory, settings),
+                ),
             ),
             registration(
                 schedule_service_pb2_grpc.add_ScheduleServiceServicer_to_server,

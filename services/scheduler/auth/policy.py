@@ -44,6 +44,8 @@ RULES: dict[str, Rule] = {
     f"{_QUEUE}PauseQueue": Rule(Role.OPERATOR, audited=True),
     f"{_QUEUE}ResumeQueue": Rule(Role.OPERATOR, audited=True),
     f"{_QUEUE}WatchQueue": Rule(Role.VIEWER, scope_field="name", streaming=True),
+    f"{_QUEUE}ListFailureGroups": Rule(Role.VIEWER),
+    f"{_QUEUE}GetDiagnostics": Rule(Role.VIEWER),
     f"{_SCHEDULE}CreateSchedule": Rule(Role.ADMIN, audited=True),
     f"{_SCHEDULE}GetSchedule": Rule(Role.VIEWER),
     f"{_SCHEDULE}ListSchedules": Rule(Role.VIEWER),

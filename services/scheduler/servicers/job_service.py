@@ -12,7 +12,7 @@ from typing_extensions import override
 
 from jobs.v1 import event_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
 from services.common import names
-from services.scheduler import paging, validation
+from services.scheduler import all_queues, paging, validation
 from services.scheduler.auth.principal import caller
 from services.scheduler.consumers import QueueConsumers
 from services.scheduler.metrics import SchedulerMetrics
@@ -107,6 +107,8 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         request: job_service_pb2.ListJobsRequest,
         context: Context[job_service_pb2.ListJobsRequest, job_service_pb2.ListJobsResponse],
     ) -> job_service_pb2.ListJobsResponse:
+        if request.parent == all_queues.ALL_QUEUES:
+            return await self._list_across_queues(request)
         query, fingerprint = paging.list_jobs_query(request)
         queue = caller().queue(query.queue)
         page = await self._store.list_jobs(dataclasses.replace(query, queue=queue))
@@ -117,6 +119,27 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         return job_service_pb2.ListJobsResponse(
             jobs=jobs,
             next_page_token=paging.next_page_token(page.next_cursor, fingerprint),
+            total_size=page.total,
+            total_size_estimated=page.total_estimated,
+        )
+
+    async def _list_across_queues(
+        self, request: job_service_pb2.ListJobsRequest
+    ) -> job_service_pb2.ListJobsResponse:
+        me = caller()
+        query = all_queues.list_query(request)
+        page = await all_queues.list_jobs(self._store, query, prefix=me.queue_prefix)
+        by_queue: dict[str, list[job_pb2.Job]] = {}
+        for job in page.jobs:
+            by_queue.setdefault(names.parse_job_name(job.name).queue, []).append(job)
+        for queue, jobs in by_queue.items():
+            await self._explain_waits(me.queue(queue), jobs)
+        jobs = page.jobs
+        if query.jobs.wait_reasons:
+            jobs = [job for job in jobs if job.wait_reason.kind in query.jobs.wait_reasons]
+        return job_service_pb2.ListJobsResponse(
+            jobs=jobs,
+            next_page_token=page.next_token,
             total_size=page.total,
             total_size_estimated=page.total_estimated,
         )

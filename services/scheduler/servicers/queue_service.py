@@ -11,8 +11,9 @@ from typing_extensions import override
 
 from jobs.v1 import event_pb2, queue_pb2, queue_service_pb2, queue_service_pb2_grpc
 from services.common import names
-from services.scheduler import paging, queue_validation
+from services.scheduler import failure_validation, paging, queue_validation
 from services.scheduler.auth.principal import caller
+from services.scheduler.diagnostics import Diagnoser
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub, parse_event_id
@@ -25,9 +26,10 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     """Reads, configures and watches queues through the store; checks every field first. Queue
     names are the caller's tenant's: `caller().queue(...)` gives the store's id."""
 
-    def __init__(self, store: JobStore, *, watches: WatchHub) -> None:
+    def __init__(self, store: JobStore, *, watches: WatchHub, diagnoser: Diagnoser) -> None:
         self._store = store
         self._watches = watches
+        self._diagnoser = diagnoser
 
     @override
     async def GetQueue(
@@ -134,3 +136,34 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         async with contextlib.aclosing(events):
             async for event in events:
                 yield event
+
+    @override
+    async def ListFailureGroups(
+        self,
+        request: queue_service_pb2.ListFailureGroupsRequest,
+        context: Context[
+            queue_service_pb2.ListFailureGroupsRequest, queue_service_pb2.ListFailureGroupsResponse
+        ],
+    ) -> queue_service_pb2.ListFailureGroupsResponse:
+        page = failure_validation.list_failure_groups(request)
+        queue = caller().queue(page.queue)
+        await self._store.check_queue(queue)
+        groups, cursor = await self._store.failures.page(
+            queue, order=page.order, after=page.after, limit=page.limit
+        )
+        return queue_service_pb2.ListFailureGroupsResponse(
+            failure_groups=groups, next_page_token=paging.next_page_token(cursor, page.query)
+        )
+
+    @override
+    async def GetDiagnostics(
+        self,
+        request: queue_service_pb2.GetDiagnosticsRequest,
+        context: Context[queue_service_pb2.GetDiagnosticsRequest, queue_service_pb2.Diagnostics],
+    ) -> queue_service_pb2.Diagnostics:
+        me = caller()
+        answer = queue_service_pb2.Diagnostics(
+            warnings=await self._diagnoser.warnings(me.tenant, me.queue_prefix)
+        )
+        answer.read_time.FromMilliseconds(self._store.clock.now_ms())
+        return answer

@@ -69,22 +69,26 @@ class QueueReader:
             raise QueueNotFound(names.queue_name(queue))
         return self._to_proto(queue, settings, counts)
 
-    async def page(
-        self, *, prefix: str, after: str | None, limit: int
-    ) -> tuple[list[queue_pb2.Queue], str | None]:
-        """Queues whose id starts with `prefix` (a tenant's `tenant/`), after the id `after`
-        (without the prefix); the cursor returned is without the prefix too."""
+    async def ids(self, *, prefix: str, after: str | None, limit: int) -> list[str]:
+        """Up to `limit` queue ids (with the prefix) that start with `prefix` (a tenant's
+        `tenant/`), after the id `after` (without the prefix), by id."""
         start = f"({prefix}{after}" if after else (f"[{prefix}" if prefix else "-")
         # Ids are `[a-z0-9...]` after the prefix, so `prefix` with its last character incremented
         # bounds the range (`acme/` -> `acme0`).
         end = f"({prefix[:-1]}{chr(ord(prefix[-1]) + 1)}" if prefix else "+"
         raw = cast(
             list[bytes],
-            await self.redis.zrange(
-                redis_keys.QUEUES, start, end, bylex=True, offset=0, num=limit + 1
-            ),
+            await self.redis.zrange(redis_keys.QUEUES, start, end, bylex=True, offset=0, num=limit),
         )
-        ids = [item.decode() for item in raw[:limit]]
+        return [item.decode() for item in raw]
+
+    async def page(
+        self, *, prefix: str, after: str | None, limit: int
+    ) -> tuple[list[queue_pb2.Queue], str | None]:
+        """Queues whose id starts with `prefix` (a tenant's `tenant/`), after the id `after`
+        (without the prefix); the cursor returned is without the prefix too."""
+        raw = await self.ids(prefix=prefix, after=after, limit=limit + 1)
+        ids = raw[:limit]
         queues = await asyncio.gather(*(self.get(queue) for queue in ids))
         cursor = ids[-1].removeprefix(prefix) if len(raw) > limit else None
         return list(queues), cursor

@@ -42,6 +42,7 @@ from services.scheduler.store.events import (
     EventReader,
     history_batch,
 )
+from services.scheduler.store.failures import FailureReader
 from services.scheduler.store.fields import JobField as J
 from services.scheduler.store.models import (
     CREATE_ORDER,
@@ -139,6 +140,7 @@ class JobStore:
         self.scripts = Scripts.register(redis)
         self.events = EventReader(redis, max_block_ms=settings.max_block_ms)
         self.queues = QueueReader(redis, settings)
+        self.failures = FailureReader(redis)
         # Called with (queue, run_at_ms) when a write scheduled a job; the promoter wakes on it.
         self.on_scheduled: Callable[[str, int], None] | None = None
         self._context = {

@@ -494,6 +494,54 @@ local function dispatch()
   return #sent
 end
 
+-- Failure groups (ListFailureGroups), kept where a job enters or leaves FAILED so a read never
+-- scans: per error fingerprint its FAILED jobs by finish ms (F_FAILED_JOBS .. fp), and two lex
+-- zsets of the fingerprints, `<last finish ms, 13 digits>:<fp>` (F_FAILURE_GROUPS) and `<count,
+-- 10 digits>:<fp>` (F_FAILURE_COUNTS): listing order and an exact cursor even where values tie.
+local function failure_group(fp)
+  local jobs = P .. F_FAILED_JOBS .. fp
+  local newest = redis.call('ZRANGE', jobs, -1, -1, 'WITHSCORES')
+  return {jobs = jobs, count = redis.call('ZCARD', jobs), last = tonumber(newest[2] or 0)}
+end
+
+local function regroup(fp, before)
+  local after = failure_group(fp)
+  if before.count > 0 then
+    redis.call('ZREM', P .. F_FAILURE_GROUPS, string.format('%013.0f', before.last) .. ':' .. fp)
+    redis.call('ZREM', P .. F_FAILURE_COUNTS, string.format('%010d', before.count) .. ':' .. fp)
+  end
+  if after.count > 0 then
+    redis.call('ZADD', P .. F_FAILURE_GROUPS, 0, string.format('%013.0f', after.last) .. ':' .. fp)
+    redis.call('ZADD', P .. F_FAILURE_COUNTS, 0, string.format('%010d', after.count) .. ':' .. fp)
+  end
+end
+
+-- A job enters FAILED with error `encoded`. An error the scheduler made (a lost worker, a failed
+-- dependency) has no fingerprint from a worker: it gets one of its type and reason here. Returns
+-- the error JSON to store.
+local function failure_entered(id, encoded)
+  local err = cjson.decode(encoded)
+  local fp = err.fingerprint
+  if not fp or fp == '' then
+    fp = string.sub(redis.sha1hex((err.type or '') .. '\n' .. (err.reason or '')), 1, 16)
+    err.fingerprint = fp
+    encoded = cjson.encode(err)
+  end
+  local before = failure_group(fp)
+  if redis.call('ZADD', before.jobs, NOW, id) == 1 then regroup(fp, before) end
+  return encoded
+end
+
+-- A FAILED job is retried or deleted: its group shrinks (and goes with its last job).
+local function failure_left(id, key)
+  local raw = redis.call('HGET', key, J.ERROR)
+  if not raw or raw == '' then return end
+  local fp = cjson.decode(raw).fingerprint
+  if not fp or fp == '' then return end
+  local before = failure_group(fp)
+  if redis.call('ZREM', before.jobs, id) == 1 then regroup(fp, before) end
+end
+
 -- Forgets a job's request id, unless its TTL ran out and a newer job took it (the key holds
 -- `<job id> <request hash>`; job ids have no space).
 local function forget_request(id, rid)
@@ -507,6 +555,7 @@ end
 -- deduplication key.
 local function delete_job(id, key, action)
   local f = redis.call('HMGET', key, J.STATE, J.INDEX_MEMBER, J.TYPE, J.REQUEST_ID, J.DEDUP_KEY)
+  if f[1] == 'FAILED' then failure_left(id, key) end
   index_state(id, f[2], f[3], f[1], nil, action)
   zrem(K_ALL_JOBS, f[2])
   zrem(P .. F_TYPE_INDEX .. f[3], f[2])
@@ -570,6 +619,10 @@ local function finish(action, id, key, attempt, to, fields, message, err, from)
   index_state(id, f[1], f[2], from, to, action)
   count_finished(f[2], to, tonumber(f[3]))
   zrem(K_LEASES, id)
+  if to == 'FAILED' and err then -- every FAILED end passes its error as {J.ERROR, err}
+    err = failure_entered(id, err)
+    fields[2] = err
+  end
   fields[#fields + 1] = J.STATE; fields[#fields + 1] = to
   fields[#fields + 1] = J.FINISH_TIME; fields[#fields + 1] = NOW
   fields[#fields + 1] = J.UPDATE_TIME; fields[#fields + 1] = NOW

@@ -10,6 +10,7 @@ local function retry(id, sources, restart_phases)
   local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE)
   if not f[1] then return {NOT_FOUND} end
   if not sources[f[1]] then return {WRONG_STATE, f[1]} end
+  if f[1] == 'FAILED' then failure_left(id, key) end
   redis.call('ZREM', P .. F_RETAINED .. f[1], id)
   redis.call('HDEL', key, J.FINISH_TIME, J.CANCEL_TIME, J.CANCEL_REASON, J.CANCELLED_BY, J.LEASE_UNTIL)
   if restart_phases then redis.call('HDEL', key, J.PHASES, J.PHASE_RESULTS) end

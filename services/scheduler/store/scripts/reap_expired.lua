@@ -10,6 +10,7 @@
 ]]
 local sources = set_of(ARGV[2])
 local limit = tonumber(ARGV[3])
+local LOST_KEPT_MS = 3600000
 
 local function lose(id)
   local key = job_key(id)
@@ -17,6 +18,7 @@ local function lose(id)
   if not f[1] or not sources[f[1]] then return end
   local n = tonumber(f[2])
   local lost = redis.call('HINCRBY', key, J.LOST_ATTEMPTS, 1)
+  redis.call('ZADD', P .. F_LOST_ATTEMPTS, NOW, id .. '.' .. n)
   end_attempt(key, n, 'WORKER_LOST')
   local message = 'attempt ' .. n .. ' lost: lease expired'
   if f[5] then
@@ -34,6 +36,9 @@ local function lose(id)
 end
 
 local expired = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', NOW, 'LIMIT', 0, limit)
+if #expired > 0 then -- the lost attempts of the last hour: GetDiagnostics' workers-dying warning
+  redis.call('ZREMRANGEBYSCORE', P .. F_LOST_ATTEMPTS, '-inf', NOW - LOST_KEPT_MS)
+end
 for _, id in ipairs(expired) do
   redis.call('ZREM', K_LEASES, id)
   lose(id)
