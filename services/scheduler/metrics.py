@@ -46,6 +46,7 @@ _OUTCOMES = {
     ReportKind.FAILED: "failed",
     ReportKind.CANCELLED: "cancelled",
     ReportKind.REJECTED: "rejected",
+    ReportKind.WAITING: "waiting_for_children",  # the handler spawned children: it runs again
 }
 
 
@@ -171,7 +172,7 @@ class SchedulerMetrics:
         self._attempts = Counter(
             "jobstream_attempts_finished_total",
             "Attempts ended by a worker's report: succeeded, failed, cancelled, rejected (no "
-            "handler).",
+            "handler), waiting_for_children (it spawned children; it runs again after them).",
             [*QUEUE_LABELS, "type", "outcome"],
             registry=self.registry,
         )

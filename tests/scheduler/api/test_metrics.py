@@ -20,10 +20,11 @@ from redis.backoff import NoBackoff
 from jobs.v1 import job_pb2, job_service_pb2, worker_service_pb2_grpc
 from jobs.v1 import job_service_pb2_grpc as jobs_grpc
 from services.common.config import SchedulerSettings, StoreSettings
-from services.common.names import JobRef, parse_job_name
+from services.common.names import AttemptRef, JobRef, parse_job_name
 from services.common.redis_client import RedisClient
 from services.scheduler.app import Scheduler
-from services.scheduler.metrics import queue_labels
+from services.scheduler.metrics import _OUTCOMES, SchedulerMetrics, queue_labels
+from services.scheduler.store.models import AttemptEnd, Report, ReportKind, ReportOutcome
 from tests.scheduler.store.helpers import ManualClock
 from tests.scheduler.worker_protocol.worker_client import (
     WorkerStream,
@@ -260,3 +261,23 @@ async def test_a_metrics_port_in_use_stops_the_start(redis: RedisClient) -> None
 def test_queue_series_are_labelled_with_tenant_and_queue() -> None:
     assert queue_labels("acme/emails") == {"tenant": "acme", "queue": "emails"}
     assert queue_labels("emails") == {"tenant": "default", "queue": "emails"}
+
+
+# Every kind whose report ends the attempt (a release hands back one that never started).
+ENDING = [k for k in ReportKind if not k.keeps_running and k is not ReportKind.RELEASED]
+
+
+@pytest.mark.parametrize("kind", ENDING)
+def test_every_report_that_ends_an_attempt_is_counted(kind: ReportKind) -> None:
+    """A kind missing from the metrics' outcomes would raise inside the worker stream and end
+    it (as a parent waiting for its children once did)."""
+    metrics = SchedulerMetrics()
+    report = Report.of(1, AttemptRef("q1", "j1", 1), kind, {})
+    ended = AttemptEnd(job_type="demo", start_ms=1_000, end_ms=1_500, job_state="BLOCKED")
+    metrics.report_applied(report, ReportOutcome(1, ended=ended))
+    outcome = _OUTCOMES[kind]
+    value = metrics.registry.get_sample_value(
+        "jobstream_attempts_finished_total",
+        {"tenant": "default", "queue": "q1", "type": "demo", "outcome": outcome},
+    )
+    assert value == 1
