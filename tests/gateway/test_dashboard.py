@@ -1,0 +1,180 @@
+"""The dashboard in Debian's Chromium against the whole suite: a scheduler with auth required
+(and its timer loops), the gateway, a real worker process running the example handlers, and the
+session's Redis. Every wait is Playwright's bounded auto-waiting `expect`; each view's screenshot
+is saved under tests/artifacts/dashboard/ (printed at the end of the run)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from services.common.redis_client import RedisClient
+from tests.gateway.dashboard_stack import Stack, dashboard_stack
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
+JOB_DONE_MS = 20_000  # image.build runs about 4 s; flaky.fetch retries after 1 s of backoff
+
+
+@pytest.fixture
+async def stack(redis: RedisClient, redis_url: str) -> AsyncIterator[Stack]:
+    async with dashboard_stack(redis, redis_url) as running:
+        yield running
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    await page.screenshot(path=path, full_page=True)
+    print(f"screenshot: {path}")
+
+
+async def sign_in(page: Page, stack: Stack, key: str, role: str) -> None:
+    await page.goto(stack.base_url)
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#who-text")).to_contain_text(f"· {role} · tenant default")
+
+
+async def create(stack: Stack, job_id: str, body: dict[str, object]) -> None:
+    answer = await stack.api.post(f"/v1/queues/default/jobs?jobId={job_id}", json=body)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_sign_in_then_a_new_job_appears_live_and_its_progress_moves(
+    stack: Stack, page: Page
+) -> None:
+    await sign_in(page, stack, stack.admin_key, "admin")
+    # The key stays in the tab's sessionStorage, never in the URL.
+    assert stack.admin_key not in page.url
+    card = page.locator('article[data-queue="default"]')
+    # The worker's queue exists once the worker connected; it shows as a card with its worker.
+    await create(stack, "warm-up", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await page.reload()
+    await expect(card.locator(".workers")).to_have_text("1 live worker")
+    await expect(card.locator('dd[data-state="succeeded"]')).to_have_text("1", timeout=JOB_DONE_MS)
+    await expect(card.locator('tr[data-window="300s"] .throughput')).not_to_have_text("0.00")
+    await screenshot(page, "overview")
+
+    await card.get_by_role("link", name="default").click()
+    await expect(page.locator('tr[data-job="warm-up"]')).to_be_visible()
+    await create(stack, "build-1", {"type": "image.build", "payload": {"layers": 3}})
+    row = page.locator('tr[data-job="build-1"]')  # no reload: WatchQueue brought it
+    await expect(row).to_be_visible()
+    bar = row.get_by_label("Progress of build-1")
+    await expect(bar).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=JOB_DONE_MS)
+    await expect(bar).to_have_attribute("value", "100", timeout=JOB_DONE_MS)
+    await expect(row.locator(".status")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    await screenshot(page, "job-list")
+
+
+async def test_a_failing_job_shows_its_stack_trace_and_a_retry_from_its_page_succeeds(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "broken-1", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/broken-1")
+    await expect(page.locator(".headline .state")).to_have_text("FAILED", timeout=JOB_DONE_MS)
+    await expect(page.locator(".error-type")).to_have_text("ValueError")
+    stack_trace = page.get_by_label("Stack trace")
+    await expect(stack_trace).to_contain_text("Traceback (most recent call last)")
+    await expect(stack_trace).to_contain_text("in _parse_row")
+    await screenshot(page, "job-failed")
+
+    # flaky.fetch fails its first two attempts: with two allowed, it ends FAILED; a retry runs
+    # a third attempt, which succeeds.
+    await create(stack, "flaky-1", {"type": "flaky.fetch", "retryPolicy": {"maxAttempts": 2}})
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/flaky-1")
+    headline = page.locator(".headline .state")
+    await expect(headline).to_have_text("FAILED", timeout=JOB_DONE_MS)
+    await page.get_by_role("button", name="Retry").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Run this job again?")
+    await dialog.get_by_role("button", name="Confirm").click()
+    await expect(headline).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    await expect(page.locator(".job")).to_contain_text('"rows": 1204')
+    await expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    await screenshot(page, "job-retried")
+
+
+async def test_a_paused_queue_shows_the_wait_reason_and_selected_jobs_cancel(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "first", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    card = page.locator('article[data-queue="default"]')
+    await card.get_by_role("button", name="Pause queue default").click()
+    await expect(card.locator(".state-paused")).to_have_text("paused")
+    await expect(card.get_by_role("button", name="Resume queue default")).to_be_visible()
+    queue = (await stack.api.get("/v1/queues/default")).json()
+    assert queue["paused"] is True
+
+    await card.get_by_role("link", name="default").click()
+    for number in (1, 2):
+        await create(stack, f"held-{number}", {"type": "image.build"})
+    held = page.locator('tr[data-job^="held-"]')
+    await expect(held).to_have_count(2)
+    await expect(held.locator(".wait")).to_have_text(["its queue is paused"] * 2)
+    await screenshot(page, "job-list-paused")
+
+    for number in (1, 2):
+        await page.get_by_label(f"Select job held-{number}").check()
+    await page.get_by_role("button", name="Cancel selected").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+    await expect(held.locator(".status")).to_have_text(["CANCELLED"] * 2)
+    for number in (1, 2):
+        job = (await stack.api.get(f"/v1/queues/default/jobs/held-{number}")).json()
+        assert job["state"] == "STATE_CANCELLED"
+        assert job["cancelReason"] == "cancelled from the dashboard"
+
+
+async def test_a_viewer_sees_no_actions_and_a_forged_one_is_refused(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "broken-2", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    await sign_in(page, stack, stack.viewer_key, "viewer")
+    card = page.locator('article[data-queue="default"]')
+    await expect(card).to_be_visible()
+    await expect(card.get_by_role("button")).to_have_count(0)
+
+    await page.goto(f"{stack.base_url}/#/queues/default")
+    await expect(page.locator('tr[data-job="broken-2"]')).to_be_visible()
+    await expect(page.locator(".bulk").get_by_role("button")).to_have_count(0)
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/broken-2")
+    await expect(page.locator(".headline .state")).to_have_text("FAILED", timeout=JOB_DONE_MS)
+    await expect(page.get_by_label("Stack trace")).to_be_visible()
+    await expect(page.locator(".job").get_by_role("button")).to_have_count(0)
+    await screenshot(page, "job-viewer")
+
+    # The page's own script, forging the request the hidden button would have sent: the server
+    # refuses it (the UI only hides what the role may not do).
+    answer = await page.evaluate(
+        """async () => {
+          const key = sessionStorage.getItem("jobstream.apiKey");
+          const answer = await fetch("/v1/queues/default/jobs/broken-2:retry", {
+            method: "POST", headers: { Authorization: `Bearer ${key}` } });
+          return { status: answer.status, body: await answer.json() };
+        }"""
+    )
+    assert answer["status"] == 403, answer
+    assert answer["body"]["error"]["status"] == "PERMISSION_DENIED"
+    job = (await stack.api.get("/v1/queues/default/jobs/broken-2")).json()
+    assert (job["state"], job["attempt"]) == ("STATE_FAILED", 1)
+
+
+async def test_the_page_allows_scripts_and_connections_only_from_the_gateway(
+    stack: Stack,
+) -> None:
+    page = await stack.api.get("/")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self';" in policy
+    assert "connect-src 'self';" in policy
+    script = await stack.api.get("/ui/app.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert (await stack.api.get("/ui/nope.js")).status_code == 404
