@@ -1,6 +1,6 @@
 """The gateway's Starlette app: one route per unary HTTP binding of the public protos, each
-transcoding JSON to the scheduler's gRPC API and back, plus `/healthz`, `/openapi.json` and
-`/docs`, the dashboard (`/`, `dashboard.py`), and the streaming RPCs as Server-Sent Events (`sse.py`)."""
+transcoding JSON to the scheduler's gRPC API and back, plus `/healthz`, `/openapi.json`, `/docs`,
+the dashboard (`/`: `dashboard.py`), and the streaming RPCs as Server-Sent Events (`sse.py`)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import httpx
 
-from services.common.redis_client import RedisClient
 from services.common.config import SchedulerSettings
+from services.common.redis_client import RedisClient
 from services.gateway.app import build_app
 from services.gateway.tracing import scheduler_channel
 from tests.support.asgi import served

@@ -6,7 +6,7 @@ is saved under tests/artifacts/dashboard/ (printed at the end of the run)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,11 +25,19 @@ async def stack(redis: RedisClient, redis_url: str) -> AsyncIterator[Stack]:
         yield running
 
 
+@pytest.fixture(scope="module", autouse=True)
+def where_the_screenshots_are(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is not None and reporter is not None and ARTIFACTS.is_dir():
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\ndashboard screenshots: {ARTIFACTS}")
+
+
 async def screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    await page.screenshot(path=path, full_page=True)
-    print(f"screenshot: {path}")
+    await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
 async def sign_in(page: Page, stack: Stack, key: str, role: str) -> None:
@@ -178,3 +186,56 @@ async def test_the_page_allows_scripts_and_connections_only_from_the_gateway(
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert (await stack.api.get("/ui/nope.js")).status_code == 404
+
+
+async def test_a_backlog_without_a_worker_warns_and_the_list_filters_and_pages(
+    stack: Stack, page: Page
+) -> None:
+    # Queue `nightly` has no worker: 30 jobs wait there, every third one tagged.
+    requests = [
+        {
+            "jobId": f"n-{number:02d}",
+            "job": {"type": "report.nightly", "tags": ["odd"] if number % 3 == 0 else []},
+        }
+        for number in range(30)
+    ]
+    answer = await stack.api.post(
+        "/v1/queues/nightly/jobs:batchCreate", json={"requests": requests}
+    )
+    assert answer.status_code == 200, answer.text
+    await create(stack, "today", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    card = page.locator('article[data-queue="nightly"]')
+    await expect(card.locator(".workers")).to_have_text("0 live workers")
+    await expect(card.get_by_role("alert")).to_have_text(
+        "30 jobs waiting and no live worker consumes this queue."
+    )
+    default = page.locator('article[data-queue="default"]')  # its worker is live: no warning
+    await expect(default.locator(".workers")).to_have_text("1 live worker")
+    await expect(default.get_by_role("alert")).to_have_count(0)
+
+    await card.get_by_role("link", name="nightly").click()
+    rows = page.locator("tbody tr[data-job]")
+    await expect(rows).to_have_count(25)
+    await expect(rows.first).to_have_attribute("data-job", "n-29")  # newest first
+    await expect(page.locator(".summary")).to_have_text("Page 1 · 30 matching")
+    await page.get_by_role("button", name="Next page").click()
+    await expect(rows).to_have_count(5)
+    await expect(rows.last).to_have_attribute("data-job", "n-00")
+    await expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    await page.get_by_role("button", name="Previous page").click()
+    await expect(rows).to_have_count(25)
+
+    await page.get_by_label("State").select_option("QUEUED")
+    await page.get_by_label("Filter", exact=True).fill('tags:"odd"')
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows).to_have_count(10)
+    assert "filter=tags" in page.url  # the filter, not the key, is in the URL
+    await page.get_by_label("Filter", exact=True).fill("tags = odd")  # not ListJobs' syntax
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator(".notice-error")).to_contain_text("filter")
+
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await page.goto(f"{stack.base_url}/#/")
+    await expect(card).to_be_visible()
+    await screenshot(page, "overview-phone")
