@@ -108,6 +108,36 @@ async def test_a_failing_job_shows_its_stack_trace_and_a_retry_from_its_page_suc
     await screenshot(page, "job-retried")
 
 
+async def test_a_running_job_moves_live_on_its_page_and_cancels_from_there(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "transcode-1", {"type": "video.transcode", "payload": {"seconds": 60}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/transcode-1")
+    headline = page.locator(".headline .state")
+    await expect(headline).to_have_text("RUNNING", timeout=JOB_DONE_MS)
+    bar = page.get_by_label("Progress", exact=True)
+    await expect(bar).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=JOB_DONE_MS)
+    await expect(page.locator(".progress-message")).to_have_text("transcoding")
+    await screenshot(page, "job-running")
+
+    await page.get_by_role("button", name="Cancel").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Cancel this job?")
+    await dialog.get_by_role("button", name="Keep it").click()  # changed their mind
+    await expect(headline).to_have_text("RUNNING")
+    await page.get_by_role("button", name="Cancel").click()
+    await dialog.get_by_role("button", name="Confirm").click()
+    await expect(headline).to_have_text("CANCELLED", timeout=JOB_DONE_MS)
+    # The handler's own log line, streamed as it stopped.
+    await expect(page.get_by_label("Log lines")).to_contain_text("cleaning up partial output")
+    job = (await stack.api.get("/v1/queues/default/jobs/transcode-1")).json()
+    assert (job["state"], job["cancelReason"]) == (
+        "STATE_CANCELLED",
+        "cancelled from the dashboard",
+    )
+
+
 async def test_a_paused_queue_shows_the_wait_reason_and_selected_jobs_cancel(
     stack: Stack, page: Page
 ) -> None:

@@ -96,11 +96,12 @@ export function notify(view, message, kind = "error") {
   box.textContent = message;
 }
 
-// Runs `fn` at most once per `ms`, after the last call (event bursts become one refresh).
-export function debounce(fn, ms) {
+// Runs `fn` once, `ms` after the first of a burst of calls: a steady stream of events becomes
+// one refresh per `ms`, and the last event of a burst is never left unapplied.
+export function coalesce(fn, ms) {
   let timer = null;
-  return (...args) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), ms);
+  return () => {
+    if (timer !== null) return;
+    timer = setTimeout(() => { timer = null; fn(); }, ms);
   };
 }

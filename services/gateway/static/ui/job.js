@@ -4,7 +4,7 @@
 // event, and the job is read again when its state changes.
 import { get, may, post, watch } from "./api.js";
 import {
-  FINISHED, WAITING, confirmAction, debounce, durationMs, h, humanMs, jobDurationMs, jobId,
+  FINISHED, WAITING, confirmAction, coalesce, durationMs, h, humanMs, jobDurationMs,
   notify, pretty, progressBar, setProgress, shortState, stateBadge, time,
 } from "./dom.js";
 
@@ -142,7 +142,7 @@ export async function renderJob(main, queue, id) {
       notify(view, `Could not read job ${name}: ${error.message}`);
     }
   }
-  const reload = debounce(load, 200);
+  const reload = coalesce(load, 200);
 
   function onEvent(type, event, eventId) {
     lastEventId = eventId || lastEventId;

@@ -4,7 +4,7 @@
 // and a new job shows up on the first page.
 import { del, eventIdBeforeLastAnswer, get, may, post, watch } from "./api.js";
 import {
-  WAITING, confirmAction, debounce, h, humanMs, jobDurationMs, jobId, notify, progressBar,
+  WAITING, confirmAction, coalesce, h, humanMs, jobDurationMs, jobId, notify, progressBar,
   setProgress, stateBadge, time,
 } from "./dom.js";
 
@@ -160,7 +160,7 @@ export async function renderJobList(main, queue, query) {
       notify(view, `Could not list the jobs: ${error.message}`);
     }
   }
-  const reload = debounce(load, 500);
+  const reload = coalesce(load, 500);
   next.addEventListener("click", () => { tokens.push(nextToken); load(); });
   previous.addEventListener("click", () => { tokens.pop(); load(); });
 

@@ -3,7 +3,7 @@
 // live worker. Refreshed when a queue's events say something changed (WatchQueue), at most once a
 // second, and every 15 s for the workers and the rates, which have no events.
 import { eventIdBeforeLastAnswer, get, listAll, may, post, watch } from "./api.js";
-import { debounce, h, notify } from "./dom.js";
+import { coalesce, h, notify } from "./dom.js";
 
 const STATES = ["scheduled", "blocked", "queued", "running", "succeeded", "failed", "cancelled"];
 const WINDOWS = { "300s": "5 min", "3600s": "1 h", "86400s": "24 h" };
@@ -91,7 +91,7 @@ export async function renderOverview(main) {
       notify(view, `Could not load the queues: ${error.message}`);
     }
   }
-  const soon = debounce(refresh, 1000);
+  const soon = coalesce(refresh, 1000);
 
   async function follow(name) {
     if (watches.has(name)) return;
