@@ -16,6 +16,7 @@ from services.common.redis_client import RedisClient
 from tests.gateway.dashboard_stack import Stack, dashboard_stack
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
+LIVE_MS = 8_000  # less than the overview's slow refresh (15 s): only events can make it
 JOB_DONE_MS = 20_000  # image.build runs about 4 s; flaky.fetch retries after 1 s of backoff
 
 
@@ -66,6 +67,10 @@ async def test_sign_in_then_a_new_job_appears_live_and_its_progress_moves(
     await expect(card.locator('dd[data-state="succeeded"]')).to_have_text("1", timeout=JOB_DONE_MS)
     await expect(card.locator('tr[data-window="300s"] .throughput')).not_to_have_text("0.00")
     await screenshot(page, "overview")
+    # Live: the queue's events bring the next job's count within seconds, well before the
+    # overview's 15 s refresh.
+    await create(stack, "warm-up-2", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await expect(card.locator('dd[data-state="succeeded"]')).to_have_text("2", timeout=LIVE_MS)
 
     await card.get_by_role("link", name="default").click()
     await expect(page.locator('tr[data-job="warm-up"]')).to_be_visible()

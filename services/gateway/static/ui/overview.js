@@ -1,13 +1,19 @@
 // Overview: every queue with its counts per state, pause switch, live workers, and throughput and
 // failure rate over 5 min / 1 h / 24 h (GetQueueStats); a warning on a queue with a backlog and no
-// live worker. Refreshed when a queue's events say something changed (WatchQueue), at most once a
-// second, and every 15 s for the workers and the rates, which have no events.
+// live worker. Refreshed when a queue's events say something changed (WatchQueue, for the busiest
+// queues), at most once a second, and every 15 s for the workers, the rates and the other queues.
 import { eventIdBeforeLastAnswer, get, listAll, may, post, watch } from "./api.js";
 import { coalesce, h, notify } from "./dom.js";
 
 const STATES = ["scheduled", "blocked", "queued", "running", "succeeded", "failed", "cancelled"];
 const WINDOWS = { "300s": "5 min", "3600s": "1 h", "86400s": "24 h" };
 const SLOW_REFRESH_MS = 15_000;
+// A browser opens at most 6 HTTP/1.1 connections to one origin, and each SSE stream holds one:
+// the busiest queues are followed live, the rest refresh with the slow timer.
+const LIVE_QUEUES = 3;
+
+const activity = (queue) => ["queued", "running", "scheduled"]
+  .reduce((sum, state) => sum + Number(queue.jobCounts?.[state] || 0), 0);
 
 const percent = (rate) => `${(100 * (rate || 0)).toFixed(rate && rate < 0.1 ? 1 : 0)}%`;
 
@@ -86,7 +92,10 @@ export async function renderOverview(main) {
       grid.replaceChildren(...queues.map((queue, index) =>
         queueCard(queue, stats[index], live.get(queue.name.split("/").pop()) || 0, refresh, view)));
       if (!queues.length) grid.append(h("p", {}, "No queues yet: enqueue a job to make one."));
-      for (const queue of queues) follow(queue.name);
+      const busiest = [...queues].sort((a, b) => activity(b) - activity(a)).slice(0, LIVE_QUEUES);
+      const followed = new Set(busiest.map((queue) => queue.name));
+      for (const name of [...watches.keys()]) if (!followed.has(name)) unfollow(name);
+      for (const name of followed) follow(name);
     } catch (error) {
       notify(view, `Could not load the queues: ${error.message}`);
     }
@@ -95,13 +104,19 @@ export async function renderOverview(main) {
 
   async function follow(name) {
     if (watches.has(name)) return;
-    watches.set(name, null);
+    const entry = { handle: null };
+    watches.set(name, entry);
     const handle = await watch(name, {
       lastEventId: eventIdBeforeLastAnswer(),
       onEvent: (type) => { if (type === "state_changed") soon(); },
     }).catch(() => null);
-    if (closed) handle?.close();
-    else watches.set(name, handle);
+    if (closed || watches.get(name) !== entry) handle?.close();
+    else entry.handle = handle;
+  }
+
+  function unfollow(name) {
+    watches.get(name)?.handle?.close();
+    watches.delete(name);
   }
 
   await refresh();
@@ -109,6 +124,6 @@ export async function renderOverview(main) {
   return () => {
     closed = true;
     clearInterval(timer);
-    for (const handle of watches.values()) handle?.close();
+    for (const name of [...watches.keys()]) unfollow(name);
   };
 }
