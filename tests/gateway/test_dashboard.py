@@ -163,10 +163,12 @@ async def test_a_paused_queue_shows_the_wait_reason_and_selected_jobs_cancel(
     await expect(held.locator(".wait")).to_have_text(["its queue is paused"] * 2)
     await screenshot(page, "job-list-paused")
 
+    # By keyboard: Space ticks a row, Enter presses a button, and the dialog opens on Confirm.
     for number in (1, 2):
-        await page.get_by_label(f"Select job held-{number}").check()
-    await page.get_by_role("button", name="Cancel selected").click()
-    await page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+        await page.get_by_label(f"Select job held-{number}").press("Space")
+    await page.get_by_role("button", name="Cancel selected").press("Enter")
+    await expect(page.get_by_role("dialog").get_by_role("button", name="Confirm")).to_be_focused()
+    await page.keyboard.press("Enter")
     await expect(held.locator(".status")).to_have_text(["CANCELLED"] * 2)
     for number in (1, 2):
         job = (await stack.api.get(f"/v1/queues/default/jobs/held-{number}")).json()
@@ -178,6 +180,12 @@ async def test_a_viewer_sees_no_actions_and_a_forged_one_is_refused(
     stack: Stack, page: Page
 ) -> None:
     await create(stack, "broken-2", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    await page.goto(stack.base_url)
+    await page.get_by_label("API key").fill("jsk_nobody_0123456789")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("That key was refused.")
+    assert await page.evaluate("() => sessionStorage.length") == 0
+
     await sign_in(page, stack, stack.viewer_key, "viewer")
     card = page.locator('article[data-queue="default"]')
     await expect(card).to_be_visible()
@@ -206,6 +214,10 @@ async def test_a_viewer_sees_no_actions_and_a_forged_one_is_refused(
     assert answer["body"]["error"]["status"] == "PERMISSION_DENIED"
     job = (await stack.api.get("/v1/queues/default/jobs/broken-2")).json()
     assert (job["state"], job["attempt"]) == ("STATE_FAILED", 1)
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("API key")).to_be_focused()
+    assert await page.evaluate("() => sessionStorage.length") == 0
 
 
 async def test_the_page_allows_scripts_and_connections_only_from_the_gateway(

@@ -42,7 +42,8 @@ function showCaller(caller) {
   document.getElementById("nav").hidden = false;
 }
 
-async function route() {
+async function route(event) {
+  const navigated = event instanceof HashChangeEvent;
   unmount();
   unmount = () => {};
   if (!session.caller) return;
@@ -53,6 +54,7 @@ async function route() {
     const params = match.slice(1).map((part) => (part === undefined ? "" : decodeURIComponent(part)));
     main.replaceChildren();
     unmount = (await view()(main, ...params)) || (() => {});
+    if (navigated) main.focus({ preventScroll: true });  // the keyboard starts in the new view
     return;
   }
   main.replaceChildren(h("p", { class: "notice notice-error" }, `No page at ${hash}.`));
