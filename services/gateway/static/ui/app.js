@@ -51,7 +51,7 @@ async function route(event) {
   for (const [pattern, view] of ROUTES) {
     const match = hash.match(pattern);
     if (!match) continue;
-    const params = match.slice(1).map((part) => (part === undefined ? "" : decodeURIComponent(part)));
+    const params = match.slice(1).map((part) => part || "");  // each view decodes its own
     main.replaceChildren();
     unmount = (await view()(main, ...params)) || (() => {});
     if (navigated) main.focus({ preventScroll: true });  // the keyboard starts in the new view

@@ -62,7 +62,8 @@ function dependencies(job) {
   ];
 }
 
-export async function renderJob(main, queue, id) {
+export async function renderJob(main, encodedQueue, encodedId) {
+  const [queue, id] = [encodedQueue, encodedId].map(decodeURIComponent);
   const name = `queues/${queue}/jobs/${id}`;
   const path = `queues/${encodeURIComponent(queue)}/jobs/${encodeURIComponent(id)}`;
   const body = h("div", { class: "job-body" });

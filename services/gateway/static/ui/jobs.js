@@ -24,7 +24,8 @@ function field(id, label, control) {
   return h("div", { class: "field" }, h("label", { for: id }, label), control);
 }
 
-export async function renderJobList(main, queue, query) {
+export async function renderJobList(main, encodedQueue, query) {
+  const queue = decodeURIComponent(encodedQueue);
   const params = new URLSearchParams(query);
   const criteria = { state: params.get("state") || "", type: params.get("type") || "",
     filter: params.get("filter") || "" };
