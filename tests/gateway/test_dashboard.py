@@ -272,6 +272,10 @@ async def test_a_backlog_without_a_worker_warns_and_the_list_filters_and_pages(
     await expect(page.get_by_role("button", name="Next page")).to_be_disabled()
     await page.get_by_role("button", name="Previous page").click()
     await expect(rows).to_have_count(25)
+    await page.get_by_label("Sort").select_option(label="oldest first")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows.first).to_have_attribute("data-job", "n-00")
+    await page.get_by_label("Sort").select_option(label="newest first")
 
     await page.get_by_label("State").select_option("QUEUED")
     await page.get_by_label("Filter", exact=True).fill('tags:"odd" OR tags:"a&b=c"')

@@ -1,6 +1,6 @@
 // A queue's jobs: ListJobs a page at a time (cursor pagination), filtered by state, type and a
-// free AIP-160 filter (ListJobs' own syntax); rows can be selected and retried, cancelled or
-// deleted. WatchQueue keeps the page live: progress moves in place, a changed job is read again,
+// free AIP-160 filter (ListJobs' own syntax), sorted (`order_by`); rows can be selected and
+// retried, cancelled or deleted. WatchQueue keeps the page live: progress moves in place, a changed job is read again,
 // and a new job shows up on the first page.
 import { del, eventIdBeforeLastAnswer, get, may, post, watch } from "./api.js";
 import {
@@ -9,6 +9,11 @@ import {
 } from "./dom.js";
 
 const PAGE_SIZE = 25;
+const SORTS = [
+  ["", "newest first"], ["create_time asc", "oldest first"], ["start_time desc", "started last"],
+  ["duration desc", "longest running"], ["finish_time desc", "finished last"],
+  ["priority desc", "highest priority"],
+];
 const STATES = ["", "SCHEDULED", "BLOCKED", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
 
 function filterOf({ state, type, filter }) {
@@ -28,7 +33,7 @@ export async function renderJobList(main, encodedQueue, query) {
   const queue = decodeURIComponent(encodedQueue);
   const params = new URLSearchParams(query);
   const criteria = { state: params.get("state") || "", type: params.get("type") || "",
-    filter: params.get("filter") || "" };
+    filter: params.get("filter") || "", sort: params.get("sort") || "" };
   const base = `queues/${encodeURIComponent(queue)}`;
   const selected = new Set();
   const rows = new Map();  // job name -> {row, job}
@@ -38,6 +43,8 @@ export async function renderJobList(main, encodedQueue, query) {
 
   const stateSelect = h("select", {}, STATES.map((s) =>
     h("option", { value: s, selected: s === criteria.state }, s || "any state")));
+  const sortSelect = h("select", {}, SORTS.map(([value, label]) =>
+    h("option", { value, selected: value === criteria.sort }, label)));
   const typeInput = h("input", { type: "text", value: criteria.type, placeholder: "image.build" });
   const filterInput = h("input", {
     type: "search", value: criteria.filter, placeholder: 'error:"timed out" AND tags:"nightly"',
@@ -45,7 +52,7 @@ export async function renderJobList(main, encodedQueue, query) {
   });
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter jobs" },
     field("f-state", "State", stateSelect), field("f-type", "Type", typeInput),
-    field("f-filter", "Filter", filterInput),
+    field("f-filter", "Filter", filterInput), field("f-sort", "Sort", sortSelect),
     h("button", { type: "submit" }, "Apply"),
     h("p", { id: "filter-help", class: "help" },
       "ListJobs' filter syntax: terms joined by AND, e.g. state = FAILED AND error:\"boom\"."));
@@ -55,8 +62,10 @@ export async function renderJobList(main, encodedQueue, query) {
     if (stateSelect.value) next.set("state", stateSelect.value);
     if (typeInput.value.trim()) next.set("type", typeInput.value.trim());
     if (filterInput.value.trim()) next.set("filter", filterInput.value.trim());
+    if (sortSelect.value) next.set("sort", sortSelect.value);
     const hash = `#/queues/${encodeURIComponent(queue)}${next.size ? `?${next}` : ""}`;
-    if (location.hash === hash) load(); else location.hash = hash;
+    if (location.hash !== hash) location.hash = hash;
+    else { tokens.length = 1; load(); }  // the same criteria: back to their first page
   });
 
   const selectAll = h("input", { type: "checkbox", "aria-label": "Select every job on this page" });
@@ -139,7 +148,8 @@ export async function renderJobList(main, encodedQueue, query) {
   async function load() {
     try {
       const page = await get(`${base}/jobs`, {
-        filter: filterOf(criteria), pageSize: PAGE_SIZE, pageToken: tokens[tokens.length - 1],
+        filter: filterOf(criteria), orderBy: criteria.sort, pageSize: PAGE_SIZE,
+        pageToken: tokens[tokens.length - 1],
       });
       if (closed) return;
       rows.clear();
