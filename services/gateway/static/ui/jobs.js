@@ -1,7 +1,7 @@
 // A queue's jobs: ListJobs a page at a time (cursor pagination), filtered by state, type and a
 // free AIP-160 filter (ListJobs' own syntax), sorted (`order_by`); rows can be selected and
-// retried, cancelled or deleted. WatchQueue keeps the page live: progress moves in place, a changed job is read again,
-// and a new job shows up on the first page.
+// retried, cancelled or deleted. WatchQueue keeps the page live: progress moves in place, a
+// changed job is read again, and a new job shows up on the first page.
 import { del, eventIdBeforeLastAnswer, get, may, post, watch } from "./api.js";
 import {
   WAITING, confirmAction, coalesce, h, humanMs, jobDurationMs, jobId, notify, progressBar,
