@@ -295,3 +295,45 @@ async def test_a_backlog_without_a_worker_warns_and_the_list_filters_and_pages(
     await page.goto(f"{stack.base_url}/#/")
     await expect(card).to_be_visible()
     await screenshot(page, "overview-phone")
+
+
+async def test_a_jobs_page_shows_its_phases_dependencies_and_children(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "import-1", {"type": "dataset.import", "payload": {"rows": 10}})
+    await create(stack, "verify-1", {"type": "release.verify", "payload": {"version": "1.0"}})
+    await create(
+        stack,
+        "publish-1",
+        {
+            "type": "release.publish",
+            "payload": {"version": "1.0"},
+            "dependencies": [{"job": "queues/default/jobs/verify-1"}],
+        },
+    )
+    await create(stack, "batch-1", {"type": "thumbnail.batch", "payload": {"sizes": [16, 32]}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/import-1")
+    await expect(page.locator(".headline .state")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    phases = page.locator(".phases li")
+    await expect(phases).to_have_count(3)
+    await expect(phases.locator(".state")).to_have_text(["SUCCEEDED"] * 3)
+    await expect(phases).to_contain_text([" download ", " transform ", " load "])
+    await expect(page.get_by_label("Log lines")).to_contain_text("downloaded dataset.csv")
+    await screenshot(page, "job-phases")
+
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/publish-1")
+    await expect(page.locator(".headline .state")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    waits_for = page.get_by_role("region", name="Dependencies")
+    await expect(waits_for).to_contain_text("Waits for")
+    await expect(waits_for.get_by_role("listitem")).to_have_text(
+        ["queues/default/jobs/verify-1 SUCCEEDED on failure: fail"]
+    )
+
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/batch-1")
+    await expect(page.locator(".headline .state")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    children = page.get_by_role("region", name="Dependencies").get_by_role("listitem")
+    await expect(children).to_have_count(2)
+    await children.first.get_by_role("link").click()  # a child's own page names its parent
+    await expect(page.locator(".job")).to_contain_text("Parent: queues/default/jobs/batch-1")

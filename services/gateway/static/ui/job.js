@@ -27,7 +27,9 @@ function errorBlock(error) {
   return h("div", { class: "error" },
     h("p", {}, h("strong", { class: "error-type" }, error.type || shortState(error.reason)), ": ",
       h("span", { class: "error-message" }, error.message || "")),
-    error.stackTrace ? h("pre", { class: "stack", tabindex: "0", "aria-label": "Stack trace" }, error.stackTrace) : null);
+    error.stackTrace
+      ? h("pre", { class: "stack", tabindex: "0", "aria-label": "Stack trace" }, error.stackTrace)
+      : null);
 }
 
 function timings(job) {
@@ -41,9 +43,23 @@ function timings(job) {
   ]);
 }
 
+function waitTimes(job) {
+  if (!(job.waitTimes || []).length) return null;
+  const spent = job.waitTimes.map((w) =>
+    `${shortState(w.kind).toLowerCase().replaceAll("_", " ")} ${humanMs(durationMs(w.duration))}`);
+  return h("p", {}, `Time waiting: ${spent.join(", ")}`);
+}
+
+function phases(list) {
+  const took = (p) => humanMs((p.finishTime ? Date.parse(p.finishTime) : Date.now()) - Date.parse(p.startTime));
+  return h("ol", { class: "phases" }, list.map((p) =>
+    h("li", {}, stateBadge(p.state), ` ${p.name} `, p.startTime ? took(p) : "")));
+}
+
 function attemptsTable(attempts) {
   return h("table", {},
-    h("thead", {}, h("tr", {}, ["#", "Worker", "Start", "End", "Outcome", "Error"].map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, ["#", "Worker", "Start", "End", "Outcome", "Error"]
+      .map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, attempts.map((a) => h("tr", {},
       h("td", {}, String(a.number)), h("td", {}, a.worker || ""), h("td", {}, time(a.startTime)),
       h("td", {}, time(a.endTime)), h("td", {}, shortState(a.outcome)),
@@ -54,7 +70,8 @@ function dependencies(job) {
   const deps = (job.dependencies || []).filter((d) => !d.child);
   const children = (job.dependencies || []).filter((d) => d.child);
   const list = (items) => h("ul", {}, items.map((d) => h("li", {}, jobLink(d.job), " ",
-    d.state ? stateBadge(d.state) : "", d.onFailure ? ` on failure: ${shortState(d.onFailure).replace("FAILURE_POLICY_", "")}` : "")));
+    d.state ? stateBadge(d.state) : "",
+    d.onFailure ? ` on failure: ${d.onFailure.replace("FAILURE_POLICY_", "").toLowerCase()}` : "")));
   return [
     job.parent ? h("p", {}, "Parent: ", jobLink(job.parent)) : null,
     deps.length ? [h("h3", {}, "Waits for"), list(deps)] : null,
@@ -81,12 +98,17 @@ export async function renderJob(main, encodedQueue, encodedId) {
   function actions() {
     const buttons = [];
     if (may("ROLE_OPERATOR") && FINISHED.has(job.state) && job.state !== "STATE_SUCCEEDED") {
-      buttons.push(h("button", { type: "button", onclick: () => act("retry", "Run this job again?") }, "Retry"));
+      buttons.push(h("button", {
+        type: "button", onclick: () => act("retry", "Run this job again?"),
+      }, "Retry"));
     }
     if (may("ROLE_OPERATOR") && !FINISHED.has(job.state)) {
-      buttons.push(h("button", { type: "button", class: "danger", onclick: () => act("cancel", "Cancel this job?") }, "Cancel"));
+      buttons.push(h("button", {
+        type: "button", class: "danger", onclick: () => act("cancel", "Cancel this job?"),
+      }, "Cancel"));
     }
-    return buttons.length ? h("div", { class: "actions", role: "group", "aria-label": "Job actions" }, buttons) : null;
+    if (!buttons.length) return null;
+    return h("div", { class: "actions", role: "group", "aria-label": "Job actions" }, buttons);
   }
 
   async function act(verb, question) {
@@ -113,14 +135,13 @@ export async function renderJob(main, encodedQueue, encodedId) {
         (job.warnings || []).map((w) => h("p", { class: "warning" }, w)),
         actions()),
       // A job that succeeded on a later attempt keeps the error of the one before.
-      job.error ? section(job.state === "STATE_FAILED" ? "Error" : "Last error", errorBlock(job.error)) : null,
-      section("Timings", timings(job),
-        (job.waitTimes || []).length ? h("p", {}, "Time waiting: ",
-          job.waitTimes.map((w) => `${shortState(w.kind).toLowerCase().replace("_", " ")} ${humanMs(durationMs(w.duration))}`).join(", ")) : null),
+      job.error
+        ? section(job.state === "STATE_FAILED" ? "Error" : "Last error", errorBlock(job.error))
+        : null,
+      section("Timings", timings(job), waitTimes(job)),
       job.result !== undefined && job.result !== null ? section("Result", pretty(job.result)) : null,
       section("Payload", pretty(job.payload ?? null)),
-      (job.phases || []).length ? section("Phases", h("ol", { class: "phases" }, job.phases.map((p) =>
-        h("li", {}, stateBadge(p.state), ` ${p.name} `, p.startTime ? humanMs(Date.parse(p.finishTime || new Date().toISOString()) - Date.parse(p.startTime)) : "")))) : null,
+      (job.phases || []).length ? section("Phases", phases(job.phases)) : null,
       (job.dependencies || []).length || job.parent ? section("Dependencies", dependencies(job)) : null,
       section("Details", facts([
         ["Name", job.name], ["Priority", String(job.priority)],
@@ -131,7 +152,9 @@ export async function renderJob(main, encodedQueue, encodedId) {
         ["Metadata", Object.keys(job.metadata || {}).length ? pretty(job.metadata) : null],
         ["Cancelled by", job.cancelledBy || null],
       ])),
-      (job.attempts || []).length ? section("Attempts", h("div", { class: "scroll" }, attemptsTable(job.attempts))) : null,
+      (job.attempts || []).length
+        ? section("Attempts", h("div", { class: "scroll" }, attemptsTable(job.attempts)))
+        : null,
     ].filter(Boolean));
   }
 

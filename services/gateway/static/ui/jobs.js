@@ -35,6 +35,7 @@ export async function renderJobList(main, encodedQueue, query) {
   const criteria = { state: params.get("state") || "", type: params.get("type") || "",
     filter: params.get("filter") || "", sort: params.get("sort") || "" };
   const base = `queues/${encodeURIComponent(queue)}`;
+  const listHash = `#/${base}`;
   const selected = new Set();
   const rows = new Map();  // job name -> {row, job}
   const tokens = [""];  // page tokens of the pages up to the current one
@@ -63,7 +64,7 @@ export async function renderJobList(main, encodedQueue, query) {
     if (typeInput.value.trim()) next.set("type", typeInput.value.trim());
     if (filterInput.value.trim()) next.set("filter", filterInput.value.trim());
     if (sortSelect.value) next.set("sort", sortSelect.value);
-    const hash = `#/queues/${encodeURIComponent(queue)}${next.size ? `?${next}` : ""}`;
+    const hash = `${listHash}${next.size ? `?${next}` : ""}`;
     if (location.hash !== hash) location.hash = hash;
     else { tokens.length = 1; load(); }  // the same criteria: back to their first page
   });
@@ -83,7 +84,8 @@ export async function renderJobList(main, encodedQueue, query) {
   const actions = h("div", { class: "bulk", role: "group", "aria-label": "Selected jobs" });
   const view = h("section", { class: "job-list", "aria-labelledby": "jobs-title" },
     h("h1", { id: "jobs-title" }, h("a", { href: "#/" }, "Queues"), " / ", queue),
-    form, actions, h("div", { class: "scroll" }, table), h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
+    form, actions, h("div", { class: "scroll" }, table),
+    h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
   main.append(view);
 
   const bulk = [
@@ -129,7 +131,7 @@ export async function renderJobList(main, encodedQueue, query) {
     });
     return h("tr", { dataset: { job: id, state: job.state } },
       h("td", {}, check),
-      h("td", { class: "id" }, h("a", { href: `#/queues/${encodeURIComponent(queue)}/jobs/${encodeURIComponent(id)}` }, id)),
+      h("td", { class: "id" }, h("a", { href: `${listHash}/jobs/${encodeURIComponent(id)}` }, id)),
       h("td", {}, job.type),
       h("td", { class: "status" }, stateBadge(job.state)),
       h("td", { class: "progress-cell" }, progressBar(job.progress, `Progress of ${id}`)),
