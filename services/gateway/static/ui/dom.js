@@ -54,7 +54,9 @@ export function percentOf(progress) {
   return progress.percent || 0;
 }
 
+// A job's progress bar, or a dash until its handler reports progress.
 export function progressBar(progress, label) {
+  if (!progress?.updateTime) return h("span", { class: "no-progress", title: "no progress reported" }, "—");
   const percent = percentOf(progress);
   const bar = h("progress", { max: "100", value: String(percent), "aria-label": label });
   return h("span", { class: "progress" }, bar, h("span", { class: "percent" }, `${percent}%`));

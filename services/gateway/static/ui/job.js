@@ -173,10 +173,14 @@ export async function renderJob(main, encodedQueue, encodedId) {
     if (type === "log") logs.append(h("li", {}, time(event.time), " ", event.message));
     if (type === "progress" && job) {
       job.progress = event.progress;
-      setProgress(body.querySelector(".progress"), event.progress);
+      const bar = body.querySelector(".progress");
       const message = body.querySelector(".progress-message");
-      if (message) message.textContent = event.progress?.message || "";
-      else reload();
+      if (bar && message) {
+        setProgress(bar, event.progress);
+        message.textContent = event.progress?.message || "";
+      } else {
+        render();
+      }
     }
     if (type === "state_changed" || type === "reset") reload();
   }

@@ -181,7 +181,8 @@ export async function renderJobList(main, encodedQueue, query) {
     const known = rows.get(event.job);
     if (event.type === "TYPE_PROGRESS" && known) {
       known.job.progress = event.progress;
-      setProgress(known.row.querySelector(".progress"), event.progress);
+      const bar = known.row.querySelector(".progress");
+      if (bar) setProgress(bar, event.progress); else show(known.job);
     } else if (event.type === "TYPE_STATE_CHANGED" && known) {
       try { show(await get(event.job)); } catch { reload(); }  // gone: deleted
     } else if (event.type === "TYPE_STATE_CHANGED" && tokens.length === 1) {
