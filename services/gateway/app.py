@@ -1,6 +1,6 @@
 """The gateway's Starlette app: one route per unary HTTP binding of the public protos, each
-transcoding JSON to the scheduler's gRPC API and back, plus `/healthz`, `/openapi.json` and
-`/docs`, and the streaming RPCs as Server-Sent Events (`sse.py`)."""
+transcoding JSON to the scheduler's gRPC API and back, plus `/healthz`, `/openapi.json`, `/docs`,
+the dashboard (`/`: `dashboard.py`), and the streaming RPCs as Server-Sent Events (`sse.py`)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from services.common.logging import configure_logging
 from services.common.telemetry import configure_telemetry
 from services.gateway.auth import QueryToken, credential_metadata
 from services.gateway.bindings import Binding, load_bindings, unary
+from services.gateway.dashboard import dashboard_routes
 from services.gateway.errors import ApiError, from_rpc_error
 from services.gateway.http_errors import EXCEPTION_HANDLERS
 from services.gateway.metrics import GatewayMetrics
@@ -189,6 +190,7 @@ def build_app(
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Route("/js/jobstream-watch.js", watch_helper, methods=["GET"]),  # see README, SSE
+        *dashboard_routes(),  # `/` and `/ui/...`: see README, Dashboard
         metrics.route(),  # /metrics, without a credential like /healthz
         *sse,  # before the REST routes, whose `{job}` would match `j1:watch`
         *api_routes(

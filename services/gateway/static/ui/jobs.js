@@ -1,0 +1,208 @@
+// A queue's jobs: ListJobs a page at a time (cursor pagination), filtered by state, type and a
+// free AIP-160 filter (ListJobs' own syntax), sorted (`order_by`); rows can be selected and
+// retried, cancelled or deleted. WatchQueue keeps the page live: progress moves in place, a
+// changed job is read again, and a new job shows up on the first page.
+import { del, eventIdBeforeLastAnswer, get, may, post, watch } from "./api.js";
+import {
+  WAITING, confirmAction, coalesce, h, humanMs, jobDurationMs, jobId, notify, progressBar,
+  setProgress, stateBadge, time,
+} from "./dom.js";
+
+const PAGE_SIZE = 25;
+const SORTS = [
+  ["", "newest first"], ["create_time asc", "oldest first"], ["start_time desc", "started last"],
+  ["duration desc", "longest running"], ["finish_time desc", "finished last"],
+  ["priority desc", "highest priority"],
+];
+const STATES = ["", "SCHEDULED", "BLOCKED", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
+
+function filterOf({ state, type, filter }) {
+  const terms = [];
+  if (state) terms.push(`state = ${state}`);
+  if (type) terms.push(`type = ${JSON.stringify(type)}`);
+  if (filter) terms.push(`(${filter})`);
+  return terms.join(" AND ");
+}
+
+function field(id, label, control) {
+  control.id = id;
+  return h("div", { class: "field" }, h("label", { for: id }, label), control);
+}
+
+export async function renderJobList(main, encodedQueue, query) {
+  const queue = decodeURIComponent(encodedQueue);
+  const params = new URLSearchParams(query);
+  const criteria = { state: params.get("state") || "", type: params.get("type") || "",
+    filter: params.get("filter") || "", sort: params.get("sort") || "" };
+  const base = `queues/${encodeURIComponent(queue)}`;
+  const listHash = `#/${base}`;
+  const selected = new Set();
+  const rows = new Map();  // job name -> {row, job}
+  const tokens = [""];  // page tokens of the pages up to the current one
+  let nextToken = "";
+  let closed = false;
+
+  const stateSelect = h("select", {}, STATES.map((s) =>
+    h("option", { value: s, selected: s === criteria.state }, s || "any state")));
+  const sortSelect = h("select", {}, SORTS.map(([value, label]) =>
+    h("option", { value, selected: value === criteria.sort }, label)));
+  const typeInput = h("input", { type: "text", value: criteria.type, placeholder: "image.build" });
+  const filterInput = h("input", {
+    type: "search", value: criteria.filter, placeholder: 'error:"timed out" AND tags:"nightly"',
+    "aria-describedby": "filter-help",
+  });
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Filter jobs" },
+    field("f-state", "State", stateSelect), field("f-type", "Type", typeInput),
+    field("f-filter", "Filter", filterInput), field("f-sort", "Sort", sortSelect),
+    h("button", { type: "submit" }, "Apply"),
+    h("p", { id: "filter-help", class: "help" },
+      "ListJobs' filter syntax: terms joined by AND, e.g. state = FAILED AND error:\"boom\"."));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    if (stateSelect.value) next.set("state", stateSelect.value);
+    if (typeInput.value.trim()) next.set("type", typeInput.value.trim());
+    if (filterInput.value.trim()) next.set("filter", filterInput.value.trim());
+    if (sortSelect.value) next.set("sort", sortSelect.value);
+    const hash = `${listHash}${next.size ? `?${next}` : ""}`;
+    if (location.hash !== hash) location.hash = hash;
+    else { tokens.length = 1; load(); }  // the same criteria: back to their first page
+  });
+
+  const selectAll = h("input", { type: "checkbox", "aria-label": "Select every job on this page" });
+  const tbody = h("tbody");
+  const table = h("table", { class: "jobs" },
+    h("caption", { class: "visually-hidden" }, `Jobs of queue ${queue}`),
+    h("thead", {}, h("tr", {},
+      h("th", { scope: "col" }, selectAll),
+      ...["ID", "Type", "Status", "Progress", "Created", "Duration", "Waiting because"]
+        .map((c) => h("th", { scope: "col" }, c)))),
+    tbody);
+  const summary = h("p", { class: "summary", "aria-live": "polite" });
+  const previous = h("button", { type: "button", disabled: true }, "Previous page");
+  const next = h("button", { type: "button", disabled: true }, "Next page");
+  const actions = h("div", { class: "bulk", role: "group", "aria-label": "Selected jobs" });
+  const view = h("section", { class: "job-list", "aria-labelledby": "jobs-title" },
+    h("h1", { id: "jobs-title" }, h("a", { href: "#/" }, "Queues"), " / ", queue),
+    form, actions, h("div", { class: "scroll" }, table),
+    h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
+  main.append(view);
+
+  const bulk = [
+    ["Retry", "ROLE_OPERATOR", (name) => post(`${name}:retry`)],
+    ["Cancel", "ROLE_OPERATOR", (name) => post(`${name}:cancel`, { reason: "cancelled from the dashboard" })],
+    ["Delete", "ROLE_ADMIN", (name) => del(name)],
+  ].filter(([, role]) => may(role));
+  for (const [label, , act] of bulk) {
+    actions.append(h("button", {
+      type: "button", disabled: true, class: label === "Delete" ? "danger" : "",
+      onclick: async () => {
+        const names = [...selected];
+        if (!(await confirmAction(`${label} ${names.length} job${names.length === 1 ? "" : "s"}?`))) return;
+        const results = await Promise.allSettled(names.map(act));
+        const failed = results.filter((r) => r.status === "rejected");
+        selected.clear();
+        notify(view, failed.length
+          ? `${label}: ${names.length - failed.length} done, ${failed.length} refused (${failed[0].reason.message})`
+          : `${label}: ${names.length} done.`, failed.length ? "error" : "info");
+        await load();
+      },
+    }, `${label} selected`));
+  }
+
+  function syncSelection() {
+    for (const button of actions.querySelectorAll("button")) button.disabled = selected.size === 0;
+    selectAll.checked = rows.size > 0 && [...rows.keys()].every((name) => selected.has(name));
+  }
+  selectAll.addEventListener("change", () => {
+    for (const name of rows.keys()) {
+      if (selectAll.checked) selected.add(name); else selected.delete(name);
+    }
+    for (const { row } of rows.values()) row.querySelector("input").checked = selectAll.checked;
+    syncSelection();
+  });
+
+  function row(job) {
+    const id = jobId(job.name);
+    const check = h("input", { type: "checkbox", "aria-label": `Select job ${id}`, checked: selected.has(job.name) });
+    check.addEventListener("change", () => {
+      if (check.checked) selected.add(job.name); else selected.delete(job.name);
+      syncSelection();
+    });
+    return h("tr", { dataset: { job: id, state: job.state } },
+      h("td", {}, check),
+      h("td", { class: "id" }, h("a", { href: `${listHash}/jobs/${encodeURIComponent(id)}` }, id)),
+      h("td", {}, job.type),
+      h("td", { class: "status" }, stateBadge(job.state)),
+      h("td", { class: "progress-cell" }, progressBar(job.progress, `Progress of ${id}`)),
+      h("td", {}, time(job.createTime)),
+      h("td", { class: "duration" }, humanMs(jobDurationMs(job))),
+      h("td", { class: "wait" }, WAITING.has(job.state) ? job.waitReason?.message || "" : ""));
+  }
+
+  function show(job) {
+    const built = row(job);
+    const existing = rows.get(job.name);
+    if (existing) existing.row.replaceWith(built);
+    rows.set(job.name, { row: built, job });
+  }
+
+  async function load() {
+    try {
+      const page = await get(`${base}/jobs`, {
+        filter: filterOf(criteria), orderBy: criteria.sort, pageSize: PAGE_SIZE,
+        pageToken: tokens[tokens.length - 1],
+      });
+      if (closed) return;
+      rows.clear();
+      tbody.replaceChildren();
+      for (const job of page.jobs || []) {
+        const built = row(job);
+        rows.set(job.name, { row: built, job });
+        tbody.append(built);
+      }
+      if (!rows.size) tbody.append(h("tr", {}, h("td", { colspan: "8" }, "No jobs match.")));
+      nextToken = page.nextPageToken || "";
+      next.disabled = !nextToken;
+      previous.disabled = tokens.length === 1;
+      const total = `${page.totalSize || 0}${page.totalSizeEstimated ? " (estimated)" : ""}`;
+      summary.textContent = `Page ${tokens.length} · ${total} matching`;
+      for (const name of [...selected]) if (!rows.has(name)) selected.delete(name);
+      syncSelection();
+    } catch (error) {
+      notify(view, `Could not list the jobs: ${error.message}`);
+    }
+  }
+  const reload = coalesce(load, 500);
+  next.addEventListener("click", () => { tokens.push(nextToken); load(); });
+  previous.addEventListener("click", () => { tokens.pop(); load(); });
+
+  async function changed(event) {
+    const known = rows.get(event.job);
+    if (event.type === "TYPE_PROGRESS" && known) {
+      known.job.progress = event.progress;
+      const bar = known.row.querySelector(".progress");
+      if (bar) setProgress(bar, event.progress); else show(known.job);
+    } else if (event.type === "TYPE_STATE_CHANGED" && known) {
+      try { show(await get(event.job)); } catch { reload(); }  // gone: deleted
+    } else if (event.type === "TYPE_STATE_CHANGED" && tokens.length === 1) {
+      reload();  // perhaps a new job, or one that now matches the filter
+    }
+  }
+
+  await load();
+  const stream = await watch(base, {
+    lastEventId: eventIdBeforeLastAnswer(), onEvent: (_type, event) => changed(event),
+  }).catch(() => null);
+  if (closed) stream?.close();
+  const ticker = setInterval(() => {  // running jobs' duration so far
+    for (const { row: r, job } of rows.values()) {
+      if (job.state === "STATE_RUNNING") r.querySelector(".duration").textContent = humanMs(jobDurationMs(job));
+    }
+  }, 1000);
+  return () => {
+    closed = true;
+    clearInterval(ticker);
+    stream?.close();
+  };
+}

@@ -1,0 +1,129 @@
+// Overview: every queue with its counts per state, pause switch, live workers, and throughput and
+// failure rate over 5 min / 1 h / 24 h (GetQueueStats); a warning on a queue with a backlog and no
+// live worker. Refreshed when a queue's events say something changed (WatchQueue, for the busiest
+// queues), at most once a second, and every 15 s for the workers, the rates and the other queues.
+import { eventIdBeforeLastAnswer, get, listAll, may, post, watch } from "./api.js";
+import { coalesce, h, notify } from "./dom.js";
+
+const STATES = ["scheduled", "blocked", "queued", "running", "succeeded", "failed", "cancelled"];
+const WINDOWS = { "300s": "5 min", "3600s": "1 h", "86400s": "24 h" };
+const SLOW_REFRESH_MS = 15_000;
+// A browser opens at most 6 HTTP/1.1 connections to one origin, and each SSE stream holds one:
+// the busiest queues are followed live, the rest refresh with the slow timer.
+const LIVE_QUEUES = 3;
+
+const activity = (queue) => ["queued", "running", "scheduled"]
+  .reduce((sum, state) => sum + Number(queue.jobCounts?.[state] || 0), 0);
+
+const percent = (rate) => `${(100 * (rate || 0)).toFixed(rate && rate < 0.1 ? 1 : 0)}%`;
+
+function liveWorkersByQueue(workers) {
+  const byQueue = new Map();
+  for (const worker of workers) {
+    if (worker.state !== "STATE_ACTIVE") continue;
+    for (const queue of worker.queues || []) byQueue.set(queue, (byQueue.get(queue) || 0) + 1);
+  }
+  return byQueue;
+}
+
+function statsTable(stats) {
+  return h("table", { class: "rates" },
+    h("caption", { class: "visually-hidden" }, "Finished jobs per minute and failure rate"),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "window"),
+      h("th", { scope: "col" }, "jobs/min"), h("th", { scope: "col" }, "failed"))),
+    h("tbody", {}, (stats.windows || []).map((w) => h("tr", { dataset: { window: w.window } },
+      h("th", { scope: "row" }, WINDOWS[w.window] || w.window),
+      h("td", { class: "throughput" }, (w.total?.throughputPerMinute || 0).toFixed(2)),
+      h("td", { class: "failure-rate" }, percent(w.total?.failureRate))))));
+}
+
+function queueCard(queue, stats, liveWorkers, refresh, view) {
+  const id = queue.name.split("/").pop();
+  const counts = queue.jobCounts || {};
+  const backlog = Number(counts.queued || 0) + Number(counts.scheduled || 0);
+  const card = h("article", { class: "card queue", dataset: { queue: id }, "aria-labelledby": `q-${id}` },
+    h("header", {},
+      h("h2", { id: `q-${id}` }, h("a", { href: `#/queues/${encodeURIComponent(id)}` }, id)),
+      queue.paused ? h("span", { class: "state state-paused" }, "paused") : null,
+      h("span", { class: "workers" }, `${liveWorkers} live worker${liveWorkers === 1 ? "" : "s"}`)),
+    backlog > 0 && liveWorkers === 0
+      ? h("p", { class: "warning", role: "alert" },
+        `${backlog} job${backlog === 1 ? "" : "s"} waiting and no live worker consumes this queue.`)
+      : null,
+    h("dl", { class: "counts" }, STATES.flatMap((state) => [
+      h("dt", {}, h("a", { href: `#/queues/${encodeURIComponent(id)}?state=${state.toUpperCase()}` }, state)),
+      h("dd", { dataset: { state } }, String(counts[state] || 0)),
+    ])),
+    stats ? statsTable(stats) : null);
+  if (may("ROLE_OPERATOR")) {
+    const verb = queue.paused ? "resume" : "pause";
+    card.querySelector("header").append(h("button", {
+      type: "button", "aria-label": `${verb === "pause" ? "Pause" : "Resume"} queue ${id}`,
+      onclick: async () => {
+        try {
+          await post(`queues/${encodeURIComponent(id)}:${verb}`);
+          await refresh();
+        } catch (error) {
+          notify(view, `Could not ${verb} ${id}: ${error.message}`);
+        }
+      },
+    }, verb === "pause" ? "Pause" : "Resume"));
+  }
+  return card;
+}
+
+export async function renderOverview(main) {
+  const view = h("section", { class: "overview", "aria-labelledby": "overview-title" },
+    h("h1", { id: "overview-title" }, "Queues"));
+  const grid = h("div", { class: "grid", "aria-live": "polite" });
+  view.append(grid);
+  main.append(view);
+  const watches = new Map();
+  let closed = false;
+
+  async function refresh() {
+    try {
+      const [queues, workers] = await Promise.all([
+        listAll("queues", "queues"), listAll("workers", "workers"),
+      ]);
+      const stats = await Promise.all(queues.map((q) => get(`${q.name}/stats`).catch(() => null)));
+      if (closed) return;
+      const live = liveWorkersByQueue(workers);
+      grid.replaceChildren(...queues.map((queue, index) =>
+        queueCard(queue, stats[index], live.get(queue.name.split("/").pop()) || 0, refresh, view)));
+      if (!queues.length) grid.append(h("p", {}, "No queues yet: enqueue a job to make one."));
+      const busiest = [...queues].sort((a, b) => activity(b) - activity(a)).slice(0, LIVE_QUEUES);
+      const followed = new Set(busiest.map((queue) => queue.name));
+      for (const name of [...watches.keys()]) if (!followed.has(name)) unfollow(name);
+      for (const name of followed) follow(name);
+    } catch (error) {
+      notify(view, `Could not load the queues: ${error.message}`);
+    }
+  }
+  const soon = coalesce(refresh, 1000);
+
+  async function follow(name) {
+    if (watches.has(name)) return;
+    const entry = { handle: null };
+    watches.set(name, entry);
+    const handle = await watch(name, {
+      lastEventId: eventIdBeforeLastAnswer(),
+      onEvent: (type) => { if (type === "state_changed") soon(); },
+    }).catch(() => null);
+    if (closed || watches.get(name) !== entry) handle?.close();
+    else entry.handle = handle;
+  }
+
+  function unfollow(name) {
+    watches.get(name)?.handle?.close();
+    watches.delete(name);
+  }
+
+  await refresh();
+  const timer = setInterval(refresh, SLOW_REFRESH_MS);
+  return () => {
+    closed = true;
+    clearInterval(timer);
+    for (const name of [...watches.keys()]) unfollow(name);
+  };
+}

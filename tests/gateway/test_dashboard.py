@@ -1,0 +1,339 @@
+"""The dashboard in Debian's Chromium against the whole suite: a scheduler with auth required
+(and its timer loops), the gateway, a real worker process running the example handlers, and the
+session's Redis. Every wait is Playwright's bounded auto-waiting `expect`; each view's screenshot
+is saved under tests/artifacts/dashboard/ (printed at the end of the run)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from services.common.redis_client import RedisClient
+from tests.gateway.dashboard_stack import Stack, dashboard_stack
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
+LIVE_MS = 8_000  # less than the overview's slow refresh (15 s): only events can make it
+JOB_DONE_MS = 20_000  # image.build runs about 4 s; flaky.fetch retries after 1 s of backoff
+
+
+@pytest.fixture
+async def stack(redis: RedisClient, redis_url: str) -> AsyncIterator[Stack]:
+    async with dashboard_stack(redis, redis_url) as running:
+        yield running
+
+
+@pytest.fixture(scope="module", autouse=True)
+def where_the_screenshots_are(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is not None and reporter is not None and ARTIFACTS.is_dir():
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\ndashboard screenshots: {ARTIFACTS}")
+
+
+async def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+async def sign_in(page: Page, stack: Stack, key: str, role: str) -> None:
+    await page.goto(stack.base_url)
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#who-text")).to_contain_text(f"· {role} · tenant default")
+
+
+async def create(stack: Stack, job_id: str, body: dict[str, object]) -> None:
+    answer = await stack.api.post(f"/v1/queues/default/jobs?jobId={job_id}", json=body)
+    assert answer.status_code == 200, answer.text
+
+
+async def test_sign_in_then_a_new_job_appears_live_and_its_progress_moves(
+    stack: Stack, page: Page
+) -> None:
+    await sign_in(page, stack, stack.admin_key, "admin")
+    # The key stays in the tab's sessionStorage, never in the URL.
+    assert stack.admin_key not in page.url
+    card = page.locator('article[data-queue="default"]')
+    # The worker's queue exists once the worker connected; it shows as a card with its worker.
+    await create(stack, "warm-up", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await page.reload()
+    await expect(card.locator(".workers")).to_have_text("1 live worker")
+    await expect(card.locator('dd[data-state="succeeded"]')).to_have_text("1", timeout=JOB_DONE_MS)
+    await expect(card.locator('tr[data-window="300s"] .throughput')).not_to_have_text("0.00")
+    await screenshot(page, "overview")
+    # Live: the queue's events bring the next job's count within seconds, well before the
+    # overview's 15 s refresh.
+    await create(stack, "warm-up-2", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await expect(card.locator('dd[data-state="succeeded"]')).to_have_text("2", timeout=LIVE_MS)
+
+    await card.get_by_role("link", name="default").click()
+    await expect(page.locator('tr[data-job="warm-up"]')).to_be_visible()
+    await create(stack, "build-1", {"type": "image.build", "payload": {"layers": 3}})
+    row = page.locator('tr[data-job="build-1"]')  # no reload: WatchQueue brought it
+    await expect(row).to_be_visible()
+    bar = row.get_by_label("Progress of build-1")
+    await expect(bar).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=JOB_DONE_MS)
+    await expect(bar).to_have_attribute("value", "100", timeout=JOB_DONE_MS)
+    await expect(row.locator(".status")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    await screenshot(page, "job-list")
+
+
+async def test_a_failing_job_shows_its_stack_trace_and_a_retry_from_its_page_succeeds(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "broken-1", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/broken-1")
+    await expect(page.locator(".headline .state")).to_have_text("FAILED", timeout=JOB_DONE_MS)
+    await expect(page.locator(".error-type")).to_have_text("ValueError")
+    stack_trace = page.get_by_label("Stack trace")
+    await expect(stack_trace).to_contain_text("Traceback (most recent call last)")
+    await expect(stack_trace).to_contain_text("in _parse_row")
+    await screenshot(page, "job-failed")
+
+    # flaky.fetch fails its first two attempts: with two allowed, it ends FAILED; a retry runs
+    # a third attempt, which succeeds.
+    await create(stack, "flaky-1", {"type": "flaky.fetch", "retryPolicy": {"maxAttempts": 2}})
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/flaky-1")
+    headline = page.locator(".headline .state")
+    await expect(headline).to_have_text("FAILED", timeout=JOB_DONE_MS)
+    await page.get_by_role("button", name="Retry").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Run this job again?")
+    await dialog.get_by_role("button", name="Confirm").click()
+    await expect(headline).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    await expect(page.locator(".job")).to_contain_text('"rows": 1204')
+    await expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    await screenshot(page, "job-retried")
+
+
+async def test_a_running_job_moves_live_on_its_page_and_cancels_from_there(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "transcode-1", {"type": "video.transcode", "payload": {"seconds": 60}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/transcode-1")
+    headline = page.locator(".headline .state")
+    await expect(headline).to_have_text("RUNNING", timeout=JOB_DONE_MS)
+    bar = page.get_by_label("Progress", exact=True)
+    await expect(bar).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=JOB_DONE_MS)
+    await expect(page.locator(".progress-message")).to_have_text("transcoding")
+    await screenshot(page, "job-running")
+
+    await page.get_by_role("button", name="Cancel").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Cancel this job?")
+    await dialog.get_by_role("button", name="Keep it").click()  # changed their mind
+    await expect(headline).to_have_text("RUNNING")
+    await page.get_by_role("button", name="Cancel").click()
+    await dialog.get_by_role("button", name="Confirm").click()
+    await expect(headline).to_have_text("CANCELLED", timeout=JOB_DONE_MS)
+    # The handler's own log line, streamed as it stopped.
+    await expect(page.get_by_label("Log lines")).to_contain_text("cleaning up partial output")
+    job = (await stack.api.get("/v1/queues/default/jobs/transcode-1")).json()
+    assert (job["state"], job["cancelReason"]) == (
+        "STATE_CANCELLED",
+        "cancelled from the dashboard",
+    )
+
+
+async def test_a_paused_queue_shows_the_wait_reason_and_selected_jobs_cancel(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "first", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    card = page.locator('article[data-queue="default"]')
+    await card.get_by_role("button", name="Pause queue default").click()
+    await expect(card.locator(".state-paused")).to_have_text("paused")
+    await expect(card.get_by_role("button", name="Resume queue default")).to_be_visible()
+    queue = (await stack.api.get("/v1/queues/default")).json()
+    assert queue["paused"] is True
+
+    await card.get_by_role("link", name="default").click()
+    for number in (1, 2):
+        await create(stack, f"held-{number}", {"type": "image.build"})
+    held = page.locator('tr[data-job^="held-"]')
+    await expect(held).to_have_count(2)
+    await expect(held.locator(".wait")).to_have_text(["its queue is paused"] * 2)
+    await screenshot(page, "job-list-paused")
+
+    # By keyboard: Space ticks a row, Enter presses a button, and the dialog opens on Confirm.
+    for number in (1, 2):
+        await page.get_by_label(f"Select job held-{number}").press("Space")
+    await page.get_by_role("button", name="Cancel selected").press("Enter")
+    await expect(page.get_by_role("dialog").get_by_role("button", name="Confirm")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(held.locator(".status")).to_have_text(["CANCELLED"] * 2)
+    for number in (1, 2):
+        job = (await stack.api.get(f"/v1/queues/default/jobs/held-{number}")).json()
+        assert job["state"] == "STATE_CANCELLED"
+        assert job["cancelReason"] == "cancelled from the dashboard"
+
+
+async def test_a_viewer_sees_no_actions_and_a_forged_one_is_refused(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "broken-2", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    await page.goto(stack.base_url)
+    await page.get_by_label("API key").fill("jsk_nobody_0123456789")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("That key was refused.")
+    assert await page.evaluate("() => sessionStorage.length") == 0
+
+    await sign_in(page, stack, stack.viewer_key, "viewer")
+    card = page.locator('article[data-queue="default"]')
+    await expect(card).to_be_visible()
+    await expect(card.get_by_role("button")).to_have_count(0)
+
+    await page.goto(f"{stack.base_url}/#/queues/default")
+    await expect(page.locator('tr[data-job="broken-2"]')).to_be_visible()
+    await expect(page.locator(".bulk").get_by_role("button")).to_have_count(0)
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/broken-2")
+    await expect(page.locator(".headline .state")).to_have_text("FAILED", timeout=JOB_DONE_MS)
+    await expect(page.get_by_label("Stack trace")).to_be_visible()
+    await expect(page.locator(".job").get_by_role("button")).to_have_count(0)
+    await screenshot(page, "job-viewer")
+
+    # The page's own script, forging the request the hidden button would have sent: the server
+    # refuses it (the UI only hides what the role may not do).
+    answer = await page.evaluate(
+        """async () => {
+          const key = sessionStorage.getItem("jobstream.apiKey");
+          const answer = await fetch("/v1/queues/default/jobs/broken-2:retry", {
+            method: "POST", headers: { Authorization: `Bearer ${key}` } });
+          return { status: answer.status, body: await answer.json() };
+        }"""
+    )
+    assert answer["status"] == 403, answer
+    assert answer["body"]["error"]["status"] == "PERMISSION_DENIED"
+    job = (await stack.api.get("/v1/queues/default/jobs/broken-2")).json()
+    assert (job["state"], job["attempt"]) == ("STATE_FAILED", 1)
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("API key")).to_be_focused()
+    assert await page.evaluate("() => sessionStorage.length") == 0
+
+
+async def test_the_page_allows_scripts_and_connections_only_from_the_gateway(
+    stack: Stack,
+) -> None:
+    page = await stack.api.get("/")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self';" in policy
+    assert "connect-src 'self';" in policy
+    script = await stack.api.get("/ui/app.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert (await stack.api.get("/ui/nope.js")).status_code == 404
+
+
+async def test_a_backlog_without_a_worker_warns_and_the_list_filters_and_pages(
+    stack: Stack, page: Page
+) -> None:
+    # Queue `nightly` has no worker: 30 jobs wait there, every third one tagged.
+    requests = [
+        {
+            "jobId": f"n-{number:02d}",
+            "job": {"type": "report.nightly", "tags": ["odd"] if number % 3 == 0 else []},
+        }
+        for number in range(30)
+    ]
+    answer = await stack.api.post(
+        "/v1/queues/nightly/jobs:batchCreate", json={"requests": requests}
+    )
+    assert answer.status_code == 200, answer.text
+    await create(stack, "today", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    card = page.locator('article[data-queue="nightly"]')
+    await expect(card.locator(".workers")).to_have_text("0 live workers")
+    await expect(card.get_by_role("alert")).to_have_text(
+        "30 jobs waiting and no live worker consumes this queue."
+    )
+    default = page.locator('article[data-queue="default"]')  # its worker is live: no warning
+    await expect(default.locator(".workers")).to_have_text("1 live worker")
+    await expect(default.get_by_role("alert")).to_have_count(0)
+
+    await card.get_by_role("link", name="nightly").click()
+    rows = page.locator("tbody tr[data-job]")
+    await expect(rows).to_have_count(25)
+    await expect(rows.first).to_have_attribute("data-job", "n-29")  # newest first
+    await expect(page.locator(".summary")).to_have_text("Page 1 · 30 matching")
+    await page.get_by_role("button", name="Next page").click()
+    await expect(rows).to_have_count(5)
+    await expect(rows.last).to_have_attribute("data-job", "n-00")
+    await expect(page.get_by_role("button", name="Next page")).to_be_disabled()
+    await page.get_by_role("button", name="Previous page").click()
+    await expect(rows).to_have_count(25)
+    await page.get_by_label("Sort").select_option(label="oldest first")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows.first).to_have_attribute("data-job", "n-00")
+    await page.get_by_label("Sort").select_option(label="newest first")
+
+    await page.get_by_label("State").select_option("QUEUED")
+    await page.get_by_label("Filter", exact=True).fill('tags:"odd" OR tags:"a&b=c"')
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows).to_have_count(10)
+    assert "filter=tags" in page.url  # the filter, not the key, is in the URL
+    await page.reload()  # the address holds the filter whole, `&` and `=` too
+    await expect(page.get_by_label("Filter", exact=True)).to_have_value(
+        'tags:"odd" OR tags:"a&b=c"'
+    )
+    await expect(rows).to_have_count(10)
+    await page.get_by_label("Filter", exact=True).fill("tags = odd")  # not ListJobs' syntax
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator(".notice-error")).to_contain_text("filter")
+
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    await page.goto(f"{stack.base_url}/#/")
+    await expect(card).to_be_visible()
+    await screenshot(page, "overview-phone")
+
+
+async def test_a_jobs_page_shows_its_phases_dependencies_and_children(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "import-1", {"type": "dataset.import", "payload": {"rows": 10}})
+    await create(stack, "verify-1", {"type": "release.verify", "payload": {"version": "1.0"}})
+    await create(
+        stack,
+        "publish-1",
+        {
+            "type": "release.publish",
+            "payload": {"version": "1.0"},
+            "dependencies": [{"job": "queues/default/jobs/verify-1"}],
+        },
+    )
+    await create(stack, "batch-1", {"type": "thumbnail.batch", "payload": {"sizes": [16, 32]}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/import-1")
+    await expect(page.locator(".headline .state")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    phases = page.locator(".phases li")
+    await expect(phases).to_have_count(3)
+    await expect(phases.locator(".state")).to_have_text(["SUCCEEDED"] * 3)
+    await expect(phases).to_contain_text([" download ", " transform ", " load "])
+    await expect(page.get_by_label("Log lines")).to_contain_text("downloaded dataset.csv")
+    await screenshot(page, "job-phases")
+
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/publish-1")
+    await expect(page.locator(".headline .state")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    waits_for = page.get_by_role("region", name="Dependencies")
+    await expect(waits_for).to_contain_text("Waits for")
+    await expect(waits_for.get_by_role("listitem")).to_have_text(
+        ["queues/default/jobs/verify-1 SUCCEEDED on failure: fail"]
+    )
+
+    await page.goto(f"{stack.base_url}/#/queues/default/jobs/batch-1")
+    await expect(page.locator(".headline .state")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    children = page.get_by_role("region", name="Dependencies").get_by_role("listitem")
+    await expect(children).to_have_count(2)
+    await children.first.get_by_role("link").click()  # a child's own page names its parent
+    await expect(page.locator(".job")).to_contain_text("Parent: queues/default/jobs/batch-1")
