@@ -337,3 +337,89 @@ async def test_a_jobs_page_shows_its_phases_dependencies_and_children(
     await expect(children).to_have_count(2)
     await children.first.get_by_role("link").click()  # a child's own page names its parent
     await expect(page.locator(".job")).to_contain_text("Parent: queues/default/jobs/batch-1")
+
+
+async def test_failures_group_by_cause_and_retry_group_runs_them_again(
+    stack: Stack, page: Page
+) -> None:
+    # flaky.fetch fails its first two attempts (TimeoutError): allowed two, both end FAILED,
+    # and a retry's third attempt succeeds. report.broken always fails (ValueError).
+    for number in (1, 2):
+        await create(
+            stack, f"flaky-{number}", {"type": "flaky.fetch", "retryPolicy": {"maxAttempts": 2}}
+        )
+    await create(stack, "broken-3", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    await (
+        page.locator('article[data-queue="default"]')
+        .get_by_role("link", name="Failures by cause")
+        .click()
+    )
+    timeouts = page.locator("tbody tr").filter(
+        has=page.locator(".error-type", has_text="TimeoutError")
+    )
+    broken = page.locator("tbody tr").filter(has=page.locator(".error-type", has_text="ValueError"))
+    # The groups move live: each failure's event reads them again.
+    await expect(timeouts.locator(".count")).to_have_text("2", timeout=JOB_DONE_MS)
+    await expect(broken.locator(".count")).to_have_text("1", timeout=JOB_DONE_MS)
+    await expect(timeouts.locator(".error-message")).to_contain_text("upstream did not answer")
+    await page.get_by_label("Order").select_option(label="biggest first")
+    await expect(page.locator("tbody tr").first.locator(".error-type")).to_have_text("TimeoutError")
+    await screenshot(page, "failures")
+
+    await timeouts.get_by_role("button", name="Retry group").click()
+    dialog = page.get_by_role("dialog")  # the dry run's count, before anything changes
+    await expect(dialog).to_contain_text(
+        "Retry 2 jobs: the TimeoutError failures of queue default?"
+    )
+    await dialog.get_by_role("button", name="Confirm").click()
+    await expect(page.locator(".bulk-progress")).to_have_text(
+        "Retry: 2 of 2 done, 0 skipped (succeeded)", timeout=JOB_DONE_MS
+    )
+    await expect(timeouts).to_have_count(0, timeout=JOB_DONE_MS)  # no longer failed
+    await expect(broken.locator(".count")).to_have_text("1")
+    for number in (1, 2):  # the real worker ran them a third time
+        await page.goto(f"{stack.base_url}/#/queues/default/jobs/flaky-{number}")
+        await expect(page.locator(".headline .state")).to_have_text(
+            "SUCCEEDED", timeout=JOB_DONE_MS
+        )
+        job = (await stack.api.get(f"/v1/queues/default/jobs/flaky-{number}")).json()
+        assert (job["state"], job["result"]["attempt"]) == ("STATE_SUCCEEDED", 3)
+
+    # The group's jobs, listed with its filter; then the whole group deleted.
+    await page.goto(f"{stack.base_url}/#/queues/default/failures")
+    await broken.get_by_role("link", name="Jobs of ValueError").click()
+    await expect(page.locator("tbody tr[data-job]")).to_have_count(1)
+    await expect(page.locator('tr[data-job="broken-3"]')).to_be_visible()
+    await page.get_by_role("link", name="Failures by cause").click()
+    await broken.get_by_role("button", name="Delete group").click()
+    await expect(dialog).to_contain_text("Delete 1 job: the ValueError failures of queue default?")
+    await dialog.get_by_role("button", name="Confirm").click()
+    await expect(page.locator(".bulk-progress")).to_have_text(
+        "Delete: 1 of 1 done, 0 skipped (succeeded)", timeout=JOB_DONE_MS
+    )
+    await expect(page.locator("tbody")).to_have_text("No failed jobs.")
+    assert (await stack.api.get("/v1/queues/default/jobs/broken-3")).status_code == 404
+
+
+async def test_a_viewer_sees_the_failures_and_warnings_but_no_group_actions(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "broken-4", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    answer = await stack.api.post(
+        "/v1/queues/orphans/jobs?jobId=o-1", json={"type": "report.nightly"}
+    )
+    assert answer.status_code == 200, answer.text
+    await sign_in(page, stack, stack.viewer_key, "viewer")
+    # GetDiagnostics' warning for the queue with a backlog and no worker, linked to the queue.
+    warning = page.locator('.diagnostic[data-kind="NO_LIVE_WORKER"]')
+    await expect(warning).to_contain_text("queues/orphans")
+    await expect(warning).to_have_class(re.compile(r"severity-(warning|critical)"))
+    await screenshot(page, "overview-warnings")
+    await warning.get_by_role("link", name="queues/orphans").click()
+    await expect(page.locator('tr[data-job="o-1"]')).to_be_visible()
+
+    await page.goto(f"{stack.base_url}/#/queues/default/failures")
+    group = page.locator("tbody tr").filter(has=page.locator(".error-type", has_text="ValueError"))
+    await expect(group.locator(".count")).to_have_text("1", timeout=JOB_DONE_MS)
+    await expect(page.locator(".failures").get_by_role("button")).to_have_count(0)

@@ -5,6 +5,7 @@ import { h } from "./dom.js";
 import { renderOverview } from "./overview.js";
 import { renderJobList } from "./jobs.js";
 import { renderJob } from "./job.js";
+import { renderFailures } from "./failures.js";
 
 const main = document.getElementById("main");
 const ROLE_NAMES = { ROLE_VIEWER: "viewer", ROLE_OPERATOR: "operator", ROLE_ADMIN: "admin" };
@@ -14,6 +15,7 @@ const ROUTES = [
   [/^#?\/?$/, () => renderOverview],
   [/^#\/queues\/([^/?]+)(?:\?(.*))?$/, () => renderJobList],
   [/^#\/queues\/([^/?]+)\/jobs\/([^/?]+)$/, () => renderJob],
+  [/^#\/queues\/([^/?]+)\/failures$/, () => renderFailures],
 ];
 
 function signInForm(message) {

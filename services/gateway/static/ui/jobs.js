@@ -20,7 +20,8 @@ function filterOf({ state, type, filter }) {
   const terms = [];
   if (state) terms.push(`state = ${state}`);
   if (type) terms.push(`type = ${JSON.stringify(type)}`);
-  if (filter) terms.push(`(${filter})`);
+  // Unwrapped: OR binds tighter than AND in ListJobs' syntax, and a parenthesis may not hold an AND.
+  if (filter) terms.push(filter);
   return terms.join(" AND ");
 }
 
@@ -84,6 +85,7 @@ export async function renderJobList(main, encodedQueue, query) {
   const actions = h("div", { class: "bulk", role: "group", "aria-label": "Selected jobs" });
   const view = h("section", { class: "job-list", "aria-labelledby": "jobs-title" },
     h("h1", { id: "jobs-title" }, h("a", { href: "#/" }, "Queues"), " / ", queue),
+    h("p", { class: "card-links" }, h("a", { href: `${listHash}/failures` }, "Failures by cause")),
     form, actions, h("div", { class: "scroll" }, table),
     h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
   main.append(view);

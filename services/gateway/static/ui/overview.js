@@ -1,9 +1,9 @@
 // Overview: every queue with its counts per state, pause switch, live workers, and throughput and
 // failure rate over 5 min / 1 h / 24 h (GetQueueStats); a warning on a queue with a backlog and no
-// live worker. Refreshed when a queue's events say something changed (WatchQueue, for the busiest
+// live worker; the system's own warnings (GetDiagnostics) on top. Refreshed when a queue's events say something changed (WatchQueue, for the busiest
 // queues), at most once a second, and every 15 s for the workers, the rates and the other queues.
 import { eventIdBeforeLastAnswer, get, listAll, may, post, watch } from "./api.js";
-import { coalesce, h, notify } from "./dom.js";
+import { coalesce, h, notify, shortState, time } from "./dom.js";
 
 const STATES = ["scheduled", "blocked", "queued", "running", "succeeded", "failed", "cancelled"];
 const WINDOWS = { "300s": "5 min", "3600s": "1 h", "86400s": "24 h" };
@@ -37,6 +37,21 @@ function statsTable(stats) {
       h("td", { class: "failure-rate" }, percent(w.total?.failureRate))))));
 }
 
+// GetDiagnostics' warnings, the most severe first, each naming (and linking) what it is about.
+function diagnosticsList(warnings) {
+  if (!warnings.length) return [];
+  const resource = (name) => (name.startsWith("queues/")
+    ? h("a", { href: `#/${name.split("/").map(encodeURIComponent).join("/")}` }, name)
+    : h("span", {}, name));
+  return [h("h2", { id: "diagnostics-title" }, "Warnings"),
+    h("ul", { class: "diagnostics", "aria-labelledby": "diagnostics-title" }, warnings.map((w) => {
+      const severity = shortState(w.severity).replace("SEVERITY_", "").toLowerCase();
+      return h("li", { class: `diagnostic severity-${severity}`, dataset: { kind: shortState(w.kind) } },
+        h("strong", {}, severity), " ", resource(w.resource || ""), ": ", w.message,
+        w.startTime ? [" (since ", time(w.startTime), ")"] : null);
+    }))];
+}
+
 function queueCard(queue, stats, liveWorkers, refresh, view) {
   const id = queue.name.split("/").pop();
   const counts = queue.jobCounts || {};
@@ -54,7 +69,9 @@ function queueCard(queue, stats, liveWorkers, refresh, view) {
       h("dt", {}, h("a", { href: `#/queues/${encodeURIComponent(id)}?state=${state.toUpperCase()}` }, state)),
       h("dd", { dataset: { state } }, String(counts[state] || 0)),
     ])),
-    stats ? statsTable(stats) : null);
+    stats ? statsTable(stats) : null,
+    h("p", { class: "card-links" },
+      h("a", { href: `#/queues/${encodeURIComponent(id)}/failures` }, "Failures by cause")));
   if (may("ROLE_OPERATOR")) {
     const verb = queue.paused ? "resume" : "pause";
     card.querySelector("header").append(h("button", {
@@ -75,8 +92,9 @@ function queueCard(queue, stats, liveWorkers, refresh, view) {
 export async function renderOverview(main) {
   const view = h("section", { class: "overview", "aria-labelledby": "overview-title" },
     h("h1", { id: "overview-title" }, "Queues"));
+  const diagnostics = h("section", { class: "card diagnostics-card", hidden: true, "aria-live": "polite" });
   const grid = h("div", { class: "grid", "aria-live": "polite" });
-  view.append(grid);
+  view.append(diagnostics, grid);
   main.append(view);
   const watches = new Map();
   let closed = false;
@@ -102,6 +120,19 @@ export async function renderOverview(main) {
   }
   const soon = coalesce(refresh, 1000);
 
+  // With the slow refresh only: the checks read every queue and Redis's INFO.
+  async function showDiagnostics() {
+    try {
+      const answer = await get("diagnostics");
+      if (closed) return;
+      const warnings = answer.warnings || [];
+      diagnostics.replaceChildren(...diagnosticsList(warnings));
+      diagnostics.hidden = !warnings.length;
+    } catch (error) {
+      notify(view, `Could not read the diagnostics: ${error.message}`);
+    }
+  }
+
   async function follow(name) {
     if (watches.has(name)) return;
     const entry = { handle: null };
@@ -119,8 +150,9 @@ export async function renderOverview(main) {
     watches.delete(name);
   }
 
-  await refresh();
-  const timer = setInterval(refresh, SLOW_REFRESH_MS);
+  const slowRefresh = () => Promise.all([refresh(), showDiagnostics()]);
+  await slowRefresh();
+  const timer = setInterval(slowRefresh, SLOW_REFRESH_MS);
   return () => {
     closed = true;
     clearInterval(timer);
