@@ -28,6 +28,7 @@ class Stack:
     base_url: str
     admin_key: str
     viewer_key: str
+    operator_key: str
     api: httpx.AsyncClient  # sends the admin key
 
 
@@ -58,6 +59,6 @@ async def dashboard_stack(redis: RedisClient, redis_url: str) -> AsyncIterator[S
                         headers={"Authorization": f"Bearer {admin}"},
                     ) as api,
                 ):
-                    yield Stack(base_url, admin, viewer, api)
+                    yield Stack(base_url, admin, viewer, operator, api)
             finally:
                 await worker.kill()

@@ -423,3 +423,44 @@ async def test_a_viewer_sees_the_failures_and_warnings_but_no_group_actions(
     group = page.locator("tbody tr").filter(has=page.locator(".error-type", has_text="ValueError"))
     await expect(group.locator(".count")).to_have_text("1", timeout=JOB_DONE_MS)
     await expect(page.locator(".failures").get_by_role("button")).to_have_count(0)
+
+
+async def test_select_all_matching_cancels_every_matching_job_beyond_the_page(
+    stack: Stack, page: Page
+) -> None:
+    # Queue `nightly` has no worker: 30 jobs of one type wait there (more than a page of 25),
+    # and 2 of another type the filter leaves alone.
+    requests = [
+        {"jobId": f"n-{number:02d}", "job": {"type": "report.nightly"}} for number in range(30)
+    ] + [{"jobId": f"keep-{number}", "job": {"type": "report.keep"}} for number in range(2)]
+    answer = await stack.api.post(
+        "/v1/queues/nightly/jobs:batchCreate", json={"requests": requests}
+    )
+    assert answer.status_code == 200, answer.text
+    await sign_in(page, stack, stack.operator_key, "operator")
+    await page.goto(f"{stack.base_url}/#/queues/nightly?type=report.nightly")
+    rows = page.locator("tbody tr[data-job]")
+    await expect(rows).to_have_count(25)
+    await page.get_by_label("Select every job on this page").check()
+    await page.get_by_role("button", name="Select all 30 matching").click()
+    await expect(page.locator(".match-all")).to_contain_text("All 30 matching jobs are selected.")
+    await screenshot(page, "job-list-select-all")
+    await page.get_by_role("button", name="Cancel selected").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text(
+        "Cancel 30 jobs: every job this filter matches, on every page?"
+    )
+    await dialog.get_by_role("button", name="Confirm").click()
+    await expect(page.locator(".bulk-progress")).to_have_text(
+        "Cancel: 30 of 30 done, 0 skipped (succeeded)", timeout=JOB_DONE_MS
+    )
+    await expect(rows.locator(".status")).to_have_text(["CANCELLED"] * 25)
+    listed = await stack.api.get(
+        "/v1/queues/nightly/jobs", params={"filter": "state = CANCELLED", "pageSize": 100}
+    )
+    assert sorted(job["name"] for job in listed.json()["jobs"]) == [
+        f"queues/nightly/jobs/n-{number:02d}" for number in range(30)
+    ]
+    for number in range(2):
+        kept = (await stack.api.get(f"/v1/queues/nightly/jobs/keep-{number}")).json()
+        assert kept["state"] == "STATE_QUEUED"

@@ -1,8 +1,10 @@
 // A queue's jobs: ListJobs a page at a time (cursor pagination), filtered by state, type and a
 // free AIP-160 filter (ListJobs' own syntax), sorted (`order_by`); rows can be selected and
-// retried, cancelled or deleted. WatchQueue keeps the page live: progress moves in place, a
+// retried, cancelled or deleted, or (select all matching) every job the filter matches, through
+// a counted, confirmed and paced bulk operation. WatchQueue keeps the page live: progress moves in place, a
 // changed job is read again, and a new job shows up on the first page.
 import { del, eventIdBeforeLastAnswer, get, may, post, watch } from "./api.js";
+import { bulkSummary, runBulk } from "./bulk.js";
 import {
   WAITING, confirmAction, coalesce, h, humanMs, jobDurationMs, jobId, notify, progressBar,
   setProgress, stateBadge, time,
@@ -83,22 +85,42 @@ export async function renderJobList(main, encodedQueue, query) {
   const previous = h("button", { type: "button", disabled: true }, "Previous page");
   const next = h("button", { type: "button", disabled: true }, "Next page");
   const actions = h("div", { class: "bulk", role: "group", "aria-label": "Selected jobs" });
+  const matchBar = h("p", { class: "match-all", hidden: true, "aria-live": "polite" });
+  const bulkProgress = h("p", { class: "bulk-progress", role: "status", "aria-live": "polite" });
+  let matching = 0;  // when every matching job is selected: how many the dry run counted
   const view = h("section", { class: "job-list", "aria-labelledby": "jobs-title" },
     h("h1", { id: "jobs-title" }, h("a", { href: "#/" }, "Queues"), " / ", queue),
     h("p", { class: "card-links" }, h("a", { href: `${listHash}/failures` }, "Failures by cause")),
-    form, actions, h("div", { class: "scroll" }, table),
+    form, actions, matchBar, bulkProgress, h("div", { class: "scroll" }, table),
     h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
   main.append(view);
 
   const bulk = [
-    ["Retry", "ROLE_OPERATOR", (name) => post(`${name}:retry`)],
-    ["Cancel", "ROLE_OPERATOR", (name) => post(`${name}:cancel`, { reason: "cancelled from the dashboard" })],
-    ["Delete", "ROLE_ADMIN", (name) => del(name)],
+    ["Retry", "ROLE_OPERATOR", (name) => post(`${name}:retry`), "ACTION_RETRY"],
+    ["Cancel", "ROLE_OPERATOR", (name) => post(`${name}:cancel`, { reason: "cancelled from the dashboard" }),
+      "ACTION_CANCEL"],
+    ["Delete", "ROLE_ADMIN", (name) => del(name), "ACTION_DELETE"],
   ].filter(([, role]) => may(role));
-  for (const [label, , act] of bulk) {
+
+  async function actOnAllMatching(label, action) {
+    try {
+      await runBulk(queue, action, filterOf(criteria), {
+        what: "every job this filter matches, on every page",
+        onProgress: (operation) => { bulkProgress.textContent = bulkSummary(operation); },
+        isClosed: () => closed,
+      });
+    } catch (error) {
+      notify(view, `${label}: ${error.message}`);
+    }
+    unselectAll();
+    await load();
+  }
+
+  for (const [label, , act, action] of bulk) {
     actions.append(h("button", {
       type: "button", disabled: true, class: label === "Delete" ? "danger" : "",
       onclick: async () => {
+        if (matching) return actOnAllMatching(label, action);
         const names = [...selected];
         if (!(await confirmAction(`${label} ${names.length} job${names.length === 1 ? "" : "s"}?`))) return;
         const results = await Promise.allSettled(names.map(act));
@@ -115,6 +137,42 @@ export async function renderJobList(main, encodedQueue, query) {
   function syncSelection() {
     for (const button of actions.querySelectorAll("button")) button.disabled = selected.size === 0;
     selectAll.checked = rows.size > 0 && [...rows.keys()].every((name) => selected.has(name));
+    if (!selectAll.checked) {
+      matching = 0;
+      matchBar.dataset.offered = "";
+    }
+    offerAllMatching();
+  }
+
+  function unselectAll() {
+    matching = 0;
+    selected.clear();
+    for (const { row } of rows.values()) row.querySelector("input").checked = false;
+    syncSelection();
+  }
+
+  // The whole page is selected and more jobs match: offer them all, counted by a dry run.
+  async function offerAllMatching() {
+    const more = bulk.length > 0 && selectAll.checked && nextToken !== "";
+    matchBar.hidden = !more;
+    if (!more || (!matching && matchBar.dataset.offered)) return;
+    matchBar.dataset.offered = matching ? "" : "yes";
+    if (matching) {
+      matchBar.replaceChildren(`All ${matching} matching jobs are selected. `,
+        h("button", { type: "button", onclick: unselectAll }, "Clear selection"));
+      return;
+    }
+    try {
+      const counted = await post(`${base}/bulkOperations`,
+        { bulkOperation: { action: bulk[0][3], filter: filterOf(criteria) }, dryRun: true });
+      const count = Number(counted.matchedCount || 0);
+      matchBar.replaceChildren(`All ${selected.size} jobs on this page are selected. `,
+        h("button", {
+          type: "button", onclick: () => { matching = count; offerAllMatching(); },
+        }, `Select all ${count} matching`));
+    } catch (error) {
+      notify(view, `Could not count the matching jobs: ${error.message}`);
+    }
   }
   selectAll.addEventListener("change", () => {
     for (const name of rows.keys()) {
@@ -176,8 +234,8 @@ export async function renderJobList(main, encodedQueue, query) {
     }
   }
   const reload = coalesce(load, 500);
-  next.addEventListener("click", () => { tokens.push(nextToken); load(); });
-  previous.addEventListener("click", () => { tokens.pop(); load(); });
+  next.addEventListener("click", () => { matching = 0; tokens.push(nextToken); load(); });
+  previous.addEventListener("click", () => { matching = 0; tokens.pop(); load(); });
 
   async function changed(event) {
     const known = rows.get(event.job);
