@@ -464,3 +464,64 @@ async def test_select_all_matching_cancels_every_matching_job_beyond_the_page(
     for number in range(2):
         kept = (await stack.api.get(f"/v1/queues/nightly/jobs/keep-{number}")).json()
         assert kept["state"] == "STATE_QUEUED"
+
+
+async def test_the_workers_view_shows_each_worker_and_what_it_runs_now(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "transcode-2", {"type": "video.transcode", "payload": {"seconds": 60}})
+    await sign_in(page, stack, stack.viewer_key, "viewer")
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Workers").click()
+    worker = page.locator("tr[data-worker]")
+    await expect(worker).to_have_count(1)
+    listed = (await stack.api.get("/v1/workers")).json()["workers"][0]
+    await expect(worker.locator(".name")).to_have_text(listed["name"].removeprefix("workers/"))
+    await expect(worker).to_contain_text(f"{listed['host']}")
+    await expect(worker).to_contain_text(str(listed["pid"]))
+    await expect(worker.locator(".queues")).to_have_text("default")
+    await expect(worker.locator(".job-types")).to_contain_text("video.transcode")
+    await expect(worker.get_by_text("active")).to_be_visible()
+    # The running job appears with the view's refresh (every 5 s), linked to its page.
+    current = worker.locator(".current").get_by_role("link", name="transcode-2")
+    await expect(current).to_be_visible(timeout=JOB_DONE_MS)
+    await expect(worker.locator(".slots")).to_have_text(f"1 / {listed['concurrency']}")
+    await screenshot(page, "workers")
+    await current.click()
+    await expect(page.locator(".headline .state")).to_have_text("RUNNING")
+
+
+async def test_the_schedules_view_pauses_resumes_and_triggers_now(stack: Stack, page: Page) -> None:
+    body = {
+        "cron": {"expression": "0 3 * * 1-5", "timeZone": "Europe/Berlin"},
+        "jobTemplate": {"type": "thumbnail.render", "payload": {"size": 8}},
+        "description": "weekday thumbnails",
+    }
+    created = await stack.api.post(
+        "/v1/queues/default/schedules", params={"scheduleId": "thumbs"}, json=body
+    )
+    assert created.status_code == 200, created.text
+    await sign_in(page, stack, stack.operator_key, "operator")
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Schedules").click()
+    row = page.locator('tr[data-schedule="default/thumbs"]')
+    await expect(row.locator(".spec")).to_have_text("cron 0 3 * * 1-5 (Europe/Berlin)")
+    await expect(row.locator(".next li")).to_have_count(3)
+    await expect(row.locator(".last-job")).to_have_text("—")
+    await row.get_by_role("button", name="Pause default/schedules/thumbs").click()
+    await expect(row.locator(".state-paused")).to_have_text("paused")
+    await row.get_by_role("button", name="Resume default/schedules/thumbs").click()
+    await expect(row.locator(".state-paused")).to_have_count(0)
+
+    await row.get_by_role("button", name="Trigger default/schedules/thumbs now").click()
+    triggered = page.locator(".triggered")
+    await expect(triggered).to_contain_text("Triggered queues/default/schedules/thumbs: job ")
+    await expect(row.locator(".fired")).to_have_text("0 / 0")  # a trigger is not a slot
+    await screenshot(page, "schedules")
+    await triggered.get_by_role("link").click()  # the job it made, run by the worker
+    await expect(page.locator(".headline .state")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    await expect(page.locator(".job")).to_contain_text("queues/default/schedules/thumbs")
+
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, stack, stack.viewer_key, "viewer")  # a viewer: the data, no buttons
+    await page.goto(f"{stack.base_url}/#/schedules")
+    await expect(row.locator(".spec")).to_be_visible()
+    await expect(page.locator(".schedules-table").get_by_role("button")).to_have_count(0)

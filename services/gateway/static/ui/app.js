@@ -6,6 +6,8 @@ import { renderOverview } from "./overview.js";
 import { renderJobList } from "./jobs.js";
 import { renderJob } from "./job.js";
 import { renderFailures } from "./failures.js";
+import { renderWorkers } from "./workers.js";
+import { renderSchedules } from "./schedules.js";
 
 const main = document.getElementById("main");
 const ROLE_NAMES = { ROLE_VIEWER: "viewer", ROLE_OPERATOR: "operator", ROLE_ADMIN: "admin" };
@@ -16,6 +18,8 @@ const ROUTES = [
   [/^#\/queues\/([^/?]+)(?:\?(.*))?$/, () => renderJobList],
   [/^#\/queues\/([^/?]+)\/jobs\/([^/?]+)$/, () => renderJob],
   [/^#\/queues\/([^/?]+)\/failures$/, () => renderFailures],
+  [/^#\/workers$/, () => renderWorkers],
+  [/^#\/schedules$/, () => renderSchedules],
 ];
 
 function signInForm(message) {

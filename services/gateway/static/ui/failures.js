@@ -24,7 +24,7 @@ export async function renderFailures(main, encodedQueue) {
   const tbody = h("tbody");
   const table = h("table", { class: "failures" },
     h("caption", { class: "visually-hidden" }, `Failures of queue ${queue}, grouped by cause`),
-    h("thead", {}, h("tr", {}, ["Error", "Sample message", "Count", "First failure", "Last failure", "Jobs", ""]
+    h("thead", {}, h("tr", {}, ["Error", "Sample message", "Count", "First failure", "Last failure", "Jobs", "Actions"]
       .map((c) => h("th", { scope: "col" }, c)))),
     tbody);
   const progress = h("p", { class: "bulk-progress", role: "status", "aria-live": "polite" });

@@ -1,0 +1,81 @@
+// The tenant's workers (ListWorkers): host, pid, queues, job types, concurrency and slots in use,
+// liveness (state, last seen), CPU and memory, and the jobs each is running now (the RUNNING jobs
+// of every queue, matched by their current attempt's worker). Workers send no events: the view
+// reads them again every few seconds.
+import { get, listAll } from "./api.js";
+import { h, jobId, notify, shortState, time } from "./dom.js";
+
+const REFRESH_MS = 5_000;
+const RUNNING_PAGE = 200;
+
+const workerId = (worker) => worker.name.replace(/^workers\//, "");  // as an attempt names it
+const megabytes = (bytes) => (bytes ? `${(Number(bytes) / 1048576).toFixed(0)} MB` : "—");
+
+function runningJobsByWorker(jobs) {
+  const byWorker = new Map();
+  for (const job of jobs) {
+    const worker = (job.attempts || []).at(-1)?.worker;
+    if (!worker) continue;
+    if (!byWorker.has(worker)) byWorker.set(worker, []);
+    byWorker.get(worker).push(job);
+  }
+  return byWorker;
+}
+
+function jobLinks(jobs) {
+  return h("ul", { class: "plain" }, jobs.map((job) => {
+    const [, queue, , id] = job.name.split("/");
+    return h("li", {}, h("a", { href: `#/queues/${encodeURIComponent(queue)}/jobs/${encodeURIComponent(id)}` },
+      jobId(job.name)), ` ${job.type}`);
+  }));
+}
+
+function workerRow(worker, running) {
+  const state = shortState(worker.state).toLowerCase();
+  return h("tr", { dataset: { worker: worker.name } },
+    h("td", { class: "name" }, workerId(worker)),
+    h("td", {}, h("span", { class: `state state-${state === "active" ? "running" : state}` }, state)),
+    h("td", {}, worker.host || ""), h("td", {}, String(worker.pid || "")),
+    h("td", { class: "queues" }, (worker.queues || []).join(", ")),
+    h("td", { class: "job-types" }, (worker.jobTypes || []).join(", ")),
+    h("td", { class: "slots" }, `${worker.runningAttempts || 0} / ${worker.concurrency || 0}`),
+    h("td", {}, worker.cpuPercent !== undefined ? `${Number(worker.cpuPercent).toFixed(0)}%` : "—"),
+    h("td", {}, megabytes(worker.memoryRssBytes)),
+    h("td", {}, time(worker.lastSeenTime)),
+    h("td", { class: "current" }, running.length ? jobLinks(running) : "—"));
+}
+
+export async function renderWorkers(main) {
+  const tbody = h("tbody");
+  const view = h("section", { class: "workers-view", "aria-labelledby": "workers-title" },
+    h("h1", { id: "workers-title" }, "Workers"),
+    h("div", { class: "scroll" }, h("table", { class: "workers-table" },
+      h("caption", { class: "visually-hidden" }, "Workers of this tenant"),
+      h("thead", {}, h("tr", {}, ["Worker", "State", "Host", "PID", "Queues", "Job types", "Slots used",
+        "CPU", "Memory", "Last seen", "Current jobs"].map((c) => h("th", { scope: "col" }, c)))),
+      tbody)));
+  main.append(view);
+  let closed = false;
+
+  async function load() {
+    try {
+      const [workers, running] = await Promise.all([
+        listAll("workers", "workers"),
+        get("queues/-/jobs", { filter: "state = RUNNING", pageSize: RUNNING_PAGE }),
+      ]);
+      if (closed) return;
+      const byWorker = runningJobsByWorker(running.jobs || []);
+      tbody.replaceChildren(...workers.map((w) => workerRow(w, byWorker.get(workerId(w)) || [])));
+      if (!workers.length) tbody.append(h("tr", {}, h("td", { colspan: "11" }, "No workers connected.")));
+    } catch (error) {
+      notify(view, `Could not list the workers: ${error.message}`);
+    }
+  }
+
+  await load();
+  const timer = setInterval(load, REFRESH_MS);
+  return () => {
+    closed = true;
+    clearInterval(timer);
+  };
+}
