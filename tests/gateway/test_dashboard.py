@@ -525,3 +525,35 @@ async def test_the_schedules_view_pauses_resumes_and_triggers_now(stack: Stack, 
     await page.goto(f"{stack.base_url}/#/schedules")
     await expect(row.locator(".spec")).to_be_visible()
     await expect(page.locator(".schedules-table").get_by_role("button")).to_have_count(0)
+
+
+async def test_an_admin_sets_a_queues_limits_and_its_card_shows_them(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "limited", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await sign_in(page, stack, stack.admin_key, "admin")
+    card = page.locator('article[data-queue="default"]')
+    await expect(card.locator(".limits")).to_have_text("No limits")
+    await card.get_by_role("link", name="default", exact=True).click()
+    panel = page.locator(".limits-panel")
+    await panel.locator("summary").click()
+    await page.get_by_label("Most running (0: no limit)").fill("2")
+    await page.get_by_label("Rate: jobs").fill("10")
+    await page.get_by_label("Rate: per seconds").fill("1.5")
+    await page.get_by_role("button", name="Save limits").click()
+    await expect(panel.locator("summary")).to_have_text("Limits: 2 running, 10 per 1.5s")
+    await screenshot(page, "queue-limits")
+    queue = (await stack.api.get("/v1/queues/default")).json()
+    assert queue["limits"] == {
+        "maxRunning": 2,
+        "maxRunningPerKey": 0,
+        "rateLimit": {"limit": 10, "period": "1.500s"},
+    }
+    await page.goto(f"{stack.base_url}/#/")
+    await expect(card.locator(".limits")).to_have_text("Limits: 2 running, 10 per 1.5s")
+
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, stack, stack.operator_key, "operator")  # UpdateQueue is an admin's
+    await page.goto(f"{stack.base_url}/#/queues/default")
+    await expect(panel.locator("summary")).to_have_text("Limits: 2 running, 10 per 1.5s")
+    await expect(panel.locator("form")).to_have_count(0)

@@ -5,6 +5,7 @@
 // changed job is read again, and a new job shows up on the first page.
 import { del, eventIdBeforeLastAnswer, get, may, post, watch } from "./api.js";
 import { bulkSummary, runBulk } from "./bulk.js";
+import { limitsPanel } from "./limits.js";
 import {
   WAITING, confirmAction, coalesce, h, humanMs, jobDurationMs, jobId, notify, progressBar,
   setProgress, stateBadge, time,
@@ -94,6 +95,7 @@ export async function renderJobList(main, encodedQueue, query) {
     form, actions, matchBar, bulkProgress, h("div", { class: "scroll" }, table),
     h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
   main.append(view);
+  view.querySelector(".card-links").after(await limitsPanel(queue, view));
 
   const bulk = [
     ["Retry", "ROLE_OPERATOR", (name) => post(`${name}:retry`), "ACTION_RETRY"],

@@ -4,6 +4,7 @@
 // queues), at most once a second, and every 15 s for the workers, the rates and the other queues.
 import { eventIdBeforeLastAnswer, get, listAll, may, post, watch } from "./api.js";
 import { coalesce, h, notify, shortState, time } from "./dom.js";
+import { limitsSummary } from "./limits.js";
 
 const STATES = ["scheduled", "blocked", "queued", "running", "succeeded", "failed", "cancelled"];
 const WINDOWS = { "300s": "5 min", "3600s": "1 h", "86400s": "24 h" };
@@ -70,6 +71,7 @@ function queueCard(queue, stats, liveWorkers, refresh, view) {
       h("dd", { dataset: { state } }, String(counts[state] || 0)),
     ])),
     stats ? statsTable(stats) : null,
+    h("p", { class: "limits" }, limitsSummary(queue.limits)),
     h("p", { class: "card-links" },
       h("a", { href: `#/queues/${encodeURIComponent(id)}/failures` }, "Failures by cause")));
   if (may("ROLE_OPERATOR")) {
