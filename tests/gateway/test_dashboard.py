@@ -557,3 +557,30 @@ async def test_an_admin_sets_a_queues_limits_and_its_card_shows_them(
     await page.goto(f"{stack.base_url}/#/queues/default")
     await expect(panel.locator("summary")).to_have_text("Limits: 2 running, 10 per 1.5s")
     await expect(panel.locator("form")).to_have_count(0)
+
+
+async def test_the_all_queues_list_shows_every_queues_jobs_with_their_queue(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "here", {"type": "thumbnail.render", "payload": {"size": 8}})
+    answer = await stack.api.post(
+        "/v1/queues/nightly/jobs?jobId=there", json={"type": "report.nightly"}
+    )
+    assert answer.status_code == 200, answer.text
+    await sign_in(page, stack, stack.admin_key, "admin")
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="All jobs").click()
+    rows = page.locator("tbody tr[data-job]")
+    await expect(rows).to_have_count(2)
+    await expect(rows.first).to_have_attribute("data-job", "there")  # newest first
+    await expect(rows.locator(".queue")).to_have_text(["nightly", "default"])
+    await expect(page.get_by_label("Sort")).to_have_count(0)  # create time only, across queues
+    await screenshot(page, "all-jobs")
+    # Read again every few seconds: a new job shows up without a reload.
+    await create(stack, "later", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await expect(rows).to_have_count(3, timeout=LIVE_MS)
+    await page.get_by_label("Type").fill("report.nightly")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows).to_have_count(1)
+    assert "#/jobs?type=report.nightly" in page.url
+    await rows.first.get_by_role("link", name="there").click()
+    await expect(page.locator("#job-title")).to_contain_text("nightly")

@@ -18,6 +18,7 @@ const ROUTES = [
   [/^#\/queues\/([^/?]+)(?:\?(.*))?$/, () => renderJobList],
   [/^#\/queues\/([^/?]+)\/jobs\/([^/?]+)$/, () => renderJob],
   [/^#\/queues\/([^/?]+)\/failures$/, () => renderFailures],
+  [/^#\/jobs(?:\?(.*))?$/, () => (main, query) => renderJobList(main, "-", query)],
   [/^#\/workers$/, () => renderWorkers],
   [/^#\/schedules$/, () => renderSchedules],
 ];

@@ -12,6 +12,7 @@ import {
 } from "./dom.js";
 
 const PAGE_SIZE = 25;
+const ALL_QUEUES_REFRESH_MS = 5_000;
 const SORTS = [
   ["", "newest first"], ["create_time asc", "oldest first"], ["start_time desc", "started last"],
   ["duration desc", "longest running"], ["finish_time desc", "finished last"],
@@ -38,8 +39,11 @@ export async function renderJobList(main, encodedQueue, query) {
   const params = new URLSearchParams(query);
   const criteria = { state: params.get("state") || "", type: params.get("type") || "",
     filter: params.get("filter") || "", sort: params.get("sort") || "" };
+  // `-`: every queue of the tenant (`#/jobs`), newest first; no stream, sort or bulk operation
+  // spans queues, so that list reads its first page again every few seconds instead.
+  const allQueues = queue === "-";
   const base = `queues/${encodeURIComponent(queue)}`;
-  const listHash = `#/${base}`;
+  const listHash = allQueues ? "#/jobs" : `#/${base}`;
   const selected = new Set();
   const rows = new Map();  // job name -> {row, job}
   const tokens = [""];  // page tokens of the pages up to the current one
@@ -57,7 +61,7 @@ export async function renderJobList(main, encodedQueue, query) {
   });
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter jobs" },
     field("f-state", "State", stateSelect), field("f-type", "Type", typeInput),
-    field("f-filter", "Filter", filterInput), field("f-sort", "Sort", sortSelect),
+    field("f-filter", "Filter", filterInput), allQueues ? null : field("f-sort", "Sort", sortSelect),
     h("button", { type: "submit" }, "Apply"),
     h("p", { id: "filter-help", class: "help" },
       "ListJobs' filter syntax: terms joined by AND, e.g. state = FAILED AND error:\"boom\"."));
@@ -76,11 +80,11 @@ export async function renderJobList(main, encodedQueue, query) {
   const selectAll = h("input", { type: "checkbox", "aria-label": "Select every job on this page" });
   const tbody = h("tbody");
   const table = h("table", { class: "jobs" },
-    h("caption", { class: "visually-hidden" }, `Jobs of queue ${queue}`),
+    h("caption", { class: "visually-hidden" }, allQueues ? "Jobs of every queue" : `Jobs of queue ${queue}`),
     h("thead", {}, h("tr", {},
       h("th", { scope: "col" }, selectAll),
-      ...["ID", "Type", "Status", "Progress", "Created", "Duration", "Waiting because"]
-        .map((c) => h("th", { scope: "col" }, c)))),
+      ...["ID", allQueues ? "Queue" : null, "Type", "Status", "Progress", "Created", "Duration", "Waiting because"]
+        .filter(Boolean).map((c) => h("th", { scope: "col" }, c)))),
     tbody);
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const previous = h("button", { type: "button", disabled: true }, "Previous page");
@@ -90,12 +94,12 @@ export async function renderJobList(main, encodedQueue, query) {
   const bulkProgress = h("p", { class: "bulk-progress", role: "status", "aria-live": "polite" });
   let matching = 0;  // when every matching job is selected: how many the dry run counted
   const view = h("section", { class: "job-list", "aria-labelledby": "jobs-title" },
-    h("h1", { id: "jobs-title" }, h("a", { href: "#/" }, "Queues"), " / ", queue),
-    h("p", { class: "card-links" }, h("a", { href: `${listHash}/failures` }, "Failures by cause")),
+    h("h1", { id: "jobs-title" }, h("a", { href: "#/" }, "Queues"), " / ", allQueues ? "all queues" : queue),
+    h("p", { class: "card-links" }, allQueues ? null : h("a", { href: `${listHash}/failures` }, "Failures by cause")),
     form, actions, matchBar, bulkProgress, h("div", { class: "scroll" }, table),
     h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
   main.append(view);
-  view.querySelector(".card-links").after(await limitsPanel(queue, view));
+  if (!allQueues) view.querySelector(".card-links").after(await limitsPanel(queue, view));
 
   const bulk = [
     ["Retry", "ROLE_OPERATOR", (name) => post(`${name}:retry`), "ACTION_RETRY"],
@@ -155,7 +159,7 @@ export async function renderJobList(main, encodedQueue, query) {
 
   // The whole page is selected and more jobs match: offer them all, counted by a dry run.
   async function offerAllMatching() {
-    const more = bulk.length > 0 && selectAll.checked && nextToken !== "";
+    const more = !allQueues && bulk.length > 0 && selectAll.checked && nextToken !== "";
     matchBar.hidden = !more;
     if (!more || (!matching && matchBar.dataset.offered)) return;
     matchBar.dataset.offered = matching ? "" : "yes";
@@ -186,6 +190,7 @@ export async function renderJobList(main, encodedQueue, query) {
 
   function row(job) {
     const id = jobId(job.name);
+    const jobQueue = job.name.split("/")[1];
     const check = h("input", { type: "checkbox", "aria-label": `Select job ${id}`, checked: selected.has(job.name) });
     check.addEventListener("change", () => {
       if (check.checked) selected.add(job.name); else selected.delete(job.name);
@@ -193,7 +198,8 @@ export async function renderJobList(main, encodedQueue, query) {
     });
     return h("tr", { dataset: { job: id, state: job.state } },
       h("td", {}, check),
-      h("td", { class: "id" }, h("a", { href: `${listHash}/jobs/${encodeURIComponent(id)}` }, id)),
+      h("td", { class: "id" }, h("a", { href: `#/queues/${jobQueue}/jobs/${encodeURIComponent(id)}` }, id)),
+      allQueues ? h("td", { class: "queue" }, h("a", { href: `#/queues/${jobQueue}` }, jobQueue)) : null,
       h("td", {}, job.type),
       h("td", { class: "status" }, stateBadge(job.state)),
       h("td", { class: "progress-cell" }, progressBar(job.progress, `Progress of ${id}`)),
@@ -223,7 +229,7 @@ export async function renderJobList(main, encodedQueue, query) {
         rows.set(job.name, { row: built, job });
         tbody.append(built);
       }
-      if (!rows.size) tbody.append(h("tr", {}, h("td", { colspan: "8" }, "No jobs match.")));
+      if (!rows.size) tbody.append(h("tr", {}, h("td", { colspan: allQueues ? "9" : "8" }, "No jobs match.")));
       nextToken = page.nextPageToken || "";
       next.disabled = !nextToken;
       previous.disabled = tokens.length === 1;
@@ -253,10 +259,11 @@ export async function renderJobList(main, encodedQueue, query) {
   }
 
   await load();
-  const stream = await watch(base, {
+  const stream = allQueues ? null : await watch(base, {
     lastEventId: eventIdBeforeLastAnswer(), onEvent: (_type, event) => changed(event),
   }).catch(() => null);
   if (closed) stream?.close();
+  const poll = allQueues ? setInterval(() => { if (tokens.length === 1) load(); }, ALL_QUEUES_REFRESH_MS) : null;
   const ticker = setInterval(() => {  // running jobs' duration so far
     for (const { row: r, job } of rows.values()) {
       if (job.state === "STATE_RUNNING") r.querySelector(".duration").textContent = humanMs(jobDurationMs(job));
@@ -265,6 +272,7 @@ export async function renderJobList(main, encodedQueue, query) {
   return () => {
     closed = true;
     clearInterval(ticker);
+    clearInterval(poll);
     stream?.close();
   };
 }
