@@ -16,6 +16,12 @@ export function h(tag, attrs = {}, ...children) {
 export const shortState = (state) => (state || "").replace(/^(STATE|KIND|OUTCOME|REASON)_/, "");
 export const jobId = (name) => name.split("/").pop();
 
+// A job's page from its name (`queues/{queue}/jobs/{job}`).
+export function jobHref(name) {
+  const [, queue, , id] = name.split("/");
+  return `#/queues/${encodeURIComponent(queue)}/jobs/${encodeURIComponent(id)}`;
+}
+
 export function stateBadge(state) {
   const text = shortState(state);
   return h("span", { class: `state state-${text.toLowerCase()}` }, text);

@@ -3,7 +3,7 @@
 // Each group links to its jobs (the group's own `filter` in the job list) and can be retried or
 // deleted whole through a bulk operation: counted, confirmed, paced and followed.
 import { eventIdBeforeLastAnswer, get, may, watch } from "./api.js";
-import { coalesce, h, jobId, notify, time } from "./dom.js";
+import { coalesce, h, jobHref, notify, time } from "./dom.js";
 import { bulkSummary, runBulk } from "./bulk.js";
 
 const PAGE_SIZE = 25;
@@ -67,7 +67,7 @@ export async function renderFailures(main, encodedQueue) {
       h("td", {},
         h("a", { href: jobs, "aria-label": `Jobs of ${group.errorType}` }, "all jobs"), " · ",
         group.sampleJob
-          ? h("a", { href: `#/${base}/jobs/${encodeURIComponent(jobId(group.sampleJob))}`,
+          ? h("a", { href: jobHref(group.sampleJob),
             "aria-label": `Sample job of ${group.errorType}` }, "sample")
           : null),
       h("td", { class: "actions" }, buttons));

@@ -4,14 +4,11 @@
 // event, and the job is read again when its state changes.
 import { get, may, post, watch } from "./api.js";
 import {
-  FINISHED, WAITING, confirmAction, coalesce, durationMs, h, humanMs, jobDurationMs,
+  FINISHED, WAITING, confirmAction, coalesce, durationMs, h, humanMs, jobDurationMs, jobHref,
   notify, pretty, progressBar, setProgress, shortState, stateBadge, time,
 } from "./dom.js";
 
-const jobLink = (name) => {
-  const [, queue, , id] = name.split("/");
-  return h("a", { href: `#/queues/${encodeURIComponent(queue)}/jobs/${encodeURIComponent(id)}` }, name);
-};
+const jobLink = (name) => h("a", { href: jobHref(name) }, name);
 
 function section(title, ...content) {
   const id = `s-${title.toLowerCase().replace(/\W+/g, "-")}`;

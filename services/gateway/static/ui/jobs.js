@@ -7,7 +7,7 @@ import { del, eventIdBeforeLastAnswer, get, may, post, watch } from "./api.js";
 import { bulkSummary, runBulk } from "./bulk.js";
 import { limitsPanel } from "./limits.js";
 import {
-  WAITING, confirmAction, coalesce, h, humanMs, jobDurationMs, jobId, notify, progressBar,
+  WAITING, confirmAction, coalesce, h, humanMs, jobDurationMs, jobHref, jobId, notify, progressBar,
   setProgress, stateBadge, time,
 } from "./dom.js";
 
@@ -198,7 +198,7 @@ export async function renderJobList(main, encodedQueue, query) {
     });
     return h("tr", { dataset: { job: id, state: job.state } },
       h("td", {}, check),
-      h("td", { class: "id" }, h("a", { href: `#/queues/${jobQueue}/jobs/${encodeURIComponent(id)}` }, id)),
+      h("td", { class: "id" }, h("a", { href: jobHref(job.name) }, id)),
       allQueues ? h("td", { class: "queue" }, h("a", { href: `#/queues/${jobQueue}` }, jobQueue)) : null,
       h("td", {}, job.type),
       h("td", { class: "status" }, stateBadge(job.state)),

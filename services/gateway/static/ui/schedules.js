@@ -2,7 +2,7 @@
 // the last fire and the job it made, how often it fired or skipped; pause, resume and trigger
 // now for operators (the job a trigger made is linked at the top). Schedules send no events: the view reads them again every few seconds.
 import { listAll, may, post } from "./api.js";
-import { h, jobId, notify, time } from "./dom.js";
+import { h, jobHref, jobId, notify, time } from "./dom.js";
 
 const REFRESH_MS = 5_000;
 const NEXT_SHOWN = 3;
@@ -13,11 +13,7 @@ function spec(schedule) {
   return "—";
 }
 
-function jobLink(name) {
-  if (!name) return "—";
-  const [, queue, , id] = name.split("/");
-  return h("a", { href: `#/queues/${encodeURIComponent(queue)}/jobs/${encodeURIComponent(id)}` }, jobId(name));
-}
+const jobLink = (name) => (name ? h("a", { href: jobHref(name) }, jobId(name)) : "—");
 
 export async function renderSchedules(main) {
   const tbody = h("tbody");

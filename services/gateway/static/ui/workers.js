@@ -3,7 +3,7 @@
 // of every queue, matched by their current attempt's worker). Workers send no events: the view
 // reads them again every few seconds.
 import { get, listAll } from "./api.js";
-import { h, jobId, notify, shortState, time } from "./dom.js";
+import { h, jobHref, jobId, notify, shortState, time } from "./dom.js";
 
 const REFRESH_MS = 5_000;
 const RUNNING_PAGE = 200;
@@ -23,11 +23,8 @@ function runningJobsByWorker(jobs) {
 }
 
 function jobLinks(jobs) {
-  return h("ul", { class: "plain" }, jobs.map((job) => {
-    const [, queue, , id] = job.name.split("/");
-    return h("li", {}, h("a", { href: `#/queues/${encodeURIComponent(queue)}/jobs/${encodeURIComponent(id)}` },
-      jobId(job.name)), ` ${job.type}`);
-  }));
+  return h("ul", { class: "plain" }, jobs.map((job) =>
+    h("li", {}, h("a", { href: jobHref(job.name) }, jobId(job.name)), ` ${job.type}`)));
 }
 
 function workerRow(worker, running) {
