@@ -29,6 +29,7 @@ class Stack:
     admin_key: str
     viewer_key: str
     operator_key: str
+    other_tenant_key: str  # an admin of tenant `acme`
     api: httpx.AsyncClient  # sends the admin key
 
 
@@ -43,6 +44,7 @@ async def dashboard_stack(redis: RedisClient, redis_url: str) -> AsyncIterator[S
             admin = await create_key(channel, ADMIN, by=BOOTSTRAP_KEY)
             operator = await create_key(channel, OPERATOR, by=BOOTSTRAP_KEY)
             viewer = await create_key(channel, VIEWER, by=BOOTSTRAP_KEY)
+            acme = await create_key(channel, ADMIN, tenant="acme", by=BOOTSTRAP_KEY)
             app = build_app(channel, max_body_bytes=64 * 1024, tracing=False)
             worker = await start_worker(
                 scheduler=address,
@@ -59,6 +61,6 @@ async def dashboard_stack(redis: RedisClient, redis_url: str) -> AsyncIterator[S
                         headers={"Authorization": f"Bearer {admin}"},
                     ) as api,
                 ):
-                    yield Stack(base_url, admin, viewer, operator, api)
+                    yield Stack(base_url, admin, viewer, operator, acme, api)
             finally:
                 await worker.kill()

@@ -41,11 +41,11 @@ async def screenshot(page: Page, name: str) -> None:
     await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
-async def sign_in(page: Page, stack: Stack, key: str, role: str) -> None:
+async def sign_in(page: Page, stack: Stack, key: str, role: str, tenant: str = "default") -> None:
     await page.goto(stack.base_url)
     await page.get_by_label("API key").fill(key)
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.locator("#who-text")).to_contain_text(f"· {role} · tenant default")
+    await expect(page.locator("#who-text")).to_contain_text(f"· {role} · tenant {tenant}")
 
 
 async def create(stack: Stack, job_id: str, body: dict[str, object]) -> None:
@@ -415,6 +415,7 @@ async def test_a_viewer_sees_the_failures_and_warnings_but_no_group_actions(
     warning = page.locator('.diagnostic[data-kind="NO_LIVE_WORKER"]')
     await expect(warning).to_contain_text("queues/orphans")
     await expect(warning).to_have_class(re.compile(r"severity-(warning|critical)"))
+    await expect(page.locator('article[data-queue="orphans"]')).to_be_visible()
     await screenshot(page, "overview-warnings")
     await warning.get_by_role("link", name="queues/orphans").click()
     await expect(page.locator('tr[data-job="o-1"]')).to_be_visible()
@@ -584,3 +585,30 @@ async def test_the_all_queues_list_shows_every_queues_jobs_with_their_queue(
     assert "#/jobs?type=report.nightly" in page.url
     await rows.first.get_by_role("link", name="there").click()
     await expect(page.locator("#job-title")).to_contain_text("nightly")
+
+
+async def test_another_tenant_sees_none_of_these_failures_warnings_jobs_or_workers(
+    stack: Stack, page: Page
+) -> None:
+    await create(stack, "broken-5", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    answer = await stack.api.post(
+        "/v1/queues/orphans/jobs?jobId=o-2", json={"type": "report.nightly"}
+    )
+    assert answer.status_code == 200, answer.text
+    await sign_in(page, stack, stack.admin_key, "admin")  # tenant default sees them
+    await page.goto(f"{stack.base_url}/#/queues/default/failures")
+    await expect(page.locator("tbody .count")).to_have_text(["1"], timeout=JOB_DONE_MS)
+    await page.get_by_role("button", name="Sign out").click()
+
+    await sign_in(page, stack, stack.other_tenant_key, "admin", tenant="acme")
+    await expect(page.locator(".diagnostics-card")).to_contain_text("Redis")  # the shared Redis
+    await expect(page.locator(".diagnostic a")).to_have_count(0)  # not default's `orphans`
+    await page.goto(f"{stack.base_url}/#/queues/default/failures")  # acme has no `default`
+    await expect(page.locator(".notice-error")).to_have_text(
+        "Could not list the failures: queue queues/default not found"
+    )
+    await expect(page.locator("tbody tr")).to_have_count(0)
+    await page.goto(f"{stack.base_url}/#/jobs")
+    await expect(page.locator("tbody")).to_have_text("No jobs match.")
+    await page.goto(f"{stack.base_url}/#/workers")
+    await expect(page.locator("tbody")).to_have_text("No workers connected.")
