@@ -41,7 +41,7 @@ export async function renderFailures(main, encodedQueue) {
   async function act(group, action, label) {
     try {
       const finished = await runBulk(queue, action, group.filter, {
-        what: `the ${group.errorType || "failed"} failures of queue ${queue}`,
+        what: `the ${group.errorType || "untyped"} failures of queue ${queue}`,
         onProgress: (operation) => { progress.textContent = bulkSummary(operation); },
         isClosed: () => closed,
       });
