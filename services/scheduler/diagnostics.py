@@ -97,8 +97,8 @@ class Diagnoser:
                 Kind.KIND_NO_LIVE_WORKER,
                 Warning.SEVERITY_CRITICAL,
                 queue.name,
-                f"{waiting:,} jobs wait and no live worker consumes the queue: start a worker "
-                "for it.",
+                f"{waiting:,} {'job waits' if waiting == 1 else 'jobs wait'} and no live worker "
+                "consumes the queue: start a worker for it.",
                 health.oldest_waiting_since_ms,
             )
         elif waiting and (unserved := sorted(health.waiting_types - (handled or set()))):
