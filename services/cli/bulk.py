@@ -64,11 +64,7 @@ def details(op: Op, now: datetime) -> list[str]:
 
 
 def _show(ctx: Context, op: Op) -> int:
-    if ctx.json:
-        ctx.print_message(op)
-    else:
-        ctx.console.lines(details(op, ctx.now()))
-    return 0
+    return ctx.print_item(op, lambda: details(op, ctx.now()))
 
 
 async def start(ctx: Context, args: argparse.Namespace) -> int:

@@ -82,11 +82,7 @@ async def enqueue(ctx: Context, args: argparse.Namespace) -> int:
 
 async def show(ctx: Context, args: argparse.Namespace) -> int:
     job = await ctx.client.get(args.name)
-    if ctx.json:
-        ctx.print_message(job)
-    else:
-        ctx.console.lines(views.job_details(job, ctx.now()))
-    return 0
+    return ctx.print_item(job, lambda: views.job_details(job, ctx.now()))
 
 
 async def list_jobs(ctx: Context, args: argparse.Namespace) -> int:
@@ -161,11 +157,7 @@ async def queues(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _queue_done(ctx: Context, queue: queue_pb2.Queue) -> int:
-    if ctx.json:
-        ctx.print_message(queue)
-    else:
-        ctx.console.lines(views.queues_table([queue]))
-    return 0
+    return ctx.print_item(queue, lambda: views.queues_table([queue]))
 
 
 async def pause(ctx: Context, args: argparse.Namespace) -> int:
@@ -178,11 +170,7 @@ async def resume(ctx: Context, args: argparse.Namespace) -> int:
 
 async def stats(ctx: Context, args: argparse.Namespace) -> int:
     found = await ctx.client.stats(args.queue)
-    if ctx.json:
-        ctx.print_message(found)
-    else:
-        ctx.console.lines(views.stats_table(found))
-    return 0
+    return ctx.print_item(found, lambda: views.stats_table(found))
 
 
 async def failures(ctx: Context, args: argparse.Namespace) -> int:
@@ -220,11 +208,7 @@ async def limits(ctx: Context, args: argparse.Namespace) -> int:
         queue = await ctx.client.set_limits(args.queue, **changes)
     else:
         queue = await ctx.client.queue(args.queue)
-    if ctx.json:
-        ctx.print_message(queue.limits)
-    else:
-        ctx.console.lines(views.limits_lines(queue))
-    return 0
+    return ctx.print_item(queue.limits, lambda: views.limits_lines(queue))
 
 
 async def delete_queue(ctx: Context, args: argparse.Namespace) -> int:
@@ -266,11 +250,7 @@ async def create_schedule(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _schedule_details(ctx: Context, schedule: schedule_pb2.Schedule) -> int:
-    if ctx.json:
-        ctx.print_message(schedule)
-    else:
-        ctx.console.lines(views.schedule_details(schedule, ctx.now()))
-    return 0
+    return ctx.print_item(schedule, lambda: views.schedule_details(schedule, ctx.now()))
 
 
 async def show_schedule(ctx: Context, args: argparse.Namespace) -> int:
@@ -288,11 +268,7 @@ async def list_schedules(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _schedule_row(ctx: Context, schedule: schedule_pb2.Schedule) -> int:
-    if ctx.json:
-        ctx.print_message(schedule)
-    else:
-        ctx.console.lines(views.schedules_table([schedule], ctx.now()))
-    return 0
+    return ctx.print_item(schedule, lambda: views.schedules_table([schedule], ctx.now()))
 
 
 async def pause_schedule(ctx: Context, args: argparse.Namespace) -> int:

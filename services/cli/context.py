@@ -27,6 +27,14 @@ class Context:
         them), integral numbers as integers."""
         self.console.line(json_values.message_json(message, indent=2))
 
+    def print_item(self, message: Message, lines: Callable[[], list[str]]) -> int:
+        """One resource: `message` as JSON, else its human `lines`. Returns the exit code, 0."""
+        if self.json:
+            self.print_message(message)
+        else:
+            self.console.lines(lines())
+        return 0
+
     def print_list(
         self, response: Message, found: Sized, *, none: str, table: Callable[[], list[str]]
     ) -> int:
