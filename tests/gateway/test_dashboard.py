@@ -110,6 +110,18 @@ async def test_a_failing_job_shows_its_stack_trace_and_a_retry_from_its_page_suc
     await expect(headline).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
     await expect(page.locator(".job")).to_contain_text('"rows": 1204')
     await expect(page.get_by_role("button", name="Retry")).to_have_count(0)
+    # A card per state it was in, each with its time there and why: the backoff after the first
+    # failure, the second attempt's failure, then the retry's third attempt.
+    cards = page.get_by_label("Time in each state").locator("li")
+    await expect(cards.last).to_have_attribute("data-state", "succeeded")
+    states = await cards.evaluate_all("items => items.map(i => i.dataset.state)")
+    assert states == [
+        "queued", "running", "scheduled", "queued", "running", "failed", "queued", "running",
+        "succeeded",
+    ], states  # fmt: skip
+    await expect(cards.nth(1)).to_contain_text("attempt 1")
+    await expect(cards.nth(1).locator(".spent")).to_have_text(re.compile(r"\d"))
+    await expect(cards.nth(7)).to_contain_text("attempt 3")
     await screenshot(page, "job-retried")
 
 
@@ -124,6 +136,13 @@ async def test_a_running_job_moves_live_on_its_page_and_cancels_from_there(
     bar = page.get_by_label("Progress", exact=True)
     await expect(bar).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=JOB_DONE_MS)
     await expect(page.locator(".progress-message")).to_have_text("transcoding")
+    # Its progress so far, drawn from the replayed and live progress events.
+    await expect(page.get_by_role("img", name=re.compile(r"^Progress of attempt 1: "))).to_be_visible(
+        timeout=JOB_DONE_MS
+    )
+    running = page.get_by_label("Time in each state").locator("li").last
+    await expect(running).to_have_attribute("data-state", "running")
+    await expect(running).to_contain_text("so far")
     await screenshot(page, "job-running")
 
     await page.get_by_role("button", name="Cancel").click()

@@ -7,6 +7,7 @@ import {
   FINISHED, WAITING, confirmAction, coalesce, durationMs, h, humanMs, jobDurationMs, jobHref,
   notify, pretty, progressBar, setProgress, shortState, stateBadge, time,
 } from "./dom.js";
+import { JobHistory, progressHistory, timelineCards } from "./timeline.js";
 
 const jobLink = (name) => h("a", { href: jobHref(name) }, name);
 
@@ -91,6 +92,20 @@ export async function renderJob(main, encodedQueue, encodedId) {
   let stream = null;
   let lastEventId = "";
   let closed = false;
+  const history = new JobHistory();
+  const timelineBox = h("div", { class: "timeline-box" });
+  const progressBox = h("div", { class: "progress-history-box" });
+  const timelineSection = section("Timeline", timelineBox);
+  const progressSection = section("Progress history", progressBox);
+
+  function showHistory() {
+    if (!job) return;
+    timelineBox.replaceChildren(timelineCards(history, job) || "No state changes kept.");
+    const progress = progressHistory(history, job);
+    progressSection.hidden = !progress;
+    progressBox.replaceChildren(...(progress || []));
+  }
+  const showHistorySoon = coalesce(showHistory, 250);
 
   function actions() {
     const buttons = [];
@@ -136,6 +151,8 @@ export async function renderJob(main, encodedQueue, encodedId) {
         ? section(job.state === "STATE_FAILED" ? "Error" : "Last error", errorBlock(job.error))
         : null,
       section("Timings", timings(job), waitTimes(job)),
+      timelineSection,
+      progressSection,
       job.result !== undefined && job.result !== null ? section("Result", pretty(job.result)) : null,
       section("Payload", pretty(job.payload ?? null)),
       (job.phases || []).length ? section("Phases", phases(job.phases)) : null,
@@ -153,6 +170,7 @@ export async function renderJob(main, encodedQueue, encodedId) {
         ? section("Attempts", h("div", { class: "scroll" }, attemptsTable(job.attempts)))
         : null,
     ].filter(Boolean));
+    showHistory();
   }
 
   async function load() {
@@ -167,6 +185,8 @@ export async function renderJob(main, encodedQueue, encodedId) {
 
   function onEvent(type, event, eventId) {
     lastEventId = eventId || lastEventId;
+    if (type === "reset") history.clear();
+    if (history.add(type, event)) showHistorySoon();
     if (type === "log") logs.append(h("li", {}, time(event.time), " ", event.message));
     if (type === "progress" && job) {
       job.progress = event.progress;
@@ -199,6 +219,7 @@ export async function renderJob(main, encodedQueue, encodedId) {
       const cell = body.querySelector(".duration");
       if (cell) cell.textContent = humanMs(jobDurationMs(job));
     }
+    if (job && !FINISHED.has(job.state)) showHistory();  // the current state's time so far
   }, 1000);
   return () => {
     closed = true;
