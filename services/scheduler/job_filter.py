@@ -10,6 +10,7 @@ joined by OR (OR binds tighter, as AIP-160 has it).
     wait_reason = CONCURRENCY_LIMIT     (why a waiting job waits, Job.wait_reason's kind: a
                                         term of its own, = only; OR-ed kinds in one term)
     error_fingerprint = "5d41402abc4b2a76"    (the error's fingerprint, a failure group; also !=)
+    worker = "host:4242:ab12"           (the worker of the current or last attempt; also !=)
 
 Parentheses may enclose an OR-ed term: `(state = FAILED OR state = CANCELLED) AND tags:"x"`.
 A term that is a single `state`, `type` or `create_time` comparison picks the index the page is
@@ -42,6 +43,7 @@ FIELDS = (
     "error",
     "error_fingerprint",
     "wait_reason",
+    "worker",
 )
 _WAITING_STATES: tuple[Atom, ...] = tuple(
     {"k": "state", "v": state} for state in (State.SCHEDULED, State.BLOCKED, State.QUEUED)
@@ -184,6 +186,13 @@ def _fingerprint(value: str) -> Atom:
     return {"k": "fp", "v": fingerprint}
 
 
+def _worker(value: str) -> Atom:
+    worker = _quoted("worker", value)
+    if not names.WORKER_ID.fullmatch(worker):
+        raise _bad(f"worker {worker!r} is not a worker id ({names.WORKER_ID.pattern})")
+    return {"k": "worker", "v": worker}
+
+
 def _atom(name: str, operator: str, value: str) -> Atom:
     """One comparison as the store's predicate atom. Raises InvalidFilter."""
     if name == "wait_reason":
@@ -192,7 +201,9 @@ def _atom(name: str, operator: str, value: str) -> Atom:
         return _time(name, operator, value)
     if name in ("tags", "error"):
         return _has(name, operator, value)
-    if name not in ("state", "type", "error_fingerprint") and not name.startswith("metadata."):
+    if name not in ("state", "type", "error_fingerprint", "worker") and not name.startswith(
+        "metadata."
+    ):
         raise _bad(f"unsupported field or token {name!r}; supported fields: {', '.join(FIELDS)}")
     if operator not in ("=", "!="):
         raise _bad(f"{name} takes = or !=, not {operator!r}")
@@ -202,6 +213,8 @@ def _atom(name: str, operator: str, value: str) -> Atom:
         atom = _type(value)
     elif name == "error_fingerprint":
         atom = _fingerprint(value)
+    elif name == "worker":
+        atom = _worker(value)
     else:
         atom = _metadata(name, value)
     # `!=` negates the atom: a job without the field (a metadata key) is then a match

@@ -210,6 +210,9 @@ def _other_cases() -> dict[str, Case]:
         "filter unquoted type": Case(
             "ListJobs", list_jobs(parent="queues/q1", filter="type = demo"), "filter"
         ),
+        "filter worker id": Case(
+            "ListJobs", list_jobs(parent="queues/q1", filter='worker = "a b"'), "filter"
+        ),
         "order_by": Case("ListJobs", list_jobs(parent="queues/q1", order_by="type"), "order_by"),
         "page_token garbage": Case(
             "ListJobs",

@@ -15,7 +15,15 @@ from services.scheduler.job_filter import parse_filter
 from services.scheduler.store import store as store_module
 from services.scheduler.store.models import ListQuery, ReportKind
 from services.scheduler.store.store import JobStore
-from tests.scheduler.store.helpers import QUEUE, ManualClock, apply_one, create, failure, start
+from tests.scheduler.store.helpers import (
+    QUEUE,
+    WORKER,
+    ManualClock,
+    apply_one,
+    create,
+    failure,
+    start,
+)
 from tests.scheduler.store.test_listing import page_through
 
 
@@ -96,6 +104,11 @@ async def test_each_kind_of_term_selects_its_jobs(store: JobStore, catalog: Cata
         "state != QUEUED AND state != RUNNING": c.names(c.nightly_failed, c.timed_out, c.succeeded),
         '(state = RUNNING OR state = SUCCEEDED) AND type = "demo"': c.names(c.running, c.succeeded),
         'type = "other" AND tags:"nightly"': set(),
+        # The worker of the current (or last) attempt: every job that ran here ran on WORKER.
+        f'state = RUNNING AND worker = "{WORKER}"': c.names(c.running),
+        f'worker = "{WORKER}"': c.names(c.nightly_failed, c.timed_out, c.succeeded, c.running),
+        'worker = "elsewhere:1"': set(),
+        f'worker != "{WORKER}"': c.names(c.nightly_by_42),  # never ran: no worker
     }
     for text, expected in cases.items():
         page = await store.list_jobs(filtered(text))

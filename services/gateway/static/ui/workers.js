@@ -1,25 +1,23 @@
 // The tenant's workers (ListWorkers): host, pid, queues, job types, concurrency and slots in use,
-// liveness (state, last seen), CPU and memory, and the jobs each is running now (the RUNNING jobs
-// of every queue, matched by their current attempt's worker). Workers send no events: the view
-// reads them again every few seconds.
+// liveness (state, last seen), CPU and memory, and the jobs each is running now (ListJobs over
+// every queue, `state = RUNNING AND worker = "<id>"`, for the first CURRENT_JOBS_FOR live workers).
+// Workers send no events: the view reads them again every few seconds.
 import { get, listAll } from "./api.js";
 import { h, jobHref, jobId, notify, shortState, time } from "./dom.js";
 
 const REFRESH_MS = 5_000;
-const RUNNING_PAGE = 200;
+const CURRENT_JOBS_FOR = 50;  // workers whose running jobs are listed, in ListWorkers' order
+const CURRENT_JOBS_SHOWN = 20;  // per worker
 
 const workerId = (worker) => worker.name.replace(/^workers\//, "");  // as an attempt names it
 const megabytes = (bytes) => (bytes ? `${(Number(bytes) / 1048576).toFixed(0)} MB` : "—");
 
-function runningJobsByWorker(jobs) {
-  const byWorker = new Map();
-  for (const job of jobs) {
-    const worker = (job.attempts || []).at(-1)?.worker;
-    if (!worker) continue;
-    if (!byWorker.has(worker)) byWorker.set(worker, []);
-    byWorker.get(worker).push(job);
-  }
-  return byWorker;
+async function runningJobs(worker) {
+  const page = await get("queues/-/jobs", {
+    filter: `state = RUNNING AND worker = ${JSON.stringify(workerId(worker))}`,
+    pageSize: CURRENT_JOBS_SHOWN,
+  });
+  return page.jobs || [];
 }
 
 function jobLinks(jobs) {
@@ -56,13 +54,11 @@ export async function renderWorkers(main) {
 
   async function load() {
     try {
-      const [workers, running] = await Promise.all([
-        listAll("workers", "workers"),
-        get("queues/-/jobs", { filter: "state = RUNNING", pageSize: RUNNING_PAGE }),
-      ]);
+      const workers = await listAll("workers", "workers");
+      const busy = workers.filter((w) => w.state === "STATE_ACTIVE").slice(0, CURRENT_JOBS_FOR);
+      const running = new Map(await Promise.all(busy.map(async (w) => [w.name, await runningJobs(w)])));
       if (closed) return;
-      const byWorker = runningJobsByWorker(running.jobs || []);
-      tbody.replaceChildren(...workers.map((w) => workerRow(w, byWorker.get(workerId(w)) || [])));
+      tbody.replaceChildren(...workers.map((w) => workerRow(w, running.get(w.name) || [])));
       if (!workers.length) tbody.append(h("tr", {}, h("td", { colspan: "11" }, "No workers connected.")));
     } catch (error) {
       notify(view, `Could not list the workers: ${error.message}`);

@@ -7,7 +7,7 @@
 ]]
 local MATCH_BATCH = 200
 local ATOM_FIELDS = {state = 'STATE', type = 'TYPE', tag = 'TAGS', meta = 'METADATA',
-  error = 'ERROR', fp = 'ERROR', ctime = 'CREATE_TIME', ftime = 'FINISH_TIME'}
+  error = 'ERROR', fp = 'ERROR', ctime = 'CREATE_TIME', ftime = 'FINISH_TIME', worker = 'WORKER'}
 
 -- The job fields `terms` and `extra` (readable names, J's) need, fetched by one HMGET per job and
 -- no more: a job's hash is a listpack, where each field asked for is a walk along it. Returns
@@ -38,6 +38,7 @@ local function holds(atom, f, at)
   local k = atom.k
   if k == 'state' then return f[at.STATE] == atom.v end
   if k == 'type' then return f[at.TYPE] == atom.v end
+  if k == 'worker' then return f[at.WORKER] == atom.v end
   if k == 'tag' then
     for _, tag in ipairs(cjson.decode(f[at.TAGS] or '[]')) do if tag == atom.v then return true end end
     return false
