@@ -94,11 +94,12 @@ test-cluster: protos redis  ## only the cluster stage
 run: protos redis  ## dev stack: embedded Redis (unless REDIS_URL), scheduler, worker, REST gateway on :8080; Ctrl-C stops
 	$(BIN)/python -m services.devstack
 
-bench: protos redis  ## store vs raw Redis streams, workers vs plain taskiq, gateway vs gRPC and SSE fan-out, list pages over 100k jobs (BENCH_ARGS="--jobs 2000" GATEWAY_BENCH_ARGS=--quick: quick)
+bench: protos redis browser  ## store vs raw Redis streams, workers vs plain taskiq, gateway vs gRPC and SSE fan-out, list pages and the dashboard over 100k jobs (BENCH_ARGS="--jobs 2000" GATEWAY_BENCH_ARGS=--quick: quick)
 	$(BIN)/python -m bench.store_bench
 	$(BIN)/python -m bench.worker_bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.gateway_bench $(GATEWAY_BENCH_ARGS)
 	$(BIN)/python -m bench.listing_bench
+	$(BIN)/python -m bench.dashboard_bench
 
 clean:  ## generated code, caches (keeps .venv and the dev data in .data)
 	rm -rf $(GEN) build .mypy_cache .ruff_cache .pytest_cache

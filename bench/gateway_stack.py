@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import resource
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +50,10 @@ class GatewayStack:
 
 @asynccontextmanager
 async def gateway_stack(
-    redis_url: str, auth: BenchAuth, log_dir: Path
+    redis_url: str, auth: BenchAuth, log_dir: Path, scheduler_env: Mapping[str, str] | None = None
 ) -> AsyncIterator[GatewayStack]:
-    """Scheduler and gateway, both ready, while the block runs."""
+    """Scheduler (with `scheduler_env` added to its environment) and gateway, both ready, while
+    the block runs."""
     scheduler_port, gateway_port = free_port(), free_port()
     scheduler_address = f"{LOOPBACK}:{scheduler_port}"
     scheduler = await start_child(
@@ -64,6 +65,7 @@ async def gateway_stack(
             "JOBSTREAM_SCHEDULER_PORT": str(scheduler_port),
             "JOBSTREAM_SCHEDULER_METRICS_PORT": "0",  # not the fixed port `make run` may hold
             **auth.scheduler_env,
+            **(scheduler_env or {}),
         },
         ready="scheduler_started",
     )
