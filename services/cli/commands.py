@@ -85,6 +85,11 @@ async def show(ctx: Context, args: argparse.Namespace) -> int:
     return ctx.print_item(job, lambda: views.job_details(job, ctx.now()))
 
 
+async def inspect(ctx: Context, args: argparse.Namespace) -> int:
+    inspection = await ctx.client.inspect(args.name)
+    return ctx.print_item(inspection, lambda: views.inspection_details(inspection, ctx.now()))
+
+
 async def list_jobs(ctx: Context, args: argparse.Namespace) -> int:
     limit: int = args.limit
     jobs: list[job_pb2.Job] = []

@@ -132,6 +132,12 @@ def _job_commands(
     for name, command, text in [
         ("show", commands.show, "show a job: state, progress, result, error, attempts"),
         ("watch", commands.watch, "follow a job's progress and log lines until it finishes"),
+        (
+            "inspect",
+            commands.inspect,
+            "sample a running job live from its worker: heartbeat age, phase, progress, CPU, "
+            "memory and the handler's stack",
+        ),
         ("retry", commands.retry, "run a FAILED or CANCELLED job again"),
         ("delete", commands.delete, "delete a finished job"),
     ]:

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2
 
 from jobs.v1 import (
     failure_group_pb2,
+    inspection_pb2,
     job_pb2,
     queue_pb2,
     queue_service_pb2,
@@ -140,6 +141,8 @@ def job_details(job: job_pb2.Job, now: datetime) -> list[str]:
         fields.append(("Cancelled", cancel))
     if job.HasField("progress"):
         fields.append(("Progress", render.bar(job.progress)))
+    if job.HasField("stall"):
+        fields.append(("Stalled", job.stall.message))
     fields.append(("Payload", render.compact_json(from_value(job.payload))))
     if job.HasField("result"):
         fields.append(("Result", render.compact_json(from_value(job.result))))
@@ -498,3 +501,29 @@ def deliveries_table(deliveries: Sequence[Delivery], now: datetime) -> list[str]
         for delivery in deliveries
     ]
     return render.table(headers, rows, right="4")
+
+
+def inspection_details(inspection: inspection_pb2.JobInspection, now: datetime) -> list[str]:
+    """`inspect`: the live sample's facts, one per line, then the handler's stack."""
+    fields: list[tuple[str, str]] = [
+        ("Job", short_job_name(inspection.job)),
+        ("Attempt", inspection.attempt.rsplit("/", 1)[-1]),
+        ("Worker", inspection.worker.removeprefix("workers/")),
+        (
+            "Heartbeat",
+            f"{render.duration(inspection.heartbeat_age.ToTimedelta().total_seconds())} ago",
+        ),
+        ("Phase", inspection.phase or "-"),
+        ("Progress", render.bar(inspection.progress) if inspection.HasField("progress") else "-"),
+        ("CPU", f"{inspection.cpu_percent:.1f}% of a core (the worker process)"),
+        ("Memory", _mib(inspection.memory_rss_bytes)),
+        ("Sampled", render.stamp(inspection.sample_time, now)),
+    ]
+    if inspection.stalled:
+        fields.append(("Stalled", inspection.stall_message))
+    stack = [
+        "",
+        "Stack (innermost last):",
+        *("  " + line for line in inspection.stack.splitlines()),
+    ]
+    return _field_lines(fields) + stack

@@ -17,6 +17,7 @@ from jobs.v1 import (
     bulk_operation_service_pb2_grpc,
     event_pb2,
     failure_group_pb2,
+    inspection_pb2,
     job_pb2,
     job_service_pb2,
     job_service_pb2_grpc,
@@ -269,6 +270,13 @@ class JobstreamClient(Closing):
         its handler stops). Raises FailedPrecondition (INVALID_STATE) for a finished job."""
         request = job_service_pb2.CancelJobRequest(name=names.job_name(name), reason=reason)
         return await self._call(self._jobs.CancelJob, request)
+
+    async def inspect(self, name: str) -> inspection_pb2.JobInspection:
+        """A live sample of a running job from its worker: heartbeat age, phase, progress, the
+        worker's CPU and memory, the handler's stack, and whether it is stalled. Raises
+        FailedPrecondition (JOB_NOT_RUNNING), Unavailable (WORKER_NOT_RESPONDING), NotFound."""
+        request = inspection_pb2.InspectJobRequest(name=names.job_name(name))
+        return await self._call(self._jobs.InspectJob, request)
 
     async def retry(self, name: str, *, restart_phases: bool = False) -> job_pb2.Job:
         """Runs a FAILED or CANCELLED job again with a fresh retry budget, resuming at its first

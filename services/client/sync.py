@@ -22,6 +22,7 @@ from typing import Self, TypeVar, Unpack
 from jobs.v1 import (
     event_pb2,
     failure_group_pb2,
+    inspection_pb2,
     job_pb2,
     job_service_pb2,
     queue_pb2,
@@ -197,6 +198,9 @@ class SyncJobstreamClient:
 
     def cancel(self, name: str, *, reason: str = "") -> job_pb2.Job:
         return self._run(self._client.cancel(name, reason=reason))
+
+    def inspect(self, name: str) -> inspection_pb2.JobInspection:
+        return self._run(self._client.inspect(name))
 
     def retry(self, name: str, *, restart_phases: bool = False) -> job_pb2.Job:
         return self._run(self._client.retry(name, restart_phases=restart_phases))

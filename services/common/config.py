@@ -192,6 +192,18 @@ class SchedulerSettings(BaseSettings):
         "is presumed dead: the worker streams it held are released (their attempts' leases end, "
         "what they fetched is handed out again). Renewed every fifth of it.",
     )
+    inspect_timeout: Duration = Field(
+        default=timedelta(seconds=3),
+        gt=timedelta(0),
+        description="How long InspectJob waits for the worker's sample before it answers "
+        "UNAVAILABLE (WORKER_NOT_RESPONDING).",
+    )
+    stall_after: Duration = Field(
+        default=timedelta(minutes=10),
+        gt=timedelta(0),
+        description="A running job that reported no progress and no phase change for this long "
+        "(since its start when it reported none) is flagged as stalled (Job.stall).",
+    )
     max_message_bytes: int = Field(
         default=4 << 20,
         ge=1 << 20,

@@ -299,6 +299,33 @@ class WorkerIdInUse(JobstreamError):
         )
 
 
+class JobNotRunning(JobstreamError):
+    """InspectJob on a job that is not RUNNING: no worker runs it to sample."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "JOB_NOT_RUNNING"
+
+    def __init__(self, name: str, *, state: str) -> None:
+        super().__init__(
+            f"job {name} is {state}, not RUNNING: only a running job can be inspected",
+            metadata={"job": name, "state": state},
+        )
+
+
+class WorkerNotResponding(JobstreamError):
+    """The worker holding an attempt did not answer an inspection in time."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "WORKER_NOT_RESPONDING"
+
+    def __init__(self, worker: str, *, job: str, detail: str) -> None:
+        super().__init__(
+            f"worker {worker} running job {job} {detail}: it may be frozen, overloaded or gone "
+            "(then its lease expires and the job runs again)",
+            metadata={"worker": worker, "job": job},
+        )
+
+
 class PermissionDenied(JobstreamError):
     code = grpc.StatusCode.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"

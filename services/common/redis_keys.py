@@ -19,6 +19,8 @@ QUEUES = f"{ROOT}:queues"  # zset of every queue id (score 0, lexicographic); ou
 # pub/sub: "<tenant>/<worker> <attempt name>" when a running attempt is asked to stop
 CANCEL_CHANNEL = f"{ROOT}:cancel"
 REVOKED_CHANNEL = f"{ROOT}:revoked"  # pub/sub: "apiKeys/<id>" when a key is revoked
+# pub/sub: "<tenant>/<worker> <attempt name> <request id>" when InspectJob asks a worker to sample
+INSPECT_CHANNEL = f"{ROOT}:inspect"
 WEBHOOK_QUEUES = f"{ROOT}:webhook-queues"  # set of the queue ids that have webhooks
 BOOT_EPOCH = f"{ROOT}:boot"  # set once per keyspace; a change means Redis came back empty
 
@@ -73,6 +75,7 @@ FAILED_JOBS = "failed:"  # + an error fingerprint: zset of its FAILED job ids by
 FAILURE_GROUPS = "fgroups"  # zset of the fingerprints with FAILED jobs by their last finish ms
 FAILURE_COUNTS = "fcounts"  # zset of the same fingerprints by their count of FAILED jobs
 LOST_ATTEMPTS = "lost"  # zset of the last hour's lost attempts `<job id>.<attempt>` by ms
+INSPECTION = "inspect:"  # + a request id: list holding a worker's answer to InspectJob (expires)
 FAMILIES = {
     "JOB": JOB,
     "HISTORY": HISTORY,
@@ -313,6 +316,11 @@ class QueueKeys:
         """Zset of the queue's attempts lost in the last hour (`<job id>.<attempt>`) by when the
         reaper found them (ms): GetDiagnostics' workers-dying warning."""
         return f"{self.prefix}{LOST_ATTEMPTS}"
+
+    def inspection(self, request_id: str) -> str:
+        """List where the replica holding a worker's stream pushes its answer to one InspectJob
+        request, and the asking replica waits (BLPOP); expires soon after."""
+        return f"{self.prefix}{INSPECTION}{request_id}"
 
     @property
     def bulk_running(self) -> str:

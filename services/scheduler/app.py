@@ -42,11 +42,12 @@ from services.common.config import (
 from services.common.grpc_server import GrpcServer, address, build_server, registration
 from services.common.logging import configure_logging
 from services.common.redis_client import RedisClient, open_redis
-from services.common.redis_keys import CANCEL_CHANNEL, REVOKED_CHANNEL
+from services.common.redis_keys import CANCEL_CHANNEL, INSPECT_CHANNEL, REVOKED_CHANNEL
 from services.common.telemetry import configure_telemetry
 from services.scheduler.auth.gate import Gate
 from services.scheduler.consumers import QueueConsumers
 from services.scheduler.diagnostics import Diagnoser
+from services.scheduler.inspection import JobInspector
 from services.scheduler.loops import run_background_loops
 from services.scheduler.loops.bulk import BulkRunner
 from services.scheduler.metrics import SchedulerMetrics, serving_metrics, store_depths
@@ -134,6 +135,12 @@ async def serve(
                     store,
                     watches=watches,
                     consumers=QueueConsumers(workers.directory),
+                    inspector=JobInspector(
+                        store,
+                        protocol.replies,
+                        timeout=settings.inspect_timeout,
+                        stall_after=settings.stall_after,
+                    ),
                     metrics=metrics,
                 ),
             ),
@@ -186,6 +193,7 @@ async def serve(
             {
                 CANCEL_CHANNEL: workers.route_cancel,
                 REVOKED_CHANNEL: gate.credential_revoked,
+                INSPECT_CHANNEL: workers.route_inspect,
             },
             poll_s=store_settings.max_block_ms / 1000,
         )

@@ -3,6 +3,9 @@ replicas, routed to this process's handlers by channel.
 
 - `CANCEL_CHANNEL`, `"<tenant>/<worker> <attempt name>"`: a running attempt is asked to stop; the
   cancel goes down that worker's streams connected here, if any.
+- `INSPECT_CHANNEL`, `"<tenant>/<worker> <attempt name> <request id>"`: InspectJob asks a worker
+  for a live sample; the request goes down that worker's streams connected here, if any
+  (inspection.py).
 - `REVOKED_CHANNEL`, `"apiKeys/<id>"`: a key was revoked; the streams opened here with it (or with
   its watch tokens) end, and it leaves the key cache.
 

@@ -57,6 +57,10 @@ class StreamOwner(Protocol):
 
     def on_cancel(self, attempt: str) -> None: ...
 
+    def inspect(
+        self, request: worker_service_pb2.InspectAttempt
+    ) -> worker_service_pb2.AttemptSample: ...
+
     def on_revoked(self) -> None:
         """The worker's credential was revoked: its attempts cannot be reported any more."""
 
@@ -90,6 +94,7 @@ class SchedulerConnection:
         self._outbox = Outbox(retry=Backoff(0.05, max(max_backoff_s, 0.05)))
         self._closing = asyncio.Event()
         self._status_due = False
+        self._samples: list[worker_service_pb2.AttemptSample] = []
         self._reconnect = Backoff(0.05, max(max_backoff_s, 0.05))
         self._channel: grpc.aio.Channel | None = None
         self.ready = asyncio.Event()
@@ -228,6 +233,9 @@ class SchedulerConnection:
                 self._outbox.answer(result)
             for attempt in response.cancel_attempts:
                 self._owner.on_cancel(attempt)
+            if response.inspect_attempts:
+                self._samples += map(self._owner.inspect, response.inspect_attempts)
+                self._outbox.wake.set()
             self._outbox.check_idle()
             if self._closing.is_set() and self._outbox.idle.is_set():
                 self._outbox.wake.set()  # the writer half-closes the stream
@@ -240,11 +248,14 @@ class SchedulerConnection:
                 await asyncio.Future()  # the reader returns at the end of the stream
             await outbox.wake.wait()
             outbox.wake.clear()
-            while outbox.has_queued or self._status_due:
+            while outbox.has_queued or self._status_due or self._samples:
                 request = worker_service_pb2.ConnectRequest()
                 if self._status_due:
                     self._status_due = False
                     request.status.CopyFrom(self._owner.status())
+                if self._samples:
+                    request.inspections.extend(self._samples)
+                    self._samples.clear()
                 outbox.fill(request)
                 await call.write(request)
 

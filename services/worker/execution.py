@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -32,6 +33,22 @@ class Execution:
     forced: bool = False  # stopped by force after the cancel grace
     abandoned: bool = False  # stopped at shutdown: nothing is reported
     reported: bool = False  # its outcome went out (a forced thread's, before it ended)
+    thread: HandlerThread | None = None  # for a plain handler: the thread running it
+
+
+@dataclass(eq=False, slots=True)
+class HandlerThread:
+    """Which thread runs a plain handler (set by the thread itself, when the call begins), so an
+    inspection can sample that thread's stack."""
+
+    ident: int | None = None
+
+    def run(self, call: Callable[[], object]) -> object:
+        self.ident = threading.get_ident()
+        try:
+            return call()
+        finally:
+            self.ident = None
 
 
 def _enter(span: Span, context: JobContext) -> None:
@@ -65,13 +82,13 @@ def start(
     )
     scope = contextvars.copy_context()
     scope.run(_enter, span, context)
-    future: asyncio.Future[object]
     if handler.is_async:
-        future = loop.create_task(_call(handler.function, context), context=scope)
-    else:
-        function: Callable[[JobContext], object] = handler.function
-        future = threads.submit(loop, lambda: scope.run(function, context))
-    return Execution(future, span, in_thread=not handler.is_async)
+        task = loop.create_task(_call(handler.function, context), context=scope)
+        return Execution(task, span, in_thread=False)
+    function: Callable[[JobContext], object] = handler.function
+    thread = HandlerThread()
+    future = threads.submit(loop, lambda: thread.run(lambda: scope.run(function, context)))
+    return Execution(future, span, in_thread=True, thread=thread)
 
 
 async def _call(function: Callable[[JobContext], object], context: JobContext) -> object:

@@ -22,7 +22,7 @@ from google.rpc import code_pb2
 from opentelemetry import trace
 
 from jobs.v1 import worker_service_pb2
-from services.worker import execution, reports
+from services.worker import execution, reports, sampling
 from services.worker.connection import SchedulerConnection
 from services.worker.context import JobContext
 from services.worker.discovery import describe
@@ -81,6 +81,7 @@ class Runner:
         self._settled.set()
         self._connection: SchedulerConnection | None = None
         self._cpu = CpuMeter()
+        self._cpu_percent = 0.0  # as of the last status
         self.draining = False
         self.stopping = False  # past the shutdown grace: nothing new runs
 
@@ -312,12 +313,21 @@ class Runner:
 
     # --- the connection's questions -------------------------------------------------------------
     def status(self) -> worker_service_pb2.WorkerStatus:
+        self._cpu_percent = self._cpu.percent()
         return worker_service_pb2.WorkerStatus(
             running_attempts=self._slots.busy,
-            cpu_percent=self._cpu.percent(),
+            cpu_percent=self._cpu_percent,
             memory_rss_bytes=rss_bytes(),
             draining=self.draining,
         )
+
+    def inspect(
+        self, request: worker_service_pb2.InspectAttempt
+    ) -> worker_service_pb2.AttemptSample:
+        attempt = self._attempts.get(request.attempt)
+        running = attempt is not None and not attempt.superseded
+        run = attempt.execution if attempt is not None and running else None
+        return sampling.sample(request, run, cpu_percent=self._cpu_percent)
 
     def heartbeat_attempts(self) -> Iterable[str]:
         """Running attempts whose `started` went out (a heartbeat ahead of it would be refused)."""

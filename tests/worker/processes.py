@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -153,3 +153,15 @@ async def start_worker(
         raise
     worker.id = str(announced["id"])
     return worker
+
+
+@contextlib.asynccontextmanager
+async def worker_process(
+    *, scheduler: str, redis_url: str, module: str
+) -> AsyncIterator[WorkerProcess]:
+    """A ready worker process running `module`'s handlers, killed when the block exits."""
+    worker = await start_worker(scheduler=scheduler, redis_url=redis_url, module=module)
+    try:
+        yield worker
+    finally:
+        await worker.kill()

@@ -35,6 +35,7 @@ RULES: dict[str, Rule] = {
     f"{_JOB}RetryJob": Rule(Role.OPERATOR, audited=True),
     f"{_JOB}DeleteJob": Rule(Role.ADMIN, audited=True),
     f"{_JOB}WatchJob": Rule(Role.VIEWER, scope_field="name", streaming=True),
+    f"{_JOB}InspectJob": Rule(Role.VIEWER, scope_field="name"),
     f"{_QUEUE}GetQueue": Rule(Role.VIEWER, scope_field="name"),
     f"{_QUEUE}ListQueues": Rule(Role.VIEWER),
     f"{_QUEUE}GetQueueStats": Rule(Role.VIEWER),

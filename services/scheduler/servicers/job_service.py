@@ -10,11 +10,12 @@ import grpc
 from google.protobuf import empty_pb2
 from typing_extensions import override
 
-from jobs.v1 import event_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
+from jobs.v1 import event_pb2, inspection_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
 from services.common import names
 from services.scheduler import all_queues, paging, validation
 from services.scheduler.auth.principal import caller
 from services.scheduler.consumers import QueueConsumers
+from services.scheduler.inspection import JobInspector
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.models import NewJob
@@ -38,9 +39,11 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         *,
         watches: WatchHub,
         consumers: QueueConsumers,
+        inspector: JobInspector,
         metrics: SchedulerMetrics | None = None,
     ) -> None:
         self._store = store
+        self._inspector = inspector
         self._watches = watches
         self._consumers = consumers
         self._metrics = metrics or SchedulerMetrics()
@@ -92,7 +95,16 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         ref = me.job(names.parse_job_name(request.name))
         job = await self._store.get_job(ref)
         await self._explain_waits(ref.queue, [job], times=True)
+        self._inspector.flag_stall(job)
         return job
+
+    @override
+    async def InspectJob(
+        self,
+        request: inspection_pb2.InspectJobRequest,
+        context: Context[inspection_pb2.InspectJobRequest, inspection_pb2.JobInspection],
+    ) -> inspection_pb2.JobInspection:
+        return await self._inspector.inspect(caller().job(names.parse_job_name(request.name)))
 
     async def _explain_waits(
         self, queue: str, jobs: list[job_pb2.Job], *, times: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Collection
+from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
 
 import grpc
 import structlog
@@ -102,6 +102,22 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
         """A cancel notice (notices.py): pushed down the named worker's streams here."""
         self.registry.route_cancel(notice)
 
+    def route_inspect(self, notice: str) -> None:
+        """An inspection notice (notices.py): pushed down the named worker's streams here."""
+        self.registry.route_inspect(notice)
+
+    async def _answer_inspections(
+        self, connection: WorkerConnection, samples: Sequence[worker_service_pb2.AttemptSample]
+    ) -> None:
+        """Hands the worker's answers to the replicas waiting for them; an answer to a request
+        this stream was not asked (or for another attempt) is dropped."""
+        for sample in samples:
+            if connection.inspecting.pop(sample.request_id, None) != sample.attempt:
+                continue
+            queue = names.parse_attempt_name(sample.attempt).queue
+            scoped = names.scoped_queue(connection.info.tenant, queue)
+            await self._record("inspection", self._protocol.replies.answer(scoped, sample))
+
     @override
     async def Connect(
         self,
@@ -134,6 +150,7 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
             metrics=self._metrics,
             message_budget=self._protocol.message_budget,
             on_status=lambda status: self._record("status", self.directory.reported(claim, status)),
+            on_samples=lambda samples: self._answer_inspections(connection, samples),
         )
         self.registry.add(connection)
         log.info("worker_connected", **_describe(info))
@@ -195,8 +212,9 @@ class WorkerServicer(worker_service_pb2_grpc.WorkerServiceServicer):
                 connection.outbox.close(error)
 
     async def _record(self, what: str, write: Awaitable[None]) -> None:
-        """Writes the worker directory; an outage there must not break the worker's stream (the
-        record catches up with the next status)."""
+        """Writes the worker directory (or an inspection's answer); an outage there must not break
+        the worker's stream (the record catches up with the next status; the inspection's caller
+        gets WORKER_NOT_RESPONDING, as it cannot be answered)."""
         try:
             await write
         except (RedisConnectionError, RedisTimeoutError) as error:

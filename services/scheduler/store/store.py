@@ -225,12 +225,16 @@ class JobStore:
 
     async def get_job(self, ref: JobRef) -> job_pb2.Job:
         """Raises JobNotFound."""
+        return codec.job_from_hash(ref.queue, ref.job, await self.job_fields(ref))
+
+    async def job_fields(self, ref: JobRef) -> dict[bytes, bytes]:
+        """The job's hash as stored (store/fields.py JobField); raises JobNotFound."""
         fields = cast(
             dict[bytes, bytes], await self.redis.hgetall(QueueKeys(ref.queue).job(ref.job))
         )
         if not fields:
             raise JobNotFound(ref.name)
-        return codec.job_from_hash(ref.queue, ref.job, fields)
+        return fields
 
     async def explain_waits(
         self,

@@ -4,7 +4,7 @@ the WorkerService servicer.
 - `session`: one Connect stream's reader, applier and writer (batches of reports, in order);
 - `report_codec`: reports between the wire and the store, and outcomes back;
 - `buffers`: the bounded inbox and outbox between a stream's tasks;
-- `streams`: the connected workers of this replica and cancel routing to them;
+- `streams`: the connected workers of this replica and cancel and inspection routing to them;
 - `directory`: worker records, the replicas' liveness and the release of a dead replica's streams.
 """
 
@@ -19,6 +19,7 @@ from jobs.v1 import worker_service_pb2
 from services.common.clock import Clock
 from services.common.config import SchedulerSettings, StoreSettings
 from services.common.redis_client import RedisClient
+from services.scheduler.inspection import InspectionReplies
 from services.scheduler.worker_protocol.directory import Replicas, WorkerDirectory
 from services.scheduler.worker_protocol.report_codec import ReportCodec
 from services.scheduler.worker_protocol.session import StreamStats
@@ -45,6 +46,7 @@ class WorkerProtocol:
     dispatch_timeout: timedelta
     disconnect_grace: timedelta
     message_budget: int  # bytes of results one response may carry
+    replies: InspectionReplies  # where the workers' answers to InspectJob go
     registry: WorkerRegistry = field(default_factory=WorkerRegistry)
     stats: StreamStats = field(default_factory=StreamStats)
 
@@ -68,6 +70,7 @@ class WorkerProtocol:
             dispatch_timeout=store_settings.dispatch_timeout,
             disconnect_grace=settings.disconnect_grace,
             message_budget=settings.max_message_bytes - _HEADROOM_BYTES,
+            replies=InspectionReplies(redis, max_block_ms=store_settings.max_block_ms),
         )
 
     @property

@@ -74,7 +74,8 @@ class ReportInbox:
 
 class Outbox:
     """Responses in the order they are written. `put` waits while `max_queued` wait (the worker
-    reads slowly); `push_cancel` never waits and merges into a waiting cancel-only response."""
+    reads slowly); `push_cancel` and `push_inspect` never wait and merge into a waiting
+    push-only response."""
 
     def __init__(self, *, max_queued: int) -> None:
         self._items: deque[worker_service_pb2.ConnectResponse] = deque()
@@ -95,15 +96,28 @@ class Outbox:
             self._ready.set()
 
     def push_cancel(self, attempt: str) -> None:
-        """Queues `attempt` in a cancel-only response, without waiting."""
+        """Queues `attempt` in a push-only response, without waiting."""
+        pushed = self._push_only()
+        if pushed is not None:
+            pushed.cancel_attempts.append(attempt)
+
+    def push_inspect(self, request: worker_service_pb2.InspectAttempt) -> None:
+        """Queues an inspection request in a push-only response, without waiting."""
+        pushed = self._push_only()
+        if pushed is not None:
+            pushed.inspect_attempts.append(request)
+
+    def _push_only(self) -> worker_service_pb2.ConnectResponse | None:
+        """The waiting response without results or settings, or a new one; None once closed."""
         if self._closed:
-            return
+            return None
         last = self._items[-1] if self._items else None
         if last is not None and not last.results and not last.HasField("settings"):
-            last.cancel_attempts.append(attempt)
-            return
-        self._items.append(worker_service_pb2.ConnectResponse(cancel_attempts=[attempt]))
+            return last
+        response = worker_service_pb2.ConnectResponse()
+        self._items.append(response)
         self._ready.set()
+        return response
 
     async def get(self) -> worker_service_pb2.ConnectResponse | None:
         """The next response; None once closed and drained. Raises the error `close` was given,

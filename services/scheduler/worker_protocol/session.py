@@ -31,6 +31,7 @@ _RESULT_OVERHEAD = 11  # field tag and length prefix of one result inside a resp
 
 Requests = AsyncIterator[worker_service_pb2.ConnectRequest]
 StatusCallback = Callable[[worker_service_pb2.WorkerStatus], Awaitable[None]]
+SamplesCallback = Callable[[Sequence[worker_service_pb2.AttemptSample]], Awaitable[None]]
 
 
 @dataclass
@@ -82,9 +83,11 @@ class WorkerSession:
         metrics: SchedulerMetrics,
         message_budget: int,
         on_status: StatusCallback,
+        on_samples: SamplesCallback,
     ) -> None:
         self._store = store
         self._on_status = on_status
+        self._on_samples = on_samples
         self._connection = connection
         self._codec = codec
         self._stats = stats
@@ -124,6 +127,8 @@ class WorkerSession:
             async for request in requests:
                 if request.HasField("status"):
                     await self._on_status(request.status)
+                if request.inspections:
+                    await self._on_samples(request.inspections)
                 if request.reports:
                     await self._accept(request.reports)
         except Exception as error:  # ends the stream with this error (mapped by rpc_guard)

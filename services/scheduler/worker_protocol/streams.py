@@ -20,6 +20,8 @@ from services.scheduler.worker_protocol.directory import StreamClaim
 
 log = structlog.get_logger(__name__)
 
+MAX_INSPECTING = 64  # unanswered inspection requests remembered per stream (oldest dropped)
+
 
 @dataclass(eq=False)
 class WorkerConnection:
@@ -31,6 +33,8 @@ class WorkerConnection:
     connect_ms: int
     outbox: Outbox
     held: set[AttemptRef] = field(default_factory=set)
+    # Inspection requests pushed down this stream and not answered yet: request id -> attempt.
+    inspecting: dict[str, str] = field(default_factory=dict)
 
     @property
     def worker(self) -> str:
@@ -84,3 +88,18 @@ class WorkerRegistry:
         for connection in connections:
             connection.outbox.push_cancel(attempt)
         log.debug("cancel_routed", worker=worker, attempt=attempt, streams=len(connections))
+
+    def route_inspect(self, notice: str) -> None:
+        """Pushes an inspection notice, `"<tenant>/<worker> <attempt name> <request id>"`, down
+        the streams of that worker here, remembering the request so only its answer is taken."""
+        worker, attempt, request_id = [*notice.split(" ", 2), "", ""][:3]
+        if not worker or not attempt or not request_id:
+            log.warning("inspect_notice_malformed", notice=notice[:200])
+            return
+        request = worker_service_pb2.InspectAttempt(attempt=attempt, request_id=request_id)
+        for connection in self._by_id.get(worker, []):
+            inspecting = connection.inspecting
+            if len(inspecting) >= MAX_INSPECTING:
+                del inspecting[next(iter(inspecting))]
+            inspecting[request_id] = attempt
+            connection.outbox.push_inspect(request)

@@ -7,6 +7,7 @@ import {
   FINISHED, WAITING, confirmAction, coalesce, durationMs, h, humanMs, jobDurationMs, jobHref,
   notify, pretty, progressBar, setProgress, shortState, stateBadge, time,
 } from "./dom.js";
+import { inspectSection, stallFlag } from "./job_inspect.js";
 import { JobHistory, progressHistory, timelineCards } from "./timeline.js";
 
 const jobLink = (name) => h("a", { href: jobHref(name) }, name);
@@ -145,7 +146,9 @@ export async function renderJob(main, encodedQueue, encodedId) {
         waiting && job.waitReason ? h("p", { class: "wait-reason" }, "Waiting: ", job.waitReason.message) : null,
         job.cancelReason ? h("p", {}, `Cancel reason: ${job.cancelReason}`) : null,
         (job.warnings || []).map((w) => h("p", { class: "warning" }, w)),
+        stallFlag(job),
         actions()),
+      inspectSection(job, path),
       // A job that succeeded on a later attempt keeps the error of the one before.
       job.error
         ? section(job.state === "STATE_FAILED" ? "Error" : "Last error", errorBlock(job.error))
