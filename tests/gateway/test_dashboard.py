@@ -137,9 +137,8 @@ async def test_a_running_job_moves_live_on_its_page_and_cancels_from_there(
     await expect(bar).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=JOB_DONE_MS)
     await expect(page.locator(".progress-message")).to_have_text("transcoding")
     # Its progress so far, drawn from the replayed and live progress events.
-    await expect(page.get_by_role("img", name=re.compile(r"^Progress of attempt 1: "))).to_be_visible(
-        timeout=JOB_DONE_MS
-    )
+    chart = page.get_by_role("img", name=re.compile(r"^Progress of attempt 1: "))
+    await expect(chart).to_be_visible(timeout=JOB_DONE_MS)
     running = page.get_by_label("Time in each state").locator("li").last
     await expect(running).to_have_attribute("data-state", "running")
     await expect(running).to_contain_text("so far")
