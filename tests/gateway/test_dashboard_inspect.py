@@ -28,8 +28,7 @@ async def test_sample_from_worker_shows_the_handlers_stack(stack: Stack, page: P
     await page.goto(f"{stack.base_url}/#/queues/default/jobs/transcode-sampled")
     await expect(page.locator(".headline .state")).to_have_text("RUNNING", timeout=JOB_DONE_MS)
     button = page.get_by_role("button", name="Sample from worker")
-    await button.focus()
-    await page.keyboard.press("Enter")
+    await button.press("Enter")  # by keyboard
     stack_text = page.get_by_label("Handler stack (innermost last)")
     await expect(stack_text).to_contain_text("in transcode", timeout=JOB_DONE_MS)
     card = page.locator(".inspection")

@@ -7,7 +7,7 @@ import {
   FINISHED, WAITING, confirmAction, coalesce, durationMs, h, humanMs, jobDurationMs, jobHref,
   notify, pretty, progressBar, setProgress, shortState, stateBadge, time,
 } from "./dom.js";
-import { inspectSection, stallFlag } from "./job_inspect.js";
+import { liveDiagnostics, stallFlag } from "./job_inspect.js";
 import { JobHistory, progressHistory, timelineCards } from "./timeline.js";
 
 const jobLink = (name) => h("a", { href: jobHref(name) }, name);
@@ -98,6 +98,7 @@ export async function renderJob(main, encodedQueue, encodedId) {
   const progressBox = h("div", { class: "progress-history-box" });
   const timelineSection = section("Timeline", timelineBox);
   const progressSection = section("Progress history", progressBox);
+  const diagnostics = liveDiagnostics(path);
 
   function showHistory() {
     if (!job) return;
@@ -148,7 +149,7 @@ export async function renderJob(main, encodedQueue, encodedId) {
         (job.warnings || []).map((w) => h("p", { class: "warning" }, w)),
         stallFlag(job),
         actions()),
-      inspectSection(job, path),
+      diagnostics.forJob(job),
       // A job that succeeded on a later attempt keeps the error of the one before.
       job.error
         ? section(job.state === "STATE_FAILED" ? "Error" : "Last error", errorBlock(job.error))

@@ -27,18 +27,24 @@ function sampleFacts(sample) {
   return h("dl", { class: "facts" }, pairs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
-// The "Live diagnostics" card of a RUNNING job (null in any other state). `path` is the job's
-// REST path, `queues/Q/jobs/ID`.
-export function inspectSection(job, path) {
-  if (job.state !== "STATE_RUNNING") return null;
+// The page's "Live diagnostics" card, made once so that a sample survives the page's re-renders:
+// `forJob(job)` answers it for a RUNNING job (null in any other state) and forgets the sample of
+// an earlier attempt. `path` is the job's REST path, `queues/Q/jobs/ID`.
+export function liveDiagnostics(path) {
   const output = h("div", { class: "inspection", "aria-live": "polite" });
   const button = h("button", { type: "button", onclick: sample }, "Sample from worker");
+  const card = h("section", { class: "card", "aria-labelledby": "s-live-diagnostics" },
+    h("h2", { id: "s-live-diagnostics" }, "Live diagnostics"),
+    h("p", {}, "Ask the worker running this job for its heartbeat, phase, CPU, memory and the handler's stack."),
+    button, output);
+  let sampledAttempt = null;
 
   async function sample() {
     button.disabled = true;
     output.replaceChildren(h("p", {}, "Asking the worker…"));
     try {
       const answer = await get(`${path}:inspect`);
+      sampledAttempt = answer.attempt;
       output.replaceChildren(sampleFacts(answer),
         h("pre", { class: "stack", tabindex: "0", "aria-label": "Handler stack (innermost last)" },
           answer.stack || "(no stack: the handler just finished)"));
@@ -49,8 +55,14 @@ export function inspectSection(job, path) {
     }
   }
 
-  return h("section", { class: "card", "aria-labelledby": "s-live-diagnostics" },
-    h("h2", { id: "s-live-diagnostics" }, "Live diagnostics"),
-    h("p", {}, "Ask the worker running this job for its heartbeat, phase, CPU, memory and the handler's stack."),
-    button, output);
+  return {
+    forJob(job) {
+      if (job.state !== "STATE_RUNNING") return null;
+      if (sampledAttempt && !sampledAttempt.endsWith(`/attempts/${job.attempt}`)) {
+        sampledAttempt = null;
+        output.replaceChildren();
+      }
+      return card;
+    },
+  };
 }
