@@ -312,12 +312,14 @@ class Runner:
 
     # --- the connection's questions -------------------------------------------------------------
     def status(self) -> worker_service_pb2.WorkerStatus:
-        return worker_service_pb2.WorkerStatus(
+        status = worker_service_pb2.WorkerStatus(
             running_attempts=self._slots.busy,
             cpu_percent=self._cpu.percent(),
             memory_rss_bytes=rss_bytes(),
             draining=self.draining,
         )
+        status.time.GetCurrentTime()  # read just before the request is written (connection.py)
+        return status
 
     def heartbeat_attempts(self) -> Iterable[str]:
         """Running attempts whose `started` went out (a heartbeat ahead of it would be refused)."""
