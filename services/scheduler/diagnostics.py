@@ -41,7 +41,7 @@ def _span(ms: int) -> str:
     """`ms` for a person, to two significant units at most: `80 ms`, `14 s`, `3 min 20 s`."""
     if ms < 1_000:
         return f"{ms} ms"
-    seconds = ms // 1000
+    seconds = round(ms / 1000)
     if seconds < 60:
         return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)
