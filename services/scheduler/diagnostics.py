@@ -9,6 +9,7 @@ reports its clock with each status and the directory keeps its offset from Redis
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -49,6 +50,12 @@ def _span(ms: int) -> str:
         return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _most(counts: Counter[str], what: str) -> str:
+    """`, on workers a (3), b (1)`: the three most counted, for a message; '' when none."""
+    top = ", ".join(f"{name} ({count})" for name, count in counts.most_common(3))
+    return f", {what} {top}" if top else ""
 
 
 def _warning(
@@ -192,6 +199,8 @@ class Diagnoser:
                 Warning.SEVERITY_WARNING,
                 queue.name,
                 f"{health.lost_attempts} attempts were lost in the last hour (a worker died, or "
-                "its stream dropped, while running them): check the workers' logs and memory.",
+                f"its stream dropped, while running them){_most(health.lost_on, 'on workers')}"
+                f"{_most(health.lost_types, 'running jobs of type')}: check those workers' logs "
+                "and memory, and whether those jobs kill them.",
                 health.first_lost_ms,
             )

@@ -11,6 +11,7 @@ that was BLOCKED on dependencies, counts that time as waiting too (its `run_at` 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import cast
 
@@ -23,6 +24,7 @@ from services.scheduler.store.fields import JobField
 
 WAITING_SAMPLE = 100  # the oldest QUEUED jobs a queue's check reads (their types, their wait)
 LOST_WINDOW_MS = 3_600_000  # reap_expired.lua keeps the last hour's lost attempts
+LOST_SAMPLE = 100  # the newest lost attempts whose workers and job types a queue's check counts
 STARTED_SAMPLE = 100  # the newest finished jobs, and RUNNING ones, a queue's usual wait reads
 STARTED_WINDOW_MS = 3_600_000  # jobs that started longer ago than this do not count
 USUAL_SHARE = 0.95  # the usual wait is this percentile of the sample
@@ -42,6 +44,8 @@ class QueueHealth:
     oldest_waiting_since_ms: int | None  # when the longest-waiting of them became ready
     lost_attempts: int  # in the last hour
     first_lost_ms: int | None
+    lost_on: Counter[str]  # the workers (their ids) of the newest LOST_SAMPLE lost attempts
+    lost_types: Counter[str]  # and their jobs' types
     usual_wait: UsualWait | None  # None: no job started in the last STARTED_WINDOW_MS
 
 
@@ -79,7 +83,16 @@ async def queue_health(redis: RedisClient, queue: str, *, now_ms: int) -> QueueH
                 withscores=True,
             )
         pipe.zrevrange(keys.leases, 0, STARTED_SAMPLE - 1)
-        members, lost, first_lost, succeeded, failed, running = await pipe.execute()
+        pipe.zrange(
+            keys.lost_attempts,
+            "+inf",
+            now_ms - LOST_WINDOW_MS,
+            desc=True,
+            byscore=True,
+            offset=0,
+            num=LOST_SAMPLE,
+        )
+        members, lost, first_lost, succeeded, failed, running, newest_lost = await pipe.execute()
     ids = [cast(bytes, m).decode().split(":", 1)[1] for m in members]
     finished = sorted([*succeeded, *failed], key=lambda pair: -pair[1])[:STARTED_SAMPLE]
     started = [cast(bytes, m).decode() for m, _ in finished] + [m.decode() for m in running]
@@ -91,12 +104,16 @@ async def queue_health(redis: RedisClient, queue: str, *, now_ms: int) -> QueueH
         read = cast(list[list[bytes | None]], await pipe.execute())
     rows, started_rows = read[: len(ids)], read[len(ids) :]
     present = [row for row in rows if row[0] is not None]
+    # `<job>.<attempt> <worker> <type>` (a member from before the worker and type has neither)
+    lost_by = [m.decode().partition(" ")[2].partition(" ")[::2] for m in newest_lost]
     since = [int(row[1]) for row in present if row[1] is not None]
     return QueueHealth(
         waiting_types=frozenset(cast(bytes, row[0]).decode() for row in present),
         oldest_waiting_since_ms=min(since) if since else None,
         lost_attempts=int(lost),
         first_lost_ms=int(first_lost[0][1]) if first_lost else None,
+        lost_on=Counter(worker for worker, _ in lost_by if worker),
+        lost_types=Counter(job_type for _, job_type in lost_by if job_type),
         usual_wait=_usual_wait(started_rows, since_ms=now_ms - STARTED_WINDOW_MS),
     )
 

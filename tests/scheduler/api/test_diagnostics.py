@@ -244,6 +244,7 @@ async def test_repeatedly_lost_attempts_warn(
             assert Warning.KIND_WORKERS_LOST not in kinds(await warnings(channel))
     [lost] = [w for w in await warnings(channel) if w.kind == Warning.KIND_WORKERS_LOST]
     assert "3 attempts were lost" in lost.message
+    assert "on workers w1 (3), running jobs of type demo (3):" in lost.message
     assert lost.start_time.ToMilliseconds() == first_lost
 
 
