@@ -158,39 +158,45 @@ async def test_a_wait_longer_than_the_threshold_warns(
     assert Warning.KIND_LONG_WAIT not in kinds(await warnings(channel))
 
 
+async def usually_waiting(
+    scheduler: Scheduler, channel: grpc.aio.Channel, clock: ManualClock, wait_ms: int
+) -> None:
+    """q1's jobs usually wait `wait_ms` (three started after it); then one more job waits."""
+    names = await enqueue(channel, "demo", 3)
+    clock.advance(wait_ms)
+    await start_all(scheduler, names)
+    await enqueue(channel, "demo")
+
+
+async def long_waits(channel: grpc.aio.Channel) -> list[Warning]:
+    return of_kind(await warnings(channel), Warning.KIND_LONG_WAIT)
+
+
 async def test_a_wait_far_past_the_queues_usual_wait_warns_naming_it(
     scheduler: Scheduler, channel: grpc.aio.Channel, clock: ManualClock
 ) -> None:
-    names = await enqueue(channel, "demo", 3)
-    clock.advance(80)
-    await start_all(scheduler, names)  # the queue's jobs usually wait 80 ms
-    await enqueue(channel, "demo")
+    await usually_waiting(scheduler, channel, clock, 80)
     # 10 x 80 ms is under the floor: the floor decides.
     clock.advance(int(LONG_WAIT.total_seconds() * 1000))
-    assert of_kind(await warnings(channel), Warning.KIND_LONG_WAIT) == []
+    assert await long_waits(channel) == []
     clock.advance(1)
 
-    [long_wait] = of_kind(await warnings(channel), Warning.KIND_LONG_WAIT)
+    [long_wait] = await long_waits(channel)
 
     assert long_wait.resource == "queues/q1"
-    assert (
-        "has waited 1 min; its jobs usually wait 80 ms (p95 of 3 started in the last 60 min)"
-        in (long_wait.message)
-    )
+    usual = "its jobs usually wait 80 ms (p95 of 3 started in the last 60 min)"
+    assert f"has waited 1 min; {usual}" in long_wait.message
 
 
 async def test_a_queue_whose_jobs_usually_wait_long_does_not_warn_at_the_same_age(
     scheduler: Scheduler, channel: grpc.aio.Channel, clock: ManualClock
 ) -> None:
-    names = await enqueue(channel, "demo", 3)
-    clock.advance(300_000)
-    await start_all(scheduler, names)  # the queue's jobs usually wait 5 min
-    await enqueue(channel, "demo")
+    await usually_waiting(scheduler, channel, clock, 300_000)  # 5 min
 
     clock.advance(int(LONG_WAIT.total_seconds() * 1000) + 1)  # past the floor
-    assert of_kind(await warnings(channel), Warning.KIND_LONG_WAIT) == []
+    assert await long_waits(channel) == []
     clock.advance(10 * 300_000 - int(LONG_WAIT.total_seconds() * 1000))  # past 10 x 5 min
-    [long_wait] = of_kind(await warnings(channel), Warning.KIND_LONG_WAIT)
+    [long_wait] = await long_waits(channel)
     assert "has waited 50 min; its jobs usually wait 5 min (p95 of 3" in long_wait.message
 
 
