@@ -334,9 +334,29 @@ def _mib(size: int) -> str:
     return f"{size / (1 << 20):.0f} MiB" if size else "-"
 
 
+def _clock_offset(worker: worker_pb2.Worker) -> str:
+    """How far the worker's clock is from Redis's: `+37ms` (ahead), `-2.500s`, `-` unknown."""
+    if not worker.HasField("clock_offset"):
+        return "-"
+    seconds = worker.clock_offset.ToTimedelta().total_seconds()
+    return f"{'-' if seconds < 0 else '+'}{render.duration(abs(seconds))}"
+
+
 def workers_table(workers: Sequence[worker_pb2.Worker], now: datetime) -> list[str]:
-    """`workers`: one row per worker with liveness, load and when it was last heard from."""
-    headers = ["WORKER", "STATE", "HOST", "PID", "QUEUES", "RUNNING", "CPU", "MEMORY", "LAST SEEN"]
+    """`workers`: one row per worker with liveness, load, clock offset and when it was last
+    heard from."""
+    headers = [
+        "WORKER",
+        "STATE",
+        "HOST",
+        "PID",
+        "QUEUES",
+        "RUNNING",
+        "CPU",
+        "MEMORY",
+        "CLOCK",
+        "LAST SEEN",
+    ]
     rows = [
         [
             worker.name.removeprefix("workers/"),
@@ -347,11 +367,12 @@ def workers_table(workers: Sequence[worker_pb2.Worker], now: datetime) -> list[s
             f"{worker.running_attempts}/{worker.concurrency}",
             f"{worker.cpu_percent:.1f}%",
             _mib(worker.memory_rss_bytes),
+            _clock_offset(worker),
             render.age(worker.last_seen_time, now),
         ]
         for worker in workers
     ]
-    return render.table(headers, rows, right="3567")
+    return render.table(headers, rows, right="35678")
 
 
 Schedule = schedule_pb2.Schedule

@@ -229,10 +229,26 @@ class SchedulerSettings(BaseSettings):
         description="How often the queue-depth gauges are read from Redis (never on a scrape).",
     )
     diagnose_long_wait: Duration = Field(
-        default=timedelta(minutes=10),
+        default=timedelta(minutes=1),
         gt=timedelta(0),
         description="GetDiagnostics warns about a queue (not paused) whose oldest waiting job "
-        "has been ready for longer than this.",
+        "has been ready for longer than this and than DIAGNOSE_LONG_WAIT_FACTOR times the "
+        "queue's usual wait: the floor, which alone applies to a queue that started no job in "
+        "the last hour.",
+    )
+    diagnose_long_wait_factor: float = Field(
+        default=10.0,
+        ge=1,
+        description="How many times its usual wait (the p95 of its jobs started in the last "
+        "hour) a queue's oldest waiting job may wait before GetDiagnostics warns.",
+    )
+    diagnose_clock_skew: Duration = Field(
+        default=timedelta(seconds=2),
+        gt=timedelta(0),
+        description="GetDiagnostics warns about a live worker whose clock is further than this "
+        "from Redis's. NTP keeps hosts within milliseconds, so past this a host's time sync is "
+        "broken, and handlers that sign URLs or check token and certificate times with little "
+        "leeway start to fail.",
     )
     diagnose_memory_ratio: float = Field(
         default=0.9,

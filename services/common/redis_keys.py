@@ -74,7 +74,7 @@ OUTBOX_GROUP = "flow-relay"  # the scheduler replicas' consumer group on every o
 FAILED_JOBS = "failed:"  # + an error fingerprint: zset of its FAILED job ids by finish ms
 FAILURE_GROUPS = "fgroups"  # zset of the fingerprints with FAILED jobs by their last finish ms
 FAILURE_COUNTS = "fcounts"  # zset of the same fingerprints by their count of FAILED jobs
-LOST_ATTEMPTS = "lost"  # zset of the last hour's lost attempts `<job id>.<attempt>` by ms
+LOST_ATTEMPTS = "lost"  # zset of the last hour's lost attempts `<job>.<attempt> <worker> <type>`
 INSPECTION = "inspect:"  # + a request id: list holding a worker's answer to InspectJob (expires)
 FAMILIES = {
     "JOB": JOB,
@@ -313,8 +313,8 @@ class QueueKeys:
 
     @property
     def lost_attempts(self) -> str:
-        """Zset of the queue's attempts lost in the last hour (`<job id>.<attempt>`) by when the
-        reaper found them (ms): GetDiagnostics' workers-dying warning."""
+        """Zset of the queue's attempts lost in the last hour (`<job id>.<attempt> <worker id>
+        <job type>`) by when the reaper found them (ms): GetDiagnostics' workers-dying warning."""
         return f"{self.prefix}{LOST_ATTEMPTS}"
 
     def inspection(self, request_id: str) -> str:

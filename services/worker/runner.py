@@ -314,12 +314,14 @@ class Runner:
     # --- the connection's questions -------------------------------------------------------------
     def status(self) -> worker_service_pb2.WorkerStatus:
         self._cpu_percent = self._cpu.percent()
-        return worker_service_pb2.WorkerStatus(
+        status = worker_service_pb2.WorkerStatus(
             running_attempts=self._slots.busy,
             cpu_percent=self._cpu_percent,
             memory_rss_bytes=rss_bytes(),
             draining=self.draining,
         )
+        status.time.GetCurrentTime()  # read just before the request is written (connection.py)
+        return status
 
     def inspect(
         self, request: worker_service_pb2.InspectAttempt

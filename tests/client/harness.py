@@ -106,6 +106,10 @@ class HandWorker:
             finally:
                 stream.call.cancel()
 
+    async def report_status(self, status: worker_service_pb2.WorkerStatus) -> None:
+        """Sends a status, as the heartbeat does; nothing answers it."""
+        await self.stream.call.write(worker_service_pb2.ConnectRequest(status=status))
+
     async def _ok(self, report: Report) -> None:
         result = await self.stream.report(report)
         assert is_ok(result), result

@@ -31,6 +31,7 @@ class Stack:
     operator_key: str
     other_tenant_key: str  # an admin of tenant `acme`
     api: httpx.AsyncClient  # sends the admin key
+    scheduler_address: str
 
 
 @contextlib.asynccontextmanager
@@ -61,6 +62,6 @@ async def dashboard_stack(redis: RedisClient, redis_url: str) -> AsyncIterator[S
                         headers={"Authorization": f"Bearer {admin}"},
                     ) as api,
                 ):
-                    yield Stack(base_url, admin, viewer, operator, acme, api)
+                    yield Stack(base_url, admin, viewer, operator, acme, api, address)
             finally:
                 await worker.kill()

@@ -9,11 +9,14 @@ import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from playwright.async_api import Page, expect
 
+from jobs.v1 import worker_service_pb2, worker_service_pb2_grpc
 from services.common.redis_client import RedisClient
 from tests.gateway.dashboard_stack import Stack, dashboard_stack
+from tests.scheduler.worker_protocol.worker_client import WorkerStream, hello
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "dashboard"
 LIVE_MS = 8_000  # less than the overview's slow refresh (15 s): only events can make it
@@ -442,6 +445,26 @@ async def test_a_viewer_sees_the_failures_and_warnings_but_no_group_actions(
     group = page.locator("tbody tr").filter(has=page.locator(".error-type", has_text="ValueError"))
     await expect(group.locator(".count")).to_have_text("1", timeout=JOB_DONE_MS)
     await expect(page.locator(".failures").get_by_role("button")).to_have_count(0)
+
+
+async def test_a_worker_whose_clock_is_off_shows_among_the_warnings(
+    stack: Stack, page: Page, redis: RedisClient
+) -> None:
+    seconds, micros = await redis.time()
+    status = worker_service_pb2.WorkerStatus()
+    status.time.FromMilliseconds(seconds * 1000 + micros // 1000 + 45_000)  # 45 s ahead
+    async with grpc.aio.insecure_channel(stack.scheduler_address) as channel:
+        stub = worker_service_pb2_grpc.WorkerServiceStub(channel)
+        worker = WorkerStream.open(stub, api_key=stack.operator_key)
+        await worker.call.write(worker_service_pb2.ConnectRequest(hello=hello(), status=status))
+        assert (await worker.read()).HasField("settings")
+        await sign_in(page, stack, stack.viewer_key, "viewer")
+        warning = page.locator('.diagnostic[data-kind="WORKER_CLOCK_SKEW"]')
+        await expect(warning).to_contain_text("workers/host-a:4242:abc")
+        await expect(warning).to_contain_text("host host-a is 45 s ahead of Redis's")
+        await expect(warning).to_have_class(re.compile(r"severity-warning"))
+        await screenshot(page, "overview-clock-skew")
+        worker.call.cancel()
 
 
 async def test_select_all_matching_cancels_every_matching_job_beyond_the_page(

@@ -40,6 +40,10 @@ async def test_worker_is_listed_with_its_status(
     assert {"echo", "echo.sync", "slow.always"} <= set(record.job_types)
     assert record.version
     assert record.memory_rss_bytes > 10 << 20  # sent with the hello: a Python process's RSS
+    # Its clock, sent with the hello, is this host's, as Redis's is: the offset is the time the
+    # status took to arrive.
+    assert record.HasField("clock_offset")
+    assert abs(record.clock_offset.ToMilliseconds()) < 1_000
     listed = await registry.ListWorkers(worker_registry_service_pb2.ListWorkersRequest())
     assert worker.id in [w.name.removeprefix("workers/") for w in listed.workers]
 

@@ -98,6 +98,7 @@ async def test_a_connected_worker_is_listed_with_its_info_and_load(
         12.5,
         50_000_000,
     )
+    assert not worker.HasField("clock_offset")  # its status did not carry its clock
     assert (
         await registry.GetWorker(worker_registry_service_pb2.GetWorkerRequest(name=worker.name))
         == worker

@@ -14,11 +14,12 @@ local LOST_KEPT_MS = 3600000
 
 local function lose(id)
   local key = job_key(id)
-  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.CANCEL_TIME, J.MAX_LOST_ATTEMPTS)
+  local f = redis.call('HMGET', key, J.STATE, J.ATTEMPT, J.INDEX_MEMBER, J.TYPE, J.CANCEL_TIME, J.MAX_LOST_ATTEMPTS, J.WORKER)
   if not f[1] or not sources[f[1]] then return end
   local n = tonumber(f[2])
   local lost = redis.call('HINCRBY', key, J.LOST_ATTEMPTS, 1)
-  redis.call('ZADD', P .. F_LOST_ATTEMPTS, NOW, id .. '.' .. n)
+  -- `<job>.<attempt> <worker> <type>`: the warning names who keeps dying and on what
+  redis.call('ZADD', P .. F_LOST_ATTEMPTS, NOW, id .. '.' .. n .. ' ' .. (f[7] or '') .. ' ' .. f[4])
   end_attempt(key, n, 'WORKER_LOST')
   local message = 'attempt ' .. n .. ' lost: lease expired'
   if f[5] then

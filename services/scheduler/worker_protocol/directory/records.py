@@ -29,6 +29,7 @@ from services.common.states import State
 from services.scheduler.store.fields import JobField
 from services.scheduler.worker_protocol.directory.scripts import register
 
+_CONNECTED = (worker_pb2.Worker.STATE_ACTIVE, worker_pb2.Worker.STATE_DRAINING)
 RECORD_TTL = timedelta(hours=1)
 SILENT_HEARTBEATS = 3  # heartbeat intervals without a status before a worker is UNRESPONSIVE
 _IN_USE = -1
@@ -75,6 +76,7 @@ class WorkerDirectory:
         self._ttl_s = int(RECORD_TTL.total_seconds())
         self._claim = register(redis, "claim_worker")
         self._leave = register(redis, "leave_worker")
+        self._report = register(redis, "report_worker")
 
     async def claim(
         self,
@@ -101,20 +103,17 @@ class WorkerDirectory:
                 info.SerializeToString(),
                 status.SerializeToString() if status is not None else b"",
                 claim.member,
+                _clock_ms(status),
             ],
         )
         if int(cast(list[int], reply)[0]) == _IN_USE:
             raise WorkerIdInUse(worker_name(claim.worker))
 
     async def reported(self, claim: StreamClaim, status: worker_service_pb2.WorkerStatus) -> None:
-        key = redis_keys.worker_record(claim.scoped)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(
-                key,
-                mapping={"status": status.SerializeToString(), "seen_ms": self._clock.now_ms()},
-            )
-            pipe.expire(key, self._ttl_s)
-            await pipe.execute()
+        await self._report(
+            keys=[redis_keys.worker_record(claim.scoped)],
+            args=[self._clock.now_ms(), status.SerializeToString(), self._ttl_s, _clock_ms(status)],
+        )
 
     async def leave(self, claim: StreamClaim) -> worker_service_pb2.WorkerInfo | None:
         """Records the stream's end. Returns the worker's hello when the stream still held the id
@@ -154,16 +153,15 @@ class WorkerDirectory:
             records = cast(list[dict[bytes, bytes]], await pipe.execute())
         return list(zip(ids, records, strict=True))
 
+    async def connected(self, tenant: str) -> list[worker_pb2.Worker]:
+        """`tenant`'s workers that are ACTIVE or DRAINING (connected and reporting)."""
+        workers = (self._worker(w, fields) for w, fields in await self._records(tenant) if fields)
+        return [worker for worker in workers if worker.state in _CONNECTED]
+
     async def consumed_queues(self, tenant: str) -> dict[str, set[str]]:
         """The queues (the tenant's own ids) some ACTIVE worker of `tenant` consumes, each with
         the job types those workers have handlers for."""
-        live = (self._worker(w, fields) for w, fields in await self._records(tenant) if fields)
-        consumed: dict[str, set[str]] = {}
-        for worker in live:
-            if worker.state == worker_pb2.Worker.STATE_ACTIVE:
-                for queue in worker.queues:
-                    consumed.setdefault(queue, set()).update(worker.job_types)
-        return consumed
+        return consumed_queues(await self.connected(tenant))
 
     async def _count_running(self, workers: list[worker_pb2.Worker], tenant: str) -> None:
         """Sets each worker's `running_attempts` from the jobs themselves: the RUNNING jobs of its
@@ -226,6 +224,8 @@ class WorkerDirectory:
         )
         record.connect_time.FromMilliseconds(int(fields.get(b"connect_ms", b"0")))
         record.last_seen_time.FromMilliseconds(seen_ms)
+        if (offset := fields.get(b"clock_offset_ms")) is not None:
+            record.clock_offset.FromMilliseconds(int(offset))
         return record
 
     def _state(
@@ -238,3 +238,20 @@ class WorkerDirectory:
         if status.draining:
             return worker_pb2.Worker.STATE_DRAINING
         return worker_pb2.Worker.STATE_ACTIVE
+
+
+def consumed_queues(workers: list[worker_pb2.Worker]) -> dict[str, set[str]]:
+    """The queues the ACTIVE ones of `workers` consume, each with the job types they handle."""
+    consumed: dict[str, set[str]] = {}
+    for worker in workers:
+        if worker.state == worker_pb2.Worker.STATE_ACTIVE:
+            for queue in worker.queues:
+                consumed.setdefault(queue, set()).update(worker.job_types)
+    return consumed
+
+
+def _clock_ms(status: worker_service_pb2.WorkerStatus | None) -> int | str:
+    """The worker's clock in `status`, ms; '' when it sent none (the script keeps no offset)."""
+    if status is None or not status.HasField("time"):
+        return ""
+    return status.time.ToMilliseconds()

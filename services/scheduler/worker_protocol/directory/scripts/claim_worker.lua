@@ -16,6 +16,7 @@
   ARGV[7]  the hello (WorkerInfo bytes)
   ARGV[8]  the first status (WorkerStatus bytes), or ''
   ARGV[9]  this stream's member of the replica's stream set
+  ARGV[10] the worker's clock in that status, ms, or '': its offset from Redis's TIME is kept
   Returns {0} claimed | {-1} another live process holds the id
 ]]
 local now = tonumber(ARGV[1])
@@ -25,10 +26,14 @@ if f[3] and not f[1] then
   local deadline = tonumber(redis.call('ZSCORE', KEYS[2], f[3]) or '0')
   if not same and deadline >= now then return {-1} end
 end
-redis.call('HDEL', KEYS[1], 'gone_ms', 'status')
+redis.call('HDEL', KEYS[1], 'gone_ms', 'status', 'clock_offset_ms')
 redis.call('HSET', KEYS[1], 'info', ARGV[7], 'connect_ms', now, 'seen_ms', now,
   'instance', ARGV[3], 'session', ARGV[4], 'replica', ARGV[5])
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'status', ARGV[8]) end
+if ARGV[10] ~= '' then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'clock_offset_ms', tonumber(ARGV[10]) - (t[1] * 1000 + math.floor(t[2] / 1000)))
+end
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('ZADD', KEYS[3], now, ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[9])
