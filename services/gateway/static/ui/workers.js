@@ -3,13 +3,19 @@
 // every queue, `state = RUNNING AND worker = "<id>"`, for the first CURRENT_JOBS_FOR live workers).
 // Workers send no events: the view reads them again every few seconds.
 import { get, listAll } from "./api.js";
-import { h, jobHref, jobId, notify, shortState, time } from "./dom.js";
+import { durationMs, h, humanMs, jobHref, jobId, notify, shortState, time } from "./dom.js";
 
 const REFRESH_MS = 5_000;
 const CURRENT_JOBS_FOR = 50;  // workers whose running jobs are listed, in ListWorkers' order
 const CURRENT_JOBS_SHOWN = 20;  // per worker
 
 const workerId = (worker) => worker.name.replace(/^workers\//, "");  // as an attempt names it
+// The worker's clock against Redis's (GetDiagnostics warns past its threshold).
+function clockOffset(offset) {
+  if (offset === undefined) return "—";
+  const ms = durationMs(offset);
+  return `${ms >= 0 ? "+" : "−"}${humanMs(Math.abs(ms))}`;
+}
 const megabytes = (bytes) => (bytes ? `${(Number(bytes) / 1048576).toFixed(0)} MB` : "—");
 
 async function runningJobs(worker) {
@@ -37,6 +43,7 @@ function workerRow(worker, running) {
     h("td", {}, worker.cpuPercent !== undefined ? `${Number(worker.cpuPercent).toFixed(0)}%` : "—"),
     h("td", {}, megabytes(worker.memoryRssBytes)),
     h("td", {}, time(worker.lastSeenTime)),
+    h("td", { class: "clock" }, clockOffset(worker.clockOffset)),
     h("td", { class: "current" }, running.length ? jobLinks(running) : "—"));
 }
 
@@ -47,7 +54,7 @@ export async function renderWorkers(main) {
     h("div", { class: "scroll" }, h("table", { class: "workers-table" },
       h("caption", { class: "visually-hidden" }, "Workers of this tenant"),
       h("thead", {}, h("tr", {}, ["Worker", "State", "Host", "PID", "Queues", "Job types", "Slots used",
-        "CPU", "Memory", "Last seen", "Current jobs"].map((c) => h("th", { scope: "col" }, c)))),
+        "CPU", "Memory", "Last seen", "Clock", "Current jobs"].map((c) => h("th", { scope: "col" }, c)))),
       tbody)));
   main.append(view);
   let closed = false;
@@ -59,7 +66,7 @@ export async function renderWorkers(main) {
       const running = new Map(await Promise.all(busy.map(async (w) => [w.name, await runningJobs(w)])));
       if (closed) return;
       tbody.replaceChildren(...workers.map((w) => workerRow(w, running.get(w.name) || [])));
-      if (!workers.length) tbody.append(h("tr", {}, h("td", { colspan: "11" }, "No workers connected.")));
+      if (!workers.length) tbody.append(h("tr", {}, h("td", { colspan: "12" }, "No workers connected.")));
     } catch (error) {
       notify(view, `Could not list the workers: ${error.message}`);
     }
