@@ -6,6 +6,7 @@ found by its id, and "select all matching" acting on the translated filter."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +31,15 @@ def list_filters(requests: list[Request], queue: str) -> list[str]:
         for request in requests
         if urlsplit(request.url).path == f"/v1/queues/{queue}/jobs"
     ]
+
+
+def record(page: Page, requests: list[Request]) -> None:
+    """Keeps every request the page makes from now on in `requests`."""
+
+    def keep(request: Request) -> None:  # Playwright takes a Python function, not a bound builtin
+        requests.append(request)
+
+    page.on("request", keep)
 
 
 async def search_for(page: Page, query: str) -> None:
@@ -129,6 +139,7 @@ async def test_autocomplete_offers_qualifiers_then_values_by_keyboard(
     await page.goto(f"{stack.base_url}/#/queues/default")
     rows = page.locator("tbody tr[data-job]")
     await expect(rows).to_have_count(2)
+    await expect(page.locator("#main")).to_be_focused()  # the view is all there, its streams open
     box = page.get_by_role("combobox", name="Search")
     listbox = page.get_by_role("listbox", name="Suggestions")
     options = listbox.get_by_role("option")
@@ -151,16 +162,17 @@ async def test_autocomplete_offers_qualifiers_then_values_by_keyboard(
     await page.keyboard.press("ArrowDown")
     await screenshot(page, "job-list-search-suggestions")
     await page.keyboard.press("Enter")  # a whole term: accepted and searched
-    await expect(box).to_have_value("state:failed ")
+    await expect(page).to_have_url(re.compile(r"#/queues/default\?q=state:failed$"))
+    await expect(box).to_have_value("state:failed")  # the list's view, read again for it
     await expect(box).to_have_attribute("aria-expanded", "false")
-    assert "q=state:failed" in page.url
     await expect(rows).to_have_count(1, timeout=JOB_DONE_MS)
     await expect(rows).to_have_attribute("data-job", "broken-a")
+    await expect(page.locator("#main")).to_be_focused()  # the new view took the focus
 
     # Job types come from the queue's workers; Tab accepts without searching; Escape closes.
     await box.fill("")
-    await page.keyboard.type("type:thumb")
-    await expect(options.first).to_contain_text("thumbnail.render")
+    await page.keyboard.type("type:thumbnail.r")
+    await expect(options).to_have_text(["thumbnail.render jobs of type thumbnail.render"])
     await page.keyboard.press("ArrowDown")
     await page.keyboard.press("Tab")
     await expect(box).to_have_value("type:thumbnail.render ")
@@ -187,7 +199,7 @@ async def test_a_bad_qualifier_is_named_and_nothing_is_sent(stack: Stack, page: 
     await expect(page.locator('tr[data-job="q-1"]')).to_be_visible()
     listed = page.url
     requests: list[Request] = []
-    page.on("request", requests.append)
+    record(page, requests)
 
     await search_for(page, "colour:red created:yesterday state:failed")
     errors = page.locator(".search-errors li")
@@ -231,9 +243,11 @@ async def test_select_all_matching_acts_on_the_translated_filter(stack: Stack, p
     await search_for(page, "tag:batch -type:report.keep")
     translated = 'tags:"batch" AND type != "report.keep"'
     await expect(page.locator("#search-filter code")).to_have_text(translated)
-    await expect(page.locator(".summary")).to_contain_text("30 matching")
+    await expect(page).to_have_url(re.compile(r"#/queues/nightly\?q=tag:batch\+-type:report\.keep$"))
+    await expect(page.locator("#main")).to_be_focused()  # the searched view is all there
+    await expect(rows).to_have_count(25)
     sent: list[Request] = []
-    page.on("request", sent.append)
+    record(page, sent)
     await page.get_by_label("Select every job on this page").check()
     await page.get_by_role("button", name="Select all 30 matching").click()
     await page.get_by_role("button", name="Cancel selected").click()
