@@ -63,8 +63,11 @@ export async function renderJobList(main, encodedQueue, query) {
       "or ListJobs' own syntax (state = FAILED AND tags:\"x\")."));
   const found = h("p", { class: "found", "aria-live": "polite", hidden: true });
 
+  const showFilter = ({ errors, filter }) => {
+    translated.textContent = errors.length ? "—" : filter || "(none: every job)";
+  };
   function showSearch() {
-    translated.textContent = search.errors.length ? "—" : search.filter || "(none: every job)";
+    showFilter(search);
     searchErrors.replaceChildren(...search.errors.map((message) => h("li", {}, message)));
   }
   function runSearch() {
@@ -80,10 +83,7 @@ export async function renderJobList(main, encodedQueue, query) {
     event.preventDefault();
     runSearch();
   });
-  searchInput.addEventListener("input", () => {
-    const preview = toFilter(searchInput.value, new Date());
-    if (!preview.errors.length) translated.textContent = preview.filter || "(none: every job)";
-  });
+  searchInput.addEventListener("input", () => showFilter(toFilter(searchInput.value, new Date())));
   let knownTypes = [];
   jobTypesOf(queue).then((types) => { knownTypes = types; });
   searchInput.classList.add("search-input");
