@@ -298,17 +298,16 @@ async def test_a_backlog_without_a_worker_warns_and_the_list_filters_and_pages(
     await expect(rows.first).to_have_attribute("data-job", "n-00")
     await page.get_by_label("Sort").select_option(label="newest first")
 
-    await page.get_by_label("State").select_option("QUEUED")
-    await page.get_by_label("Filter", exact=True).fill('tags:"odd" OR tags:"a&b=c"')
+    search = page.get_by_role("combobox", name="Search")
+    # ListJobs' own syntax passes through the search box as it is.
+    await search.fill('state = QUEUED AND (tags:"odd" OR tags:"a&b=c")')
     await page.get_by_role("button", name="Apply").click()
     await expect(rows).to_have_count(10)
-    assert "filter=tags" in page.url  # the filter, not the key, is in the URL
-    await page.reload()  # the address holds the filter whole, `&` and `=` too
-    await expect(page.get_by_label("Filter", exact=True)).to_have_value(
-        'tags:"odd" OR tags:"a&b=c"'
-    )
+    assert "q=state" in page.url  # the search, not the key, is in the URL
+    await page.reload()  # the address holds the search whole, `&` and `=` too
+    await expect(search).to_have_value('state = QUEUED AND (tags:"odd" OR tags:"a&b=c")')
     await expect(rows).to_have_count(10)
-    await page.get_by_label("Filter", exact=True).fill("tags = odd")  # not ListJobs' syntax
+    await search.fill("tags = odd")  # not ListJobs' syntax
     await page.get_by_role("button", name="Apply").click()
     await expect(page.locator(".notice-error")).to_contain_text("filter")
 
@@ -622,10 +621,10 @@ async def test_the_all_queues_list_shows_every_queues_jobs_with_their_queue(
     # Read again every few seconds: a new job shows up without a reload.
     await create(stack, "later", {"type": "thumbnail.render", "payload": {"size": 8}})
     await expect(rows).to_have_count(3, timeout=LIVE_MS)
-    await page.get_by_label("Type").fill("report.nightly")
+    await page.get_by_role("combobox", name="Search").fill("type:report.nightly")
     await page.get_by_role("button", name="Apply").click()
     await expect(rows).to_have_count(1)
-    assert "#/jobs?type=report.nightly" in page.url
+    assert "#/jobs?q=type:report.nightly" in page.url
     await rows.first.get_by_role("link", name="there").click()
     await expect(page.locator("#job-title")).to_contain_text("nightly")
 

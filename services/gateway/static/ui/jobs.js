@@ -1,11 +1,13 @@
-// A queue's jobs: ListJobs a page at a time (cursor pagination), filtered by state, type and a
-// free AIP-160 filter (ListJobs' own syntax), sorted (`order_by`); rows can be selected and
+// A queue's jobs: ListJobs a page at a time (cursor pagination), filtered by one search box
+// (qualifiers, search.js, translated into ListJobs' AIP-160 filter), sorted (`order_by`); rows can be selected and
 // retried, cancelled or deleted, or (select all matching) every job the filter matches, through
 // a counted, confirmed and paced bulk operation. WatchQueue keeps the page live: progress moves in place, a
 // changed job is read again, and a new job shows up on the first page.
-import { del, eventIdBeforeLastAnswer, get, may, post, watch } from "./api.js";
+import { del, eventIdBeforeLastAnswer, get, listAll, may, post, watch } from "./api.js";
 import { bulkSummary, runBulk } from "./bulk.js";
 import { limitsPanel } from "./limits.js";
+import { queryOfParams, searchHash, toFilter, written } from "./search.js";
+import { jobTypesOf, searchCombobox, sourcesOfJobs } from "./searchbox.js";
 import {
   WAITING, confirmAction, coalesce, h, humanMs, jobDurationMs, jobHref, jobId, notify, progressBar,
   setProgress, stateBadge, time,
@@ -18,16 +20,8 @@ const SORTS = [
   ["duration desc", "longest running"], ["finish_time desc", "finished last"],
   ["priority desc", "highest priority"],
 ];
-const STATES = ["", "SCHEDULED", "BLOCKED", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
-
-function filterOf({ state, type, filter }) {
-  const terms = [];
-  if (state) terms.push(`state = ${state}`);
-  if (type) terms.push(`type = ${JSON.stringify(type)}`);
-  // Unwrapped: OR binds tighter than AND in ListJobs' syntax, and a parenthesis may not hold an AND.
-  if (filter) terms.push(filter);
-  return terms.join(" AND ");
-}
+// The person a job is for, as its metadata names them (the first of these keys it has).
+const USER_KEYS = ["user", "tenant", "user_id"];
 
 function field(id, label, control) {
   control.id = id;
@@ -37,8 +31,10 @@ function field(id, label, control) {
 export async function renderJobList(main, encodedQueue, query) {
   const queue = decodeURIComponent(encodedQueue);
   const params = new URLSearchParams(query);
-  const criteria = { state: params.get("state") || "", type: params.get("type") || "",
-    filter: params.get("filter") || "", sort: params.get("sort") || "" };
+  const criteria = { query: queryOfParams(params), sort: params.get("sort") || "" };
+  // Relative times (`created:<1h`) become absolute when the search runs, and stay so while its
+  // pages are read (a page token holds its filter).
+  let search = toFilter(criteria.query, new Date());
   // `-`: every queue of the tenant (`#/jobs`), newest first; no stream, sort or bulk operation
   // spans queues, so that list reads its first page again every few seconds instead.
   const allQueues = queue === "-";
@@ -50,32 +46,51 @@ export async function renderJobList(main, encodedQueue, query) {
   let nextToken = "";
   let closed = false;
 
-  const stateSelect = h("select", {}, STATES.map((s) =>
-    h("option", { value: s, selected: s === criteria.state }, s || "any state")));
   const sortSelect = h("select", {}, SORTS.map(([value, label]) =>
     h("option", { value, selected: value === criteria.sort }, label)));
-  const typeInput = h("input", { type: "text", value: criteria.type, placeholder: "image.build" });
-  const filterInput = h("input", {
-    type: "search", value: criteria.filter, placeholder: 'error:"timed out" AND tags:"nightly"',
-    "aria-describedby": "filter-help",
+  const searchInput = h("input", {
+    type: "text", value: criteria.query, placeholder: 'state:failed type:image.build error:"timed out" created:>1h',
+    "aria-describedby": "search-filter search-help",
   });
-  const form = h("form", { class: "filters", role: "search", "aria-label": "Filter jobs" },
-    field("f-state", "State", stateSelect), field("f-type", "Type", typeInput),
-    field("f-filter", "Filter", filterInput), allQueues ? null : field("f-sort", "Sort", sortSelect),
-    h("button", { type: "submit" }, "Apply"),
-    h("p", { id: "filter-help", class: "help" },
-      "ListJobs' filter syntax: terms joined by AND, e.g. state = FAILED AND error:\"boom\"."));
+  const searchErrors = h("ul", { class: "search-errors", role: "alert" });
+  const translated = h("code");
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Search jobs" },
+    field("f-search", "Search", searchInput), allQueues ? null : field("f-sort", "Sort", sortSelect),
+    h("button", { type: "submit" }, "Apply"), searchErrors,
+    h("p", { id: "search-filter", class: "help translated" }, "ListJobs filter: ", translated),
+    h("p", { id: "search-help", class: "help" }, "Qualifiers: state: type: tag: meta.KEY: error: created: ",
+      "finished: wait: fingerprint:, values OR-ed with commas, - negates, other words search error text; ",
+      "or ListJobs' own syntax (state = FAILED AND tags:\"x\")."));
+  const found = h("p", { class: "found", "aria-live": "polite", hidden: true });
+
+  const showFilter = ({ errors, filter }) => {
+    translated.textContent = errors.length ? "—" : filter || "(none: every job)";
+  };
+  function showSearch() {
+    showFilter(search);
+    searchErrors.replaceChildren(...search.errors.map((message) => h("li", {}, message)));
+  }
+  function runSearch() {
+    search = toFilter(searchInput.value, new Date());
+    showSearch();
+    if (search.errors.length) return;  // named under the box; nothing is sent
+    criteria.query = searchInput.value.trim();
+    const hash = searchHash(listHash, criteria.query, sortSelect.value);
+    if (location.hash !== hash) location.hash = hash;
+    else { tokens.length = 1; findJob(search.jobId).catch(() => {}); load(); }  // again, from page 1
+  }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const next = new URLSearchParams();
-    if (stateSelect.value) next.set("state", stateSelect.value);
-    if (typeInput.value.trim()) next.set("type", typeInput.value.trim());
-    if (filterInput.value.trim()) next.set("filter", filterInput.value.trim());
-    if (sortSelect.value) next.set("sort", sortSelect.value);
-    const hash = `${listHash}${next.size ? `?${next}` : ""}`;
-    if (location.hash !== hash) location.hash = hash;
-    else { tokens.length = 1; load(); }  // the same criteria: back to their first page
+    runSearch();
   });
+  searchInput.addEventListener("input", () => showFilter(toFilter(searchInput.value, new Date())));
+  let knownTypes = [];
+  jobTypesOf(queue).then((types) => { knownTypes = types; });
+  searchInput.classList.add("search-input");
+  searchInput.after(searchCombobox(searchInput, {
+    sources: () => sourcesOfJobs([...rows.values()].map(({ job }) => job), knownTypes),
+    onSearch: runSearch,
+  }));
 
   const selectAll = h("input", { type: "checkbox", "aria-label": "Select every job on this page" });
   const tbody = h("tbody");
@@ -83,8 +98,9 @@ export async function renderJobList(main, encodedQueue, query) {
     h("caption", { class: "visually-hidden" }, allQueues ? "Jobs of every queue" : `Jobs of queue ${queue}`),
     h("thead", {}, h("tr", {},
       h("th", { scope: "col" }, selectAll),
-      ...["ID", allQueues ? "Queue" : null, "Type", "Status", "Progress", "Created", "Duration", "Waiting because"]
-        .filter(Boolean).map((c) => h("th", { scope: "col" }, c)))),
+      ...[["ID"], allQueues ? ["Queue"] : null, ["Type"], ["Status"], ["Progress"], ["User", "user"],
+        ["Created", "created"], ["Duration"], ["Waiting because", "wait"]]
+        .filter(Boolean).map(([c, column]) => h("th", { scope: "col", class: column }, c)))),
     tbody);
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const previous = h("button", { type: "button", disabled: true }, "Previous page");
@@ -96,7 +112,7 @@ export async function renderJobList(main, encodedQueue, query) {
   const view = h("section", { class: "job-list", "aria-labelledby": "jobs-title" },
     h("h1", { id: "jobs-title" }, h("a", { href: "#/" }, "Queues"), " / ", allQueues ? "all queues" : queue),
     h("p", { class: "card-links" }, allQueues ? null : h("a", { href: `${listHash}/failures` }, "Failures by cause")),
-    form, actions, matchBar, bulkProgress, h("div", { class: "scroll" }, table),
+    form, found, actions, matchBar, bulkProgress, h("div", { class: "scroll" }, table),
     h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
   main.append(view);
   if (!allQueues) view.querySelector(".card-links").after(await limitsPanel(queue, view));
@@ -110,7 +126,7 @@ export async function renderJobList(main, encodedQueue, query) {
 
   async function actOnAllMatching(label, action) {
     try {
-      await runBulk(queue, action, filterOf(criteria), {
+      await runBulk(queue, action, search.filter, {
         what: "every job this filter matches, on every page",
         onProgress: (operation) => { bulkProgress.textContent = bulkSummary(operation); },
         isClosed: () => closed,
@@ -170,7 +186,7 @@ export async function renderJobList(main, encodedQueue, query) {
     }
     try {
       const counted = await post(`${base}/bulkOperations`,
-        { bulkOperation: { action: bulk[0][3], filter: filterOf(criteria) }, dryRun: true });
+        { bulkOperation: { action: bulk[0][3], filter: search.filter }, dryRun: true });
       const count = Number(counted.matchedCount || 0);
       matchBar.replaceChildren(`All ${selected.size} jobs on this page are selected. `,
         h("button", {
@@ -203,9 +219,30 @@ export async function renderJobList(main, encodedQueue, query) {
       h("td", {}, job.type),
       h("td", { class: "status" }, stateBadge(job.state)),
       h("td", { class: "progress-cell" }, progressBar(job.progress, `Progress of ${id}`)),
-      h("td", {}, time(job.createTime)),
+      h("td", { class: "user" }, userLink(job)),
+      h("td", { class: "created" }, time(job.createTime)),
       h("td", { class: "duration" }, humanMs(jobDurationMs(job))),
       h("td", { class: "wait" }, WAITING.has(job.state) ? job.waitReason?.message || "" : ""));
+  }
+
+  function userLink(job) {
+    const key = USER_KEYS.find((k) => job.metadata?.[k]);
+    if (!key) return "";
+    const query = `meta.${key}:${written(job.metadata[key])}`;
+    return h("a", { href: searchHash(listHash, query), title: `Search ${query}` }, job.metadata[key]);
+  }
+
+  // A query that is one word like a job's id: that job, if the queue (or any queue) has it.
+  async function findJob(id) {
+    found.hidden = true;
+    if (!id) return;
+    const queues = allQueues ? (await listAll("queues", "queues")).map((q) => q.name) : [base];
+    const answers = await Promise.allSettled(queues.map((name) => get(`${name}/jobs/${id}`)));
+    const jobs = answers.filter((a) => a.status === "fulfilled").map((a) => a.value);
+    if (closed || !jobs.length) return;
+    found.replaceChildren("Job with this id: ", ...jobs.map((job) => h("a", { href: jobHref(job.name) },
+      `${job.name.replace(/^queues\//, "")} (${job.type}, ${job.state.replace("STATE_", "")})`)));
+    found.hidden = false;
   }
 
   function show(job) {
@@ -216,9 +253,13 @@ export async function renderJobList(main, encodedQueue, query) {
   }
 
   async function load() {
+    if (search.errors.length) {
+      tbody.replaceChildren(h("tr", {}, h("td", { colspan: "10" }, "Correct the search to list jobs.")));
+      return;
+    }
     try {
       const page = await get(`${base}/jobs`, {
-        filter: filterOf(criteria), orderBy: criteria.sort, pageSize: PAGE_SIZE,
+        filter: search.filter, orderBy: criteria.sort, pageSize: PAGE_SIZE,
         pageToken: tokens[tokens.length - 1],
       });
       if (closed) return;
@@ -229,7 +270,7 @@ export async function renderJobList(main, encodedQueue, query) {
         rows.set(job.name, { row: built, job });
         tbody.append(built);
       }
-      if (!rows.size) tbody.append(h("tr", {}, h("td", { colspan: allQueues ? "9" : "8" }, "No jobs match.")));
+      if (!rows.size) tbody.append(h("tr", {}, h("td", { colspan: allQueues ? "10" : "9" }, "No jobs match.")));
       nextToken = page.nextPageToken || "";
       next.disabled = !nextToken;
       previous.disabled = tokens.length === 1;
@@ -258,6 +299,8 @@ export async function renderJobList(main, encodedQueue, query) {
     }
   }
 
+  showSearch();
+  findJob(search.jobId).catch(() => {});  // only a shortcut: the list answers the query anyway
   await load();
   const stream = allQueues ? null : await watch(base, {
     lastEventId: eventIdBeforeLastAnswer(), onEvent: (_type, event) => changed(event),
