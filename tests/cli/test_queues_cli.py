@@ -95,7 +95,7 @@ async def test_stats_shows_each_window_in_total_and_per_type(
     # a minute turned since), every other minute is empty.
     assert table[7:9] == ["", "Last 60 minutes, a block a minute, oldest first:"]
     finished, failed = table[9].split(), table[10].split()
-    assert finished[0] == "finished" and finished[2:] == ["1,", "at", "most", "1/min"]
+    assert [finished[0], *finished[2:]] == ["finished", "1,", "at", "most", "1/min"]
     assert finished[1] in ("▁" * 59 + "█", "▁" * 58 + "█▁")
     assert failed == ["failed", "▁" * 60, "0"]
     one = json.loads((await jobstream(scheduler.address, "stats", "q1", "--json")).out)

@@ -651,7 +651,9 @@ async def test_the_overview_charts_the_last_hour_and_shows_the_workers_cpu_and_m
     await expect(row.get_by_role("rowheader")).to_have_text(f"{listed['host']}:{listed['pid']}")
     await expect(row.locator(".cpu")).to_have_text(re.compile(r"^\d+ %$"))
     # The worker reports its memory with its status; the card reads it with the next refresh.
-    await expect(row.locator(".memory")).to_have_text(re.compile(r"^[1-9]\d* MB$"), timeout=JOB_DONE_MS)
+    await expect(row.locator(".memory")).to_have_text(
+        re.compile(r"^[1-9]\d* MB$"), timeout=JOB_DONE_MS
+    )
     await expect(health.locator(".health-total")).to_contain_text("1 worker process on 1 host: ")
     await expect(health.get_by_role("link", name="Workers")).to_have_attribute("href", "#/workers")
     await screenshot(page, "overview-charts")
@@ -668,7 +670,9 @@ async def test_the_overview_charts_the_last_hour_and_shows_the_workers_cpu_and_m
           });
           const flagged = [];
           for (const [minute, growing, steady] of [[0, 100, 100], [1, 110, 101], [3, 140, 100]]) {
-            const workers = [reading("workers/a", minute, growing, 12), reading("workers/b", minute, steady, 95)];
+            const workers = [
+              reading("workers/a", minute, growing, 12), reading("workers/b", minute, steady, 95),
+            ];
             history.record(workers);
             flagged.push(workers.map((w) => flagsOf(w, history).map(([, text]) => text)));
           }
@@ -687,7 +691,9 @@ async def test_the_overview_charts_the_last_hour_and_shows_the_workers_cpu_and_m
     await create(stack, "unknown-1", {"type": "report.unknown"})
     await page.reload()
     await expect(card.locator(".unserved-types")).to_have_text(
-        re.compile(r"^jobs of type report\.unknown wait and no live worker of the queue has a handler")
+        re.compile(
+            r"^jobs of type report\.unknown wait and no live worker of the queue has a handler"
+        )
     )
     await expect(card.locator(".workers")).to_have_text("1 live worker")
     await screenshot(page, "overview-unserved-type")
