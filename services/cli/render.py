@@ -11,6 +11,7 @@ from google.protobuf import timestamp_pb2
 from jobs.v1 import job_pb2
 
 BAR_WIDTH = 24
+_BLOCKS = "▁▂▃▄▅▆▇█"
 _UNITS = ((86_400, "d"), (3_600, "h"), (60, "m"), (1, "s"))
 
 
@@ -128,6 +129,16 @@ def bar(progress: job_pb2.Progress, width: int = BAR_WIDTH) -> str:
     if progress.message:
         parts.append(progress.message)
     return "  ".join(parts)
+
+
+def sparkline(values: Sequence[int]) -> str:
+    """One block per value, as tall as the value is near the largest: `▁` is 0, and any other
+    value at least `▂`, so a minute with one job never looks empty."""
+    top = max(values, default=0)
+    steps = len(_BLOCKS) - 2
+    return "".join(
+        _BLOCKS[1 + round(steps * value / top)] if value else _BLOCKS[0] for value in values
+    )
 
 
 def compact_json(value: object) -> str:

@@ -327,7 +327,23 @@ def stats_table(stats: queue_service_pb2.QueueStats) -> list[str]:
                     ),
                 ]
             )
-    return render.table(headers, rows, right="23456789")
+    return render.table(headers, rows, right="23456789") + series_lines(stats.series)
+
+
+def series_lines(series: Sequence[queue_service_pb2.StatsPoint]) -> list[str]:
+    """`stats`: the last hour a minute per block, finished jobs and then failures."""
+    if not series:
+        return []
+    finished = [p.succeeded + p.failed + p.cancelled for p in series]
+    failed = [p.failed for p in series]
+    ran = sum(p.succeeded + p.failed for p in series)
+    share = f", {sum(failed) / ran:.0%} of the jobs that ran" if ran else ""
+    return [
+        "",
+        f"Last {len(series)} minutes, a block a minute, oldest first:",
+        f"  finished {render.sparkline(finished)}  {sum(finished)}, at most {max(finished)}/min",
+        f"  failed   {render.sparkline(failed)}  {sum(failed)}{share}",
+    ]
 
 
 def _mib(size: int) -> str:

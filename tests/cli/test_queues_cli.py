@@ -90,7 +90,14 @@ async def test_stats_shows_each_window_in_total_and_per_type(
         ["5m", "(all)", "0", "0", "1"],
         ["5m", "demo", "0", "0", "1"],
     ]
-    assert [row.split()[0] for row in table[1:]] == ["5m", "5m", "1h", "1h", "1d", "1d"]
+    assert [row.split()[0] for row in table[1:7]] == ["5m", "5m", "1h", "1h", "1d", "1d"]
+    # The last hour, a block a minute: the cancel is in the last minute (or the one before, when
+    # a minute turned since), every other minute is empty.
+    assert table[7:9] == ["", "Last 60 minutes, a block a minute, oldest first:"]
+    finished, failed = table[9].split(), table[10].split()
+    assert [finished[0], *finished[2:]] == ["finished", "1,", "at", "most", "1/min"]
+    assert finished[1] in ("▁" * 59 + "█", "▁" * 58 + "█▁")
+    assert failed == ["failed", "▁" * 60, "0"]
     one = json.loads((await jobstream(scheduler.address, "stats", "q1", "--json")).out)
     assert one["name"] == "queues/q1"
 

@@ -129,3 +129,9 @@ def test_show_lists_the_phase_timeline_and_watch_names_phase_events() -> None:
     assert describe(started) == "phase     build  STARTED  attempt 2"
     progress = E(type=E.TYPE_PHASE_PROGRESS, message="build", progress=job_pb2.Progress(percent=40))
     assert describe(progress).split() == ["phase", "build", "40%"]
+
+
+def test_a_sparkline_scales_to_the_largest_value_and_keeps_small_ones_visible() -> None:
+    assert render.sparkline([0, 1, 4, 8, 12]) == "▁▂▄▆█"
+    assert render.sparkline([0, 0]) == "▁▁"
+    assert render.sparkline([]) == ""

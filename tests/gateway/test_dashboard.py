@@ -654,3 +654,88 @@ async def test_another_tenant_sees_none_of_these_failures_warnings_jobs_or_worke
     await expect(page.locator("tbody")).to_have_text("No jobs match.")
     await page.goto(f"{stack.base_url}/#/workers")
     await expect(page.locator("tbody")).to_have_text("No workers connected.")
+
+
+async def test_the_overview_charts_the_last_hour_and_shows_the_workers_cpu_and_memory(
+    stack: Stack, page: Page
+) -> None:
+    for number in range(3):
+        await create(stack, f"thumb-{number}", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await create(stack, "broken-2", {"type": "report.broken", "retryPolicy": {"maxAttempts": 1}})
+    await sign_in(page, stack, stack.viewer_key, "viewer")
+    card = page.locator('article[data-queue="default"]')
+    await expect(card.locator('dd[data-state="succeeded"]')).to_have_text("3", timeout=JOB_DONE_MS)
+    await expect(card.locator('dd[data-state="failed"]')).to_have_text("1", timeout=JOB_DONE_MS)
+    throughput = card.locator(".chart-throughput")
+    await expect(throughput.get_by_role("img")).to_have_accessible_name(
+        "Finished jobs per minute, last hour"
+    )
+    await expect(throughput.get_by_role("img")).to_have_accessible_description(
+        re.compile(r"^last hour: 4 finished, peak [1-4] jobs/min$")
+    )
+    await expect(card.locator(".chart-failure-rate figcaption")).to_have_text(
+        "last hour: 25 % failed (1 of 4 that ran)"
+    )
+    await expect(throughput.locator("svg > g")).to_have_count(60)  # a column a minute
+    await expect(throughput.locator("rect.failed")).to_have_count(1)  # the one failure's minute
+    titles = await throughput.locator("svg > g > title").all_text_contents()
+    assert sum(int(re.findall(r": (\d+) finished", t)[0]) for t in titles) == 4
+    # The same numbers as a table, for screen readers and for reading them exactly.
+    await card.get_by_text("Per minute", exact=True).click()
+    finished = card.locator(".per-minute tbody td:nth-child(2)")
+    await expect(finished.first).to_be_visible()
+    assert sum(map(int, await finished.all_text_contents())) == 4
+    await expect(card.locator('tr[data-window="3600s"] .failure-rate')).to_have_text("25%")
+
+    health = page.locator(".health-card")
+    listed = (await stack.api.get("/v1/workers")).json()["workers"][0]
+    row = health.locator(f'tr[data-worker="{listed["name"]}"]')
+    await expect(row.get_by_role("rowheader")).to_have_text(f"{listed['host']}:{listed['pid']}")
+    await expect(row.locator(".cpu")).to_have_text(re.compile(r"^\d+ %$"))
+    # The worker reports its memory with its status; the card reads it with the next refresh.
+    await expect(row.locator(".memory")).to_have_text(
+        re.compile(r"^[1-9]\d* MB$"), timeout=JOB_DONE_MS
+    )
+    await expect(health.locator(".health-total")).to_contain_text("1 worker process on 1 host: ")
+    await expect(health.get_by_role("link", name="Workers")).to_have_attribute("href", "#/workers")
+    await screenshot(page, "overview-charts")
+
+    # The flags, from the page's own module: CPU above 90 % of a core at once, memory once it
+    # grew by a quarter and 32 MB over minutes of readings.
+    flags = await page.evaluate(
+        """async () => {
+          const { MemoryHistory, flagsOf } = await import("/ui/health.js");
+          const history = new MemoryHistory();
+          const reading = (name, minute, mb, cpuPercent) => ({
+            name, cpuPercent, memoryRssBytes: String(mb * 1048576),
+            lastSeenTime: new Date(Date.UTC(2026, 0, 1, 0, minute)).toISOString(),
+          });
+          const flagged = [];
+          for (const [minute, growing, steady] of [[0, 100, 100], [1, 110, 101], [3, 140, 100]]) {
+            const workers = [
+              reading("workers/a", minute, growing, 12), reading("workers/b", minute, steady, 95),
+            ];
+            history.record(workers);
+            flagged.push(workers.map((w) => flagsOf(w, history).map(([, text]) => text)));
+          }
+          return flagged;
+        }"""
+    )
+    assert flags == [
+        [[], ["CPU above 90 % of one core"]],
+        [[], ["CPU above 90 % of one core"]],
+        [["memory grew 40 MB in 3 min"], ["CPU above 90 % of one core"]],
+    ]
+
+    # A queue with a live worker that has no handler for some waiting jobs' type says so on its
+    # card (GetDiagnostics' warning): paused, the worker does not even fetch them.
+    assert (await stack.api.post("/v1/queues/default:pause", json={})).status_code == 200
+    await create(stack, "unknown-1", {"type": "report.unknown"})
+    await page.reload()
+    await expect(card.locator(".unserved-types")).to_have_text(
+        re.compile(
+            r"^jobs of type report\.unknown wait and no live worker of the queue has a handler"
+        )
+    )
+    await expect(card.locator(".workers")).to_have_text("1 live worker")
+    await screenshot(page, "overview-unserved-type")

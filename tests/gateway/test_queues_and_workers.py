@@ -49,6 +49,10 @@ async def test_queue_statistics_over_rest(http: httpx.AsyncClient) -> None:
         assert [w["window"] for w in windows] == ["300s", "3600s", "86400s"]
         assert windows[0]["total"]["cancelled"] == "1"  # int64: a JSON string
         assert windows[0]["types"][0]["type"] == "t"
+        series = answer.json()["series"]
+        assert len(series) == 60
+        assert [int(p.get("cancelled", "0")) for p in series[-2:]] in ([0, 1], [1, 0])
+        assert all(p["startTime"].endswith(":00Z") for p in series)
 
 
 async def test_pause_resume_and_update(http: httpx.AsyncClient) -> None:

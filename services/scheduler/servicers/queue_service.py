@@ -62,9 +62,8 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         me = caller()
         every = request.name == ALL_QUEUES
         queue = None if every else me.queue(names.parse_queue_name(request.name))
-        windows = await self._store.queue_stats(queue, prefix=me.queue_prefix)
-        answer = queue_service_pb2.QueueStats(name=request.name, windows=windows)
-        answer.read_time.FromMilliseconds(self._store.clock.now_ms())
+        answer = await self._store.queue_stats(queue, prefix=me.queue_prefix)
+        answer.name = request.name
         return answer
 
     @override

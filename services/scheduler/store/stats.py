@@ -1,6 +1,7 @@
-"""Statistics of finished jobs over recent windows, from the per-hour counters the finishing
-scripts keep (lib.lua's `count_finished`): a hash per queue and hour whose fields
-`<minute>|<state>|<duration bucket>|<type>` count the jobs that finished that minute.
+"""Statistics of finished jobs over recent windows, and minute by minute over the last hour, from
+the per-hour counters the finishing scripts keep (lib.lua's `count_finished`): a hash per queue
+and hour whose fields `<minute>|<state>|<duration bucket>|<type>` count the jobs that finished
+that minute.
 
 A duration bucket b holds durations d (ms) with floor(4 * log2(1 + d)) = b, so a percentile is
 reported as its bucket's upper bound: within about 19 % of the true value.
@@ -22,6 +23,7 @@ from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 
 WINDOWS = (timedelta(minutes=5), timedelta(hours=1), timedelta(hours=24))
+SERIES_MINUTES = 60
 _MINUTE_MS = 60_000
 _HOUR_MS = 3_600_000
 _RAN = ("SUCCEEDED", "FAILED")  # states whose durations count
@@ -79,6 +81,16 @@ class _Tally:
             target.CopyFrom(_duration(self.percentile_ms(share)))
         return stats
 
+    def point(self, start_ms: int) -> queue_service_pb2.StatsPoint:
+        point = queue_service_pb2.StatsPoint(
+            succeeded=self.states["SUCCEEDED"],
+            failed=self.states["FAILED"],
+            cancelled=self.states["CANCELLED"],
+            duration_p95=_duration(self.percentile_ms(0.95)),
+        )
+        point.start_time.FromMilliseconds(start_ms)
+        return point
+
 
 def _duration(ms: int) -> duration_pb2.Duration:
     duration = duration_pb2.Duration()
@@ -86,10 +98,11 @@ def _duration(ms: int) -> duration_pb2.Duration:
     return duration
 
 
-async def window_stats(
+async def queue_stats(
     redis: RedisClient, queues: Sequence[str], now_ms: int
-) -> list[queue_service_pb2.WindowStats]:
-    """Each of WINDOWS over `queues` (store ids), ending with the minute of `now_ms`."""
+) -> queue_service_pb2.QueueStats:
+    """Each of WINDOWS and the per-minute series over `queues` (store ids), ending with the
+    minute of `now_ms`; `name` is left to the caller."""
     widest = max(WINDOWS)
     hours = range((now_ms - int(widest.total_seconds() * 1000)) // _HOUR_MS, now_ms // _HOUR_MS + 1)
     async with redis.pipeline(transaction=False) as pipe:
@@ -99,8 +112,14 @@ async def window_stats(
                 pipe.hgetall(keys.stats(hour))
         counters = cast(list[dict[bytes, bytes]], await pipe.execute())
     hour_of_each = [hour for _ in queues for hour in hours]
+    fields = _fields(hour_of_each, counters)
     now_minute = now_ms // _MINUTE_MS
-    return [_window(window, _fields(hour_of_each, counters), now_minute) for window in WINDOWS]
+    answer = queue_service_pb2.QueueStats(
+        windows=[_window(window, fields, now_minute) for window in WINDOWS],
+        series=_series(fields, now_minute),
+    )
+    answer.read_time.FromMilliseconds(now_ms)
+    return answer
 
 
 def _fields(
@@ -113,6 +132,18 @@ def _fields(
             minute, state, bucket, job_type = raw.decode().split("|", 3)
             found.append((hour * 60 + int(minute), state, int(bucket), job_type, int(count)))
     return found
+
+
+def _series(
+    fields: Iterable[tuple[int, str, int, str, int]], now_minute: int
+) -> list[queue_service_pb2.StatsPoint]:
+    """SERIES_MINUTES points, oldest first, the last one `now_minute`'s."""
+    first = now_minute - SERIES_MINUTES + 1
+    minutes = [_Tally() for _ in range(SERIES_MINUTES)]
+    for minute, state, bucket, _, count in fields:
+        if first <= minute <= now_minute:
+            minutes[minute - first].add(state, bucket, count)
+    return [tally.point((first + i) * _MINUTE_MS) for i, tally in enumerate(minutes)]
 
 
 def _window(

@@ -491,16 +491,16 @@ class JobStore:
 
     async def queue_stats(
         self, queue: str | None, *, prefix: str = ""
-    ) -> list[queue_service_pb2.WindowStats]:
+    ) -> queue_service_pb2.QueueStats:
         """Statistics of `queue`'s finished jobs (None: of every queue whose id starts with
-        `prefix`, a tenant's). Raises QueueNotFound."""
+        `prefix`, a tenant's), without a name. Raises QueueNotFound."""
         if queue is None:
             queues = [q for q in await self.queues.all_ids() if q.startswith(prefix)]
         else:
             if not await self.queues.exists(queue):
                 raise QueueNotFound(names.queue_name(queue))
             queues = [queue]
-        return await stats.window_stats(self.redis, queues, self.clock.now_ms())
+        return await stats.queue_stats(self.redis, queues, self.clock.now_ms())
 
     async def create_queue(self, queue: str, update: QueueSettingsUpdate) -> queue_pb2.Queue:
         """Raises QueueAlreadyExists."""

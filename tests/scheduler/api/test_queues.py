@@ -208,6 +208,9 @@ async def test_stats_of_one_queue_or_every_queue(
     assert [w.total.cancelled for w in one.windows] == [1, 1, 1]
     assert [w.total.cancelled for w in every.windows] == [2, 2, 2]
     assert [(t.type, t.cancelled) for t in every.windows[0].types] == [("demo", 2)]
+    # Minute by minute over the last hour (a minute may have turned since the cancels).
+    assert (len(one.series), len(every.series)) == (60, 60)
+    assert [sum(p.cancelled for p in s.series) for s in (one, every)] == [1, 2]
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await queues.GetQueueStats(queue_service_pb2.GetQueueStatsRequest(name="queues/nope"))
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,6 +1,6 @@
 """Statistics of finished jobs: the finishing scripts count each job in its queue's hour hash,
 and the reader sums the last 5 minutes, hour and day per type, with rates and approximate
-duration percentiles."""
+duration percentiles, and the last hour minute by minute."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ async def test_windows_count_rate_and_time_the_jobs_that_finished_in_them(
     # The last minute: one email of 10 ms.
     await run_for(store, clock, 10, type="email.send")
 
-    windows = by_window(await store.queue_stats(QUEUE))
+    windows = by_window(list((await store.queue_stats(QUEUE)).windows))
     five, hour, day = (
         windows[w] for w in (timedelta(minutes=5), timedelta(hours=1), timedelta(days=1))
     )
@@ -76,7 +76,8 @@ async def test_a_queue_without_finished_jobs_has_empty_windows(
     store: JobStore, clock: ManualClock
 ) -> None:
     await create(store)
-    windows = await store.queue_stats(QUEUE)
+    stats = await store.queue_stats(QUEUE)
+    windows = stats.windows
     assert [w.window.ToTimedelta() for w in windows] == [
         timedelta(minutes=5),
         timedelta(hours=1),
@@ -85,3 +86,36 @@ async def test_a_queue_without_finished_jobs_has_empty_windows(
     assert all(
         w.total.succeeded == 0 and w.total.success_rate == 0 and not w.types for w in windows
     )
+    assert len(stats.series) == 60
+    assert not any(p.succeeded or p.failed or p.cancelled for p in stats.series)
+
+
+async def test_the_series_counts_each_of_the_last_60_minutes_oldest_first(
+    store: JobStore, clock: ManualClock
+) -> None:
+    # More than an hour ago: in the day's window, not in the series.
+    await run_for(store, clock, 10)
+    clock.advance(70 * MINUTE_MS)
+    clock.advance(MINUTE_MS - clock.now_ms() % MINUTE_MS)  # these jobs all end in one minute
+    busy_minute = clock.now_ms()
+    for _ in range(2):
+        await run_for(store, clock, 100)
+    await run_for(store, clock, 2_000, fail=True)
+    await store.cancel_job(await create(store))
+    clock.advance(3 * MINUTE_MS)
+    await run_for(store, clock, 10)
+
+    stats = await store.queue_stats(QUEUE)
+    series = stats.series
+    assert len(series) == 60
+    starts = [p.start_time.ToMilliseconds() for p in series]
+    assert starts == [busy_minute + (m - 56) * MINUTE_MS for m in range(60)]  # oldest first
+    assert starts[-1] <= stats.read_time.ToMilliseconds() < starts[-1] + MINUTE_MS
+    counts = [(p.succeeded, p.failed, p.cancelled) for p in series]
+    assert counts[-4] == (2, 1, 1)
+    assert counts[-1] == (1, 0, 0)
+    assert set(counts[:-4] + counts[-3:-1]) == {(0, 0, 0)}
+    assert 2_000 <= series[-4].duration_p95.ToMilliseconds() <= 2_400
+    assert series[-3].duration_p95.ToMilliseconds() == 0
+    day = by_window(list(stats.windows))[timedelta(days=1)]
+    assert day.total.succeeded == 4  # the old job too

@@ -1,9 +1,13 @@
-// Overview: every queue with its counts per state, pause switch, live workers, and throughput and
-// failure rate over 5 min / 1 h / 24 h (GetQueueStats); a warning on a queue with a backlog and no
-// live worker; the system's own warnings (GetDiagnostics) on top. Refreshed when a queue's events say something changed (WatchQueue, for the busiest
-// queues), at most once a second, and every 15 s for the workers, the rates and the other queues.
+// Overview: every queue with its counts per state, pause switch, live workers, charts of the last
+// hour minute by minute and throughput and failure rate over 5 min / 1 h / 24 h (GetQueueStats); a
+// warning on a queue with a backlog and no live worker (for it, or for some of its job types); the
+// system's own warnings (GetDiagnostics) on top and the workers' CPU and memory (ListWorkers) below.
+// Refreshed when a queue's events say something changed (WatchQueue, for the busiest queues), at
+// most once a second, and every 15 s for the workers, the rates and the other queues.
 import { eventIdBeforeLastAnswer, get, listAll, may, post, watch } from "./api.js";
+import { hourCharts } from "./charts.js";
 import { coalesce, h, notify, shortState, time } from "./dom.js";
+import { MemoryHistory, healthCard } from "./health.js";
 import { limitsSummary } from "./limits.js";
 
 const STATES = ["scheduled", "blocked", "queued", "running", "succeeded", "failed", "cancelled"];
@@ -53,23 +57,33 @@ function diagnosticsList(warnings) {
     }))];
 }
 
-function queueCard(queue, stats, liveWorkers, refresh, view) {
-  const id = queue.name.split("/").pop();
+// A queue's backlog with no live worker: counted here when no worker consumes the queue at all;
+// else GetDiagnostics' per-type warning (jobs of types no live worker of the queue handles).
+function backlogWarning(queue, liveWorkers, warnings) {
   const counts = queue.jobCounts || {};
   const backlog = Number(counts.queued || 0) + Number(counts.scheduled || 0);
+  if (backlog > 0 && liveWorkers === 0) {
+    return h("p", { class: "warning", role: "alert" },
+      `${backlog} job${backlog === 1 ? "" : "s"} waiting and no live worker consumes this queue.`);
+  }
+  const unserved = warnings.filter((w) => w.resource === queue.name && w.kind === "KIND_NO_LIVE_WORKER");
+  return unserved.map((w) => h("p", { class: "warning unserved-types", role: "alert" }, w.message));
+}
+
+function queueCard(queue, stats, liveWorkers, warnings, refresh, view) {
+  const id = queue.name.split("/").pop();
+  const counts = queue.jobCounts || {};
   const card = h("article", { class: "card queue", dataset: { queue: id }, "aria-labelledby": `q-${id}` },
     h("header", {},
       h("h2", { id: `q-${id}` }, h("a", { href: `#/queues/${encodeURIComponent(id)}` }, id)),
       queue.paused ? h("span", { class: "state state-paused" }, "paused") : null,
       h("span", { class: "workers" }, `${liveWorkers} live worker${liveWorkers === 1 ? "" : "s"}`)),
-    backlog > 0 && liveWorkers === 0
-      ? h("p", { class: "warning", role: "alert" },
-        `${backlog} job${backlog === 1 ? "" : "s"} waiting and no live worker consumes this queue.`)
-      : null,
+    backlogWarning(queue, liveWorkers, warnings),
     h("dl", { class: "counts" }, STATES.flatMap((state) => [
       h("dt", {}, h("a", { href: `#/queues/${encodeURIComponent(id)}?state=${state.toUpperCase()}` }, state)),
       h("dd", { dataset: { state } }, String(counts[state] || 0)),
     ])),
+    stats ? hourCharts(id, stats.series) : null,
     stats ? statsTable(stats) : null,
     h("p", { class: "limits" }, limitsSummary(queue.limits)),
     h("p", { class: "card-links" },
@@ -96,10 +110,28 @@ export async function renderOverview(main) {
     h("h1", { id: "overview-title" }, "Queues"));
   const diagnostics = h("section", { class: "card diagnostics-card", hidden: true, "aria-live": "polite" });
   const grid = h("div", { class: "grid", "aria-live": "polite" });
-  view.append(diagnostics, grid);
+  const health = h("section", { class: "card health-card", "aria-labelledby": "health-title" });
+  view.append(diagnostics, grid, health);
   main.append(view);
   const watches = new Map();
+  const memory = new MemoryHistory();
   let closed = false;
+  let warnings = [];
+  let read = null;  // the last queues, their stats and the workers
+
+  function paintQueues() {
+    if (!read) return;
+    const { queues, stats, workers } = read;
+    const live = liveWorkersByQueue(workers);
+    const opened = new Set([...grid.querySelectorAll(".per-minute[open]")]
+      .map((details) => details.closest("[data-queue]").dataset.queue));
+    grid.replaceChildren(...queues.map((queue, index) => queueCard(
+      queue, stats[index], live.get(queue.name.split("/").pop()) || 0, warnings, refresh, view)));
+    for (const card of grid.querySelectorAll("[data-queue]")) {
+      if (opened.has(card.dataset.queue)) card.querySelector(".per-minute")?.setAttribute("open", "");
+    }
+    if (!queues.length) grid.append(h("p", {}, "No queues yet: enqueue a job to make one."));
+  }
 
   async function refresh() {
     try {
@@ -108,10 +140,10 @@ export async function renderOverview(main) {
       ]);
       const stats = await Promise.all(queues.map((q) => get(`${q.name}/stats`).catch(() => null)));
       if (closed) return;
-      const live = liveWorkersByQueue(workers);
-      grid.replaceChildren(...queues.map((queue, index) =>
-        queueCard(queue, stats[index], live.get(queue.name.split("/").pop()) || 0, refresh, view)));
-      if (!queues.length) grid.append(h("p", {}, "No queues yet: enqueue a job to make one."));
+      read = { queues, stats, workers };
+      paintQueues();
+      memory.record(workers);
+      health.replaceChildren(...healthCard(workers, memory));
       const busiest = [...queues].sort((a, b) => activity(b) - activity(a)).slice(0, LIVE_QUEUES);
       const followed = new Set(busiest.map((queue) => queue.name));
       for (const name of [...watches.keys()]) if (!followed.has(name)) unfollow(name);
@@ -127,9 +159,10 @@ export async function renderOverview(main) {
     try {
       const answer = await get("diagnostics");
       if (closed) return;
-      const warnings = answer.warnings || [];
+      warnings = answer.warnings || [];
       diagnostics.replaceChildren(...diagnosticsList(warnings));
       diagnostics.hidden = !warnings.length;
+      paintQueues();
     } catch (error) {
       notify(view, `Could not read the diagnostics: ${error.message}`);
     }
