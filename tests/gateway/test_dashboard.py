@@ -523,7 +523,7 @@ async def test_the_workers_view_shows_each_worker_and_what_it_runs_now(
     await expect(worker.locator(".job-types")).to_contain_text("video.transcode")
     await expect(worker.get_by_text("active")).to_be_visible()
     # Its clock against Redis's: this machine's own, so a few ms either way.
-    await expect(worker.locator(".clock")).to_have_text(re.compile(r"^[+−]\d+ ms$"))
+    await expect(worker.locator(".clock")).to_have_text(re.compile(r"^[+-]\d+ ms$"))
     # The running job appears with the view's refresh (every 5 s), linked to its page.
     current = worker.locator(".current").get_by_role("link", name="transcode-2")
     await expect(current).to_be_visible(timeout=JOB_DONE_MS)

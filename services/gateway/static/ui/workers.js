@@ -14,7 +14,7 @@ const workerId = (worker) => worker.name.replace(/^workers\//, "");  // as an at
 function clockOffset(offset) {
   if (offset === undefined) return "—";
   const ms = durationMs(offset);
-  return `${ms >= 0 ? "+" : "−"}${humanMs(Math.abs(ms))}`;
+  return `${ms >= 0 ? "+" : "-"}${humanMs(Math.abs(ms))}`;
 }
 const megabytes = (bytes) => (bytes ? `${(Number(bytes) / 1048576).toFixed(0)} MB` : "—");
 
