@@ -61,7 +61,8 @@ async function route(event) {
     const params = match.slice(1).map((part) => part || "");  // each view decodes its own
     main.replaceChildren();
     unmount = (await view()(main, ...params)) || (() => {});
-    if (navigated) main.focus({ preventScroll: true });  // the keyboard starts in the new view
+    // The keyboard starts in the new view, unless the view took the focus itself.
+    if (navigated && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
     return;
   }
   main.replaceChildren(h("p", { class: "notice notice-error" }, `No page at ${hash}.`));

@@ -22,6 +22,17 @@ const SORTS = [
 ];
 // The person a job is for, as its metadata names them (the first of these keys it has).
 const USER_KEYS = ["user", "tenant", "user_id"];
+// A search moves to its own address, which mounts the list again: the new list takes the focus
+// back to its search box, so one can refine the query without reaching for it again.
+let focusSearchOnMount = false;
+
+// At phone width the rows are laid out as cards (dashboard.css), and a table whose rows are not
+// displayed as table rows loses its table semantics in some browsers: the roles keep them.
+function withCellRoles(tr) {
+  tr.setAttribute("role", "row");
+  for (const cell of tr.children) cell.setAttribute("role", cell.tagName === "TH" ? "columnheader" : "cell");
+  return tr;
+}
 
 function field(id, label, control) {
   control.id = id;
@@ -76,8 +87,10 @@ export async function renderJobList(main, encodedQueue, query) {
     if (search.errors.length) return;  // named under the box; nothing is sent
     criteria.query = searchInput.value.trim();
     const hash = searchHash(listHash, criteria.query, sortSelect.value);
-    if (location.hash !== hash) location.hash = hash;
-    else { tokens.length = 1; findJob(search.jobId).catch(() => {}); load(); }  // again, from page 1
+    if (location.hash !== hash) {
+      focusSearchOnMount = true;
+      location.hash = hash;
+    } else { tokens.length = 1; findJob(search.jobId).catch(() => {}); load(); }  // again, from page 1
   }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -94,13 +107,13 @@ export async function renderJobList(main, encodedQueue, query) {
 
   const selectAll = h("input", { type: "checkbox", "aria-label": "Select every job on this page" });
   const tbody = h("tbody");
-  const table = h("table", { class: "jobs" },
+  const table = h("table", { class: "jobs", role: "table" },
     h("caption", { class: "visually-hidden" }, allQueues ? "Jobs of every queue" : `Jobs of queue ${queue}`),
-    h("thead", {}, h("tr", {},
+    h("thead", {}, withCellRoles(h("tr", {},
       h("th", { scope: "col" }, selectAll),
       ...[["ID"], allQueues ? ["Queue"] : null, ["Type"], ["Status"], ["Progress"], ["User", "user"],
         ["Created", "created"], ["Duration"], ["Waiting because", "wait"]]
-        .filter(Boolean).map(([c, column]) => h("th", { scope: "col", class: column }, c)))),
+        .filter(Boolean).map(([c, column]) => h("th", { scope: "col", class: column }, c))))),
     tbody);
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const previous = h("button", { type: "button", disabled: true }, "Previous page");
@@ -115,6 +128,10 @@ export async function renderJobList(main, encodedQueue, query) {
     form, found, actions, matchBar, bulkProgress, h("div", { class: "scroll" }, table),
     h("nav", { class: "pages", "aria-label": "Pages" }, previous, summary, next));
   main.append(view);
+  if (focusSearchOnMount) {
+    focusSearchOnMount = false;
+    searchInput.focus();
+  }
   if (!allQueues) view.querySelector(".card-links").after(await limitsPanel(queue, view));
 
   const bulk = [
@@ -212,17 +229,17 @@ export async function renderJobList(main, encodedQueue, query) {
       if (check.checked) selected.add(job.name); else selected.delete(job.name);
       syncSelection();
     });
-    return h("tr", { dataset: { job: id, state: job.state } },
+    return withCellRoles(h("tr", { dataset: { job: id, state: job.state } },
       h("td", {}, check),
       h("td", { class: "id" }, h("a", { href: jobHref(job.name) }, id)),
       allQueues ? h("td", { class: "queue" }, h("a", { href: `#/queues/${jobQueue}` }, jobQueue)) : null,
-      h("td", {}, job.type),
+      h("td", { class: "type" }, job.type),
       h("td", { class: "status" }, stateBadge(job.state)),
       h("td", { class: "progress-cell" }, progressBar(job.progress, `Progress of ${id}`)),
       h("td", { class: "user" }, userLink(job)),
       h("td", { class: "created" }, time(job.createTime)),
       h("td", { class: "duration" }, humanMs(jobDurationMs(job))),
-      h("td", { class: "wait" }, WAITING.has(job.state) ? job.waitReason?.message || "" : ""));
+      h("td", { class: "wait" }, WAITING.has(job.state) ? job.waitReason?.message || "" : "")));
   }
 
   function userLink(job) {
@@ -254,7 +271,7 @@ export async function renderJobList(main, encodedQueue, query) {
 
   async function load() {
     if (search.errors.length) {
-      tbody.replaceChildren(h("tr", {}, h("td", { colspan: "10" }, "Correct the search to list jobs.")));
+      tbody.replaceChildren(withCellRoles(h("tr", {}, h("td", { colspan: "10" }, "Correct the search to list jobs."))));
       return;
     }
     try {
@@ -270,7 +287,7 @@ export async function renderJobList(main, encodedQueue, query) {
         rows.set(job.name, { row: built, job });
         tbody.append(built);
       }
-      if (!rows.size) tbody.append(h("tr", {}, h("td", { colspan: allQueues ? "10" : "9" }, "No jobs match.")));
+      if (!rows.size) tbody.append(withCellRoles(h("tr", {}, h("td", { colspan: allQueues ? "10" : "9" }, "No jobs match."))));
       nextToken = page.nextPageToken || "";
       next.disabled = !nextToken;
       previous.disabled = tokens.length === 1;
