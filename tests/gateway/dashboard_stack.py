@@ -35,8 +35,16 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def dashboard_stack(redis: RedisClient, redis_url: str) -> AsyncIterator[Stack]:
-    settings = SchedulerSettings(host=LOOPBACK, port=0, shutdown_grace=timedelta(seconds=1))
+async def dashboard_stack(
+    redis: RedisClient,
+    redis_url: str,
+    *,
+    handlers: str = EXAMPLES,
+    stall_after: timedelta = timedelta(minutes=10),
+) -> AsyncIterator[Stack]:
+    settings = SchedulerSettings(
+        host=LOOPBACK, port=0, shutdown_grace=timedelta(seconds=1), stall_after=stall_after
+    )
     async with in_process_scheduler(
         redis, auth=required_auth(), run_loops=True, settings=settings
     ) as scheduler:
@@ -50,7 +58,7 @@ async def dashboard_stack(redis: RedisClient, redis_url: str) -> AsyncIterator[S
             worker = await start_worker(
                 scheduler=address,
                 redis_url=redis_url,
-                module=EXAMPLES,
+                module=handlers,
                 env={"JOBSTREAM_API_KEY": operator},
             )
             try:

@@ -10,6 +10,9 @@ import {
 import { liveDiagnostics, stallFlag } from "./job_inspect.js";
 import { JobHistory, progressHistory, timelineCards } from "./timeline.js";
 
+// How often a running job's page asks whether it now counts as stalled (the threshold is minutes).
+const STALL_RECHECK_MS = 30_000;
+
 const jobLink = (name) => h("a", { href: jobHref(name) }, name);
 
 function section(title, ...content) {
@@ -99,6 +102,7 @@ export async function renderJob(main, encodedQueue, encodedId) {
   const timelineSection = section("Timeline", timelineBox);
   const progressSection = section("Progress history", progressBox);
   const diagnostics = liveDiagnostics(path);
+  const stallSlot = h("div", { class: "stall-slot", "aria-live": "polite" });
 
   function showHistory() {
     if (!job) return;
@@ -138,6 +142,7 @@ export async function renderJob(main, encodedQueue, encodedId) {
 
   function render() {
     const waiting = WAITING.has(job.state);
+    showStall();
     body.replaceChildren(...[
       h("div", { class: "card summary-card" },
         h("p", { class: "headline" }, stateBadge(job.state), " ", h("span", { class: "type" }, job.type),
@@ -147,7 +152,7 @@ export async function renderJob(main, encodedQueue, encodedId) {
         waiting && job.waitReason ? h("p", { class: "wait-reason" }, "Waiting: ", job.waitReason.message) : null,
         job.cancelReason ? h("p", {}, `Cancel reason: ${job.cancelReason}`) : null,
         (job.warnings || []).map((w) => h("p", { class: "warning" }, w)),
-        stallFlag(job),
+        stallSlot,
         actions()),
       diagnostics.forJob(job),
       // A job that succeeded on a later attempt keeps the error of the one before.
@@ -177,6 +182,22 @@ export async function renderJob(main, encodedQueue, encodedId) {
     showHistory();
   }
 
+  // The stall flag lives on without a re-render: a new progress report or phase change clears
+  // it, and while the job runs quietly GetJob is asked again every STALL_RECHECK_MS to raise it.
+  function showStall() {
+    stallSlot.replaceChildren(...[stallFlag(job)].filter(Boolean));
+  }
+
+  async function recheckStall() {
+    if (job?.state !== "STATE_RUNNING") return;
+    try {
+      const fresh = await get(path);
+      if (closed || fresh.state !== job.state || fresh.attempt !== job.attempt) return;  // the stream's reload has it
+      job.stall = fresh.stall;
+      showStall();
+    } catch { /* the next check, or the stream, tells */ }
+  }
+
   async function load() {
     try {
       job = await get(path);
@@ -192,6 +213,12 @@ export async function renderJob(main, encodedQueue, encodedId) {
     if (type === "reset") history.clear();
     if (history.add(type, event)) showHistorySoon();
     if (type === "log") logs.append(h("li", {}, time(event.time), " ", event.message));
+    // A sign of progress newer than the stall's (the stream replays older ones on opening).
+    if (job?.stall && (type === "progress" || type.startsWith("phase_"))
+      && Date.parse(event.time) > Date.parse(job.stall.sinceTime)) {
+      job.stall = undefined;
+      showStall();
+    }
     if (type === "progress" && job) {
       job.progress = event.progress;
       const bar = body.querySelector(".progress");
@@ -225,9 +252,11 @@ export async function renderJob(main, encodedQueue, encodedId) {
     }
     if (job && !FINISHED.has(job.state)) showHistory();  // the current state's time so far
   }, 1000);
+  const stallTimer = setInterval(recheckStall, STALL_RECHECK_MS);
   return () => {
     closed = true;
     clearInterval(ticker);
+    clearInterval(stallTimer);
     stream?.close();
   };
 }
