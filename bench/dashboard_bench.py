@@ -199,9 +199,9 @@ async def reads(api: Api, rounds: int) -> dict[str, object]:
 
 
 # Records, in the page, each new text of the job's progress message and each job row that
-# appears, with the page's wall clock.
+# appears, with the page's wall clock, and when it started to (`since`).
 OBSERVE = """() => {
-  window.benchSeen = { progress: [], rows: [] };
+  window.benchSeen = { progress: [], rows: [], since: Date.now() };
   const known = new Set();
   new MutationObserver(() => {
     const now = Date.now();
@@ -310,12 +310,16 @@ async def live(
         await open_page(list_page, stack.gateway_url, f"queues/{LIVE}", "tr[data-job]")
         created = await produce(client, rate, seconds)
         await asyncio.sleep(2)  # a bench's drain, not a test's wait: late events count too
-        progress = await job_page.evaluate("() => window.benchSeen.progress")
+        page_seen = await job_page.evaluate("() => window.benchSeen")
         rows = await list_page.evaluate("() => window.benchSeen.rows")
-        stamped = [(text.split(), seen) for text, seen in progress]
-        progress_delays = [
-            (seen - float(words[1])) / 1000 for words, seen in stamped if len(words) == 2
+        reported = [
+            (float(words[1]), seen)
+            for text, seen in page_seen["progress"]
+            if len(words := text.split()) == 2
         ]
+        # Only reports made while the page watched: the ones before reach it as WatchJob's
+        # replay of the job's history when its stream opens, which is not a live delay.
+        progress_delays = [(seen - at) / 1000 for at, seen in reported if at >= page_seen["since"]]
         row_delays = [(seen - created[job]) / 1000 for job, seen in rows if job in created]
         if len(progress_delays) < 10:
             raise BenchFailed(f"the job page saw {len(progress_delays)} progress reports")
