@@ -49,8 +49,11 @@ function showCaller(caller) {
   document.getElementById("nav").hidden = false;
 }
 
+let routed = 0;  // counts route() calls: a view that finishes mounting after a newer one began closes
+
 async function route(event) {
   const navigated = event instanceof HashChangeEvent;
+  const mine = ++routed;
   unmount();
   unmount = () => {};
   if (!session.caller) return;
@@ -60,7 +63,9 @@ async function route(event) {
     if (!match) continue;
     const params = match.slice(1).map((part) => part || "");  // each view decodes its own
     main.replaceChildren();
-    unmount = (await view()(main, ...params)) || (() => {});
+    const close = (await view()(main, ...params)) || (() => {});
+    if (mine !== routed) return close();  // left while it mounted: its streams and timers stop
+    unmount = close;
     // The keyboard starts in the new view, unless the view took the focus itself.
     if (navigated && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
     return;
@@ -83,6 +88,7 @@ async function start() {
 }
 
 document.getElementById("sign-out").addEventListener("click", () => {
+  routed += 1;  // a view still mounting closes when it is done
   unmount();
   session.key = "";
   session.caller = null;
