@@ -31,6 +31,7 @@ DEFAULT_TENANT = "default"
 MAX_ATTEMPT_NUMBER = 1_000_000
 
 _QUEUE_NAME = re.compile(r"queues/(?P<queue>[^/]*)")
+ALL_QUEUES = "queues/-"  # AIP-159: every queue of the caller's tenant, where a call allows it
 _JOB_NAME = re.compile(r"queues/(?P<queue>[^/]*)/jobs/(?P<job>[^/]*)")
 _SCHEDULE_NAME = re.compile(r"queues/(?P<queue>[^/]*)/schedules/(?P<schedule>[^/]*)")
 _BULK_NAME = re.compile(r"queues/(?P<queue>[^/]*)/bulkOperations/(?P<operation>[^/]*)")
@@ -194,13 +195,16 @@ def parse_webhook_name(name: str, field: str = "name") -> tuple[str, str]:
 
 
 def parse_watchable(name: str, field: str) -> str | JobRef:
-    """`queues/{queue}` -> queue id, `queues/{queue}/jobs/{job}` -> JobRef."""
+    """`queues/{queue}` -> queue id, `queues/{queue}/jobs/{job}` -> JobRef, and `queues/-`
+    (every queue) as it is."""
+    if name == ALL_QUEUES:
+        return name
     if _JOB_NAME.fullmatch(name):
         return parse_job_name(name, field)
     if _QUEUE_NAME.fullmatch(name):
         return parse_queue_name(name, field)
     raise InvalidArgument.field(
-        field, "must have the form queues/{queue} or queues/{queue}/jobs/{job}"
+        field, "must have the form queues/{queue}, queues/- or queues/{queue}/jobs/{job}"
     )
 
 

@@ -24,7 +24,6 @@ from services.scheduler.store.models import CREATE_ORDER, JobPage, ListQuery
 from services.scheduler.store.store import JobStore
 from services.scheduler.violations import Violations
 
-ALL_QUEUES = "queues/-"
 MAX_QUEUES = 1_000  # a tenant's queues a page covers, in name order
 _CURSOR = re.compile(paging.JOB_CURSOR.pattern + " " + names.QUEUE_ID.pattern)
 _BELOW_EVERY_ID_CHARACTER = "~"  # members are [0-9a-z:-]; `~` sorts after each of them
@@ -62,7 +61,7 @@ def list_query(request: job_service_pb2.ListJobsRequest) -> Query:
     v.raise_if_any()
     terms = parse_filter(request.filter)
     direction = "desc" if descending else "asc"
-    fingerprint = paging.fingerprint(ALL_QUEUES, terms.fingerprint(), direction)
+    fingerprint = paging.fingerprint(names.ALL_QUEUES, terms.fingerprint(), direction)
     after = None
     if request.page_token:
         member, queue = paging.decode_token(request.page_token, fingerprint, _CURSOR).split(" ")

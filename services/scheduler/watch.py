@@ -72,7 +72,7 @@ def _raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-def _stream_id(event_id: str) -> tuple[int, int]:
+def stream_id(event_id: str) -> tuple[int, int]:
     ms, _, seq = event_id.partition("-")
     return int(ms), int(seq or 0)
 
@@ -142,7 +142,7 @@ class _Cursor:
     def is_new(self, event: event_pb2.JobEvent) -> bool:
         if not event.event_id or self.position is None:
             return True
-        return _stream_id(event.event_id) > _stream_id(self.position)
+        return stream_id(event.event_id) > stream_id(self.position)
 
     def advance(self, event: event_pb2.JobEvent) -> None:
         if event.event_id:
@@ -235,7 +235,7 @@ class WatchHub:
         reader = self._readers.get(key)
         if reader is None or reader.position is None or cursor.position is None:
             return False
-        return _stream_id(reader.position) <= _stream_id(cursor.position)
+        return stream_id(reader.position) <= stream_id(cursor.position)
 
     def following(self, key: str) -> bool:
         """Whether a reader follows `key` now (a new watcher of it joins without a first read)."""

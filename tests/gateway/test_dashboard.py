@@ -87,6 +87,27 @@ async def test_sign_in_then_a_new_job_appears_live_and_its_progress_moves(
     await screenshot(page, "job-list")
 
 
+async def test_the_list_of_every_queue_is_live_on_one_stream(stack: Stack, page: Page) -> None:
+    await create(stack, "before", {"type": "thumbnail.render", "payload": {"size": 8}})
+    await sign_in(page, stack, stack.viewer_key, "viewer")
+    async with page.expect_response(lambda answer: "/v1/queues/-:watch?" in answer.url) as watch:
+        await page.goto(f"{stack.base_url}/#/jobs")
+    assert (await watch.value).status == 200  # WatchQueue on `queues/-`, not a timer
+    await expect(page.locator('tr[data-job="before"]')).to_be_visible()
+    # A queue made after the page opened (no worker consumes it: the job stays queued) ...
+    answer = await stack.api.post("/v1/queues/imports/jobs?jobId=in-imports", json={"type": "x"})
+    assert answer.status_code == 200, answer.text
+    imported = page.locator('tr[data-job="in-imports"]')
+    await expect(imported.locator(".status")).to_have_text("QUEUED", timeout=JOB_DONE_MS)
+    await expect(imported.locator(".queue")).to_have_text("imports")
+    # ... and a job of `default` whose row follows it to the end.
+    await create(stack, "after", {"type": "image.build", "payload": {"layers": 2}})
+    row = page.locator('tr[data-job="after"]')
+    await expect(row.locator(".status")).to_have_text("SUCCEEDED", timeout=JOB_DONE_MS)
+    await expect(row.get_by_label("Progress of after")).to_have_attribute("value", "100")
+    await screenshot(page, "job-list-every-queue")
+
+
 async def test_a_failing_job_shows_its_stack_trace_and_a_retry_from_its_page_succeeds(
     stack: Stack, page: Page
 ) -> None:

@@ -119,7 +119,7 @@ class JobService(job_service_pb2_grpc.JobServiceServicer):
         request: job_service_pb2.ListJobsRequest,
         context: Context[job_service_pb2.ListJobsRequest, job_service_pb2.ListJobsResponse],
     ) -> job_service_pb2.ListJobsResponse:
-        if request.parent == all_queues.ALL_QUEUES:
+        if request.parent == names.ALL_QUEUES:
             return await self._list_across_queues(request)
         query, fingerprint = paging.list_jobs_query(request)
         queue = caller().queue(query.queue)

@@ -17,9 +17,9 @@ from services.scheduler.diagnostics import Diagnoser
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import WatchHub, parse_event_id
+from services.scheduler.watch_all_queues import AllQueuesWatch
 
 Context = grpc.aio.ServicerContext
-ALL_QUEUES = "queues/-"  # AIP-159: every queue of the caller's tenant
 
 
 class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
@@ -60,7 +60,7 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
         context: Context[queue_service_pb2.GetQueueStatsRequest, queue_service_pb2.QueueStats],
     ) -> queue_service_pb2.QueueStats:
         me = caller()
-        every = request.name == ALL_QUEUES
+        every = request.name == names.ALL_QUEUES
         queue = None if every else me.queue(names.parse_queue_name(request.name))
         answer = await self._store.queue_stats(queue, prefix=me.queue_prefix)
         answer.name = request.name
@@ -120,9 +120,18 @@ class QueueService(queue_service_pb2_grpc.QueueServiceServicer):
     ) -> AsyncIterator[event_pb2.JobEvent]:
         """Events after `after_event_id` (only new ones when empty), then live ones; never ends by
         itself. Initial metadata is sent once the start is fixed: every later event is delivered.
-        Raises QueueNotFound for a queue never used."""
-        queue = caller().queue(names.parse_queue_name(request.name))
+        `queues/-`: every queue of the tenant (watch_all_queues). Raises QueueNotFound for a queue
+        never used."""
         after = parse_event_id(request.after_event_id)
+        if request.name == names.ALL_QUEUES:
+            every = AllQueuesWatch(self._store, self._watches, prefix=caller().queue_prefix)
+            await every.open(after)
+            await context.send_initial_metadata(())
+            async with contextlib.aclosing(every.events()) as merged:
+                async for event in merged:
+                    yield event
+            return
+        queue = caller().queue(names.parse_queue_name(request.name))
         await self._store.get_queue(queue)
 
         async def read(position: str | None, block_ms: int | None) -> EventBatch:

@@ -13,7 +13,6 @@ from services.scheduler.auth.principal import caller
 from services.scheduler.store.schedules import ScheduleStore, redis_now_ms
 
 Context = grpc.aio.ServicerContext
-ALL_QUEUES = "queues/-"  # AIP-159: every queue of the caller's tenant
 
 
 class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
@@ -59,7 +58,7 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
     ) -> schedule_service_pb2.ListSchedulesResponse:
         after, limit, fingerprint = paging.list_schedules_page(request)
         me = caller()
-        if request.parent == ALL_QUEUES:
+        if request.parent == names.ALL_QUEUES:
             queues = [
                 queue
                 for queue in await self._schedules.jobs.known_queues()
@@ -68,7 +67,7 @@ class ScheduleService(schedule_service_pb2_grpc.ScheduleServiceServicer):
         else:
             queues = [me.queue(names.parse_queue_name(request.parent, "parent"))]
         schedules, cursor = await self._schedules.list_schedules(queues, after=after, limit=limit)
-        if request.parent != ALL_QUEUES and not schedules:
+        if request.parent != names.ALL_QUEUES and not schedules:
             await self._schedules.jobs.check_queue(queues[0])  # as ListJobs: an unknown queue 404s
         return schedule_service_pb2.ListSchedulesResponse(
             schedules=schedules, next_page_token=paging.next_page_token(cursor, fingerprint)

@@ -16,7 +16,6 @@ from services.scheduler.store.schedules import redis_now_ms
 from services.scheduler.store.webhooks import WebhookStore
 
 Context = grpc.aio.ServicerContext
-ALL_QUEUES = "queues/-"  # AIP-159: every queue of the caller's tenant
 
 
 class WebhookService(webhook_service_pb2_grpc.WebhookServiceServicer):
@@ -62,12 +61,12 @@ class WebhookService(webhook_service_pb2_grpc.WebhookServiceServicer):
     ) -> webhook_service_pb2.ListWebhooksResponse:
         after, limit, fingerprint = webhook_validation.list_webhooks_page(request)
         me = caller()
-        if request.parent == ALL_QUEUES:
+        if request.parent == names.ALL_QUEUES:
             queues = [q for q in await self._webhooks.queues() if q.startswith(me.queue_prefix)]
         else:
             queues = [me.queue(names.parse_queue_name(request.parent, "parent"))]
         webhooks, cursor = await self._webhooks.list_webhooks(queues, after=after, limit=limit)
-        if request.parent != ALL_QUEUES and not webhooks:
+        if request.parent != names.ALL_QUEUES and not webhooks:
             await self._webhooks.jobs.check_queue(queues[0])  # as ListJobs: an unknown queue 404s
         return webhook_service_pb2.ListWebhooksResponse(
             webhooks=webhooks, next_page_token=paging.next_page_token(cursor, fingerprint)

@@ -14,7 +14,6 @@ import {
 } from "./dom.js";
 
 const PAGE_SIZE = 25;
-const ALL_QUEUES_REFRESH_MS = 5_000;
 const SORTS = [
   ["", "newest first"], ["create_time asc", "oldest first"], ["start_time desc", "started last"],
   ["duration desc", "longest running"], ["finish_time desc", "finished last"],
@@ -46,8 +45,8 @@ export async function renderJobList(main, encodedQueue, query) {
   // Relative times (`created:<1h`) become absolute when the search runs, and stay so while its
   // pages are read (a page token holds its filter).
   let search = toFilter(criteria.query, new Date());
-  // `-`: every queue of the tenant (`#/jobs`), newest first; no stream, sort or bulk operation
-  // spans queues, so that list reads its first page again every few seconds instead.
+  // `-`: every queue of the tenant (`#/jobs`), newest first, live through WatchQueue on
+  // `queues/-`; no sort or bulk operation spans queues.
   const allQueues = queue === "-";
   const base = `queues/${encodeURIComponent(queue)}`;
   const listHash = allQueues ? "#/jobs" : `#/${base}`;
@@ -305,7 +304,9 @@ export async function renderJobList(main, encodedQueue, query) {
 
   async function changed(event) {
     const known = rows.get(event.job);
-    if (event.type === "TYPE_PROGRESS" && known) {
+    if (event.type === "TYPE_RESET") {
+      reload();  // events may have been missed (on `queues/-`: a queue found late): read again
+    } else if (event.type === "TYPE_PROGRESS" && known) {
       known.job.progress = event.progress;
       const bar = known.row.querySelector(".progress");
       if (bar) setProgress(bar, event.progress); else show(known.job);
@@ -319,11 +320,10 @@ export async function renderJobList(main, encodedQueue, query) {
   showSearch();
   findJob(search.jobId).catch(() => {});  // only a shortcut: the list answers the query anyway
   await load();
-  const stream = allQueues ? null : await watch(base, {
+  const stream = await watch(base, {  // `queues/-`: every queue's events, on one stream
     lastEventId: eventIdBeforeLastAnswer(), onEvent: (_type, event) => changed(event),
   }).catch(() => null);
   if (closed) stream?.close();
-  const poll = allQueues ? setInterval(() => { if (tokens.length === 1) load(); }, ALL_QUEUES_REFRESH_MS) : null;
   const ticker = setInterval(() => {  // running jobs' duration so far
     for (const { row: r, job } of rows.values()) {
       if (job.state === "STATE_RUNNING") r.querySelector(".duration").textContent = humanMs(jobDurationMs(job));
@@ -332,7 +332,6 @@ export async function renderJobList(main, encodedQueue, query) {
   return () => {
     closed = true;
     clearInterval(ticker);
-    clearInterval(poll);
     stream?.close();
   };
 }
