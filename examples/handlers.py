@@ -92,6 +92,7 @@ async def transcode(ctx: JobContext) -> dict[str, object]:
             continue
         ctx.log(f"cancelled after {second}s; cleaning up partial output")
         ctx.raise_if_cancelled()
+    ctx.progress(current=seconds, total=seconds, message="transcoded")
     return {"seconds": seconds}
 
 

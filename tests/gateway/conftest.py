@@ -65,10 +65,15 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A new browser context per test."""
+    """A new browser context per test. An error the page's scripts throw and nobody catches
+    fails the test, whatever it asserted."""
     context = await browser.new_context()
     context.set_default_timeout(WAIT_MS)
+    uncaught: list[str] = []
     try:
-        yield await context.new_page()
+        opened = await context.new_page()
+        opened.on("pageerror", lambda error: uncaught.append(f"{error.name}: {error.message}"))
+        yield opened
     finally:
         await context.close()
+    assert not uncaught, f"the page threw: {uncaught}"
