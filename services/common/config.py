@@ -62,6 +62,14 @@ class RedisSettings(BaseSettings):
         validation_alias="JOBSTREAM_REDIS_TIMEOUT",
         description="Socket and connect timeout: callers get UNAVAILABLE instead of hanging.",
     )
+    max_connections: int = Field(
+        default=1000,
+        ge=8,
+        validation_alias="JOBSTREAM_REDIS_MAX_CONNECTIONS",
+        description="Connections a process may hold open to Redis (to each node, in a "
+        "cluster). Each queue watched at the moment holds one while it waits for events; a "
+        "call past the limit fails UNAVAILABLE at once.",
+    )
 
 
 class LogSettings(BaseSettings):

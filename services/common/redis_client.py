@@ -20,11 +20,20 @@ def _retry() -> Retry:
 
 
 def open_redis(settings: RedisSettings) -> RedisClient:
-    """A client for `settings.url`; callers close it with `aclose()`."""
+    """A client for `settings.url`; callers close it with `aclose()`.
+
+    Its pool holds up to `settings.max_connections` (redis-py's default is 100, which a burst
+    of watches, each waiting in XREAD BLOCK on a connection of its own, used up). The pool fails a
+    command at once past its limit rather than waiting: redis-py's waiting pool costs every
+    command a condition, a lock and a timeout, which `make bench` saw on the per-job path."""
     timeout = settings.timeout.total_seconds()
     if settings.cluster:
         return RedisCluster.from_url(
-            settings.url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=_retry()
+            settings.url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=_retry(),
+            max_connections=settings.max_connections,
         )
     return Redis.from_url(
         settings.url,
@@ -32,4 +41,5 @@ def open_redis(settings: RedisSettings) -> RedisClient:
         socket_connect_timeout=timeout,
         health_check_interval=30,
         retry=_retry(),
+        max_connections=settings.max_connections,
     )

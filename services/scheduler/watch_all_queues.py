@@ -3,7 +3,10 @@
 Each queue is followed by the hub's own watch of it (so it shares the reader a one-queue
 WatchQueue or WatchJob of that queue uses). The queue list is read again every
 `QUEUE_LIST_REFRESH_S`, so a queue made after the watch opened is followed from its first event,
-and a deleted one is let go.
+and a deleted one is let go. Each followed queue holds a Redis connection while its reader waits
+for events, so at most `MAX_FOLLOWED_QUEUES` are followed (the first by name); a tenant with more
+gets a TYPE_RESET every `UNFOLLOWED_RESET_S` for the others, so its views are read again at that
+pace rather than not at all.
 
 Event ids are each queue's stream ids, which start with the millisecond they were written, so
 `after_event_id` is applied to every queue as a point in time, and the merged stream keeps the
@@ -22,12 +25,13 @@ import heapq
 from collections.abc import AsyncGenerator
 
 from jobs.v1 import event_pb2
-from services.scheduler.all_queues import MAX_QUEUES
 from services.scheduler.store.events import EventBatch
 from services.scheduler.store.store import JobStore
 from services.scheduler.watch import Read, WatchHub, reset_event, stream_id
 
 QUEUE_LIST_REFRESH_S = 2.0
+MAX_FOLLOWED_QUEUES = 50
+UNFOLLOWED_RESET_S = 5.0
 REORDER_S = 0.1  # how long each event waits for older ones from other queues
 FROM_THE_START = "0-0"  # a queue that appeared after the watch opened: all of its events are new
 
@@ -46,6 +50,7 @@ class AllQueuesWatch:
             maxsize=hub.queue_size
         )
         self._followed: dict[str, asyncio.Task[None]] = {}
+        self._more = False  # the tenant has more queues than are followed
 
     def _read(self, queue: str) -> Read:
         async def read(position: str | None, block_ms: int | None) -> EventBatch:
@@ -53,13 +58,18 @@ class AllQueuesWatch:
 
         return read
 
-    async def _queue_ids(self) -> set[str]:
-        return set(await self._store.queues.ids(prefix=self._prefix, after=None, limit=MAX_QUEUES))
+    async def _queue_ids(self) -> list[str]:
+        """The queues to follow: the first MAX_FOLLOWED_QUEUES by id (`_more`: there are others)."""
+        ids = await self._store.queues.ids(
+            prefix=self._prefix, after=None, limit=MAX_FOLLOWED_QUEUES + 1
+        )
+        self._more = len(ids) > MAX_FOLLOWED_QUEUES
+        return ids[:MAX_FOLLOWED_QUEUES]
 
     async def open(self, after: str | None) -> None:
         """Fixes where each queue's events start: after `after`, or (None) after the events each
         queue holds now."""
-        queues = sorted(await self._queue_ids())
+        queues = await self._queue_ids()
         if after is None:
             batches = await asyncio.gather(*(self._read(q)(None, None) for q in queues))
             self._starts = {q: b.position for q, b in zip(queues, batches, strict=True)}
@@ -80,14 +90,19 @@ class AllQueuesWatch:
         self._followed[queue] = task
 
     async def _track_queues(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_reset = loop.time()
         try:
             while True:
                 await asyncio.sleep(QUEUE_LIST_REFRESH_S)
-                queues = await self._queue_ids()
+                queues = set(await self._queue_ids())
                 for queue in queues - self._followed.keys():
                     self._start(queue, FROM_THE_START)
                 for queue in self._followed.keys() - queues:
                     self._followed.pop(queue).cancel()
+                if self._more and loop.time() - last_reset >= UNFOLLOWED_RESET_S:
+                    last_reset = loop.time()
+                    await self._merged.put(reset_event())  # for the queues not followed
         except Exception as error:
             await self._merged.put(error)
 
@@ -126,29 +141,39 @@ class _InOrder:
         self._added = 0  # a tie-breaker: the heap never compares events
         self._last: tuple[int, int] | None = None  # id of the last event released
         self._reset_sent = False  # since the last event released
+        self._reset_due = False  # a reset came in: it leaves at the next release, unheld
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
     def add(self, event: event_pb2.JobEvent) -> None:
-        # A reader's own reset (its stream was trimmed) has no id: it goes first.
-        key = stream_id(event.event_id) if event.event_id else (0, 0)
+        if not event.event_id:  # a reset (a reader's stream was trimmed, or the tracker's): now
+            self._reset_due = True
+            return
         self._added += 1
+        key = stream_id(event.event_id)
         heapq.heappush(self._held, (key, self._added, self._now() + REORDER_S, event))
 
     def wait_s(self) -> float | None:
         """How long until the oldest held event is due (None: nothing held)."""
+        if self._reset_due:
+            return 0.0
         return max(0.0, self._held[0][2] - self._now()) if self._held else None
 
+    def _reset(self) -> list[event_pb2.JobEvent]:
+        self._reset_due = False
+        if self._reset_sent:  # one already says "read again", and nothing was released since
+            return []
+        self._reset_sent = True
+        return [reset_event()]
+
     def due(self) -> list[event_pb2.JobEvent]:
-        released: list[event_pb2.JobEvent] = []
+        released = self._reset() if self._reset_due else []
         now = self._now()
         while self._held and self._held[0][2] <= now:
             key, _, _, event = heapq.heappop(self._held)
-            if not event.event_id or (self._last is not None and key <= self._last):
-                if not self._reset_sent:
-                    released.append(reset_event())
-                    self._reset_sent = True
+            if self._last is not None and key <= self._last:
+                released += self._reset()
                 continue
             released.append(event)
             self._last, self._reset_sent = key, False

@@ -57,9 +57,12 @@ def test_a_late_older_event_becomes_one_reset() -> None:
     assert [e.type for e in merge.due()] == [RESET]
 
 
-def test_a_readers_own_reset_passes_first() -> None:
+def test_a_reset_leaves_at_once_and_never_holds_events_back() -> None:
     merge = _Clocked()
     merge.add(_event("30-0"))
-    merge.add(event_pb2.JobEvent(type=RESET))
+    merge.add(event_pb2.JobEvent(type=RESET))  # a reader's own (its stream was trimmed)
+    assert merge.wait_s() == 0.0
+    assert [e.type for e in merge.due()] == [RESET]
     merge.now += REORDER_S
-    assert [e.type for e in merge.due()] == [RESET, event_pb2.JobEvent.TYPE_PROGRESS]
+    merge.add(event_pb2.JobEvent(type=RESET))  # resets keep coming (the unfollowed queues')
+    assert [e.event_id for e in merge.due()] == ["30-0"]  # one reset was pending already

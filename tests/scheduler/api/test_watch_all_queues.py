@@ -18,6 +18,7 @@ from jobs.v1 import (
 from jobs.v1 import job_service_pb2_grpc as jobs_grpc
 from jobs.v1 import queue_service_pb2_grpc as queues_grpc
 from services.common.redis_client import RedisClient
+from services.scheduler import watch_all_queues
 from services.scheduler.app import Scheduler
 from tests.scheduler.api.helpers import failure, next_event
 from tests.support.auth import ADMIN, as_caller, create_key, required_auth
@@ -75,6 +76,34 @@ async def test_every_queue_on_one_stream_with_queues_made_later_and_resuming(
         assert scheduler.watches.reader_count == 0
 
     await eventually(readers_stopped)  # the clients went away: every queue's reader stops
+
+
+async def test_past_the_followed_queues_resets_come_for_the_others(
+    jobs: jobs_grpc.JobServiceAsyncStub,
+    queues: queues_grpc.QueueServiceAsyncStub,
+    scheduler: Scheduler,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(watch_all_queues, "MAX_FOLLOWED_QUEUES", 2)
+    monkeypatch.setattr(watch_all_queues, "QUEUE_LIST_REFRESH_S", 0.05)
+    monkeypatch.setattr(watch_all_queues, "UNFOLLOWED_RESET_S", 0.0)
+    for queue in ("a", "b", "c"):
+        await _create(jobs, queue)
+    call = _watch(queues)
+    await call.initial_metadata()
+    assert (await next_event(call)).type == event_pb2.JobEvent.TYPE_RESET  # `c` is not followed
+
+    def two_readers() -> None:  # one for each followed queue, none for `c`
+        assert scheduler.watches.reader_count == 2
+
+    await eventually(two_readers)
+    followed = await _create(jobs, "a")
+    for _ in range(100):  # resets again and again (one per refresh), then `a`'s event
+        if (event := await next_event(call)).type != event_pb2.JobEvent.TYPE_RESET:
+            break
+    assert event.job == followed.name
+    assert scheduler.watches.reader_count == 2
+    call.cancel()
 
 
 async def test_a_bad_resume_id_is_invalid_argument(
