@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from jobs.v1 import event_pb2
 from services.common.aio_compat import cancel_and_wait
 from services.common.errors import InvalidArgument, WatchLagged
-from services.scheduler.store.events import EventBatch
+from services.scheduler.store.events import EventBatch, stream_id
 
 QUEUE_SIZE = 1000
 LINGER_S = 10.0
@@ -70,11 +70,6 @@ def _raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
-
-
-def stream_id(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 @dataclass(eq=False)

@@ -25,9 +25,9 @@ import heapq
 from collections.abc import AsyncGenerator
 
 from jobs.v1 import event_pb2
-from services.scheduler.store.events import EventBatch
+from services.scheduler.store.events import EventBatch, stream_id
 from services.scheduler.store.store import JobStore
-from services.scheduler.watch import Read, WatchHub, reset_event, stream_id
+from services.scheduler.watch import Read, WatchHub, reset_event
 
 QUEUE_LIST_REFRESH_S = 2.0
 MAX_FOLLOWED_QUEUES = 50

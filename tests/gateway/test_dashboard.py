@@ -6,7 +6,7 @@ is saved under tests/artifacts/dashboard/ (printed at the end of the run)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -53,6 +53,14 @@ async def sign_in(page: Page, stack: Stack, key: str, role: str, tenant: str = "
 
 async def create(stack: Stack, job_id: str, body: dict[str, object]) -> None:
     answer = await stack.api.post(f"/v1/queues/default/jobs?jobId={job_id}", json=body)
+    assert answer.status_code == 200, answer.text
+
+
+async def create_nightly(stack: Stack, requests: Sequence[Mapping[str, object]]) -> None:
+    """BatchCreateJobs on queue `nightly` (no worker consumes it: the jobs stay queued)."""
+    answer = await stack.api.post(
+        "/v1/queues/nightly/jobs:batchCreate", json={"requests": requests}
+    )
     assert answer.status_code == 200, answer.text
 
 
@@ -288,10 +296,7 @@ async def test_a_backlog_without_a_worker_warns_and_the_list_filters_and_pages(
         }
         for number in range(30)
     ]
-    answer = await stack.api.post(
-        "/v1/queues/nightly/jobs:batchCreate", json={"requests": requests}
-    )
-    assert answer.status_code == 200, answer.text
+    await create_nightly(stack, requests)
     await create(stack, "today", {"type": "thumbnail.render", "payload": {"size": 8}})
     await sign_in(page, stack, stack.admin_key, "admin")
     card = page.locator('article[data-queue="nightly"]')
@@ -495,10 +500,7 @@ async def test_select_all_matching_cancels_every_matching_job_beyond_the_page(
     requests = [
         {"jobId": f"n-{number:02d}", "job": {"type": "report.nightly"}} for number in range(30)
     ] + [{"jobId": f"keep-{number}", "job": {"type": "report.keep"}} for number in range(2)]
-    answer = await stack.api.post(
-        "/v1/queues/nightly/jobs:batchCreate", json={"requests": requests}
-    )
-    assert answer.status_code == 200, answer.text
+    await create_nightly(stack, requests)
     await sign_in(page, stack, stack.operator_key, "operator")
     await page.goto(f"{stack.base_url}/#/queues/nightly?type=report.nightly")
     rows = page.locator("tbody tr[data-job]")

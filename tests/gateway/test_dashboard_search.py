@@ -15,7 +15,13 @@ from playwright.async_api import Page, Request, expect
 
 from services.common.redis_client import RedisClient
 from tests.gateway.dashboard_stack import Stack, dashboard_stack
-from tests.gateway.test_dashboard import JOB_DONE_MS, create, screenshot, sign_in
+from tests.gateway.test_dashboard import (
+    JOB_DONE_MS,
+    create,
+    create_nightly,
+    screenshot,
+    sign_in,
+)
 
 
 @pytest.fixture
@@ -242,10 +248,7 @@ async def test_select_all_matching_acts_on_the_translated_filter(stack: Stack, p
         {"jobId": f"keep-{number}", "job": {"type": "report.keep", "tags": ["batch"]}}
         for number in range(2)
     ]
-    answer = await stack.api.post(
-        "/v1/queues/nightly/jobs:batchCreate", json={"requests": requests}
-    )
-    assert answer.status_code == 200, answer.text
+    await create_nightly(stack, requests)
     await sign_in(page, stack, stack.operator_key, "operator")
     await page.goto(f"{stack.base_url}/#/queues/nightly")
     rows = page.locator("tbody tr[data-job]")

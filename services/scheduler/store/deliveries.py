@@ -20,6 +20,7 @@ from services.common import names
 from services.common.redis_client import RedisClient
 from services.common.redis_keys import QueueKeys
 from services.scheduler.store.codes import Code, Reply, as_int, as_text
+from services.scheduler.store.events import stream_id
 from services.scheduler.store.webhooks import DELIVERY_GROUP, load_script
 
 Delivery = webhook_pb2.WebhookDelivery
@@ -218,9 +219,9 @@ class DeliveryStore:
                 list[bytes], await self.redis.zrange(keys.webhook_deliveries(webhook_id), 0, -1)
             )
         ]
-        ids.sort(key=_stream_order, reverse=True)
+        ids.sort(key=stream_id, reverse=True)
         if before is not None:
-            ids = [i for i in ids if _stream_order(i) < _stream_order(before)]
+            ids = [i for i in ids if stream_id(i) < stream_id(before)]
         page = ids[:limit]
         async with self.redis.pipeline(transaction=False) as pipe:
             for event_id in page:
@@ -232,11 +233,6 @@ class DeliveryStore:
             if h
         ]
         return deliveries, page[-1] if len(ids) > limit else None
-
-
-def _stream_order(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _delivery(queue: str, webhook_id: str, event_id: str, h: dict[bytes, bytes]) -> Delivery:

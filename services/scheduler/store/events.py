@@ -34,7 +34,8 @@ class EventBatch:
     more: bool = False  # cut at the read's count: more events may follow right away
 
 
-def _stream_id(value: str | bytes) -> tuple[int, int]:
+def stream_id(value: str | bytes) -> tuple[int, int]:
+    """A stream id (`<ms>-<seq>`) as a tuple that orders like Redis orders ids."""
     text = value.decode() if isinstance(value, bytes) else value
     ms, _, seq = text.partition("-")
     return int(ms), int(seq or 0)
@@ -50,7 +51,7 @@ def _trimmed_after(info: dict[str, object], position: str) -> bool:
     removed = isinstance(entries_added, int) and isinstance(length, int) and entries_added > length
     if not removed or not isinstance(first, tuple | list) or not first:
         return False
-    return _stream_id(position) < _stream_id(first[0])
+    return stream_id(position) < stream_id(first[0])
 
 
 class EventReader:
@@ -122,9 +123,9 @@ def history_batch(queue: str, job_id: str, raw: bytes | None, *, after: str | No
     trimmed = lines[0] == _TRIMMED
     kept = [codec.event_from_history(queue, job_id, line) for line in lines if len(line) > 1]
     position = after or "0-0"
-    events = [e for e in kept if _stream_id(e.event_id) > _stream_id(position)]
+    events = [e for e in kept if stream_id(e.event_id) > stream_id(position)]
     reset = trimmed and after is not None and bool(kept)
-    reset = reset and _stream_id(after or "0-0") < _stream_id(kept[0].event_id)
+    reset = reset and stream_id(after or "0-0") < stream_id(kept[0].event_id)
     if kept:
-        position = max(position, kept[-1].event_id, key=_stream_id)
+        position = max(position, kept[-1].event_id, key=stream_id)
     return EventBatch(events, reset=reset, position=position)
